@@ -1,0 +1,70 @@
+"""The adapter interface: one small class per framework protocol.
+
+An adapter turns a :class:`~gateway.model.Call` into the framework's native
+request, sends it, and maps the reply (or stream) back to a
+:class:`~gateway.model.Result` or :class:`~gateway.model.Event` objects. It
+classifies failures into the model's error types (transient or permanent) and
+never retries, times out on its own, or logs payloads: policies do that.
+
+Shared mechanics (the HTTP session, SSE parsing, header injection, status
+mapping) live in :mod:`adapters.transport` and :mod:`adapters.sse`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict
+
+from gateway.model import AgentSpec, Call, Event, Result
+
+
+class AdapterOptions(BaseModel):
+    """Base for an adapter's ``options:`` block; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterResources:
+    """Process-wide resources an adapter may use (owned by the gateway)."""
+
+    http: aiohttp.ClientSession
+
+
+class Adapter(abc.ABC):
+    """Base class of all adapters. Subclasses set ``kind`` and ``Options``."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[AdapterOptions]] = AdapterOptions
+    streaming: ClassVar[bool] = True
+
+    def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
+        self.spec = spec
+        self.resources = resources
+        self.options: Any = self.Options.model_validate(dict(spec.options))
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise pydantic.ValidationError when ``options`` are wrong (config load)."""
+        cls.Options.model_validate(dict(options))
+
+    @abc.abstractmethod
+    async def invoke(self, call: Call) -> Result:
+        """Send one attempt and return the complete result."""
+
+    def stream(self, call: Call) -> AsyncIterator[Event]:
+        """Send one attempt and yield its events; by default one ``message`` per result message."""
+        return self._stream_from_invoke(call)
+
+    async def _stream_from_invoke(self, call: Call) -> AsyncIterator[Event]:
+        result = await self.invoke(call)
+        for message in result.messages:
+            yield Event("message", message=message)
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (channels, background tasks)."""

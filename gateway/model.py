@@ -1,0 +1,318 @@
+"""The normalized model every front, policy and adapter speaks.
+
+A call enters through a front, becomes one :class:`Invocation`, and comes back
+as a :class:`Result` or a stream of :class:`Event` objects. Adapters map their
+framework's wire format to these types and back; policies act on the
+:class:`GatewayError` hierarchy below. This module does no I/O and imports
+nothing else of ours.
+
+Errors::
+
+    GatewayError                      code           HTTP  transient
+    ├── InvalidRequest                INVALID_ARGUMENT 400  no
+    ├── Unauthenticated               UNAUTHENTICATED 401  no
+    ├── PermissionDenied              PERMISSION_DENIED 403 no
+    ├── NotFound                      NOT_FOUND       404  no
+    ├── Conflict                      ABORTED         409  no
+    ├── ResourceExhausted             RESOURCE_EXHAUSTED 429/503 yes
+    ├── Cancelled                     CANCELLED       499  no
+    └── UpstreamError                 (an agent failed; transient or permanent)
+        ├── UpstreamUnavailable       UNAVAILABLE     503  yes (connect errors, resets, 502/503)
+        ├── UpstreamTimeout           DEADLINE_EXCEEDED 504 yes
+        └── UpstreamRejected          FAILED_PRECONDITION / per status 4xx/502  no
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias
+
+JSON: TypeAlias = Any
+"""A JSON-compatible value: dict, list, str, int, float, bool or None."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Role(enum.StrEnum):
+    """Who is speaking in a :class:`Message`."""
+
+    USER = "user"
+    AGENT = "agent"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    metadata: Mapping[str, JSON] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class DataPart:
+    """Structured JSON content."""
+
+    data: JSON
+    metadata: Mapping[str, JSON] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A reference to a file; the gateway passes the reference, never the bytes."""
+
+    uri: str
+    media_type: str = ""
+    name: str = ""
+    metadata: Mapping[str, JSON] = _EMPTY
+
+
+Part: TypeAlias = TextPart | DataPart | FilePart
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    parts: tuple[Part, ...]
+    metadata: Mapping[str, JSON] = _EMPTY
+    message_id: str = ""
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(Role.USER, (TextPart(text),))
+
+    @classmethod
+    def agent(cls, text: str) -> Message:
+        return cls(Role.AGENT, (TextPart(text),))
+
+    @property
+    def text(self) -> str:
+        """The concatenated text parts (empty when there are none)."""
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Context propagated on every hop (trace context travels with OpenTelemetry).
+
+    ``deadline`` is a :func:`time.monotonic` instant: deadlines cross process
+    boundaries as *remaining* time, so clocks never need to agree.
+    """
+
+    session_id: str = ""
+    thread_id: str = ""
+    user_id: str = ""
+    request_id: str = ""
+    baggage: Mapping[str, str] = _EMPTY
+    deadline: float | None = None
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left before the deadline (never negative), or None without one."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - (time.monotonic() if now is None else now))
+
+    def with_timeout(self, timeout: float | None) -> Context:
+        """This context with its deadline tightened to ``timeout`` seconds from now."""
+        if timeout is None:
+            return self
+        candidate = time.monotonic() + timeout
+        if self.deadline is not None and self.deadline <= candidate:
+            return self
+        return replace(self, deadline=candidate)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    params: Mapping[str, JSON] = _EMPTY
+    # False: never repeat the call once it may have reached the agent.
+    idempotent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One normalized call to a logical agent name."""
+
+    agent: str
+    messages: tuple[Message, ...]
+    context: Context = field(default_factory=Context)
+    options: Options = field(default_factory=Options)
+    # Inbound headers / gRPC metadata (lower-case keys), for route matching.
+    headers: Mapping[str, str] = _EMPTY
+    # 1 for the first upstream attempt; the retry policy counts up.
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    agent: str
+    messages: tuple[Message, ...]
+    metadata: Mapping[str, JSON] = _EMPTY
+
+    @property
+    def text(self) -> str:
+        return "".join(m.text for m in self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One streamed event: ``delta`` (partial content), ``message``, ``status``,
+    ``tool``, ``step`` or a framework-specific type."""
+
+    type: str
+    message: Message | None = None
+    data: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """An upstream agent as the adapters see it (validated config, no I/O)."""
+
+    name: str
+    kind: str
+    endpoint: str
+    options: Mapping[str, JSON] = _EMPTY
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One upstream attempt: what an adapter receives.
+
+    ``headers`` are the context headers to send upstream (trace context,
+    baggage, ids, remaining deadline), already computed for this attempt.
+    """
+
+    invocation: Invocation
+    headers: Mapping[str, str]
+
+    @property
+    def attempt(self) -> int:
+        return self.invocation.attempt
+
+    @property
+    def context(self) -> Context:
+        return self.invocation.context
+
+    def timeout(self) -> float | None:
+        return self.invocation.context.remaining()
+
+
+class StatusCode(enum.StrEnum):
+    """Canonical status names (the gRPC codes), shared by both fronts."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    ABORTED = "ABORTED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    CANCELLED = "CANCELLED"
+    UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    INTERNAL = "INTERNAL"
+    UNKNOWN = "UNKNOWN"
+
+
+class GatewayError(Exception):
+    """Base of every error a caller can see; carries what both fronts need."""
+
+    code: ClassVar[StatusCode] = StatusCode.INTERNAL
+    http_status: ClassVar[int] = 500
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        agent: str = "",
+        details: Mapping[str, JSON] | None = None,
+        transient: bool | None = None,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.agent = agent
+        self.details: Mapping[str, JSON] = details or {}
+        if transient is not None:
+            self.transient = transient
+        self.retry_after = retry_after
+        if http_status is not None:
+            self.status = http_status
+        else:
+            self.status = type(self).http_status
+
+    def __str__(self) -> str:
+        return f"{self.message} (agent {self.agent!r})" if self.agent else self.message
+
+
+class InvalidRequest(GatewayError):
+    code = StatusCode.INVALID_ARGUMENT
+    http_status = 400
+
+
+class Unauthenticated(GatewayError):
+    code = StatusCode.UNAUTHENTICATED
+    http_status = 401
+
+
+class PermissionDenied(GatewayError):
+    code = StatusCode.PERMISSION_DENIED
+    http_status = 403
+
+
+class NotFound(GatewayError):
+    code = StatusCode.NOT_FOUND
+    http_status = 404
+
+
+class Conflict(GatewayError):
+    code = StatusCode.ABORTED
+    http_status = 409
+
+
+class ResourceExhausted(GatewayError):
+    code = StatusCode.RESOURCE_EXHAUSTED
+    http_status = 429
+    transient = True
+
+
+class Cancelled(GatewayError):
+    code = StatusCode.CANCELLED
+    http_status = 499
+
+
+class UpstreamError(GatewayError):
+    """An upstream agent failed. ``transient`` says whether a retry may help."""
+
+    code = StatusCode.UNKNOWN
+    http_status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = StatusCode.UNAVAILABLE
+    http_status = 503
+    transient = True
+
+
+class UpstreamTimeout(UpstreamError):
+    code = StatusCode.DEADLINE_EXCEEDED
+    http_status = 504
+    transient = True
+
+
+class UpstreamRejected(UpstreamError):
+    """The agent refused the request (a 4xx, a framework validation error)."""
+
+    code = StatusCode.FAILED_PRECONDITION
+    http_status = 502
