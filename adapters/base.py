@@ -66,5 +66,5 @@ class Adapter(abc.ABC):
         for message in result.messages:
             yield Event("message", message=message)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release what the adapter holds (channels, background tasks)."""

@@ -50,7 +50,7 @@ class Role(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class TextPart:
     text: str
-    metadata: Mapping[str, JSON] = _EMPTY
+    metadata: Mapping[str, JSON] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class DataPart:
     """Structured JSON content."""
 
     data: JSON
-    metadata: Mapping[str, JSON] = _EMPTY
+    metadata: Mapping[str, JSON] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class FilePart:
     uri: str
     media_type: str = ""
     name: str = ""
-    metadata: Mapping[str, JSON] = _EMPTY
+    metadata: Mapping[str, JSON] = field(default_factory=dict)
 
 
 Part: TypeAlias = TextPart | DataPart | FilePart
@@ -78,7 +78,7 @@ Part: TypeAlias = TextPart | DataPart | FilePart
 class Message:
     role: Role
     parts: tuple[Part, ...]
-    metadata: Mapping[str, JSON] = _EMPTY
+    metadata: Mapping[str, JSON] = field(default_factory=dict)
     message_id: str = ""
 
     @classmethod
@@ -111,7 +111,7 @@ class Context:
     thread_id: str = ""
     user_id: str = ""
     request_id: str = ""
-    baggage: Mapping[str, str] = _EMPTY
+    baggage: Mapping[str, str] = field(default_factory=dict)
     deadline: float | None = None
 
     def remaining(self, now: float | None = None) -> float | None:
@@ -132,7 +132,7 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    params: Mapping[str, JSON] = _EMPTY
+    params: Mapping[str, JSON] = field(default_factory=dict)
     # False: never repeat the call once it may have reached the agent.
     idempotent: bool = True
 
@@ -146,7 +146,7 @@ class Invocation:
     context: Context = field(default_factory=Context)
     options: Options = field(default_factory=Options)
     # Inbound headers / gRPC metadata (lower-case keys), for route matching.
-    headers: Mapping[str, str] = _EMPTY
+    headers: Mapping[str, str] = field(default_factory=dict)
     # 1 for the first upstream attempt; the retry policy counts up.
     attempt: int = 1
 
@@ -155,7 +155,7 @@ class Invocation:
 class Result:
     agent: str
     messages: tuple[Message, ...]
-    metadata: Mapping[str, JSON] = _EMPTY
+    metadata: Mapping[str, JSON] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -179,7 +179,7 @@ class AgentSpec:
     name: str
     kind: str
     endpoint: str
-    options: Mapping[str, JSON] = _EMPTY
+    options: Mapping[str, JSON] = field(default_factory=dict)
     description: str = ""
 
 

@@ -1,0 +1,103 @@
+"""The generic HTTP agent adapter: JSON in, JSON or server-sent events out.
+
+Wire format (the gateway's own HTTP JSON, so an agent can be written in any
+language in a few lines):
+
+* ``POST {endpoint}{invoke_path}`` with the protobuf JSON of ``InvokeRequest``;
+  the reply is the JSON of ``InvokeResponse`` (``{"messages": [...]}``), or any
+  other JSON value (kept as a data part), or plain text (a text part).
+* ``POST {endpoint}{stream_path}`` answers ``text/event-stream``; each event's
+  data is the JSON of an ``Event`` (``{"type": "delta", "message": {...}}``), or
+  plain text, taken as a ``delta`` text chunk (typed by the SSE ``event:`` name
+  when it has one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import Field
+
+from adapters.base import Adapter, AdapterOptions, AdapterResources
+from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
+from adapters.transport import HttpTransport
+from agentgateway.v1 import gateway_pb2 as pb
+from gateway import wire
+from gateway.model import (
+    AgentSpec,
+    Call,
+    DataPart,
+    Event,
+    InvalidRequest,
+    Message,
+    Result,
+    Role,
+    TextPart,
+    UpstreamError,
+)
+
+
+class HttpAgentOptions(AdapterOptions):
+    invoke_path: str = "/invoke"
+    stream_path: str = "/stream"
+    # Static headers for every request (for example an API key from ${ENV}).
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
+
+
+class HttpAgentAdapter(Adapter):
+    kind = "http"
+    Options = HttpAgentOptions
+
+    def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
+        super().__init__(spec, resources)
+        self.options: HttpAgentOptions
+        self.transport = HttpTransport(
+            resources.http, spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes
+        )
+
+    def _body(self, call: Call) -> dict[str, Any]:
+        return wire.to_json(wire.invocation_to_pb(call.invocation))
+
+    async def invoke(self, call: Call) -> Result:
+        _, body = await self.transport.request_json(call, "POST", self.options.invoke_path, self._body(call))
+        return Result(self.spec.name, self._messages(body))
+
+    async def stream(self, call: Call) -> AsyncIterator[Event]:
+        async for sse in self.transport.stream_sse(call, "POST", self.options.stream_path, self._body(call)):
+            if sse.event == "error":
+                raise UpstreamError(f"the agent reported an error: {sse.data[:512]}", agent=self.spec.name)
+            yield self._event(sse)
+
+    def _messages(self, body: Any) -> tuple[Message, ...]:
+        if isinstance(body, dict) and isinstance(body.get("messages"), list):
+            response = pb.InvokeResponse()
+            try:
+                wire.parse_json({"messages": body["messages"]}, response)
+            except InvalidRequest as exc:
+                raise UpstreamError(
+                    f"the agent sent a malformed message: {exc.message}", agent=self.spec.name
+                ) from None
+            return wire.result_from_pb(response).messages
+        if isinstance(body, str):
+            return (Message(Role.AGENT, (TextPart(body),)),)
+        return (Message(Role.AGENT, (DataPart(body),)),)
+
+    def _event(self, sse: SseEvent) -> Event:
+        try:
+            data = json.loads(sse.data)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("type"), str):
+            event = pb.Event()
+            try:
+                wire.parse_json(data, event)
+            except InvalidRequest as exc:
+                raise UpstreamError(f"the agent sent a malformed event: {exc.message}", agent=self.spec.name) from None
+            return wire.event_from_pb(event)
+        kind = sse.event if sse.event != "message" else "delta"
+        if data is None or isinstance(data, str):
+            return Event(kind, message=Message(Role.AGENT, (TextPart(sse.data if data is None else data),)))
+        return Event(kind, data=data)

@@ -1,0 +1,34 @@
+"""Adapter kinds by name. Imports are lazy so a framework's adapter costs
+nothing until a config uses it; third-party adapters register through the
+``agent_gateway.adapters`` entry-point group."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from adapters.base import Adapter
+
+BUILTIN: dict[str, str] = {
+    "http": "adapters.http:HttpAgentAdapter",
+    "grpc": "adapters.grpc:GrpcAgentAdapter",
+}
+
+
+def known_kinds() -> list[str]:
+    return sorted({*BUILTIN, *(ep.name for ep in entry_points(group="agent_gateway.adapters"))})
+
+
+def adapter_class(kind: str) -> type[Adapter]:
+    """The adapter class for ``kind``; LookupError when no adapter has that name."""
+    target = BUILTIN.get(kind)
+    if target is None:
+        found = [ep for ep in entry_points(group="agent_gateway.adapters") if ep.name == kind]
+        if not found:
+            raise LookupError(kind)
+        target = found[0].value
+    module_name, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise TypeError(f"{target} is not an Adapter subclass")
+    return cls

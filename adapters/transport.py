@@ -1,0 +1,177 @@
+"""Shared HTTP mechanics for every HTTP-speaking adapter.
+
+One place turns aiohttp's exceptions and upstream statuses into the model's
+errors (transient or permanent), applies the call's remaining deadline, sends
+the context headers, and parses JSON and SSE replies. Adapters stay thin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent, SseProtocolError, parse_sse
+from gateway.model import (
+    Call,
+    GatewayError,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+MAX_JSON_BYTES = 32 * 1024 * 1024
+# Statuses worth retrying (Envoy's retriable-status-codes defaults plus 408/429).
+TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    delta = (moment - datetime.datetime.now(moment.tzinfo)).total_seconds()
+    return max(0.0, delta)
+
+
+def status_error(agent: str, status: int, body: str, headers: Mapping[str, str]) -> UpstreamError:
+    """The model error for a non-2xx upstream reply."""
+    snippet = body[:512]
+    details = {"upstream_status": status, "upstream_body": snippet}
+    message = f"agent answered HTTP {status}"
+    if status in (408, 504):
+        return UpstreamTimeout(message, agent=agent, details=details)
+    if status in TRANSIENT_STATUSES:
+        return UpstreamUnavailable(
+            message, agent=agent, details=details, retry_after=retry_after_seconds(headers.get("retry-after"))
+        )
+    if 400 <= status < 500:
+        return UpstreamRejected(message, agent=agent, details=details)
+    return UpstreamError(message, agent=agent, details=details)
+
+
+@contextlib.contextmanager
+def mapped_errors(agent: str) -> Iterator[None]:
+    """Map transport exceptions to the model's errors (the one boundary for aiohttp)."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout("the agent did not answer in time", agent=agent) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(f"cannot connect to the agent: {exc.os_error.strerror or exc}", agent=agent) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
+        raise UpstreamUnavailable(f"the connection to the agent broke: {type(exc).__name__}", agent=agent) from exc
+    except SseProtocolError as exc:
+        raise UpstreamError(f"malformed event stream from the agent: {exc}", agent=agent) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnavailable(f"HTTP error talking to the agent: {type(exc).__name__}", agent=agent) from exc
+
+
+def client_timeout(call: Call) -> aiohttp.ClientTimeout:
+    remaining = call.timeout()
+    # No deadline means no total limit (long runs are legitimate); connecting is always bounded.
+    return aiohttp.ClientTimeout(total=remaining, sock_connect=min(remaining or 10.0, 10.0))
+
+
+class HttpTransport:
+    """JSON and SSE requests to one agent, with its base URL and static headers."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        agent: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.session = session
+        self.agent = agent
+        self.base_url = base_url.rstrip("/")
+        self.static_headers = dict(headers or {})
+        self.max_event_bytes = max_event_bytes
+
+    def url(self, path: str) -> str:
+        return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _headers(self, call: Call, extra: Mapping[str, str] | None) -> dict[str, str]:
+        return {**self.static_headers, **call.headers, **(extra or {})}
+
+    async def request_json(
+        self,
+        call: Call,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        allow_statuses: frozenset[int] = frozenset(),
+    ) -> tuple[int, Any]:
+        """Send JSON (when ``body`` is not None) and return (status, decoded JSON or None)."""
+        with mapped_errors(self.agent):
+            async with self.session.request(
+                method,
+                self.url(path),
+                json=body,
+                headers=self._headers(call, headers),
+                timeout=client_timeout(call),
+            ) as response:
+                raw = await response.content.read(MAX_JSON_BYTES + 1)
+                if len(raw) > MAX_JSON_BYTES:
+                    raise UpstreamError(f"the agent's reply exceeded {MAX_JSON_BYTES} bytes", agent=self.agent)
+                text = raw.decode("utf-8", errors="replace")
+                if response.status >= 400 and response.status not in allow_statuses:
+                    raise status_error(self.agent, response.status, text, response.headers)
+                if not text.strip():
+                    return response.status, None
+                try:
+                    return response.status, json.loads(text)
+                except json.JSONDecodeError:
+                    if "json" in response.headers.get("content-type", ""):
+                        raise UpstreamError(
+                            "the agent sent malformed JSON", agent=self.agent, details={"upstream_body": text[:512]}
+                        ) from None
+                    return response.status, text
+
+    async def stream_sse(
+        self,
+        call: Call,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[SseEvent]:
+        """Open an SSE stream and yield its events as they arrive (no buffering)."""
+        with mapped_errors(self.agent):
+            async with self.session.request(
+                method,
+                self.url(path),
+                json=body,
+                headers={"accept": "text/event-stream", **self._headers(call, headers)},
+                timeout=client_timeout(call),
+            ) as response:
+                if response.status >= 400:
+                    text = (await response.content.read(4096)).decode("utf-8", errors="replace")
+                    raise status_error(self.agent, response.status, text, response.headers)
+                content_type = response.headers.get("content-type", "")
+                if "text/event-stream" not in content_type:
+                    raise UpstreamError(
+                        f"expected an event stream, the agent sent {content_type or 'no content type'}",
+                        agent=self.agent,
+                    )
+                async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
+                    yield event

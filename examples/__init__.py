@@ -1,0 +1,1 @@
+"""Example agents and configs (also used by the test suite)."""

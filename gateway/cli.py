@@ -1,0 +1,84 @@
+"""``agent-gateway run -c FILE`` and ``agent-gateway validate FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.config import ConfigError, GatewayConfig, load_config
+
+
+def _load(path: str) -> GatewayConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"invalid config ({len(exc.problems)} problem{'s' * (len(exc.problems) != 1)}):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def validate(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return 2
+    print(f"{args.file}: OK ({len(config.agents)} agents, {len(config.routes)} routes)")
+    return 0
+
+
+async def serve(config: GatewayConfig) -> None:
+    from gateway.server.app import GatewayServer  # the servers load only when serving
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = GatewayServer(config)
+    addresses = await server.start()
+    print(f"agent-gateway {__version__} ready: http={addresses.http} grpc={addresses.grpc}", flush=True)
+    try:
+        await stop.wait()
+        logging.getLogger("agent_gateway").info("shutting down: draining in-flight calls")
+    finally:
+        await server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # uvloop is optional (not on every platform)
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(config))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent-gateway", description="Cross-framework agent gateway and sidecar.")
+    parser.add_argument("--version", action="version", version=f"agent-gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run the gateway")
+    run_parser.add_argument("-c", "--config", required=True, help="the gateway YAML file")
+    run_parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run_parser.set_defaults(func=run)
+    validate_parser = commands.add_parser("validate", help="check a config file and exit")
+    validate_parser.add_argument("file")
+    validate_parser.set_defaults(func=validate)
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

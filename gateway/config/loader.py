@@ -1,0 +1,211 @@
+"""YAML -> :class:`GatewayConfig`, with errors that name the file, line and path.
+
+PyYAML's node tree keeps the position of every value; we build plain Python
+data from it while remembering where each path came from, then let pydantic
+validate. Each pydantic error location is mapped back to a line, so a user
+reads ``routes.yaml:14: routes[1].split[0].weight: Input should be ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.config.schema import GatewayConfig
+
+PathKey = tuple[str | int, ...]
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised when a config file cannot be loaded; lists every problem found."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def format_path(path: PathKey) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+class _Builder:
+    """Turns a YAML node tree into data, recording each path's line."""
+
+    def __init__(self, file: str, environ: Mapping[str, str]) -> None:
+        self.file = file
+        self.environ = environ
+        self.lines: dict[PathKey, int] = {}
+        self.problems: list[ConfigProblem] = []
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.build(key_node, path)
+                if not isinstance(key, str | int):
+                    self._problem(key_node, path, "mapping keys must be strings")
+                    continue
+                key = str(key)
+                if key in out:
+                    self._problem(key_node, (*path, key), "duplicate key (YAML would silently keep the last)")
+                out[key] = self.build(value_node, (*path, key))
+                self.lines.setdefault((*path, key), key_node.start_mark.line + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        if node.tag == "tag:yaml.org,2002:str" and "$" in node.value:
+            return self._substitute(node, path)
+        return _construct_scalar(node)
+
+    def _substitute(self, node: yaml.ScalarNode, path: PathKey) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in self.environ:
+                return self.environ[name]
+            if default is not None:
+                return default
+            self._problem(
+                node, path, f"environment variable {name} is not set (use ${{{name}:-default}} for a default)"
+            )
+            return ""
+
+        return _ENV.sub(replace, node.value)
+
+    def _problem(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        self.problems.append(ConfigProblem(self.file, node.start_mark.line + 1, format_path(path), message))
+
+
+def _construct_scalar(node: yaml.ScalarNode) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(text: str, file: str, environ: Mapping[str, str] | None = None) -> tuple[Any, _Builder]:
+    builder = _Builder(file, os.environ if environ is None else environ)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigProblem(file, line, "", f"invalid YAML: {exc.problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(file, None, "", f"invalid YAML: {exc}")]) from None
+    if node is None:
+        return {}, builder
+    return builder.build(node, ()), builder
+
+
+def _line_for(lines: Mapping[PathKey, int], path: PathKey) -> int | None:
+    # Fall back to the nearest enclosing path: a missing key is reported at its parent.
+    for end in range(len(path), -1, -1):
+        if (line := lines.get(path[:end])) is not None:
+            return line
+    return None
+
+
+def _pydantic_problems(exc: ValidationError, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        # pydantic appends the failing validator's name to union locations; keep data keys only.
+        loc = tuple(k for k in error["loc"] if isinstance(k, int) or not str(k).startswith("function-"))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; unknown keys are not ignored)"
+        problems.append(ConfigProblem(file, _line_for(lines, loc), format_path(loc), message))
+    return problems
+
+
+def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+    from adapters.registry import adapter_class, known_kinds  # lazy: only names, no framework imports
+
+    problems = []
+    for name, agent in config.agents.items():
+        path: PathKey = ("agents", name, "kind")
+        try:
+            cls = adapter_class(agent.kind)
+        except LookupError:
+            kinds = ", ".join(known_kinds())
+            problems.append(
+                ConfigProblem(
+                    file,
+                    _line_for(lines, path),
+                    format_path(path),
+                    f"unknown adapter kind {agent.kind!r} (known: {kinds})",
+                )
+            )
+            continue
+        try:
+            cls.validate_options(agent.options)
+        except ValidationError as exc:
+            for p in _pydantic_problems(exc, file, {}):
+                opt_path: PathKey = ("agents", name, "options", *[k for k in p.path.split(".") if k])
+                problems.append(ConfigProblem(file, _line_for(lines, opt_path), format_path(opt_path), p.message))
+    for i, route in enumerate(config.routes):
+        for j, target in enumerate(route.targets):
+            path = ("routes", i, "split", j, "agent") if route.split else ("routes", i, "target")
+            if target not in config.agents:
+                problems.append(
+                    ConfigProblem(
+                        file,
+                        _line_for(lines, path),
+                        format_path(path),
+                        f"no agent named {target!r} is defined under 'agents'",
+                    )
+                )
+    return problems
+
+
+def load_config_text(text: str, file: str = "<config>", environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Parse and validate YAML text; raise :class:`ConfigError` listing every problem."""
+    data, builder = parse_yaml(text, file, environ)
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(file, 1, "", "the top level must be a mapping (listeners, agents, routes)")])
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc, file, builder.lines)) from None
+    if problems := _reference_problems(config, file, builder.lines):
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Load a gateway YAML file; raise :class:`ConfigError` naming file, line, path and reason."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(file, None, "", f"cannot read the file: {exc.strerror}")]) from None
+    return load_config_text(text, file, environ)

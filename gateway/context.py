@@ -1,0 +1,112 @@
+"""Context on every hop: extract it from inbound headers, inject it outbound.
+
+W3C ``traceparent``/``tracestate`` and ``baggage`` go through OpenTelemetry's
+propagators (never hand-rolled); the ids and the remaining deadline travel in
+plain headers so agents in any language can read them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, MutableMapping
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+
+from gateway.model import Context, InvalidRequest, new_request_id
+
+SESSION_ID = "x-session-id"
+THREAD_ID = "x-thread-id"
+USER_ID = "x-user-id"
+REQUEST_ID = "x-request-id"
+# Remaining time budget in milliseconds when the request was sent (HTTP hops).
+TIMEOUT_MS = "x-timeout-ms"
+ATTEMPT = "x-attempt"
+
+_ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
+_MAX_ID_LENGTH = 256
+
+
+def _clean_id(name: str, value: str) -> str:
+    value = value.strip()
+    if len(value) > _MAX_ID_LENGTH or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidRequest(f"header {name} must be at most {_MAX_ID_LENGTH} printable characters")
+    return value
+
+
+def parse_timeout_ms(value: str) -> float:
+    try:
+        millis = float(value)
+    except ValueError:
+        raise InvalidRequest(f"header {TIMEOUT_MS} must be a number of milliseconds, got {value!r}") from None
+    if not math.isfinite(millis) or millis < 0:
+        raise InvalidRequest(f"header {TIMEOUT_MS} must be a non-negative number of milliseconds")
+    return millis / 1000.0
+
+
+def context_from_headers(
+    headers: Mapping[str, str],
+    explicit: Context | None = None,
+    *,
+    timeout: float | None = None,
+) -> Context:
+    """Build the call's context: explicit values (request body) win over headers.
+
+    A request id is generated when neither carries one; the deadline is the
+    tightest of the header's remaining time, ``timeout`` and the explicit one.
+    """
+    explicit = explicit or Context()
+    ids = {name: _clean_id(name, headers.get(name, "")) for name in _ID_HEADERS}
+    inbound_baggage = {k: str(v) for k, v in otel_baggage.get_all(propagate.extract(headers)).items()}
+    context = Context(
+        session_id=explicit.session_id or ids[SESSION_ID],
+        thread_id=explicit.thread_id or ids[THREAD_ID],
+        user_id=explicit.user_id or ids[USER_ID],
+        request_id=explicit.request_id or ids[REQUEST_ID] or new_request_id(),
+        baggage={**inbound_baggage, **explicit.baggage},
+        deadline=explicit.deadline,
+    )
+    if raw := headers.get(TIMEOUT_MS):
+        context = context.with_timeout(parse_timeout_ms(raw))
+    return context.with_timeout(timeout)
+
+
+def otel_parent(headers: Mapping[str, str], context: Context) -> otel_context.Context:
+    """The OpenTelemetry parent context: the inbound trace plus the call's baggage."""
+    parent = propagate.extract(headers)
+    for key, value in context.baggage.items():
+        parent = otel_baggage.set_baggage(key, value, parent)
+    return parent
+
+
+def inject_headers(
+    context: Context,
+    carrier: MutableMapping[str, str],
+    trace: otel_context.Context | None = None,
+    *,
+    now: float | None = None,
+) -> None:
+    """Write the outbound context headers; ``trace`` defaults to the current span.
+
+    Keys are lower-case so the same carrier works as gRPC metadata.
+    """
+    propagate.inject(carrier, context=trace)
+    if context.session_id:
+        carrier[SESSION_ID] = context.session_id
+    if context.thread_id:
+        carrier[THREAD_ID] = context.thread_id
+    if context.user_id:
+        carrier[USER_ID] = context.user_id
+    if context.request_id:
+        carrier[REQUEST_ID] = context.request_id
+    if context.deadline is not None:
+        remaining = max(0.0, context.deadline - (time.monotonic() if now is None else now))
+        carrier[TIMEOUT_MS] = str(int(remaining * 1000))
+
+
+def outbound_headers(context: Context, trace: otel_context.Context | None = None) -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    inject_headers(context, carrier, trace)
+    return carrier

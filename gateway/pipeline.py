@@ -1,0 +1,194 @@
+"""The one place that wires routing, policies and adapters together.
+
+``Gateway.invoke``/``Gateway.stream`` take a normalized invocation, route it,
+run it through the upstream's policy chain, and reach the adapter through
+the *attempt* handler, which opens the client span and computes the context
+headers for that attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from adapters.base import Adapter, AdapterResources
+from adapters.registry import adapter_class
+from gateway.config.schema import GatewayConfig
+from gateway.context import outbound_headers
+from gateway.model import (
+    AgentSpec,
+    Call,
+    Event,
+    GatewayError,
+    Invocation,
+    Message,
+    Result,
+    Role,
+    TextPart,
+    UpstreamTimeout,
+)
+from gateway.policies.base import Handler, Policy, StreamHandler, compose
+from gateway.routing import Router
+from gateway.telemetry import tracing as t
+
+
+@dataclass(slots=True)
+class Upstream:
+    """An agent with its adapter and its composed policy chain."""
+
+    spec: AgentSpec
+    adapter: Adapter
+    invoke: Handler
+    stream: StreamHandler
+    default_timeout: float | None
+
+
+def _span_attributes(invocation: Invocation, spec: AgentSpec) -> dict[str, str | int]:
+    ctx = invocation.context
+    attributes: dict[str, str | int] = {
+        t.ATTR_OPERATION: "invoke_agent",
+        t.ATTR_AGENT: spec.name,
+        t.ATTR_ADAPTER: spec.kind,
+        t.ATTR_ATTEMPT: invocation.attempt,
+        t.ATTR_REQUEST_ID: ctx.request_id,
+    }
+    if ctx.session_id:
+        attributes[t.ATTR_SESSION] = ctx.session_id
+    if ctx.thread_id:
+        attributes[t.ATTR_CONVERSATION] = ctx.thread_id
+    if ctx.user_id:
+        attributes[t.ATTR_USER] = ctx.user_id
+    return attributes
+
+
+def _record_failure(span: trace.Span, error: BaseException) -> None:
+    span.set_status(Status(StatusCode.ERROR, str(error)))
+    span.set_attribute(t.ATTR_ERROR_TYPE, error.code.value if isinstance(error, GatewayError) else type(error).__name__)
+
+
+class AttemptHandler:
+    """The terminal of every chain: one upstream attempt in a client span."""
+
+    def __init__(self, spec: AgentSpec, adapter: Adapter, tracer: Tracer) -> None:
+        self.spec = spec
+        self.adapter = adapter
+        self.tracer = tracer
+        self.span_name = f"invoke_agent {spec.name}"
+
+    def _start(self, invocation: Invocation) -> tuple[trace.Span, Call]:
+        span = self.tracer.start_span(
+            self.span_name, kind=SpanKind.CLIENT, attributes=_span_attributes(invocation, self.spec)
+        )
+        headers = outbound_headers(invocation.context, trace.set_span_in_context(span, otel_context.get_current()))
+        return span, Call(invocation, headers)
+
+    async def invoke(self, invocation: Invocation) -> Result:
+        span, call = self._start(invocation)
+        try:
+            return await self.adapter.invoke(call)
+        except BaseException as exc:
+            _record_failure(span, exc)
+            raise
+        finally:
+            span.end()
+
+    async def stream(self, invocation: Invocation) -> AsyncIterator[Event]:
+        span, call = self._start(invocation)
+        try:
+            async for event in self.adapter.stream(call):
+                yield event
+        except BaseException as exc:
+            _record_failure(span, exc)
+            raise
+        finally:
+            span.end()
+
+
+class Gateway:
+    """Routes invocations to upstream agents through their policy chains."""
+
+    def __init__(self, config: GatewayConfig, resources: AdapterResources, tracer: Tracer) -> None:
+        self.config = config
+        self.tracer = tracer
+        self.upstreams: dict[str, Upstream] = {}
+        for name, agent in config.agents.items():
+            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description)
+            adapter = adapter_class(agent.kind)(spec, resources)
+            attempt = AttemptHandler(spec, adapter, tracer)
+            invoke, stream = compose(self.policies_for(name), attempt.invoke, attempt.stream)
+            self.upstreams[name] = Upstream(spec, adapter, invoke, stream, agent.timeout)
+        self.router = Router(config.routes, list(self.upstreams))
+        self._route_timeouts: Mapping[str, float | None] = {
+            (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
+        }
+
+    def policies_for(self, agent: str) -> list[Policy]:
+        """The policy chain of one agent (resilience policies plug in here)."""
+        return []
+
+    def _prepare(self, invocation: Invocation) -> tuple[Upstream, Invocation]:
+        decision = self.router.route_for(invocation)
+        upstream = self.upstreams[decision.agent]
+        timeout = self._route_timeouts.get(decision.route) if decision.route else None
+        context = invocation.context.with_timeout(timeout if timeout is not None else upstream.default_timeout)
+        span = trace.get_current_span()
+        if decision.route:
+            span.set_attribute(t.ATTR_ROUTE, decision.route)
+        span.set_attribute(t.ATTR_AGENT, decision.agent)
+        return upstream, dataclasses.replace(invocation, agent=decision.agent, context=context)
+
+    async def invoke(self, invocation: Invocation) -> Result:
+        upstream, invocation = self._prepare(invocation)
+        remaining = invocation.context.remaining()
+        try:
+            async with asyncio.timeout(remaining):
+                return await upstream.invoke(invocation)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
+            ) from None
+
+    def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
+        """Route now (so routing errors surface before any byte is sent) and
+        return the answering agent's name with its event stream."""
+        upstream, invocation = self._prepare(invocation)
+        return invocation.agent, upstream.stream(invocation)
+
+    def agents(self) -> list[tuple[AgentSpec, bool]]:
+        return [(u.spec, type(u.adapter).streaming) for u in self.upstreams.values()]
+
+    async def aclose(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.adapter.aclose()
+
+
+class ResultCollector:
+    """Builds the final result of a stream from its events: complete messages
+    are kept; text deltas between them are joined into one agent message."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.messages: list[Message] = []
+        self._deltas: list[str] = []
+
+    def add(self, event: Event) -> None:
+        if event.type == "delta" and event.message is not None:
+            self._deltas.append(event.message.text)
+        elif event.type == "message" and event.message is not None:
+            self._flush()
+            self.messages.append(event.message)
+
+    def _flush(self) -> None:
+        if self._deltas:
+            self.messages.append(Message(Role.AGENT, (TextPart("".join(self._deltas)),)))
+            self._deltas = []
+
+    def result(self) -> Result:
+        self._flush()
+        return Result(self.agent, tuple(self.messages))

@@ -1,0 +1,1 @@
+"""The fronts (HTTP, gRPC) and the process lifecycle: the only place that knows servers."""

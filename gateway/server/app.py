@@ -1,0 +1,101 @@
+"""The process lifecycle: start both fronts, serve, drain on SIGTERM, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+
+from adapters.base import AdapterResources
+from gateway.config.schema import GatewayConfig
+from gateway.pipeline import Gateway
+from gateway.server.grpc import build_grpc_server, mark_serving
+from gateway.server.http import build_http_app
+from gateway.server.passthrough import Passthrough
+from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+
+log = logging.getLogger("agent_gateway")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundAddresses:
+    http: str | None
+    grpc: str | None
+
+
+class GatewayServer:
+    """Both fronts around one :class:`Gateway`; ``async with`` starts and stops it."""
+
+    def __init__(self, config: GatewayConfig, tracer_provider: TracerProvider | None = None) -> None:
+        self.config = config
+        self.tracer_provider = tracer_provider or build_tracer_provider(config.telemetry.tracing)
+        self._owns_provider = tracer_provider is None
+        self.addresses = BoundAddresses(None, None)
+
+    async def start(self) -> BoundAddresses:
+        tracer = self.tracer_provider.get_tracer(TRACER_NAME)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self.http_session = aiohttp.ClientSession(connector=connector)
+        # Passthrough must not decompress: bodies go through byte for byte.
+        self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+        self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
+        listeners = self.config.listeners
+        http_address = grpc_address = None
+        self.runner: web.AppRunner | None = None
+        if listeners.http is not None:
+            passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
+            app = build_http_app(self.gateway, passthrough, listeners.http.max_body_bytes)
+            self.runner = web.AppRunner(
+                app, access_log=None, shutdown_timeout=self.config.server.drain_timeout, handle_signals=False
+            )
+            await self.runner.setup()
+            host, port = _split(listeners.http.address)
+            site = web.TCPSite(self.runner, host, port, reuse_address=True)
+            await site.start()
+            bound = self.runner.addresses[0]
+            http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
+        self.grpc_server = self.health = None
+        if listeners.grpc is not None:
+            self.grpc_server, self.health = build_grpc_server(self.gateway, listeners.grpc.max_message_bytes)
+            host, port = _split(listeners.grpc.address)
+            bound_port = self.grpc_server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+            await self.grpc_server.start()
+            await mark_serving(self.health, True)
+            grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
+        self.addresses = BoundAddresses(http_address, grpc_address)
+        log.info("agent-gateway listening: http=%s grpc=%s", http_address, grpc_address)
+        return self.addresses
+
+    async def stop(self) -> None:
+        """Drain: report NOT_SERVING, stop accepting, let in-flight calls finish
+        (up to ``server.drain_timeout``), then close upstream connections."""
+        grace = self.config.server.drain_timeout
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        waits = []
+        if self.grpc_server is not None:
+            waits.append(self.grpc_server.stop(grace))
+        if self.runner is not None:
+            waits.append(self.runner.cleanup())
+        await asyncio.gather(*waits, return_exceptions=True)
+        await self.gateway.aclose()
+        await self.http_session.close()
+        await self.passthrough_session.close()
+        if self._owns_provider:
+            self.tracer_provider.shutdown()
+
+    async def __aenter__(self) -> GatewayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

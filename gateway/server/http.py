@@ -1,0 +1,179 @@
+"""The HTTP front (aiohttp): JSON invoke, server-sent event streams, agent
+listing, and a transparent passthrough to a named agent.
+
+Bodies follow the protobuf JSON mapping of the gRPC messages, so both fronts
+speak one model. Errors are ``{"error": ErrorDetail}`` with a status that
+matches the error's class, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from adapters.sse import format_sse
+from agentgateway.v1 import gateway_pb2 as pb
+from gateway import wire
+from gateway.context import REQUEST_ID
+from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode
+from gateway.pipeline import Gateway, ResultCollector
+from gateway.server.inbound import invocation_for, list_agents_response, server_span
+from gateway.server.passthrough import Passthrough
+
+log = logging.getLogger("agent_gateway.http")
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+PASSTHROUGH_KEY = web.AppKey("passthrough", Passthrough)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: GatewayError, request_id: str = "") -> web.Response:
+    body = {"error": wire.to_json(wire.error_to_pb(error, request_id))}
+    headers = {REQUEST_ID: request_id} if request_id else None
+    if error.retry_after is not None:
+        headers = {**(headers or {}), "retry-after": str(max(1, round(error.retry_after)))}
+    return web.json_response(body, status=error.status, headers=headers)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a structured error body; unexpected ones are logged, not leaked."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return error_response(exc, request.get("request_id", ""))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: StatusCode.NOT_FOUND, 405: StatusCode.INVALID_ARGUMENT, 413: StatusCode.INVALID_ARGUMENT}
+        detail = pb.ErrorDetail(code=code.get(exc.status, StatusCode.INVALID_ARGUMENT).value, message=exc.reason)
+        return web.json_response({"error": wire.to_json(detail)}, status=exc.status)
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        detail = pb.ErrorDetail(
+            code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request.get("request_id", "")
+        )
+        return web.json_response({"error": wire.to_json(detail)}, status=500)
+
+
+async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest:
+    try:
+        data = await request.json(loads=json.loads)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not UTF-8 JSON") from None
+    message = pb.InvokeRequest()
+    wire.parse_json(data, message)
+    if agent_in_path is not None:
+        if message.agent and message.agent != agent_in_path:
+            raise InvalidRequest(f"the body names agent {message.agent!r} but the path names {agent_in_path!r}")
+        message.agent = agent_in_path
+    return message
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    # Lower-case, first value wins: the same shape as gRPC metadata.
+    headers: dict[str, str] = {}
+    for key, value in request.headers.items():
+        headers.setdefault(key.lower(), value)
+    return headers
+
+
+async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]:
+    headers = _headers(request)
+    body = await _read_request(request, request.match_info.get("agent"))
+    invocation = invocation_for(body, headers, None)
+    request["request_id"] = invocation.context.request_id
+    return invocation, headers
+
+
+def _attributes(request: web.Request) -> dict[str, str]:
+    return {"http.request.method": request.method, "url.path": request.path}
+
+
+async def invoke(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY_KEY]
+    invocation, headers = await _invocation(request)
+    with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)) as span:
+        result = await gateway.invoke(invocation)
+        span.set_attribute("http.response.status_code", 200)
+    body = wire.to_json(wire.result_to_pb(result, invocation.context))
+    return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id})
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """SSE: ``event: event`` per event, then ``event: result`` (or ``event: error``).
+
+    The first upstream event is awaited before the response starts, so a call
+    that fails at once still gets a proper error status instead of a stream.
+    """
+    gateway = request.app[GATEWAY_KEY]
+    invocation, headers = await _invocation(request)
+    request_id = invocation.context.request_id
+    with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)):
+        agent, events = gateway.open_stream(invocation)
+        collector = ResultCollector(agent)
+        iterator = aiter(events)
+        try:
+            first: Event | None = await anext(iterator)
+        except StopAsyncIteration:
+            first = None
+        response = web.StreamResponse(
+            headers={
+                "content-type": "text/event-stream",
+                "cache-control": "no-store",
+                "x-accel-buffering": "no",
+                REQUEST_ID: request_id,
+            }
+        )
+        await response.prepare(request)
+        sequence = 0
+        try:
+            pending = [first] if first is not None else []
+            async for event in _chain(pending, iterator):
+                sequence += 1
+                collector.add(event)
+                item = pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
+                await response.write(format_sse(json.dumps(wire.to_json(item)), "event", str(sequence)))
+            final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+            await response.write(format_sse(json.dumps(wire.to_json(final)), "result"))
+        except GatewayError as exc:
+            # Headers are gone: the error travels as the stream's last event.
+            error = {"error": wire.to_json(wire.error_to_pb(exc, request_id))}
+            await response.write(format_sse(json.dumps(error), "error"))
+        await response.write_eof()
+    return response
+
+
+async def _chain(first: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    for event in first:
+        yield event
+    async for event in rest:
+        yield event
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    return web.json_response(wire.to_json(list_agents_response(gateway)))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_http_app(gateway: Gateway, passthrough: Passthrough, max_body_bytes: int) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[errors_middleware])
+    app[GATEWAY_KEY] = gateway
+    app[PASSTHROUGH_KEY] = passthrough
+    app.router.add_post("/v1/invoke", invoke)
+    app.router.add_post("/v1/stream", stream)
+    app.router.add_post("/v1/agents/{agent}/invoke", invoke)
+    app.router.add_post("/v1/agents/{agent}/stream", stream)
+    app.router.add_get("/v1/agents", list_agents)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("*", "/v1/proxy/{agent}/{tail:.*}", passthrough.handle)
+    return app

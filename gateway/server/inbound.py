@@ -1,0 +1,74 @@
+"""What both fronts do with an inbound call: build the invocation and open the server span."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from agentgateway.v1 import gateway_pb2 as pb
+from gateway import wire
+from gateway.context import context_from_headers, otel_parent
+from gateway.model import Context, GatewayError, Invocation
+from gateway.pipeline import Gateway
+from gateway.telemetry import tracing as t
+
+
+def invocation_for(
+    request: pb.InvokeRequest, headers: Mapping[str, str], transport_timeout: float | None
+) -> Invocation:
+    """The normalized invocation: body context wins over headers; the deadline is
+    the tightest of the header's, the body's ``options.timeout`` and the transport's."""
+    explicit = wire.context_from_pb(request.context)
+    context = context_from_headers(headers, explicit, timeout=transport_timeout)
+    invocation, timeout = wire.invocation_from_pb(request, headers, context)
+    if timeout is not None:
+        invocation = dataclasses.replace(invocation, context=context.with_timeout(timeout))
+    return invocation
+
+
+@contextlib.contextmanager
+def server_span(
+    tracer: Tracer, name: str, headers: Mapping[str, str], context: Context, attributes: Mapping[str, str]
+) -> Iterator[trace.Span]:
+    """A SERVER span parented on the inbound trace (with the call's baggage), current for the block."""
+    parent = otel_parent(headers, context)
+    span_attributes = dict(attributes)
+    span_attributes[t.ATTR_REQUEST_ID] = context.request_id
+    if context.session_id:
+        span_attributes[t.ATTR_SESSION] = context.session_id
+    if context.thread_id:
+        span_attributes[t.ATTR_CONVERSATION] = context.thread_id
+    if context.user_id:
+        span_attributes[t.ATTR_USER] = context.user_id
+    # Attach the parent first so its baggage stays in the context the span runs in.
+    token = otel_context.attach(parent)
+    try:
+        with tracer.start_as_current_span(
+            name,
+            kind=SpanKind.SERVER,
+            attributes=span_attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except GatewayError as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.message))
+                span.set_attribute(t.ATTR_ERROR_TYPE, exc.code.value)
+                raise
+    finally:
+        otel_context.detach(token)
+
+
+def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:
+    response = pb.ListAgentsResponse(agents=[wire.agent_info(spec, streaming) for spec, streaming in gateway.agents()])
+    for index, route in enumerate(gateway.config.routes):
+        response.routes.append(
+            pb.RouteInfo(name=route.name or f"routes[{index}]", match_agent=route.match.agent, targets=route.targets)
+        )
+    return response

@@ -1,0 +1,1 @@
+"""Telemetry: traces (OTLP), and later metrics and structured logs."""
