@@ -16,7 +16,13 @@ from typing import Any
 from aiohttp import web
 
 CONTEXT_HEADERS = (
-    "traceparent", "tracestate", "baggage", "x-session-id", "x-thread-id", "x-user-id", "x-request-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "x-session-id",
+    "x-thread-id",
+    "x-user-id",
+    "x-request-id",
     "x-timeout-ms",
 )
 
@@ -62,11 +68,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
 def build_app() -> web.Application:
     app = web.Application()
     app.router.add_post("/invoke", invoke)
     app.router.add_post("/stream", stream)
-    app.router.add_get("/health", lambda _: web.json_response({"ok": True}))
+    app.router.add_get("/health", health)
     return app
 
 

@@ -44,12 +44,13 @@ def _data_part(values: dict[str, str]) -> pb.Part:
 
 
 class EchoAgent(pb_grpc.AgentGatewayServicer):
-    async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:  # noqa: N802
-        reply = pb.Message(role=pb.ROLE_AGENT, parts=[pb.Part(text=f"echo: {_last_text(request)}"),
-                                                       _data_part(_seen(context))])
+    async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
+        reply = pb.Message(
+            role=pb.ROLE_AGENT, parts=[pb.Part(text=f"echo: {_last_text(request)}"), _data_part(_seen(context))]
+        )
         return pb.InvokeResponse(agent=request.agent, messages=[reply])
 
-    async def InvokeStream(  # noqa: N802
+    async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
         words = f"echo: {_last_text(request)}".split(" ")
@@ -60,7 +61,7 @@ class EchoAgent(pb_grpc.AgentGatewayServicer):
         status.data.struct_value.update({"headers": _seen(context)})
         yield pb.InvokeStreamResponse(event=status)
 
-    async def ListAgents(  # noqa: N802
+    async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
         return pb.ListAgentsResponse(agents=[pb.AgentInfo(name="echo", kind="grpc", streaming=True)])

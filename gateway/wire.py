@@ -32,6 +32,9 @@ from gateway.model import (
     TextPart,
 )
 
+# gRPC trailing metadata key carrying a serialized ErrorDetail.
+ERROR_TRAILER = "agw-error-bin"
+
 _ROLE_TO_PB = {
     Role.USER: pb.ROLE_USER,
     Role.AGENT: pb.ROLE_AGENT,
@@ -225,9 +228,16 @@ def error_to_pb(error: GatewayError, request_id: str = "") -> pb.ErrorDetail:
 # -- the protobuf JSON mapping (HTTP front) -----------------------------------
 
 
-def to_json(message: ProtoMessage) -> dict[str, Any]:
-    data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=False)
+def to_json(message: ProtoMessage, *, with_defaults: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=False, always_print_fields_with_no_presence=with_defaults
+    )
     return data
+
+
+def error_json(error: GatewayError, request_id: str = "") -> dict[str, Any]:
+    """The HTTP error body: ``{"error": ErrorDetail}`` with every field present."""
+    return {"error": to_json(error_to_pb(error, request_id), with_defaults=True)}
 
 
 def parse_json(data: Any, message: ProtoMessage) -> None:

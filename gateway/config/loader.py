@@ -65,7 +65,7 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.build(key_node, path)
+                key = _construct_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, str | int):
                     self._problem(key_node, path, "mapping keys must be strings")
                     continue

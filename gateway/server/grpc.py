@@ -19,7 +19,7 @@ from gateway.server.inbound import invocation_for, list_agents_response, server_
 log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
-ERROR_TRAILER = "agw-error-bin"
+
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
 
@@ -39,7 +39,9 @@ def _remaining(context: grpc.aio.ServicerContext) -> float | None:
 
 async def _abort(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
     detail = wire.error_to_pb(error, request_id).SerializeToString()
-    await context.abort(grpc.StatusCode[error.code.value], error.message, trailing_metadata=((ERROR_TRAILER, detail),))
+    await context.abort(
+        grpc.StatusCode[error.code.value], error.message, trailing_metadata=((wire.ERROR_TRAILER, detail),)
+    )
 
 
 class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):

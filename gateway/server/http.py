@@ -21,7 +21,7 @@ from gateway.context import REQUEST_ID
 from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode
 from gateway.pipeline import Gateway, ResultCollector
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
-from gateway.server.passthrough import Passthrough
+from gateway.server.passthrough import REQUEST_ID_KEY, Passthrough
 
 log = logging.getLogger("agent_gateway.http")
 
@@ -31,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: GatewayError, request_id: str = "") -> web.Response:
-    body = {"error": wire.to_json(wire.error_to_pb(error, request_id))}
+    body = wire.error_json(error, request_id)
     headers = {REQUEST_ID: request_id} if request_id else None
     if error.retry_after is not None:
         headers = {**(headers or {}), "retry-after": str(max(1, round(error.retry_after)))}
@@ -44,19 +44,19 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except GatewayError as exc:
-        return error_response(exc, request.get("request_id", ""))
+        return error_response(exc, request.get(REQUEST_ID_KEY, ""))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: StatusCode.NOT_FOUND, 405: StatusCode.INVALID_ARGUMENT, 413: StatusCode.INVALID_ARGUMENT}
         detail = pb.ErrorDetail(code=code.get(exc.status, StatusCode.INVALID_ARGUMENT).value, message=exc.reason)
-        return web.json_response({"error": wire.to_json(detail)}, status=exc.status)
+        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         detail = pb.ErrorDetail(
-            code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request.get("request_id", "")
+            code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request.get(REQUEST_ID_KEY, "")
         )
-        return web.json_response({"error": wire.to_json(detail)}, status=500)
+        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
 
 
 async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest:
@@ -87,7 +87,7 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     headers = _headers(request)
     body = await _read_request(request, request.match_info.get("agent"))
     invocation = invocation_for(body, headers, None)
-    request["request_id"] = invocation.context.request_id
+    request[REQUEST_ID_KEY] = invocation.context.request_id
     return invocation, headers
 
 
@@ -143,8 +143,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await response.write(format_sse(json.dumps(wire.to_json(final)), "result"))
         except GatewayError as exc:
             # Headers are gone: the error travels as the stream's last event.
-            error = {"error": wire.to_json(wire.error_to_pb(exc, request_id))}
-            await response.write(format_sse(json.dumps(error), "error"))
+            await response.write(format_sse(json.dumps(wire.error_json(exc, request_id)), "error"))
         await response.write_eof()
     return response
 

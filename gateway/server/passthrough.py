@@ -43,6 +43,8 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _CHUNK = 64 * 1024
+# The request id of the call being served, for error bodies.
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
 def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
@@ -70,7 +72,7 @@ class Passthrough:
             )
         inbound = {k.lower(): v for k, v in request.headers.items()}
         context = context_from_headers(inbound, timeout=upstream.default_timeout)
-        request["request_id"] = context.request_id
+        request[REQUEST_ID_KEY] = context.request_id
         tail = request.match_info["tail"]
         url = f"{upstream.spec.endpoint.rstrip('/')}/{tail}"
         if request.query_string:

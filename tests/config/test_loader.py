@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config, load_config_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = """\
+agents:
+  echo:
+    kind: http
+    endpoint: http://127.0.0.1:9101
+"""
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, "gw.yaml", environ or {})
+    return [str(p) for p in info.value.problems]
+
+
+def test_example_config_loads() -> None:
+    config = load_config(ROOT / "examples" / "gateway.yaml")
+    assert set(config.agents) == {"echo", "echo-grpc"}
+    assert config.routes[0].targets == ["echo", "echo-grpc"]
+    assert config.agents["echo"].timeout == 30.0
+
+
+def test_unknown_key_names_file_line_and_path() -> None:
+    text = BASE + "    timeuot: 5s\n"
+    assert problems(text) == ["gw.yaml:5: agents.echo.timeuot: unknown key (check the spelling; unknown keys are not ignored)"]
+
+
+def test_bad_duration_and_weight_are_reported_together() -> None:
+    text = BASE + """\
+    timeout: soon
+routes:
+  - match: {agent: a}
+    split:
+      - {agent: echo, weight: -1}
+"""
+    found = problems(text)
+    assert any(p.startswith("gw.yaml:5: agents.echo.timeout: expected a duration") for p in found), found
+    assert any(p.startswith("gw.yaml:9: routes[0].split[0].weight:") for p in found), found
+
+
+def test_route_needs_exactly_one_destination() -> None:
+    text = BASE + "routes:\n  - match: {agent: a}\n    target: echo\n    split: [{agent: echo, weight: 1}]\n"
+    assert problems(text) == ["gw.yaml:6: routes[0]: a route needs exactly one of 'target' or 'split'"]
+
+
+def test_route_to_undefined_agent() -> None:
+    text = BASE + "routes:\n  - match: {agent: a}\n    target: ghost\n"
+    assert problems(text) == ["gw.yaml:7: routes[0].target: no agent named 'ghost' is defined under 'agents'"]
+
+
+def test_unknown_adapter_kind() -> None:
+    found = problems("agents:\n  x:\n    kind: telepathy\n    endpoint: http://127.0.0.1:1\n")
+    assert found[0].startswith("gw.yaml:3: agents.x.kind: unknown adapter kind 'telepathy' (known: ")
+
+
+def test_adapter_options_are_validated_with_lines() -> None:
+    text = BASE + "    options:\n      invoke_pth: /run\n"
+    assert problems(text) == ["gw.yaml:6: agents.echo.options.invoke_pth: unknown key (check the spelling; unknown keys are not ignored)"]
+
+
+def test_environment_substitution() -> None:
+    text = BASE + "    options:\n      headers: {authorization: 'Bearer ${TOKEN}', x-env: '${MISSING:-dflt}', x-lit: '$$5'}\n"
+    config = load_config_text(text, "gw.yaml", {"TOKEN": "s3cret"})
+    assert config.agents["echo"].options["headers"] == {"authorization": "Bearer s3cret", "x-env": "dflt", "x-lit": "$5"}
+
+
+def test_missing_environment_variable() -> None:
+    text = BASE + "    options:\n      headers: {authorization: 'Bearer ${TOKEN}'}\n"
+    assert problems(text) == [
+        "gw.yaml:6: agents.echo.options.headers.authorization: environment variable TOKEN is not set "
+        "(use ${TOKEN:-default} for a default)"
+    ]
+
+
+def test_duplicate_keys_are_errors() -> None:
+    found = problems(BASE + "  echo:\n    kind: http\n    endpoint: http://127.0.0.1:1\n")
+    assert found[0].startswith("gw.yaml:5: agents.echo: duplicate key")
+
+
+def test_invalid_yaml_points_at_the_line() -> None:
+    found = problems("agents:\n  echo: {kind: http\n  other: 1\n")
+    assert found[0].startswith("gw.yaml:3: invalid YAML")
+
+
+def test_bad_listener_address() -> None:
+    found = problems("listeners:\n  http: {address: 'localhost'}\n")
+    assert found == ["gw.yaml:2: listeners.http.address: expected HOST:PORT (for example 127.0.0.1:8080), got 'localhost'"]
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert problems("- 1\n- 2\n") == ["gw.yaml:1: the top level must be a mapping (listeners, agents, routes)"]
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config("/nonexistent/gw.yaml")
+
+
+def test_cli_validate(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(BASE)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BASE + "    retries: 3\n")
+    ok = subprocess.run([sys.executable, "-m", "gateway", "validate", str(good)], capture_output=True, text=True)
+    assert ok.returncode == 0
+    assert "OK (1 agents, 0 routes)" in ok.stdout
+    fail = subprocess.run([sys.executable, "-m", "gateway", "validate", str(bad)], capture_output=True, text=True)
+    assert fail.returncode == 2
+    assert f"{bad}:5: agents.echo.retries: unknown key" in fail.stderr
+    assert "Traceback" not in fail.stderr
