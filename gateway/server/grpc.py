@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
-from gateway.model import GatewayError, Invocation
+from gateway.model import GatewayError, InvalidRequest, Invocation
 from gateway.pipeline import Gateway, ResultCollector
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
 
@@ -22,6 +24,44 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
 
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
+
+
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse, so the handler can
+    answer INVALID_ARGUMENT instead of grpc's generic UNKNOWN."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return MalformedRequest(str(exc))
+
+    return deserialize
+
+
+def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethodHandler]:
+    return {
+        "Invoke": grpc.unary_unary_rpc_method_handler(
+            servicer.Invoke,
+            request_deserializer=_lenient(pb.InvokeRequest.FromString),
+            response_serializer=pb.InvokeResponse.SerializeToString,
+        ),
+        "InvokeStream": grpc.unary_stream_rpc_method_handler(
+            servicer.InvokeStream,
+            request_deserializer=_lenient(pb.InvokeRequest.FromString),
+            response_serializer=pb.InvokeStreamResponse.SerializeToString,
+        ),
+        "ListAgents": grpc.unary_unary_rpc_method_handler(
+            servicer.ListAgents,
+            request_deserializer=_lenient(pb.ListAgentsRequest.FromString),
+            response_serializer=pb.ListAgentsResponse.SerializeToString,
+        ),
+    }
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
@@ -49,8 +89,10 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         self.gateway = gateway
 
     def _invocation(
-        self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
+        self, request: pb.InvokeRequest | MalformedRequest, context: grpc.aio.ServicerContext
     ) -> tuple[Invocation, dict[str, str]]:
+        if isinstance(request, MalformedRequest):
+            raise InvalidRequest(f"the request is not a valid agentgateway.v1.InvokeRequest: {request.reason}")
         headers = _metadata(context)
         return invocation_for(request, headers, _remaining(context)), headers
 
@@ -110,7 +152,9 @@ def build_grpc_server(gateway: Gateway, max_message_bytes: int) -> tuple[grpc.ai
             ("grpc.max_send_message_length", max_message_bytes),
         ]
     )
-    pb_grpc.add_AgentGatewayServicer_to_server(AgentGatewayServicer(gateway), server)  # type: ignore[no-untyped-call]
+    handlers = _method_handlers(AgentGatewayServicer(gateway))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

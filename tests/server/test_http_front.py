@@ -61,7 +61,7 @@ async def test_invoke_injects_context_headers_upstream(
     assert seen["baggage"] == "tenant=acme"
     assert 0 < int(seen["x-timeout-ms"]) <= 5000
     # The upstream's parent span is the gateway's attempt span, in the caller's trace.
-    version, trace_id, parent_span, _flags = seen["traceparent"].split("-")
+    _version, trace_id, parent_span, _flags = seen["traceparent"].split("-")
     assert trace_id == TRACE_ID
     spans = span_exporter.get_finished_spans()
     server = next(s for s in spans if s.kind == SpanKind.SERVER)
