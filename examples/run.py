@@ -59,6 +59,10 @@ def main() -> int:
         if "ready" not in line:
             print("the gateway did not start; see the messages above", file=sys.stderr)
             return 1
+        time.sleep(0.5)
+        if any(c.poll() is not None for c in children):
+            print("an example agent failed to start (are ports 9101/9102 free?)", file=sys.stderr)
+            return 1
         print(line.strip())
         print(BANNER)
         while not stopping and all(c.poll() is None for c in children):

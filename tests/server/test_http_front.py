@@ -253,3 +253,39 @@ async def test_stream_failure_midway_ends_with_an_error_event(gateway_factory: G
     error = json.loads(frames[-1].split("data: ", 1)[1])["error"]
     assert error["agent"] == "cut"
     assert "model crashed" in error["message"]
+
+
+async def test_untrusted_stream_events_are_bounded_and_validated(gateway_factory: GatewayFactory,
+                                                                  serve_app: Starter) -> None:
+    async def bad_event(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"type": "delta", "message": {"parts": "not-a-list"}}\n\n')
+        return response
+
+    async def huge_event(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(64):  # never ends the event: the bound must cut it
+            await response.write(b"data: " + b"z" * 1024 + b"\n")
+        return response
+
+    async def not_sse(request: web.Request) -> web.Response:
+        return web.json_response({"messages": []})
+
+    app = web.Application()
+    app.router.add_post("/bad/stream", bad_event)
+    app.router.add_post("/huge/stream", huge_event)
+    app.router.add_post("/json/stream", not_sse)
+    url = await serve_app(app)
+    yaml_text = "agents:\n" + "".join(
+        f"  {name}:\n    kind: http\n    endpoint: {url}/{name}\n    options: {{max_event_bytes: 4096}}\n"
+        for name in ("bad", "huge", "json")
+    )
+    async with gateway_factory(yaml_text) as gw:
+        for name, fragment in [("bad", "malformed event"), ("huge", "exceeded 4096 bytes"),
+                               ("json", "expected an event stream")]:
+            status, _, response = await post(f"http://{gw.addresses.http}/v1/agents/{name}/stream", body())
+            assert status == 502, name
+            assert fragment in response["error"]["message"], name
+            assert response["error"]["agent"] == name
