@@ -12,6 +12,8 @@ from adapters.base import Adapter
 BUILTIN: dict[str, str] = {
     "http": "adapters.http:HttpAgentAdapter",
     "grpc": "adapters.grpc:GrpcAgentAdapter",
+    "langgraph": "adapters.langgraph:LangGraphAdapter",
+    "crewai": "adapters.crewai:CrewAIAdapter",
 }
 
 
