@@ -14,6 +14,7 @@ BUILTIN: dict[str, str] = {
     "grpc": "adapters.grpc:GrpcAgentAdapter",
     "langgraph": "adapters.langgraph:LangGraphAdapter",
     "crewai": "adapters.crewai:CrewAIAdapter",
+    "a2a": "adapters.a2a:A2AAdapter",
 }
 
 

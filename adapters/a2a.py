@@ -1,0 +1,248 @@
+"""A2A (Agent2Agent) adapter: JSON-RPC ``SendMessage``/``SendStreamingMessage``.
+
+Speaks A2A 1.0 (``A2A-Version: 1.0``, the protobuf JSON shapes: ``{"text"}``
+parts, ``TASK_STATE_*`` states, ``{"task"|"message"|"statusUpdate"|
+"artifactUpdate"}`` stream frames) and reads the 0.3 shapes too (``kind``
+discriminators, lower-case states), since servers in the wild mix them.
+The JSON-RPC endpoint comes from the agent card
+(``/.well-known/agent-card.json``) unless ``rpc_url`` is set. The gateway's
+thread (or session) id maps to the A2A ``contextId``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from adapters.base import Adapter, AdapterOptions, AdapterResources
+from adapters.transport import HttpTransport
+from gateway.model import (
+    JSON,
+    AgentSpec,
+    Call,
+    DataPart,
+    Event,
+    FilePart,
+    Message,
+    Part,
+    Result,
+    Role,
+    TextPart,
+    UpstreamError,
+    UpstreamRejected,
+)
+
+CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
+CARD_PATH = "/.well-known/agent-card.json"
+_METHODS = {
+    "1.0": ("SendMessage", "SendStreamingMessage"),
+    "0.3": ("message/send", "message/stream"),
+}
+# Terminal and interrupted states, normalized to the 0.3 spelling.
+_FAILED = {"failed", "canceled"}
+_REJECTED = {"rejected"}
+
+
+class A2AOptions(AdapterOptions):
+    protocol_version: Literal["1.0", "0.3"] = "1.0"
+    # The JSON-RPC endpoint; discovered from the agent card when empty.
+    rpc_url: str = ""
+    card_path: str = CARD_PATH
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+def normalize_state(state: Any) -> str:
+    """``TASK_STATE_INPUT_REQUIRED`` and ``input-required`` both become ``input-required``."""
+    return str(state or "").lower().removeprefix("task_state_").replace("_", "-")
+
+
+def a2a_part(part: Part, version: str) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"text": part.text} if version == "1.0" else {"kind": "text", "text": part.text}
+    if isinstance(part, DataPart):
+        data = part.data if isinstance(part.data, dict) else {"value": part.data}
+        return {"data": data} if version == "1.0" else {"kind": "data", "data": data}
+    if version == "1.0":
+        return {"url": part.uri, "mediaType": part.media_type, "filename": part.name}
+    return {"kind": "file", "file": {"uri": part.uri, "mimeType": part.media_type, "name": part.name}}
+
+
+def gateway_part(data: Mapping[str, Any]) -> Part | None:
+    metadata = data.get("metadata") or {}
+    if "text" in data:
+        return TextPart(str(data["text"]), metadata)
+    if "data" in data:
+        return DataPart(data["data"], metadata)
+    if "url" in data:
+        return FilePart(str(data["url"]), str(data.get("mediaType", "")), str(data.get("filename", "")), metadata)
+    file = data.get("file")
+    if isinstance(file, dict):
+        uri = file.get("uri") or (f"data:{file.get('mimeType', '')};base64,{file['bytes']}" if "bytes" in file else "")
+        return FilePart(str(uri), str(file.get("mimeType", "")), str(file.get("name", "")), metadata)
+    return None
+
+
+def gateway_message(data: Mapping[str, Any]) -> Message:
+    role = Role.USER if normalize_state(data.get("role")) in ("user", "role-user") else Role.AGENT
+    parts = tuple(p for p in (gateway_part(x) for x in data.get("parts", []) if isinstance(x, dict)) if p)
+    return Message(role, parts, {}, str(data.get("messageId", "")))
+
+
+def frame_kind(result: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """(kind, payload) of a result or stream frame, for both protocol versions."""
+    for key, kind in (
+        ("task", "task"),
+        ("message", "message"),
+        ("statusUpdate", "status-update"),
+        ("artifactUpdate", "artifact-update"),
+    ):
+        if isinstance(result.get(key), dict):
+            return kind, result[key]
+    kind = str(result.get("kind", ""))
+    if kind:
+        return kind, result
+    return ("task", result) if "status" in result and "id" in result else ("message", result)
+
+
+class A2AAdapter(Adapter):
+    kind = "a2a"
+    Options = A2AOptions
+
+    def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
+        super().__init__(spec, resources)
+        self.options: A2AOptions
+        headers = dict(self.options.headers)
+        if self.options.protocol_version == "1.0":
+            headers["a2a-version"] = "1.0"
+        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers)
+        self._rpc_url: str = self.options.rpc_url
+
+    async def rpc_url(self, call: Call) -> str:
+        """The JSON-RPC endpoint, from the agent card on first use."""
+        if self._rpc_url:
+            return self._rpc_url
+        _, card = await self.transport.request_json(call, "GET", self.options.card_path)
+        if not isinstance(card, dict):
+            raise UpstreamError("the agent card is not a JSON object", agent=self.spec.name)
+        for interface in card.get("supportedInterfaces") or card.get("additionalInterfaces") or []:
+            binding = str(interface.get("protocolBinding") or interface.get("transport") or "").upper()
+            if binding == "JSONRPC" and interface.get("url"):
+                self._rpc_url = str(interface["url"])
+                return self._rpc_url
+        if isinstance(card.get("url"), str):
+            self._rpc_url = card["url"]
+            return self._rpc_url
+        raise UpstreamError("the agent card names no JSON-RPC interface", agent=self.spec.name)
+
+    def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
+        version = self.options.protocol_version
+        source = call.invocation.messages[-1]
+        message: dict[str, Any] = {
+            "role": "ROLE_USER" if version == "1.0" else "user",
+            "parts": [a2a_part(p, version) for p in source.parts],
+            "messageId": source.message_id or uuid.uuid4().hex,
+        }
+        if version == "0.3":
+            message["kind"] = "message"
+        ctx = call.context
+        if conversation := ctx.thread_id or ctx.session_id:
+            message["contextId"] = str(uuid.uuid5(CONTEXT_NAMESPACE, f"{self.spec.name}:{conversation}"))
+        params: dict[str, Any] = {"message": message}
+        extra = call.invocation.options.params
+        if isinstance(extra.get("configuration"), dict):
+            params["configuration"] = extra["configuration"]
+        if isinstance(extra.get("metadata"), dict):
+            params["metadata"] = extra["metadata"]
+        method = _METHODS[version][1 if streaming else 0]
+        return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
+
+    def _result(self, envelope: Any) -> Mapping[str, Any]:
+        if not isinstance(envelope, dict):
+            raise UpstreamError("the agent sent a malformed JSON-RPC response", agent=self.spec.name)
+        if isinstance(envelope.get("error"), dict):
+            error = envelope["error"]
+            code = error.get("code")
+            message = f"A2A error {code}: {error.get('message', '')}"
+            details: dict[str, JSON] = {"a2a_error_code": code}
+            if code == -32603:
+                raise UpstreamError(message, agent=self.spec.name, details=details)
+            raise UpstreamRejected(message, agent=self.spec.name, details=details)
+        result = envelope.get("result")
+        if not isinstance(result, dict):
+            raise UpstreamError("the JSON-RPC response has no result", agent=self.spec.name)
+        return result
+
+    def _check_state(self, state: str, task: Mapping[str, Any]) -> None:
+        if state in _FAILED | _REJECTED:
+            status_message = task.get("status", {}).get("message") if isinstance(task.get("status"), dict) else None
+            reason = gateway_message(status_message).text if isinstance(status_message, dict) else ""
+            error = UpstreamRejected if state in _REJECTED else UpstreamError
+            raise error(
+                f"the A2A task ended {state}{': ' + reason if reason else ''}",
+                agent=self.spec.name,
+                details={"a2a_task_id": task.get("id") or task.get("taskId"), "a2a_state": state},
+            )
+
+    async def invoke(self, call: Call) -> Result:
+        url = await self.rpc_url(call)
+        _, envelope = await self.transport.request_json(call, "POST", url, self._request(call, False))
+        kind, payload = frame_kind(self._result(envelope))
+        if kind == "message":
+            return Result(self.spec.name, (gateway_message(payload),))
+        state = normalize_state(payload.get("status", {}).get("state"))
+        self._check_state(state, payload)
+        messages = [
+            Message(
+                Role.AGENT,
+                tuple(p for p in (gateway_part(x) for x in artifact.get("parts", [])) if p),
+                {"artifact": artifact.get("name") or artifact.get("artifactId", "")},
+            )
+            for artifact in payload.get("artifacts", [])
+            if isinstance(artifact, dict)
+        ]
+        status_message = payload.get("status", {}).get("message")
+        if not messages and isinstance(status_message, dict):
+            messages.append(gateway_message(status_message))
+        metadata: dict[str, JSON] = {
+            "a2a_task_id": payload.get("id"),
+            "a2a_context_id": payload.get("contextId"),
+            "a2a_state": state,
+        }
+        return Result(self.spec.name, tuple(messages), metadata)
+
+    async def stream(self, call: Call) -> AsyncIterator[Event]:
+        url = await self.rpc_url(call)
+        async for sse in self.transport.stream_sse(call, "POST", url, self._request(call, True)):
+            try:
+                envelope = json.loads(sse.data)
+            except json.JSONDecodeError:
+                raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+            kind, payload = frame_kind(self._result(envelope))
+            for event in self._events(kind, payload):
+                yield event
+
+    def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
+        if kind == "message":
+            return [Event("message", message=gateway_message(payload))]
+        if kind == "artifact-update":
+            artifact = payload.get("artifact") or {}
+            parts = [p for p in (gateway_part(x) for x in artifact.get("parts", [])) if p]
+            events = [Event("delta", message=Message(Role.AGENT, (p,))) for p in parts if isinstance(p, TextPart)]
+            events += [Event("data", data=p.data) for p in parts if isinstance(p, DataPart)]
+            return events
+        state = normalize_state(payload.get("status", {}).get("state"))
+        self._check_state(state, payload)
+        return [
+            Event(
+                "status",
+                data={
+                    "state": state,
+                    "task_id": payload.get("id") or payload.get("taskId"),
+                    "context_id": payload.get("contextId"),
+                },
+            )
+        ]
