@@ -20,6 +20,7 @@ from gateway import wire
 from gateway.context import REQUEST_ID
 from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode
 from gateway.pipeline import Gateway, ResultCollector
+from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
 from gateway.server.passthrough import REQUEST_ID_KEY, Passthrough
 
@@ -175,4 +176,5 @@ def build_http_app(gateway: Gateway, passthrough: Passthrough, max_body_bytes: i
     app.router.add_get("/v1/agents", list_agents)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/v1/proxy/{agent}/{tail:.*}", passthrough.handle)
+    add_a2a_routes(app, A2AFront(gateway))
     return app
