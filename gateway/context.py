@@ -92,6 +92,12 @@ def inject_headers(
 
     Keys are lower-case so the same carrier works as gRPC metadata.
     """
+    if context.baggage:
+        # The call's baggage (inbound entries plus ones the gateway adds, such as the hop
+        # count) travels on every hop, whatever the current OpenTelemetry context holds.
+        trace = trace if trace is not None else otel_context.get_current()
+        for key, value in context.baggage.items():
+            trace = otel_baggage.set_baggage(key, value, trace)
     propagate.inject(carrier, context=trace)
     if context.session_id:
         carrier[SESSION_ID] = context.session_id

@@ -28,14 +28,20 @@ from gateway.model import (
     GatewayError,
     Invocation,
     Message,
+    ResourceExhausted,
     Result,
     Role,
     TextPart,
     UpstreamTimeout,
 )
+from gateway.patterns.build import build_pattern
+from gateway.patterns.run import WorkflowRunner
 from gateway.policies.base import Handler, Policy, StreamHandler, compose
 from gateway.routing import Router
 from gateway.telemetry import tracing as t
+
+# Baggage entry counting the hops of a call through gateways and workflow steps.
+HOPS_BAGGAGE = "agw.hops"
 
 
 @dataclass(slots=True)
@@ -123,7 +129,13 @@ class Gateway:
             attempt = AttemptHandler(spec, adapter, tracer)
             invoke, stream = compose(self.policies_for(name), attempt.invoke, attempt.stream)
             self.upstreams[name] = Upstream(spec, adapter, invoke, stream, agent.timeout)
-        self.router = Router(config.routes, list(self.upstreams))
+        self.router = Router(config.routes, [*self.upstreams, *config.workflows])
+        descriptions = {name: agent.description for name, agent in config.agents.items()}
+        descriptions.update({name: wf.description for name, wf in config.workflows.items()})
+        self.workflows = {
+            name: WorkflowRunner(name, build_pattern(workflow, descriptions), self, tracer)
+            for name, workflow in config.workflows.items()
+        }
         self._route_timeouts: Mapping[str, float | None] = {
             (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
         }
@@ -131,6 +143,21 @@ class Gateway:
     def policies_for(self, agent: str) -> list[Policy]:
         """The policy chain of one agent (resilience policies plug in here)."""
         return []
+
+    def _next_hop(self, invocation: Invocation) -> Invocation:
+        """Count the hop in the call's baggage; refuse calls nested too deep (loops)."""
+        raw = invocation.context.baggage.get(HOPS_BAGGAGE, "0")
+        hops = int(raw) if raw.isdigit() else 0
+        limit = self.config.server.max_hops
+        if hops >= limit:
+            raise ResourceExhausted(
+                f"the call is nested {hops} hops deep, the limit is {limit} (server.max_hops): "
+                "is an agent or workflow calling itself?",
+                agent=invocation.agent,
+                transient=False,
+            )
+        baggage = {**invocation.context.baggage, HOPS_BAGGAGE: str(hops + 1)}
+        return dataclasses.replace(invocation, context=dataclasses.replace(invocation.context, baggage=baggage))
 
     def _prepare(self, invocation: Invocation) -> tuple[Upstream, Invocation]:
         decision = self.router.route_for(invocation)
@@ -144,6 +171,9 @@ class Gateway:
         return upstream, dataclasses.replace(invocation, agent=decision.agent, context=context)
 
     async def invoke(self, invocation: Invocation) -> Result:
+        invocation = self._next_hop(invocation)
+        if (workflow := self._workflow_for(invocation)) is not None:
+            return await workflow.invoke(invocation)
         upstream, invocation = self._prepare(invocation)
         remaining = invocation.context.remaining()
         try:
@@ -157,11 +187,23 @@ class Gateway:
     def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         """Route now (so routing errors surface before any byte is sent) and
         return the answering agent's name with its event stream."""
+        invocation = self._next_hop(invocation)
+        if (workflow := self._workflow_for(invocation)) is not None:
+            return workflow.name, workflow.stream(invocation)
         upstream, invocation = self._prepare(invocation)
         return invocation.agent, upstream.stream(invocation)
 
+    def _workflow_for(self, invocation: Invocation) -> WorkflowRunner | None:
+        workflow = self.workflows.get(invocation.agent)
+        if workflow is not None:
+            trace.get_current_span().set_attribute("agent_gateway.workflow", workflow.name)
+        return workflow
+
     def agents(self) -> list[tuple[AgentSpec, bool]]:
-        return [(u.spec, type(u.adapter).streaming) for u in self.upstreams.values()]
+        listed = [(u.spec, type(u.adapter).streaming) for u in self.upstreams.values()]
+        for name, workflow in self.config.workflows.items():
+            listed.append((AgentSpec(name, f"workflow/{workflow.kind}", "", {}, workflow.description), True))
+        return listed
 
     async def aclose(self) -> None:
         for upstream in self.upstreams.values():

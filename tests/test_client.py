@@ -39,7 +39,7 @@ async def test_client_carries_the_inbound_context_forward(gateway_factory: Gatew
     assert seen["x-user-id"] == "outer-user"
     assert seen["x-thread-id"] == "t-1"
     assert seen["x-request-id"] == "outer-request"
-    assert seen["baggage"] == "tenant=acme"
+    assert seen["baggage"] == "tenant=acme,agw.hops=1"  # the hop count travels as baggage
     assert 0 < int(seen["x-timeout-ms"]) <= 4000
 
 

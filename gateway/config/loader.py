@@ -73,7 +73,7 @@ class _Builder:
                 if key in out:
                     self._problem(key_node, (*path, key), "duplicate key (YAML would silently keep the last)")
                 out[key] = self.build(value_node, (*path, key))
-                self.lines.setdefault((*path, key), key_node.start_mark.line + 1)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1  # the key names the path best
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
@@ -133,11 +133,30 @@ def _line_for(lines: Mapping[PathKey, int], path: PathKey) -> int | None:
     return None
 
 
-def _pydantic_problems(exc: ValidationError, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+def _data_path(data: Any, loc: Sequence[str | int]) -> PathKey:
+    """The part of a pydantic location that names data: union tags (``sequential``)
+    and validator names (``function-after[...]``) are not keys of the document."""
+    path: list[str | int] = []
+    node = data
+    for key in loc:
+        if isinstance(key, str) and key.startswith("function-"):
+            continue
+        in_dict = isinstance(node, dict) and key in node
+        in_list = isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        if in_dict or in_list:
+            node = node[key]
+        elif isinstance(node, dict) and key == node.get("kind"):
+            continue
+        else:
+            node = None  # a missing or unknown key: still worth naming
+        path.append(key)
+    return tuple(path)
+
+
+def _pydantic_problems(exc: ValidationError, file: str, lines: Mapping[PathKey, int], data: Any) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_url=False):
-        # pydantic appends the failing validator's name to union locations; keep data keys only.
-        loc = tuple(k for k in error["loc"] if isinstance(k, int) or not str(k).startswith("function-"))
+        loc = _data_path(data, error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; unknown keys are not ignored)"
@@ -167,7 +186,7 @@ def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey
         try:
             cls.validate_options(agent.options)
         except ValidationError as exc:
-            for p in _pydantic_problems(exc, file, {}):
+            for p in _pydantic_problems(exc, file, {}, dict(agent.options)):
                 opt_path: PathKey = ("agents", name, "options", *[k for k in p.path.split(".") if k])
                 problems.append(ConfigProblem(file, _line_for(lines, opt_path), format_path(opt_path), p.message))
     for i, route in enumerate(config.routes):
@@ -182,6 +201,48 @@ def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey
                         f"no agent named {target!r} is defined under 'agents'",
                     )
                 )
+    problems.extend(_workflow_problems(config, file, lines))
+    return problems
+
+
+def _workflow_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+    """Workflow steps must name something callable; workflow names must not shadow agents."""
+    from gateway.config.schema import HierarchicalWorkflow, ParallelWorkflow, SequentialWorkflow
+
+    callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
+    problems = []
+
+    def check(name: str, path: PathKey) -> None:
+        if name not in callable_names:
+            problems.append(
+                ConfigProblem(
+                    file, _line_for(lines, path), format_path(path), f"{name!r} is not an agent, a route or a workflow"
+                )
+            )
+
+    for wf_name, workflow in config.workflows.items():
+        base: PathKey = ("workflows", wf_name)
+        if wf_name in config.agents:
+            problems.append(
+                ConfigProblem(
+                    file,
+                    _line_for(lines, base),
+                    format_path(base),
+                    f"a workflow cannot have the name of agent {wf_name!r}",
+                )
+            )
+        if isinstance(workflow, SequentialWorkflow):
+            for i, step in enumerate(workflow.steps):
+                check(step.agent, (*base, "steps", i, "agent"))
+                if step.compensate is not None:
+                    check(step.compensate.agent, (*base, "steps", i, "compensate", "agent"))
+        elif isinstance(workflow, ParallelWorkflow):
+            for i, branch in enumerate(workflow.branches):
+                check(branch.agent, (*base, "branches", i, "agent"))
+        elif isinstance(workflow, HierarchicalWorkflow):
+            check(workflow.manager, (*base, "manager"))
+            for i, worker in enumerate(workflow.workers):
+                check(worker, (*base, "workers", i))
     return problems
 
 
@@ -195,7 +256,7 @@ def load_config_text(text: str, file: str = "<config>", environ: Mapping[str, st
     try:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, file, builder.lines)) from None
+        raise ConfigError(_pydantic_problems(exc, file, builder.lines, data)) from None
     if problems := _reference_problems(config, file, builder.lines):
         raise ConfigError(problems)
     return config

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from gateway.patterns.template import check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -127,6 +129,101 @@ class Route(Strict):
         return [self.target] if self.target else []
 
 
+TemplateValue = Annotated[Any, AfterValidator(check_template)]
+
+
+class Compensation(Strict):
+    """The saga action that undoes a completed step when a later step fails."""
+
+    agent: Name
+    # The document also holds `step`: the output of the step being undone.
+    input: TemplateValue = "{{ step.text }}"
+
+
+class Step(Strict):
+    name: Name
+    # An agent, a route or another workflow.
+    agent: Name
+    input: TemplateValue = "{{ input.text }}"
+    # A failed optional step is recorded and the workflow continues degraded.
+    optional: bool = False
+    timeout: Duration | None = None
+    compensate: Compensation | None = None
+
+
+class SequentialWorkflow(Strict):
+    kind: Literal["sequential"]
+    description: str = ""
+    steps: list[Step] = Field(min_length=1)
+    # The workflow's answer; the last successful step's output when unset.
+    output: TemplateValue = None
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> SequentialWorkflow:
+        _check_unique([s.name for s in self.steps], "step")
+        return self
+
+
+class Branch(Strict):
+    name: Name
+    agent: Name
+    input: TemplateValue = "{{ input.text }}"
+    timeout: Duration | None = None
+
+
+class ParallelWorkflow(Strict):
+    kind: Literal["parallel"]
+    description: str = ""
+    branches: list[Branch] = Field(min_length=1)
+    # all: every branch must answer; first: the first success wins; quorum: `quorum`
+    # successes are enough; merge: JSON object outputs merged in branch order.
+    aggregate: Literal["all", "first", "quorum", "merge"] = "all"
+    quorum: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ParallelWorkflow:
+        _check_unique([b.name for b in self.branches], "branch")
+        if self.quorum is not None and self.quorum > len(self.branches):
+            raise ValueError(f"quorum {self.quorum} is more than the {len(self.branches)} branches")
+        if self.aggregate == "quorum" and self.quorum is None:
+            raise ValueError("aggregate: quorum needs 'quorum: N'")
+        return self
+
+    @property
+    def needed(self) -> int:
+        """How many successful branches decide the answer."""
+        if self.aggregate == "first":
+            return 1
+        if self.quorum is not None:
+            return self.quorum
+        return len(self.branches)
+
+
+class HierarchicalWorkflow(Strict):
+    """A manager agent plans; the gateway runs the delegations it asks for and
+    feeds the results back, until the manager answers (bounded rounds and fan-out)."""
+
+    kind: Literal["hierarchical"]
+    description: str = ""
+    manager: Name
+    workers: list[Name] = Field(min_length=1)
+    input: TemplateValue = "{{ input.text }}"
+    max_rounds: int = Field(default=3, ge=1, le=20)
+    max_fanout: int = Field(default=4, ge=1, le=64)
+    worker_timeout: Duration | None = None
+
+
+Workflow = Annotated[SequentialWorkflow | ParallelWorkflow | HierarchicalWorkflow, Field(discriminator="kind")]
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"two {what}s are named {name!r}")
+        seen.add(name)
+
+
 class Tracing(Strict):
     # OTLP endpoint; when unset the standard OTEL_EXPORTER_OTLP_* variables apply.
     otlp_endpoint: str | None = None
@@ -143,6 +240,9 @@ class Telemetry(Strict):
 class Server(Strict):
     # How long SIGTERM waits for in-flight requests before closing them.
     drain_timeout: Duration = 15.0
+    # Calls through gateways (and workflow steps) nest at most this deep, so a
+    # manager or a workflow cannot loop forever; counted in the baggage entry agw.hops.
+    max_hops: int = Field(default=16, ge=1, le=256)
 
 
 class GatewayConfig(Strict):
@@ -151,5 +251,6 @@ class GatewayConfig(Strict):
     listeners: Listeners = Field(default_factory=Listeners)
     agents: dict[Name, Agent] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
+    workflows: dict[Name, Workflow] = Field(default_factory=dict)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     server: Server = Field(default_factory=Server)

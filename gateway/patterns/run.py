@@ -1,0 +1,223 @@
+"""What every pattern shares: the workflow document, step invocations, step
+records and the event sink that makes one run serve both invoke and stream."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from gateway.model import (
+    JSON,
+    DataPart,
+    Event,
+    GatewayError,
+    Invocation,
+    Message,
+    Result,
+    Role,
+    TextPart,
+    UpstreamError,
+)
+from gateway.patterns.template import Template
+
+
+class Caller(Protocol):
+    """The gateway as patterns see it: one routed invocation, policies included."""
+
+    async def invoke(self, invocation: Invocation) -> Result: ...
+
+
+def output_record(result: Result) -> dict[str, Any]:
+    """A step's output in the workflow document: its text and its first JSON part."""
+    data: Any = None
+    for message in result.messages:
+        for part in message.parts:
+            if isinstance(part, DataPart):
+                data = part.data
+                break
+        if data is not None:
+            break
+    return {"text": result.text, "data": data, "agent": result.agent}
+
+
+def message_for(value: Any, role: Role = Role.USER) -> Message:
+    """The message a rendered template becomes: text, or a JSON part."""
+    if isinstance(value, str):
+        return Message(role, (TextPart(value),))
+    return Message(role, (DataPart(value),))
+
+
+@dataclass
+class StepRecord:
+    name: str
+    agent: str
+    status: str = "pending"  # ok | failed | skipped | compensated | compensation_failed | cancelled
+    duration_ms: float = 0.0
+    error: str = ""
+
+    def as_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {
+            "name": self.name,
+            "agent": self.agent,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class WorkflowFailed(UpstreamError):
+    """A workflow could not produce its answer; ``details.steps`` says what ran."""
+
+
+@dataclass
+class WorkflowRun:
+    """One execution: the document templates read, the records, and the events emitted."""
+
+    name: str
+    invocation: Invocation
+    caller: Caller
+    tracer: Tracer
+    emit: Callable[[Event], Awaitable[None]]
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: list[StepRecord] = field(default_factory=list)
+
+    def document(self, **extra: Any) -> dict[str, Any]:
+        last = self.invocation.messages[-1]
+        data = next((p.data for p in last.parts if isinstance(p, DataPart)), None)
+        ctx = self.invocation.context
+        return {
+            "input": {"text": last.text, "data": data},
+            "steps": self.steps,
+            "context": {
+                "session_id": ctx.session_id,
+                "thread_id": ctx.thread_id,
+                "user_id": ctx.user_id,
+                "request_id": ctx.request_id,
+            },
+            **extra,
+        }
+
+    async def call(self, step_name: str, agent: str, template: Template, timeout: float | None, **extra: Any) -> Result:
+        """Run one step as an ordinary routed invocation, in a span of its own."""
+        record = StepRecord(step_name, agent)
+        self.records.append(record)
+        value = template.render(self.document(**extra))
+        invocation = dataclasses.replace(
+            self.invocation,
+            agent=agent,
+            messages=(message_for(value),),
+            context=self.invocation.context.with_timeout(timeout),
+            attempt=1,
+        )
+        await self.emit(
+            Event("step", data={"workflow": self.name, "step": step_name, "agent": agent, "status": "started"})
+        )
+        started = time.monotonic()
+        with self.tracer.start_as_current_span(
+            f"workflow.step {step_name}",
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "agent_gateway.workflow": self.name,
+                "agent_gateway.step": step_name,
+                "gen_ai.agent.name": agent,
+            },
+        ) as span:
+            try:
+                result = await self.caller.invoke(invocation)
+            except GatewayError as exc:
+                record.status, record.error = "failed", str(exc)
+                span.set_status(Status(StatusCode.ERROR, exc.message))
+                raise
+            except asyncio.CancelledError:
+                record.status = "cancelled"
+                raise
+            finally:
+                record.duration_ms = (time.monotonic() - started) * 1000
+        record.status = "ok"
+        self.steps[step_name] = {**output_record(result), "status": "ok"}
+        await self.emit(
+            Event(
+                "step",
+                data={
+                    "workflow": self.name,
+                    "step": step_name,
+                    "agent": agent,
+                    "status": "ok",
+                    "output": self.steps[step_name]["text"],
+                },
+            )
+        )
+        return result
+
+    def failure(self, message: str, cause: GatewayError | None = None) -> WorkflowFailed:
+        details: dict[str, JSON] = {"workflow": self.name, "steps": [r.as_json() for r in self.records]}
+        return WorkflowFailed(
+            message, agent=self.name, details=details, transient=cause.transient if cause is not None else False
+        )
+
+    def result(self, messages: tuple[Message, ...]) -> Result:
+        return Result(self.name, messages, {"workflow": self.name, "steps": [r.as_json() for r in self.records]})
+
+
+class Pattern(Protocol):
+    async def run(self, run: WorkflowRun) -> Result: ...
+
+
+class WorkflowRunner:
+    """Runs one configured workflow for both fronts: unary, or streamed step by step."""
+
+    def __init__(self, name: str, pattern: Pattern, caller: Caller, tracer: Tracer) -> None:
+        self.name = name
+        self.pattern = pattern
+        self.caller = caller
+        self.tracer = tracer
+
+    async def _run(self, invocation: Invocation, emit: Callable[[Event], Awaitable[None]]) -> Result:
+        with self.tracer.start_as_current_span(
+            f"workflow {self.name}", kind=SpanKind.INTERNAL, attributes={"agent_gateway.workflow": self.name}
+        ) as span:
+            run = WorkflowRun(self.name, invocation, self.caller, self.tracer, emit)
+            try:
+                return await self.pattern.run(run)
+            except GatewayError as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.message))
+                raise
+
+    async def invoke(self, invocation: Invocation) -> Result:
+        async def ignore(event: Event) -> None:
+            return None
+
+        return await self._run(invocation, ignore)
+
+    async def stream(self, invocation: Invocation) -> AsyncIterator[Event]:
+        """Step events as they happen, then the answer's messages."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=64)
+        parent = trace.get_current_span()
+
+        async def produce() -> Result:
+            with trace.use_span(parent, end_on_exit=False):
+                try:
+                    return await self._run(invocation, queue.put)
+                finally:
+                    await queue.put(None)
+
+        task = asyncio.create_task(produce())
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            result = await task
+        finally:
+            if not task.done():
+                task.cancel()  # the client went away: stop the steps still running
+                await asyncio.gather(task, return_exceptions=True)
+        for message in result.messages:
+            yield Event("message", message=message, data=dict(result.metadata))

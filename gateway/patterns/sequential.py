@@ -1,0 +1,72 @@
+"""Sequential pipeline with compensating actions (a saga).
+
+Steps run in order, each input rendered from the workflow input and earlier
+outputs. When a required step fails, the completed steps' compensations run
+in reverse order and the workflow fails, saying which steps ran, failed and
+were compensated; an optional step's failure is recorded and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.config.schema import SequentialWorkflow
+from gateway.model import GatewayError, Result, Role
+from gateway.patterns.run import WorkflowRun, message_for
+from gateway.patterns.template import Template
+
+log = logging.getLogger("agent_gateway.workflow")
+
+
+class SequentialPattern:
+    def __init__(self, config: SequentialWorkflow) -> None:
+        self.config = config
+        self.inputs = {s.name: Template(s.input) for s in config.steps}
+        self.compensations = {s.name: Template(s.compensate.input) for s in config.steps if s.compensate}
+        self.output = Template(config.output) if config.output is not None else None
+
+    async def run(self, run: WorkflowRun) -> Result:
+        done: list[str] = []
+        last: Result | None = None
+        for step in self.config.steps:
+            try:
+                last = await run.call(step.name, step.agent, self.inputs[step.name], step.timeout)
+            except GatewayError as exc:
+                if step.optional:
+                    run.records[-1].status = "skipped"
+                    run.steps[step.name] = {"text": "", "data": None, "status": "failed", "error": exc.message}
+                    continue
+                compensated = await self._compensate(run, done)
+                note = f"; compensated: {', '.join(compensated)}" if compensated else ""
+                raise run.failure(
+                    f"workflow {run.name!r} failed at step {step.name!r}: {exc.message}{note}", exc
+                ) from None
+            done.append(step.name)
+        if self.output is not None:
+            return run.result((message_for(self.output.render(run.document()), Role.AGENT),))
+        if last is None:
+            raise run.failure(f"workflow {run.name!r} had no successful step")
+        return run.result(last.messages)
+
+    async def _compensate(self, run: WorkflowRun, done: list[str]) -> list[str]:
+        compensated = []
+        for name in reversed(done):
+            step = next(s for s in self.config.steps if s.name == name)
+            if step.compensate is None:
+                continue
+            record = next(r for r in run.records if r.name == name)
+            try:
+                await run.call(
+                    f"{name}.compensate",
+                    step.compensate.agent,
+                    self.compensations[name],
+                    step.timeout,
+                    step=run.steps.get(name, {}),
+                )
+            except GatewayError as exc:
+                record.status = "compensation_failed"
+                log.error("compensation of step %s in workflow %s failed: %s", name, run.name, exc)
+                continue
+            record.status = "compensated"
+            compensated.append(name)
+        return compensated

@@ -1,0 +1,94 @@
+"""Scripted agents on one real HTTP server: each path segment is an agent with a behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+def _input(body: dict[str, Any]) -> tuple[str, Any]:
+    parts = body["messages"][-1]["parts"]
+    text = "".join(p.get("text", "") for p in parts)
+    data = next((p["data"] for p in parts if "data" in p), None)
+    return text, data
+
+
+def _reply(text: str | None = None, data: Any = None) -> web.Response:
+    parts: list[dict[str, Any]] = []
+    if text is not None:
+        parts.append({"text": text})
+    if data is not None:
+        parts.append({"data": data})
+    return web.json_response({"messages": [{"role": "ROLE_AGENT", "parts": parts}]})
+
+
+@dataclass
+class ScriptedAgents:
+    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+    def names(self, name: str) -> list[str]:
+        return [c[0] for c in self.calls if c[0] == name]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["agent"]
+        body = await request.json()
+        text, data = _input(body)
+        self.calls.append((name, text, data))
+        if name == "upper":
+            return _reply(text.upper())
+        if name == "count":
+            return _reply(f"{len(text)} chars", {"length": len(text)})
+        if name == "fail":
+            return web.json_response({"error": "down"}, status=503)
+        if name == "reject":
+            return web.json_response({"error": "bad input"}, status=400)
+        if name.startswith("slow"):
+            delay = int(name.removeprefix("slow")) / 10
+            deadline = asyncio.get_running_loop().time() + delay
+            while asyncio.get_running_loop().time() < deadline:
+                # aiohttp does not cancel handlers when the caller hangs up: watch the connection.
+                if request.transport is None or request.transport.is_closing():
+                    self.cancelled.append(name)
+                    return _reply("cancelled")
+                await asyncio.sleep(0.02)
+            self.finished.append(name)
+            return _reply(f"{name} done", {name: delay})
+        if name in ("json-a", "json-b"):
+            return _reply(None, {name[-1]: 1, "shared": name})
+        if name == "undo":
+            return _reply(f"undid {text}")
+        if name == "manager":
+            brief = data
+            if brief["round"] == 0:
+                return _reply(None, {"delegate": [{"worker": "upper", "input": brief["task"]},
+                                                  {"worker": "count", "input": brief["task"]}]})
+            outputs = " | ".join(f"{r['worker']}={r.get('output', r.get('error'))}" for r in brief["results"])
+            return _reply(json.dumps({"answer": f"summary: {outputs}"}))
+        if name == "loop-manager":
+            return _reply(None, {"delegate": [{"worker": "upper", "input": "again"}]})
+        if name == "rogue-manager":
+            return _reply(None, {"delegate": [{"worker": "ghost", "input": "x"}]} if data["round"] == 0
+                          else {"answer": data["results"][0]["error"]})
+        return _reply(f"{name}: {text}")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/{agent}/invoke", self.handle)
+        return app
+
+
+AGENT_NAMES = ("upper", "count", "fail", "reject", "slow1", "slow3", "slow5", "slow20", "json-a", "json-b",
+               "undo", "manager", "loop-manager", "rogue-manager", "plain")
+
+
+def agents_yaml(base_url: str) -> str:
+    return "agents:\n" + "".join(
+        f"  {name}:\n    kind: http\n    endpoint: {base_url}/{name}\n    description: the {name} agent\n"
+        for name in AGENT_NAMES
+    )
