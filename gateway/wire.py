@@ -236,8 +236,21 @@ def to_json(message: ProtoMessage, *, with_defaults: bool = False) -> dict[str, 
 
 
 def error_json(error: GatewayError, request_id: str = "") -> dict[str, Any]:
-    """The HTTP error body: ``{"error": ErrorDetail}`` with every field present."""
-    return {"error": to_json(error_to_pb(error, request_id), with_defaults=True)}
+    """The HTTP error body: ``{"error": ErrorDetail}`` with every field present.
+
+    Built directly rather than through ``google.protobuf.Struct``, which would
+    turn every integer in ``details`` into a float.
+    """
+    return {
+        "error": {
+            "code": error.code.value,
+            "message": error.message,
+            "agent": error.agent,
+            "requestId": request_id,
+            "transient": error.transient,
+            "details": dict(error.details),
+        }
+    }
 
 
 def parse_json(data: Any, message: ProtoMessage) -> None:
