@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -21,9 +22,13 @@ from adapters.base import Adapter, AdapterResources
 from adapters.registry import adapter_class
 from gateway.config.schema import GatewayConfig
 from gateway.context import outbound_headers
+from gateway.evals.checks import build_check
+from gateway.evals.online import EvaluationPolicy, EvaluationRecorder, Evaluator
 from gateway.model import (
     AgentSpec,
     Call,
+    Context,
+    DataPart,
     Event,
     GatewayError,
     Invocation,
@@ -31,12 +36,13 @@ from gateway.model import (
     ResourceExhausted,
     Result,
     Role,
-    TextPart,
     UpstreamTimeout,
+    new_request_id,
 )
 from gateway.patterns.build import build_pattern
 from gateway.patterns.run import WorkflowRunner
 from gateway.policies.base import Handler, Policy, StreamHandler, compose
+from gateway.results import ResultCollector
 from gateway.routing import Router
 from gateway.telemetry import tracing as t
 
@@ -122,12 +128,17 @@ class Gateway:
     def __init__(self, config: GatewayConfig, resources: AdapterResources, tracer: Tracer) -> None:
         self.config = config
         self.tracer = tracer
+        self.evaluation_recorder = EvaluationRecorder(tracer)
+        self.evaluators = self._build_evaluators()
         self.upstreams: dict[str, Upstream] = {}
         for name, agent in config.agents.items():
             spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description)
             adapter = adapter_class(agent.kind)(spec, resources)
             attempt = AttemptHandler(spec, adapter, tracer)
-            invoke, stream = compose(self.policies_for(name), attempt.invoke, attempt.stream)
+            # Checks on an agent sit innermost, so a failed sync check is a failed
+            # attempt that the retry and fallback policies act on.
+            checks: list[Policy] = [EvaluationPolicy(e) for e in self.evaluators.pop(name, [])]
+            invoke, stream = compose([*self.policies_for(name), *checks], attempt.invoke, attempt.stream)
             self.upstreams[name] = Upstream(spec, adapter, invoke, stream, agent.timeout)
         self.router = Router(config.routes, [*self.upstreams, *config.workflows])
         descriptions = {name: agent.description for name, agent in config.agents.items()}
@@ -139,6 +150,40 @@ class Gateway:
         self._route_timeouts: Mapping[str, float | None] = {
             (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
         }
+
+    def _build_evaluators(self) -> dict[str, list[Evaluator]]:
+        checks = {name: build_check(name, cfg, self._judge) for name, cfg in self.config.checks.items()}
+        evaluators: dict[str, list[Evaluator]] = {}
+        for evaluation in self.config.evaluations:
+            evaluator = Evaluator(evaluation, checks, self.evaluation_recorder)
+            evaluators.setdefault(evaluation.target, []).append(evaluator)
+        self._all_evaluators = [e for group in evaluators.values() for e in group]
+        return evaluators
+
+    async def _judge(self, agent: str, payload: Mapping[str, Any]) -> Result:
+        message = Message(Role.USER, (DataPart(dict(payload)),))
+        return await self.invoke(Invocation(agent, (message,), Context(request_id=new_request_id())))
+
+    async def _evaluated(self, invocation: Invocation, result: Result) -> Result:
+        """Checks on routes and workflows (agents are checked inside their chains)."""
+        for evaluator in self.evaluators.get(invocation.agent, ()):
+            if not evaluator.sampled():
+                continue
+            if evaluator.config.mode == "sync":
+                await evaluator.check_sync(invocation, result)
+            else:
+                evaluator.check_later(invocation, result)
+        return result
+
+    async def _evaluated_stream(self, invocation: Invocation, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        # The stream is already with the caller: its checks can only be recorded.
+        evaluators = [e for e in self.evaluators[invocation.agent] if e.sampled()]
+        collector = ResultCollector(invocation.agent)
+        async for event in events:
+            collector.add(event)
+            yield event
+        for evaluator in evaluators:
+            evaluator.check_later(invocation, collector.result())
 
     def policies_for(self, agent: str) -> list[Policy]:
         """The policy chain of one agent (resilience policies plug in here)."""
@@ -172,6 +217,11 @@ class Gateway:
 
     async def invoke(self, invocation: Invocation) -> Result:
         invocation = self._next_hop(invocation)
+        if invocation.agent in self.evaluators:
+            return await self._evaluated(invocation, await self._invoke(invocation))
+        return await self._invoke(invocation)
+
+    async def _invoke(self, invocation: Invocation) -> Result:
         if (workflow := self._workflow_for(invocation)) is not None:
             return await workflow.invoke(invocation)
         upstream, invocation = self._prepare(invocation)
@@ -188,6 +238,12 @@ class Gateway:
         """Route now (so routing errors surface before any byte is sent) and
         return the answering agent's name with its event stream."""
         invocation = self._next_hop(invocation)
+        if invocation.agent in self.evaluators:
+            name, events = self._open_stream(invocation)
+            return name, self._evaluated_stream(invocation, events)
+        return self._open_stream(invocation)
+
+    def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         if (workflow := self._workflow_for(invocation)) is not None:
             return workflow.name, workflow.stream(invocation)
         upstream, invocation = self._prepare(invocation)
@@ -206,31 +262,7 @@ class Gateway:
         return listed
 
     async def aclose(self) -> None:
+        for evaluator in self._all_evaluators:
+            await evaluator.aclose()
         for upstream in self.upstreams.values():
             await upstream.adapter.aclose()
-
-
-class ResultCollector:
-    """Builds the final result of a stream from its events: complete messages
-    are kept; text deltas between them are joined into one agent message."""
-
-    def __init__(self, agent: str) -> None:
-        self.agent = agent
-        self.messages: list[Message] = []
-        self._deltas: list[str] = []
-
-    def add(self, event: Event) -> None:
-        if event.type == "delta" and event.message is not None:
-            self._deltas.append(event.message.text)
-        elif event.type == "message" and event.message is not None:
-            self._flush()
-            self.messages.append(event.message)
-
-    def _flush(self) -> None:
-        if self._deltas:
-            self.messages.append(Message(Role.AGENT, (TextPart("".join(self._deltas)),)))
-            self._deltas = []
-
-    def result(self) -> Result:
-        self._flush()
-        return Result(self.agent, tuple(self.messages))

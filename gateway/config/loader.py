@@ -202,6 +202,36 @@ def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey
                     )
                 )
     problems.extend(_workflow_problems(config, file, lines))
+    problems.extend(_evaluation_problems(config, file, lines))
+    return problems
+
+
+def _evaluation_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+    from gateway.evals.checks import check_config_problem  # lazy: jsonschema loads only when used
+
+    targets = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
+    problems = []
+
+    def problem(path: PathKey, message: str) -> None:
+        problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
+
+    for name, check in config.checks.items():
+        if check.kind == "judge" and check.agent not in targets:
+            problem(("checks", name, "agent"), f"the judge {check.agent!r} is not an agent, a route or a workflow")
+        elif (reason := check_config_problem(check)) is not None:
+            problem(("checks", name), reason)
+    for i, evaluation in enumerate(config.evaluations):
+        if evaluation.target not in targets:
+            problem(("evaluations", i, "target"), f"{evaluation.target!r} is not an agent, a route or a workflow")
+        named: list[tuple[PathKey, str]] = [
+            (("evaluations", i, "checks", j), c) for j, c in enumerate(evaluation.checks)
+        ]
+        named += [
+            (("evaluations", i, "steps", step, j), c) for step, cs in evaluation.steps.items() for j, c in enumerate(cs)
+        ]
+        for path, check_name in named:
+            if check_name not in config.checks:
+                problem(path, f"no check named {check_name!r} is defined under 'checks'")
     return problems
 
 

@@ -61,6 +61,8 @@ class StepRecord:
     status: str = "pending"  # ok | failed | skipped | compensated | compensation_failed | cancelled
     duration_ms: float = 0.0
     error: str = ""
+    # The step's output (text and JSON), for session-level checks and debugging.
+    output: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, JSON]:
         out: dict[str, JSON] = {
@@ -71,6 +73,8 @@ class StepRecord:
         }
         if self.error:
             out["error"] = self.error
+        if self.output is not None:
+            out["output"] = self.output
         return out
 
 
@@ -144,6 +148,7 @@ class WorkflowRun:
                 record.duration_ms = (time.monotonic() - started) * 1000
         record.status = "ok"
         self.steps[step_name] = {**output_record(result), "status": "ok"}
+        record.output = {"text": self.steps[step_name]["text"], "data": self.steps[step_name]["data"]}
         await self.emit(
             Event(
                 "step",

@@ -24,7 +24,8 @@ from adapters.a2a import a2a_part, gateway_message
 from adapters.sse import format_sse
 from gateway.context import REQUEST_ID, context_from_headers
 from gateway.model import Context, GatewayError, InvalidRequest, Invocation, Message, NotFound, Result, Role
-from gateway.pipeline import Gateway, ResultCollector
+from gateway.pipeline import Gateway
+from gateway.results import ResultCollector
 from gateway.server.inbound import server_span
 
 _KEEP_TASKS = 1000

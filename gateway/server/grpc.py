@@ -15,7 +15,8 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.model import GatewayError, InvalidRequest, Invocation
-from gateway.pipeline import Gateway, ResultCollector
+from gateway.pipeline import Gateway
+from gateway.results import ResultCollector
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
 
 log = logging.getLogger("agent_gateway.grpc")

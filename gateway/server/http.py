@@ -19,7 +19,8 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
 from gateway.context import REQUEST_ID
 from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode
-from gateway.pipeline import Gateway, ResultCollector
+from gateway.pipeline import Gateway
+from gateway.results import ResultCollector
 from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
 from gateway.server.passthrough import REQUEST_ID_KEY, Passthrough

@@ -1,0 +1,1 @@
+"""Evaluations: checks on agent and workflow outputs, online (live traffic) and offline (datasets)."""

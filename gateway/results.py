@@ -1,0 +1,31 @@
+"""The final result of a stream, built from its events (no I/O)."""
+
+from __future__ import annotations
+
+from gateway.model import Event, Message, Result, Role, TextPart
+
+
+class ResultCollector:
+    """Builds the final result of a stream from its events: complete messages
+    are kept; text deltas between them are joined into one agent message."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.messages: list[Message] = []
+        self._deltas: list[str] = []
+
+    def add(self, event: Event) -> None:
+        if event.type == "delta" and event.message is not None:
+            self._deltas.append(event.message.text)
+        elif event.type == "message" and event.message is not None:
+            self._flush()
+            self.messages.append(event.message)
+
+    def _flush(self) -> None:
+        if self._deltas:
+            self.messages.append(Message(Role.AGENT, (TextPart("".join(self._deltas)),)))
+            self._deltas = []
+
+    def result(self) -> Result:
+        self._flush()
+        return Result(self.agent, tuple(self.messages))
