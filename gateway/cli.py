@@ -64,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 2
+    from gateway.evals.runner import run_eval  # loads the gateway only when evaluating
+
+    return run_eval(config, args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent-gateway", description="Cross-framework agent gateway and sidecar.")
     parser.add_argument("--version", action="version", version=f"agent-gateway {__version__}")
@@ -75,6 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate_parser = commands.add_parser("validate", help="check a config file and exit")
     validate_parser.add_argument("file")
     validate_parser.set_defaults(func=validate)
+    eval_parser = commands.add_parser("eval", help="run a JSONL dataset through an agent or workflow and report")
+    eval_parser.add_argument("-c", "--config", required=True, help="the gateway YAML file")
+    eval_parser.add_argument("--target", required=True, help="the agent, route or workflow to evaluate")
+    eval_parser.add_argument("--dataset", required=True, help="JSONL: one case per line")
+    eval_parser.add_argument("--concurrency", type=int, default=4)
+    eval_parser.add_argument("--json", dest="json_out", help="write the full report as JSON here")
+    eval_parser.add_argument("--junit", help="write JUnit XML here (one test case per dataset case)")
+    eval_parser.add_argument("--compare", help="a previous JSON report: list regressions, exit 1 when any")
+    eval_parser.add_argument("--fail-under", type=float, default=1.0, help="exit 1 below this pass rate")
+    eval_parser.set_defaults(func=evaluate)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

@@ -152,7 +152,7 @@ class Gateway:
         }
 
     def _build_evaluators(self) -> dict[str, list[Evaluator]]:
-        checks = {name: build_check(name, cfg, self._judge) for name, cfg in self.config.checks.items()}
+        checks = {name: build_check(name, cfg, self.judge) for name, cfg in self.config.checks.items()}
         evaluators: dict[str, list[Evaluator]] = {}
         for evaluation in self.config.evaluations:
             evaluator = Evaluator(evaluation, checks, self.evaluation_recorder)
@@ -160,7 +160,7 @@ class Gateway:
         self._all_evaluators = [e for group in evaluators.values() for e in group]
         return evaluators
 
-    async def _judge(self, agent: str, payload: Mapping[str, Any]) -> Result:
+    async def judge(self, agent: str, payload: Mapping[str, Any]) -> Result:
         message = Message(Role.USER, (DataPart(dict(payload)),))
         return await self.invoke(Invocation(agent, (message,), Context(request_id=new_request_id())))
 

@@ -70,6 +70,10 @@ class ScriptedAgents:
                                                   {"worker": "count", "input": brief["task"]}]})
             outputs = " | ".join(f"{r['worker']}={r.get('output', r.get('error'))}" for r in brief["results"])
             return _reply(json.dumps({"answer": f"summary: {outputs}"}))
+        if name == "judge":
+            output = str(data.get("output"))
+            return _reply(None, {"pass": output.isupper(), "score": 1.0 if output.isupper() else 0.2,
+                                 "reason": f"{data['criteria']}: {output[:20]}"})
         if name == "loop-manager":
             return _reply(None, {"delegate": [{"worker": "upper", "input": "again"}]})
         if name == "rogue-manager":
@@ -77,14 +81,28 @@ class ScriptedAgents:
                           else {"answer": data["results"][0]["error"]})
         return _reply(f"{name}: {text}")
 
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """The same behaviours as a stream: one ``message`` event carrying the reply."""
+        reply = await self.handle(request)
+        if reply.status >= 400:
+            return reply
+        assert reply.body is not None
+        message = json.loads(bytes(reply.body))["messages"][0]  # type: ignore[arg-type]
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(f"data: {json.dumps({'type': 'message', 'message': message})}\n\n".encode())
+        await response.write_eof()
+        return response
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{agent}/invoke", self.handle)
+        app.router.add_post("/{agent}/stream", self.stream)
         return app
 
 
 AGENT_NAMES = ("upper", "count", "fail", "reject", "slow1", "slow3", "slow5", "slow20", "json-a", "json-b",
-               "undo", "manager", "loop-manager", "rogue-manager", "plain")
+               "undo", "manager", "loop-manager", "rogue-manager", "plain", "judge")
 
 
 def agents_yaml(base_url: str) -> str:
