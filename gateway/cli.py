@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_parser.add_argument("--json", dest="json_out", help="write the full report as JSON here")
     eval_parser.add_argument("--junit", help="write JUnit XML here (one test case per dataset case)")
     eval_parser.add_argument("--compare", help="a previous JSON report: list regressions, exit 1 when any")
+    eval_parser.add_argument(
+        "--latency-tolerance",
+        type=float,
+        default=0.25,
+        help="with --compare: a p50 rise above this fraction is a regression",
+    )
     eval_parser.add_argument("--fail-under", type=float, default=1.0, help="exit 1 below this pass rate")
     eval_parser.set_defaults(func=evaluate)
     args = parser.parse_args(argv)

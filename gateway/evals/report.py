@@ -73,8 +73,13 @@ def junit(report: dict[str, Any]) -> bytes:
     return document
 
 
-def compare(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Regressions of ``current`` against ``previous``, one line each (empty when none)."""
+def compare(
+    previous: dict[str, Any], current: dict[str, Any], latency_tolerance: float = LATENCY_TOLERANCE
+) -> list[str]:
+    """Regressions of ``current`` against ``previous``, one line each (empty when none).
+
+    A p50 rise counts when it exceeds ``latency_tolerance`` (a fraction) of the old value.
+    """
     found = []
 
     def rate(scope: str, before: float, after: float) -> None:
@@ -82,7 +87,7 @@ def compare(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
             found.append(f"{scope}: pass rate {before:.0%} -> {after:.0%}")
 
     def latency(scope: str, before: float, after: float) -> None:
-        if before > 0 and after > before * (1 + LATENCY_TOLERANCE):
+        if before > 0 and after > before * (1 + latency_tolerance):
             found.append(f"{scope}: p50 latency {before:.1f} ms -> {after:.1f} ms")
 
     rate(current["target"], previous["pass_rate"], current["pass_rate"])

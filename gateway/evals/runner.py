@@ -59,7 +59,8 @@ def run_eval(config: GatewayConfig, args: argparse.Namespace) -> int:
         Path(args.junit).write_bytes(junit(report))
     code = 0 if report["pass_rate"] >= args.fail_under else 1
     if args.compare:
-        regressions = compare(json.loads(Path(args.compare).read_text(encoding="utf-8")), report)
+        previous = json.loads(Path(args.compare).read_text(encoding="utf-8"))
+        regressions = compare(previous, report, args.latency_tolerance)
         for line in regressions:
             print(f"regression: {line}")
         if regressions:

@@ -75,14 +75,14 @@ async def test_offline_eval_report(tmp_path: Path, serve_app: Starter) -> None:
 
     # The same run compared with itself shows no regression; a better baseline does.
     code, out, _ = await run_cli("-c", str(config), "--target", "pipeline", "--dataset", str(dataset),
-                                 "--compare", str(report_path), "--fail-under", "0.5")
+                                 "--compare", str(report_path), "--fail-under", "0.5", "--latency-tolerance", "100")
     assert code == 0, out
     baseline = json.loads(report_path.read_text())
     baseline["pass_rate"] = 1.0
     better = tmp_path / "better.json"
     better.write_text(json.dumps(baseline))
     code, out, _ = await run_cli("-c", str(config), "--target", "pipeline", "--dataset", str(dataset),
-                                 "--compare", str(better), "--fail-under", "0.5")
+                                 "--compare", str(better), "--fail-under", "0.5", "--latency-tolerance", "100")
     assert code == 1
     assert "regression: pipeline: pass rate 100% -> 75%" in out
 

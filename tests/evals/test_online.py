@@ -66,7 +66,7 @@ async def test_sync_checks_pass_and_are_recorded(
     gateway: tuple[GatewayServer, list[tuple[str, CheckResult]]], span_exporter: InMemorySpanExporter
 ) -> None:
     gw, seen = gateway
-    status, body = await call(gw, "upper", "quiet words")
+    status, _ = await call(gw, "upper", "quiet words")
     assert status == 200
     assert [(t, r.check, r.passed) for t, r in seen] == [("upper", "shouty", True), ("upper", "judged", True)]
     server = next(s for s in span_exporter.get_finished_spans() if s.name == "POST /v1/agents/upper/invoke")
@@ -87,10 +87,10 @@ async def test_sync_check_failure_fails_the_call(gateway: tuple[GatewayServer, l
 async def test_async_checks_never_fail_the_call(gateway: tuple[GatewayServer, list[tuple[str, CheckResult]]],
                                                 span_exporter: InMemorySpanExporter) -> None:
     gw, seen = gateway
-    status, body = await call(gw, "count", "abc")
+    status, _ = await call(gw, "count", "abc")
     assert status == 200
     await wait_for(lambda: any(t == "count" for t, _ in seen))
-    target, result = next((t, r) for t, r in seen if t == "count")
+    result = next(r for t, r in seen if t == "count")
     assert not result.passed  # "3 chars" is not upper case: recorded, but the caller got the answer
     await wait_for(lambda: any(s.name == "evaluate count" for s in span_exporter.get_finished_spans()))
     span = next(s for s in span_exporter.get_finished_spans() if s.name == "evaluate count")
