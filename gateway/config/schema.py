@@ -52,15 +52,52 @@ def _check_address(value: str) -> str:
 Address = Annotated[str, BeforeValidator(lambda v: _check_address(str(v)))]
 
 
-class HttpListener(Strict):
+class ServerTls(Strict):
+    """TLS for a listener; files are re-read when they change (no restart)."""
+
+    cert_file: str
+    key_file: str
+    # CA bundle for client certificates (mTLS); `client_cert` says whether one is required.
+    client_ca_file: str | None = None
+    client_cert: Literal["none", "optional", "require"] = "none"
+
+    @model_validator(mode="after")
+    def _ca_for_clients(self) -> ServerTls:
+        if self.client_cert != "none" and not self.client_ca_file:
+            raise ValueError("client_cert needs client_ca_file (the CA that signs client certificates)")
+        return self
+
+
+AuthMethod = Literal["api_key", "jwt", "mtls"]
+
+
+class ListenerCommon(Strict):
+    # Accepted ways to authenticate; empty means no authentication on this listener.
+    auth: list[AuthMethod] = Field(default_factory=list)
+    # Whether identity headers (x-user-id, ...) from callers are believed. Defaults to
+    # true only without authentication (the local agent's loopback listener).
+    trusted: bool | None = None
+    tls: ServerTls | None = None
+    # Streams: give up when no event came for this long / after this long in all (off when unset).
+    stream_idle_timeout: Duration | None = None
+    stream_max_duration: Duration | None = None
+
+    @property
+    def trusts_identity_headers(self) -> bool:
+        return self.trusted if self.trusted is not None else not self.auth
+
+
+class HttpListener(ListenerCommon):
     address: Address = "127.0.0.1:8080"
     # The largest request body accepted by the invoke endpoints (passthrough streams).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
 
 
-class GrpcListener(Strict):
+class GrpcListener(ListenerCommon):
     address: Address = "127.0.0.1:50051"
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=1024)
 
 
 class Listeners(Strict):
@@ -287,6 +324,62 @@ class Evaluation(Strict):
         return self
 
 
+class ApiKey(Strict):
+    identity: Name
+    # Hex SHA-256 of the key (never the key itself); use ${ENV} substitution.
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class JwtAuth(Strict):
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    issuer: str
+    audience: str
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # The claim naming the caller (matched by authorization rules) and the user it acts for.
+    identity_claim: str = "sub"
+    user_claim: str = "sub"
+    leeway: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JwtAuth:
+        if (self.jwks_file is None) == (self.jwks_url is None):
+            raise ValueError("give exactly one of 'jwks_file' or 'jwks_url'")
+        if any(a.upper().startswith("HS") or a.lower() == "none" for a in self.algorithms):
+            raise ValueError("only asymmetric algorithms are accepted (RS*, ES*, PS*, EdDSA)")
+        return self
+
+
+class MtlsAuth(Strict):
+    identity_from: Literal["subject_cn", "san_uri", "san_dns"] = "subject_cn"
+
+
+class AuthzRule(Strict):
+    """Who may call what: shell-style patterns (``billing-*``, ``*``)."""
+
+    identities: list[str] = Field(min_length=1)
+    # Agents, routes and workflows, by the name callers use.
+    agents: list[str] = Field(default_factory=list)
+    # State scopes the identities may name explicitly (see the state service).
+    state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
+
+
+class RateLimit(Strict):
+    identities: list[str] = Field(default_factory=lambda: ["*"])
+    # Tokens per second per identity, and the bucket size (bursts).
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class Security(Strict):
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    jwt: JwtAuth | None = None
+    mtls: MtlsAuth = Field(default_factory=MtlsAuth)
+    # Default deny: on an authenticating listener only what a rule allows passes.
+    authorization: list[AuthzRule] = Field(default_factory=list)
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+
+
 class Tracing(Strict):
     # OTLP endpoint; when unset the standard OTEL_EXPORTER_OTLP_* variables apply.
     otlp_endpoint: str | None = None
@@ -311,11 +404,25 @@ class Server(Strict):
 class GatewayConfig(Strict):
     """The root of a gateway YAML file."""
 
+    @model_validator(mode="after")
+    def _auth_methods_configured(self) -> GatewayConfig:
+        for name, listener in (("http", self.listeners.http), ("grpc", self.listeners.grpc)):
+            if listener is None:
+                continue
+            if "jwt" in listener.auth and self.security.jwt is None:
+                raise ValueError(f"listeners.{name}.auth has jwt but security.jwt is not configured")
+            if "api_key" in listener.auth and not self.security.api_keys:
+                raise ValueError(f"listeners.{name}.auth has api_key but security.api_keys is empty")
+            if "mtls" in listener.auth and (listener.tls is None or listener.tls.client_cert == "none"):
+                raise ValueError(f"listeners.{name}.auth has mtls but its tls does not ask for client certificates")
+        return self
+
     listeners: Listeners = Field(default_factory=Listeners)
     agents: dict[Name, Agent] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     workflows: dict[Name, Workflow] = Field(default_factory=dict)
     checks: dict[Name, CheckConfig] = Field(default_factory=dict)
     evaluations: list[Evaluation] = Field(default_factory=list)
+    security: Security = Field(default_factory=Security)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     server: Server = Field(default_factory=Server)

@@ -27,6 +27,7 @@ from gateway.model import Context, GatewayError, InvalidRequest, Invocation, Mes
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.server.inbound import server_span
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 
 _KEEP_TASKS = 1000
 _PARSE_ERROR, _INVALID_REQUEST, _METHOD_NOT_FOUND, _INVALID_PARAMS, _INTERNAL = -32700, -32600, -32601, -32602, -32603
@@ -140,15 +141,17 @@ class A2AFront:
         user = gateway_message(message)
         if not user.parts:
             raise JsonRpcError(_INVALID_PARAMS, "the message has no usable parts")
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers: dict[str, str] = request[HEADERS_KEY]
         context_id = str(message.get("contextId") or uuid.uuid4())
         try:
             context = context_from_headers(headers, Context(session_id=headers.get("x-session-id") or context_id))
         except InvalidRequest as exc:
             raise JsonRpcError(_INVALID_PARAMS, exc.message) from None
         user = Message(Role.USER, user.parts, user.metadata, user.message_id)
+        invocation = Invocation(name, (user,), context, headers=headers)
+        invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
         return (
-            Invocation(name, (user,), context, headers=headers),
+            invocation,
             context_id,
             str(message.get("taskId") or uuid.uuid4()),
         )

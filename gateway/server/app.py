@@ -13,6 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.pipeline import Gateway
+from gateway.security.guard import ListenerGuard
+from gateway.security.ratelimit import RateLimiter
+from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
@@ -49,25 +52,47 @@ class GatewayServer:
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
         self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
         listeners = self.config.listeners
+        security = self.config.security
+        # One limiter for both fronts: an identity's budget is the same whichever door it uses.
+        limiter = RateLimiter(security.rate_limits)
         http_address = grpc_address = None
         self.runner: web.AppRunner | None = None
+        self.cert_reloader: HttpCertificateReloader | None = None
         if listeners.http is not None:
+            http = listeners.http
             passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
-            app = build_http_app(self.gateway, passthrough, listeners.http.max_body_bytes)
+            app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter))
             self.runner = web.AppRunner(
-                app, access_log=None, shutdown_timeout=self.config.server.drain_timeout, handle_signals=False
+                app,
+                access_log=None,
+                shutdown_timeout=self.config.server.drain_timeout,
+                handle_signals=False,
+                max_field_size=http.max_header_bytes,
+                max_line_size=http.max_header_bytes,
             )
             await self.runner.setup()
-            host, port = _split(listeners.http.address)
-            site = web.TCPSite(self.runner, host, port, reuse_address=True)
+            ssl_context = None
+            if http.tls is not None:
+                ssl_context = server_ssl_context(http.tls)
+                self.cert_reloader = HttpCertificateReloader(http.tls, ssl_context)
+                self.cert_reloader.start()
+            host, port = _split(http.address)
+            site = web.TCPSite(self.runner, host, port, reuse_address=True, ssl_context=ssl_context)
             await site.start()
             bound = self.runner.addresses[0]
             http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
         self.grpc_server = self.health = None
         if listeners.grpc is not None:
-            self.grpc_server, self.health = build_grpc_server(self.gateway, listeners.grpc.max_message_bytes)
-            host, port = _split(listeners.grpc.address)
-            bound_port = self.grpc_server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+            grpc_listener = listeners.grpc
+            self.grpc_server, self.health = build_grpc_server(
+                self.gateway, grpc_listener, ListenerGuard(grpc_listener, security, limiter)
+            )
+            host, port = _split(grpc_listener.address)
+            target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+            if grpc_listener.tls is not None:
+                bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
+            else:
+                bound_port = self.grpc_server.add_insecure_port(target)
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
@@ -87,6 +112,8 @@ class GatewayServer:
         if self.runner is not None:
             waits.append(self.runner.cleanup())
         await asyncio.gather(*waits, return_exceptions=True)
+        if self.cert_reloader is not None:
+            await self.cert_reloader.stop()
         await self.gateway.aclose()
         await self.http_session.close()
         await self.passthrough_session.close()

@@ -14,10 +14,15 @@ from grpc_reflection.v1alpha import reflection
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
+from gateway.config.schema import GrpcListener
 from gateway.model import GatewayError, InvalidRequest, Invocation
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
+from gateway.security.guard import ListenerGuard
+from gateway.security.identity import Credentials
+from gateway.security.tls import peer_identities_from_grpc
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
+from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
 
@@ -85,17 +90,28 @@ async def _abort(context: grpc.aio.ServicerContext, error: GatewayError, request
     )
 
 
+def _credentials(context: grpc.aio.ServicerContext) -> Credentials:
+    peer = context.peer() or ""
+    return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
+
+
 class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, listener: GrpcListener, guard: ListenerGuard) -> None:
         self.gateway = gateway
+        self.listener = listener
+        self.guard = guard
 
     def _invocation(
         self, request: pb.InvokeRequest | MalformedRequest, context: grpc.aio.ServicerContext
     ) -> tuple[Invocation, dict[str, str]]:
+        # Authenticate before looking at the request, so strangers learn nothing from parse errors.
+        credentials = _credentials(context)
+        identity = self.guard.authenticate(credentials)
         if isinstance(request, MalformedRequest):
             raise InvalidRequest(f"the request is not a valid agentgateway.v1.InvokeRequest: {request.reason}")
-        headers = _metadata(context)
-        return invocation_for(request, headers, _remaining(context)), headers
+        headers = self.guard.headers_for(credentials.headers, identity)
+        invocation = invocation_for(request, headers, _remaining(context))
+        return self.guard.admit(invocation, identity), headers
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         request_id = ""
@@ -123,6 +139,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
             attributes = _rpc("InvokeStream")
             with server_span(self.gateway.tracer, "AgentGateway/InvokeStream", headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
+                events = bounded(events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration)
                 collector = ResultCollector(agent)
                 sequence = 0
                 async for event in events:
@@ -139,6 +156,10 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
+        try:
+            self.guard.authenticate(_credentials(context))
+        except GatewayError as exc:
+            await _abort(context, exc, "")
         return list_agents_response(self.gateway)
 
 
@@ -146,14 +167,17 @@ def _rpc(method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
 
 
-def build_grpc_server(gateway: Gateway, max_message_bytes: int) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_grpc_server(
+    gateway: Gateway, listener: GrpcListener, guard: ListenerGuard
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", listener.max_message_bytes),
+            ("grpc.max_send_message_length", listener.max_message_bytes),
+            ("grpc.max_metadata_size", listener.max_metadata_bytes),
         ]
     )
-    handlers = _method_handlers(AgentGatewayServicer(gateway))
+    handlers = _method_handlers(AgentGatewayServicer(gateway, listener, guard))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
     health_servicer = health.aio.HealthServicer()

@@ -17,17 +17,24 @@ from aiohttp import web
 from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
+from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
 from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
+from gateway.security.guard import ListenerGuard
+from gateway.security.identity import Credentials
+from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.inbound import invocation_for, list_agents_response, server_span
-from gateway.server.passthrough import REQUEST_ID_KEY, Passthrough
+from gateway.server.passthrough import Passthrough
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+LISTENER_KEY = web.AppKey("listener", HttpListener)
 PASSTHROUGH_KEY = web.AppKey("passthrough", Passthrough)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,6 +68,30 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
 
 
+def credentials(request: web.Request) -> Credentials:
+    headers: dict[str, str] = {}
+    for key, value in request.headers.items():
+        headers.setdefault(key.lower(), value)
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    peer = ssl_object.getpeercert() if ssl_object is not None else None
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    address = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+    return Credentials(headers, peer_identities_from_cert(peer), address)
+
+
+@web.middleware
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate (and rate-limit) before any body is read; health stays open."""
+    if request.path == "/healthz":
+        return await handler(request)
+    guard = request.app[GUARD_KEY]
+    creds = credentials(request)
+    identity = guard.authenticate(creds)
+    request[IDENTITY_KEY] = identity
+    request[HEADERS_KEY] = guard.headers_for(creds.headers, identity)
+    return await handler(request)
+
+
 async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest:
     try:
         data = await request.json(loads=json.loads)
@@ -77,19 +108,12 @@ async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.I
     return message
 
 
-def _headers(request: web.Request) -> dict[str, str]:
-    # Lower-case, first value wins: the same shape as gRPC metadata.
-    headers: dict[str, str] = {}
-    for key, value in request.headers.items():
-        headers.setdefault(key.lower(), value)
-    return headers
-
-
 async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]:
-    headers = _headers(request)
+    headers: dict[str, str] = request[HEADERS_KEY]
     body = await _read_request(request, request.match_info.get("agent"))
     invocation = invocation_for(body, headers, None)
     request[REQUEST_ID_KEY] = invocation.context.request_id
+    invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     return invocation, headers
 
 
@@ -118,6 +142,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     request_id = invocation.context.request_id
     with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)):
         agent, events = gateway.open_stream(invocation)
+        listener = request.app[LISTENER_KEY]
+        events = bounded(events, agent, listener.stream_idle_timeout, listener.stream_max_duration)
         collector = ResultCollector(agent)
         iterator = aiter(events)
         try:
@@ -166,9 +192,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def build_http_app(gateway: Gateway, passthrough: Passthrough, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[errors_middleware])
+def build_http_app(
+    gateway: Gateway, passthrough: Passthrough, listener: HttpListener, guard: ListenerGuard
+) -> web.Application:
+    app = web.Application(client_max_size=listener.max_body_bytes, middlewares=[errors_middleware, security_middleware])
     app[GATEWAY_KEY] = gateway
+    app[GUARD_KEY] = guard
+    app[LISTENER_KEY] = listener
     app[PASSTHROUGH_KEY] = passthrough
     app.router.add_post("/v1/invoke", invoke)
     app.router.add_post("/v1/stream", stream)

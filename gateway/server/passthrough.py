@@ -21,7 +21,9 @@ from adapters.transport import mapped_errors
 from gateway.context import REQUEST_ID, context_from_headers, inject_headers
 from gateway.model import Context, GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
+from gateway.security.guard import IDENTITY_HEADERS
 from gateway.server.inbound import server_span
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
 
 log = logging.getLogger("agent_gateway.passthrough")
@@ -44,7 +46,6 @@ _HOP_BY_HOP = frozenset(
 )
 _CHUNK = 64 * 1024
 # The request id of the call being served, for error bodies.
-REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
 def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
@@ -70,7 +71,8 @@ class Passthrough:
             raise InvalidRequest(
                 f"agent {name!r} is not an HTTP agent; passthrough needs an http(s) endpoint", agent=name
             )
-        inbound = {k.lower(): v for k, v in request.headers.items()}
+        request.app[GUARD_KEY].authorize(request[IDENTITY_KEY], name)
+        inbound: dict[str, str] = request[HEADERS_KEY]
         context = context_from_headers(inbound, timeout=upstream.default_timeout)
         request[REQUEST_ID_KEY] = context.request_id
         tail = request.match_info["tail"]
@@ -84,6 +86,8 @@ class Passthrough:
     async def _forward(self, request: web.Request, url: str, agent: str, context: Context) -> web.StreamResponse:
         span = self.tracer.start_span(f"proxy {agent}", kind=SpanKind.CLIENT, attributes={t.ATTR_AGENT: agent})
         headers = _forwardable(request.headers)
+        for key in IDENTITY_HEADERS:  # what the caller claimed; the believed values are injected below
+            headers.popall(key, None)
         outbound: dict[str, str] = {}
         inject_headers(context, outbound, trace.set_span_in_context(span))
         for key, value in outbound.items():

@@ -1,0 +1,2 @@
+"""Who may come in and what they may do: authentication, authorization,
+identity-header trust, rate limits and TLS."""

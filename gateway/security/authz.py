@@ -1,0 +1,34 @@
+"""Authorization: which identities may call which agents (and name which state scopes).
+
+Rules are allow-lists with shell-style patterns; with authentication on,
+anything no rule allows is denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+from gateway.config.schema import AuthzRule
+from gateway.model import PermissionDenied
+from gateway.security.identity import Identity
+
+DENIED = "not allowed"
+
+
+class Authorizer:
+    def __init__(self, rules: Sequence[AuthzRule]) -> None:
+        self.rules = list(rules)
+
+    def _rules_for(self, identity: Identity) -> list[AuthzRule]:
+        return [r for r in self.rules if any(fnmatchcase(identity.name, p) for p in r.identities)]
+
+    def may_call(self, identity: Identity, target: str) -> bool:
+        return any(fnmatchcase(target, p) for rule in self._rules_for(identity) for p in rule.agents)
+
+    def check_call(self, identity: Identity, target: str) -> None:
+        if not self.may_call(identity, target):
+            raise PermissionDenied(f"{DENIED}: {identity.name} may not call {target}", agent=target)
+
+    def may_use_scope(self, identity: Identity, scope: str) -> bool:
+        return any(scope in rule.state_scopes for rule in self._rules_for(identity))

@@ -1,0 +1,78 @@
+"""The per-listener gate every inbound call passes: authenticate, rate-limit,
+authorize the target, and settle which identity headers are believed."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from gateway.config.schema import ListenerCommon, Security
+from gateway.context import SESSION_ID, THREAD_ID, USER_ID
+from gateway.model import Invocation, Unauthenticated
+from gateway.security.authn import (
+    REJECTED,
+    ApiKeyAuthenticator,
+    Authenticator,
+    JwtAuthenticator,
+    MtlsAuthenticator,
+)
+from gateway.security.authz import Authorizer
+from gateway.security.identity import ANONYMOUS, Credentials, Identity
+from gateway.security.ratelimit import RateLimiter
+
+# Headers that claim who the caller is or acts for; an untrusted caller cannot set them.
+IDENTITY_HEADERS = (USER_ID,)
+# Conversation handles: callers choose them, but never another user's (see the state service).
+CONVERSATION_HEADERS = (SESSION_ID, THREAD_ID)
+
+
+class ListenerGuard:
+    def __init__(self, listener: ListenerCommon, security: Security, limiter: RateLimiter) -> None:
+        self.enabled = bool(listener.auth)
+        self.trusted = listener.trusts_identity_headers
+        available: dict[str, Authenticator] = {
+            "api_key": ApiKeyAuthenticator(security.api_keys),
+            "mtls": MtlsAuthenticator(security.mtls),
+        }
+        if security.jwt is not None:
+            available["jwt"] = JwtAuthenticator(security.jwt)
+        self.authenticators: Sequence[Authenticator] = [available[m] for m in listener.auth]
+        self.authorizer = Authorizer(security.authorization)
+        self.limiter = limiter
+
+    def authenticate(self, credentials: Credentials) -> Identity:
+        """The caller's identity; raises Unauthenticated (401) when it proves none."""
+        if not self.enabled:
+            identity = ANONYMOUS
+        else:
+            found = None
+            for authenticator in self.authenticators:
+                if (found := authenticator.authenticate(credentials)) is not None:
+                    break
+            if found is None:
+                raise Unauthenticated(REJECTED)
+            identity = found
+        self.limiter.check(identity.name if identity is not ANONYMOUS else f"anonymous@{credentials.peer_address}")
+        return identity
+
+    def headers_for(self, headers: Mapping[str, str], identity: Identity) -> dict[str, str]:
+        """Inbound headers as the gateway will believe them."""
+        if self.trusted:
+            return dict(headers)
+        kept = {k: v for k, v in headers.items() if k not in IDENTITY_HEADERS}
+        if identity.user_id:
+            kept[USER_ID] = identity.user_id
+        return kept
+
+    def authorize(self, identity: Identity, target: str) -> None:
+        """Raises PermissionDenied (403) unless a rule lets this identity call ``target``."""
+        if self.enabled:
+            self.authorizer.check_call(identity, target)
+
+    def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
+        """Authorize the target and pin the user id to the identity on untrusted listeners."""
+        self.authorize(identity, invocation.agent)
+        if self.trusted:
+            return invocation
+        context = dataclasses.replace(invocation.context, user_id=identity.user_id)
+        return dataclasses.replace(invocation, context=context)

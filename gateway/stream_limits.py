@@ -1,0 +1,44 @@
+"""Bounds on a relayed stream: an idle limit between events and an overall limit.
+
+Both are off unless configured, because long-running agent runs are legitimate;
+upstream streams are untrusted, so a listener can refuse to relay one forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from gateway.model import Event, UpstreamTimeout
+
+
+async def bounded(
+    events: AsyncIterator[Event], agent: str, idle: float | None, total: float | None
+) -> AsyncIterator[Event]:
+    if idle is None and total is None:
+        async for event in events:
+            yield event
+        return
+    iterator = aiter(events)
+    ends = time.monotonic() + total if total is not None else None
+    try:
+        while True:
+            wait = idle
+            if ends is not None:
+                left = ends - time.monotonic()
+                wait = left if wait is None else min(wait, left)
+            try:
+                async with asyncio.timeout(max(0.0, wait) if wait is not None else None):
+                    event = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if ends is not None and time.monotonic() >= ends:
+                    raise UpstreamTimeout(f"the stream ran longer than {total:g}s", agent=agent) from None
+                raise UpstreamTimeout(f"no event from the agent for {idle:g}s", agent=agent) from None
+            yield event
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
