@@ -22,6 +22,8 @@ from gateway.security.ratelimit import RateLimiter
 
 # Headers that claim who the caller is or acts for; an untrusted caller cannot set them.
 IDENTITY_HEADERS = (USER_ID,)
+# Credentials meant for the gateway; never forwarded to agents.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 # Conversation handles: callers choose them, but never another user's (see the state service).
 CONVERSATION_HEADERS = (SESSION_ID, THREAD_ID)
 
@@ -55,8 +57,15 @@ class ListenerGuard:
         self.limiter.check(identity.name if identity is not ANONYMOUS else f"anonymous@{credentials.peer_address}")
         return identity
 
+    @property
+    def dropped_headers(self) -> tuple[str, ...]:
+        """Inbound headers that must not reach the agent as the caller sent them."""
+        return (IDENTITY_HEADERS if not self.trusted else ()) + (CREDENTIAL_HEADERS if self.enabled else ())
+
     def headers_for(self, headers: Mapping[str, str], identity: Identity) -> dict[str, str]:
         """Inbound headers as the gateway will believe them."""
+        if self.enabled:
+            headers = {k: v for k, v in headers.items() if k not in CREDENTIAL_HEADERS}
         if self.trusted:
             return dict(headers)
         kept = {k: v for k, v in headers.items() if k not in IDENTITY_HEADERS}

@@ -19,7 +19,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode
+from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode, Unauthenticated
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -44,6 +44,8 @@ def error_response(error: GatewayError, request_id: str = "") -> web.Response:
     headers = {REQUEST_ID: request_id} if request_id else None
     if error.retry_after is not None:
         headers = {**(headers or {}), "retry-after": str(max(1, round(error.retry_after)))}
+    if isinstance(error, Unauthenticated):
+        headers = {**(headers or {}), "www-authenticate": 'Bearer realm="agent-gateway"'}
     return web.json_response(body, status=error.status, headers=headers)
 
 

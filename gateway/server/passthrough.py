@@ -21,7 +21,6 @@ from adapters.transport import mapped_errors
 from gateway.context import REQUEST_ID, context_from_headers, inject_headers
 from gateway.model import Context, GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
-from gateway.security.guard import IDENTITY_HEADERS
 from gateway.server.inbound import server_span
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
@@ -86,7 +85,7 @@ class Passthrough:
     async def _forward(self, request: web.Request, url: str, agent: str, context: Context) -> web.StreamResponse:
         span = self.tracer.start_span(f"proxy {agent}", kind=SpanKind.CLIENT, attributes={t.ATTR_AGENT: agent})
         headers = _forwardable(request.headers)
-        for key in IDENTITY_HEADERS:  # what the caller claimed; the believed values are injected below
+        for key in request.app[GUARD_KEY].dropped_headers:  # believed identity values are injected below
             headers.popall(key, None)
         outbound: dict[str, str] = {}
         inject_headers(context, outbound, trace.set_span_in_context(span))
