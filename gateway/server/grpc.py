@@ -174,7 +174,9 @@ def build_grpc_server(
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
             ("grpc.max_send_message_length", listener.max_message_bytes),
+            # Soft and hard limit alike: between them gRPC rejects only a random share of calls.
             ("grpc.max_metadata_size", listener.max_metadata_bytes),
+            ("grpc.absolute_max_metadata_size", listener.max_metadata_bytes),
         ]
     )
     handlers = _method_handlers(AgentGatewayServicer(gateway, listener, guard))
