@@ -118,7 +118,7 @@ class A2AAdapter(Adapter):
         headers = dict(self.options.headers)
         if self.options.protocol_version == "1.0":
             headers["a2a-version"] = "1.0"
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers)
+        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._rpc_url: str = self.options.rpc_url
 
     async def rpc_url(self, call: Call) -> str:

@@ -74,7 +74,7 @@ class CrewAIAdapter(Adapter):
         super().__init__(spec, resources)
         self.options: CrewAIOptions
         headers = {"authorization": f"Bearer {self.options.bearer_token}"} if self.options.bearer_token else {}
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers)
+        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._status_path = "/status/{id}"
 
     async def kickoff(self, call: Call) -> str:

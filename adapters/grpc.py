@@ -8,6 +8,8 @@ sees. gRPC status codes are classified into the model's errors.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import grpc
 from pydantic import Field
@@ -25,6 +27,7 @@ from gateway.model import (
     UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
+    UpstreamTls,
     UpstreamUnavailable,
 )
 
@@ -54,6 +57,15 @@ def rpc_error(agent: str, error: grpc.aio.AioRpcError) -> GatewayError:
     return UpstreamError(message, agent=agent, details=details)
 
 
+def channel_credentials(tls: UpstreamTls | None) -> grpc.ChannelCredentials:
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    if tls is None:
+        return grpc.ssl_channel_credentials()
+    return grpc.ssl_channel_credentials(read(tls.ca_file), read(tls.key_file), read(tls.cert_file))
+
+
 class GrpcAgentOptions(AdapterOptions):
     # The agent name to send upstream; defaults to this agent's own name.
     remote_agent: str = ""
@@ -67,12 +79,19 @@ class GrpcAgentAdapter(Adapter):
     def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
         super().__init__(spec, resources)
         self.options: GrpcAgentOptions
-        target = spec.endpoint.removeprefix("grpc://")
+        secure = spec.tls is not None or spec.endpoint.startswith("grpcs://")
+        target = spec.endpoint.removeprefix("grpc://").removeprefix("grpcs://")
         size = self.options.max_message_bytes
-        self.channel = grpc.aio.insecure_channel(
-            target,
-            options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
-        )
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+        ]
+        if spec.tls is not None and spec.tls.server_name:
+            options.append(("grpc.ssl_target_name_override", spec.tls.server_name))
+        if secure:
+            self.channel = grpc.aio.secure_channel(target, channel_credentials(spec.tls), options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(target, options=options)
         self.stub = pb_grpc.AgentGatewayStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
     def _request(self, call: Call) -> pb.InvokeRequest:

@@ -55,7 +55,7 @@ class HttpAgentAdapter(Adapter):
         super().__init__(spec, resources)
         self.options: HttpAgentOptions
         self.transport = HttpTransport(
-            resources.http, spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes
+            resources.http, spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes, spec.tls
         )
 
     def _body(self, call: Call) -> dict[str, Any]:

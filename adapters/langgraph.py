@@ -153,7 +153,7 @@ class LangGraphAdapter(Adapter):
         headers = dict(self.options.headers)
         if self.options.api_key:
             headers["x-api-key"] = self.options.api_key
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers)
+        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
 
     def thread_id(self, call: Call) -> str | None:
         """The LangGraph thread UUID for this call, or None for a stateless run."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.model import (
     UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
+    UpstreamTls,
     UpstreamUnavailable,
 )
 
@@ -87,6 +89,15 @@ def client_timeout(call: Call) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=remaining, sock_connect=min(remaining or 10.0, 10.0))
 
 
+def client_ssl_context(tls: UpstreamTls) -> ssl.SSLContext:
+    """Verify the agent against ``ca_file`` (system CAs without it); present a client certificate if given."""
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
 class HttpTransport:
     """JSON and SSE requests to one agent, with its base URL and static headers."""
 
@@ -97,12 +108,16 @@ class HttpTransport:
         base_url: str,
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        tls: UpstreamTls | None = None,
     ) -> None:
         self.session = session
         self.agent = agent
         self.base_url = base_url.rstrip("/")
         self.static_headers = dict(headers or {})
         self.max_event_bytes = max_event_bytes
+        # True: aiohttp's default verification with the system CAs.
+        self.ssl: ssl.SSLContext | bool = client_ssl_context(tls) if tls is not None else True
+        self.server_hostname = tls.server_name if tls is not None else None
 
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
@@ -128,6 +143,8 @@ class HttpTransport:
                 json=body,
                 headers=self._headers(call, headers),
                 timeout=client_timeout(call),
+                ssl=self.ssl,
+                server_hostname=self.server_hostname,
             ) as response:
                 raw = await response.content.read(MAX_JSON_BYTES + 1)
                 if len(raw) > MAX_JSON_BYTES:
@@ -163,6 +180,8 @@ class HttpTransport:
                 json=body,
                 headers={"accept": "text/event-stream", **self._headers(call, headers)},
                 timeout=client_timeout(call),
+                ssl=self.ssl,
+                server_hostname=self.server_hostname,
             ) as response:
                 if response.status >= 400:
                     text = (await response.content.read(4096)).decode("utf-8", errors="replace")

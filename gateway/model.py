@@ -173,6 +173,17 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """How the gateway verifies an agent (custom CA) and proves itself to it (client certificate)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    # The name to verify in the agent's certificate, when it differs from the endpoint's host.
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSpec:
     """An upstream agent as the adapters see it (validated config, no I/O)."""
 
@@ -181,6 +192,7 @@ class AgentSpec:
     endpoint: str
     options: Mapping[str, JSON] = field(default_factory=dict)
     description: str = ""
+    tls: UpstreamTls | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from gateway.model import (
     Result,
     Role,
     UpstreamTimeout,
+    UpstreamTls,
     new_request_id,
 )
 from gateway.patterns.build import build_pattern
@@ -132,7 +133,8 @@ class Gateway:
         self.evaluators = self._build_evaluators()
         self.upstreams: dict[str, Upstream] = {}
         for name, agent in config.agents.items():
-            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description)
+            tls = UpstreamTls(**agent.tls.model_dump()) if agent.tls is not None else None
+            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description, tls)
             adapter = adapter_class(agent.kind)(spec, resources)
             attempt = AttemptHandler(spec, adapter, tracer)
             # Checks on an agent sit innermost, so a failed sync check is a failed

@@ -115,6 +115,8 @@ class Agent(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     # Default time budget for calls to this agent when the caller sets none.
     timeout: Duration | None = None
+    # TLS towards the agent; https:// and grpcs:// endpoints use the system CAs without it.
+    tls: AgentTls | None = None
 
     @field_validator("endpoint")
     @classmethod
@@ -122,6 +124,21 @@ class Agent(Strict):
         if "://" not in value and ":" not in value:
             raise ValueError(f"expected a URL (http://host:port) or host:port, got {value!r}")
         return value
+
+
+class AgentTls(Strict):
+    """TLS towards an agent: a CA bundle to verify it and a client certificate for mTLS."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> AgentTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file for a client certificate, or neither")
+        return self
 
 
 class Match(Strict):
