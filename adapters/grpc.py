@@ -42,7 +42,9 @@ def rpc_error(agent: str, error: grpc.aio.AioRpcError) -> GatewayError:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return UpstreamTimeout(message, agent=agent, details=details)
     if code in _TRANSIENT:
-        return UpstreamUnavailable(message, agent=agent, details=details)
+        # grpc says so when no connection could be made: the request never left.
+        never_sent = code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (error.details() or "")
+        return UpstreamUnavailable(message, agent=agent, details=details, reached=not never_sent)
     if code in (
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.NOT_FOUND,

@@ -74,7 +74,9 @@ def mapped_errors(agent: str) -> Iterator[None]:
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout("the agent did not answer in time", agent=agent) from exc
     except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(f"cannot connect to the agent: {exc.os_error.strerror or exc}", agent=agent) from exc
+        raise UpstreamUnavailable(
+            f"cannot connect to the agent: {exc.os_error.strerror or exc}", agent=agent, reached=False
+        ) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
         raise UpstreamUnavailable(f"the connection to the agent broke: {type(exc).__name__}", agent=agent) from exc
     except SseProtocolError as exc:

@@ -15,6 +15,7 @@ Errors::
     ├── NotFound                      NOT_FOUND       404  no
     ├── Conflict                      ABORTED         409  no
     ├── ResourceExhausted             RESOURCE_EXHAUSTED 429/503 yes
+    │   └── CircuitOpen               UNAVAILABLE     503  yes (fails fast, never reached the agent)
     ├── Cancelled                     CANCELLED       499  no
     └── UpstreamError                 (an agent failed; transient or permanent)
         ├── UpstreamUnavailable       UNAVAILABLE     503  yes (connect errors, resets, 502/503)
@@ -137,6 +138,20 @@ class Options:
     idempotent: bool = True
 
 
+@dataclass(slots=True)
+class CallRecord:
+    """What happened to one call on its way through the policies: attempts made,
+    retries with their reasons and waits, the fallback used. Shared (mutable) by
+    every copy of the invocation along the chain; read by the fronts and the logs."""
+
+    attempts: int = 0
+    retries: list[dict[str, JSON]] = field(default_factory=list)
+    fallback: str = ""
+    fallback_reason: str = ""
+    # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
+    depth: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Invocation:
     """One normalized call to a logical agent name."""
@@ -149,6 +164,7 @@ class Invocation:
     headers: Mapping[str, str] = field(default_factory=dict)
     # 1 for the first upstream attempt; the retry policy counts up.
     attempt: int = 1
+    record: CallRecord = field(default_factory=CallRecord, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +257,9 @@ class GatewayError(Exception):
     code: ClassVar[StatusCode] = StatusCode.INTERNAL
     http_status: ClassVar[int] = 500
     transient: bool = False
+    # False only when the request certainly never reached the agent (connect refused,
+    # breaker open, bulkhead full): then even a non-idempotent call may be retried.
+    reached: bool = True
 
     def __init__(
         self,
@@ -251,6 +270,7 @@ class GatewayError(Exception):
         transient: bool | None = None,
         retry_after: float | None = None,
         http_status: int | None = None,
+        reached: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -259,6 +279,8 @@ class GatewayError(Exception):
         if transient is not None:
             self.transient = transient
         self.retry_after = retry_after
+        if reached is not None:
+            self.reached = reached
         if http_status is not None:
             self.status = http_status
         else:
@@ -297,6 +319,14 @@ class ResourceExhausted(GatewayError):
     code = StatusCode.RESOURCE_EXHAUSTED
     http_status = 429
     transient = True
+
+
+class CircuitOpen(ResourceExhausted):
+    """The agent's circuit breaker is open: calls fail fast without reaching it."""
+
+    code = StatusCode.UNAVAILABLE
+    http_status = 503
+    reached = False
 
 
 class Cancelled(GatewayError):

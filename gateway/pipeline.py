@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +44,21 @@ from gateway.model import (
 from gateway.patterns.build import build_pattern
 from gateway.patterns.run import WorkflowRunner
 from gateway.policies.base import Handler, Policy, StreamHandler, compose
+from gateway.policies.build import DEFAULT_POLICY, PolicyRegistry, build_chain, merged
 from gateway.results import ResultCollector
 from gateway.routing import Router
 from gateway.telemetry import tracing as t
+
+failures = logging.getLogger("agent_gateway.failures")
+
+
+def summarize(invocation: Invocation, limit: int = 200) -> str:
+    """The last message's text, cut short: enough to recognise the call in a log."""
+    if not invocation.messages:
+        return ""
+    text = invocation.messages[-1].text
+    return text if len(text) <= limit else text[:limit] + "..."
+
 
 # Baggage entry counting the hops of a call through gateways and workflow steps.
 HOPS_BAGGAGE = "agw.hops"
@@ -102,6 +115,7 @@ class AttemptHandler:
         return span, Call(invocation, headers)
 
     async def invoke(self, invocation: Invocation) -> Result:
+        invocation.record.attempts += 1
         span, call = self._start(invocation)
         try:
             return await self.adapter.invoke(call)
@@ -112,6 +126,7 @@ class AttemptHandler:
             span.end()
 
     async def stream(self, invocation: Invocation) -> AsyncIterator[Event]:
+        invocation.record.attempts += 1
         span, call = self._start(invocation)
         try:
             async for event in self.adapter.stream(call):
@@ -131,6 +146,7 @@ class Gateway:
         self.tracer = tracer
         self.evaluation_recorder = EvaluationRecorder(tracer)
         self.evaluators = self._build_evaluators()
+        self.policies = PolicyRegistry()
         self.upstreams: dict[str, Upstream] = {}
         for name, agent in config.agents.items():
             tls = UpstreamTls(**agent.tls.model_dump()) if agent.tls is not None else None
@@ -140,8 +156,16 @@ class Gateway:
             # Checks on an agent sit innermost, so a failed sync check is a failed
             # attempt that the retry and fallback policies act on.
             checks: list[Policy] = [EvaluationPolicy(e) for e in self.evaluators.pop(name, [])]
-            invoke, stream = compose([*self.policies_for(name), *checks], attempt.invoke, attempt.stream)
+            named = agent.policies or ([DEFAULT_POLICY] if DEFAULT_POLICY in config.policies else [])
+            chain = self._chain(named, f"agent/{name}")
+            invoke, stream = compose([*chain, *checks], attempt.invoke, attempt.stream)
             self.upstreams[name] = Upstream(spec, adapter, invoke, stream, agent.timeout)
+        self.route_chains: dict[str, tuple[Handler, StreamHandler]] = {}
+        for i, route in enumerate(config.routes):
+            if route.policies:
+                key = route.name or f"routes[{i}]"
+                chain = self._chain(route.policies, f"route/{key}")
+                self.route_chains[key] = compose(chain, self._upstream_invoke, self._upstream_stream)
         self.router = Router(config.routes, [*self.upstreams, *config.workflows])
         descriptions = {name: agent.description for name, agent in config.agents.items()}
         descriptions.update({name: wf.description for name, wf in config.workflows.items()})
@@ -187,9 +211,15 @@ class Gateway:
         for evaluator in evaluators:
             evaluator.check_later(invocation, collector.result())
 
-    def policies_for(self, agent: str) -> list[Policy]:
-        """The policy chain of one agent (resilience policies plug in here)."""
-        return []
+    def _chain(self, names: list[str], owner: str) -> list[Policy]:
+        spec = merged(names, self.config.policies)
+        return build_chain(spec, owner, self.invoke, self.open_stream, self.policies)
+
+    async def _upstream_invoke(self, invocation: Invocation) -> Result:
+        return await self.upstreams[invocation.agent].invoke(invocation)
+
+    def _upstream_stream(self, invocation: Invocation) -> AsyncIterator[Event]:
+        return self.upstreams[invocation.agent].stream(invocation)
 
     def _next_hop(self, invocation: Invocation) -> Invocation:
         """Count the hop in the call's baggage; refuse calls nested too deep (loops)."""
@@ -206,7 +236,9 @@ class Gateway:
         baggage = {**invocation.context.baggage, HOPS_BAGGAGE: str(hops + 1)}
         return dataclasses.replace(invocation, context=dataclasses.replace(invocation.context, baggage=baggage))
 
-    def _prepare(self, invocation: Invocation) -> tuple[Upstream, Invocation]:
+    def _prepare(self, invocation: Invocation) -> tuple[Handler, StreamHandler, Invocation]:
+        """The routed invocation and the handlers that take it: the route's chain when it
+        has policies (wrapping the agent's), else the agent's own chain."""
         decision = self.router.route_for(invocation)
         upstream = self.upstreams[decision.agent]
         timeout = self._route_timeouts.get(decision.route) if decision.route else None
@@ -215,22 +247,66 @@ class Gateway:
         if decision.route:
             span.set_attribute(t.ATTR_ROUTE, decision.route)
         span.set_attribute(t.ATTR_AGENT, decision.agent)
-        return upstream, dataclasses.replace(invocation, agent=decision.agent, context=context)
+        invoke, stream = self.route_chains.get(decision.route or "", (upstream.invoke, upstream.stream))
+        return invoke, stream, dataclasses.replace(invocation, agent=decision.agent, context=context)
 
     async def invoke(self, invocation: Invocation) -> Result:
-        invocation = self._next_hop(invocation)
-        if invocation.agent in self.evaluators:
-            return await self._evaluated(invocation, await self._invoke(invocation))
-        return await self._invoke(invocation)
+        record = invocation.record
+        record.depth += 1
+        try:
+            invocation = self._next_hop(invocation)
+            if invocation.agent in self.evaluators:
+                return await self._evaluated(invocation, await self._invoke(invocation))
+            return await self._invoke(invocation)
+        except GatewayError as error:
+            if record.depth == 1:
+                self._failed(invocation, error)
+            raise
+        finally:
+            record.depth -= 1
+
+    def _failed(self, invocation: Invocation, error: GatewayError) -> None:
+        """Put the retry history on the error (the caller sees it) and log one record with the whole story."""
+        record = invocation.record
+        story: dict[str, Any] = {"attempts": record.attempts}
+        if record.retries:
+            story["retries"] = record.retries
+        if record.fallback:
+            story["fallback"] = record.fallback
+        error.details = {**error.details, **story}
+        breaker = self.policies.breakers.get(f"agent/{error.agent or invocation.agent}")
+        span_context = trace.get_current_span().get_span_context()
+        fields = {
+            "agent": invocation.agent,
+            "failed_agent": error.agent,
+            "code": error.code.value,
+            "error": error.message,
+            "request_id": invocation.context.request_id,
+            "session_id": invocation.context.session_id,
+            "thread_id": invocation.context.thread_id,
+            "user_id": invocation.context.user_id,
+            "trace_id": format(span_context.trace_id, "032x") if span_context.is_valid else "",
+            "input": summarize(invocation),
+            "breaker_state": breaker.state if breaker is not None else "",
+            **story,
+        }
+        failures.warning(
+            "invocation of %s failed: %s %s (attempts=%d)",
+            invocation.agent,
+            error.code.value,
+            error.message,
+            record.attempts,
+            extra={"agw": fields},
+        )
 
     async def _invoke(self, invocation: Invocation) -> Result:
         if (workflow := self._workflow_for(invocation)) is not None:
             return await workflow.invoke(invocation)
-        upstream, invocation = self._prepare(invocation)
+        invoke, _, invocation = self._prepare(invocation)
         remaining = invocation.context.remaining()
         try:
             async with asyncio.timeout(remaining):
-                return await upstream.invoke(invocation)
+                return await invoke(invocation)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
@@ -239,17 +315,37 @@ class Gateway:
     def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         """Route now (so routing errors surface before any byte is sent) and
         return the answering agent's name with its event stream."""
-        invocation = self._next_hop(invocation)
-        if invocation.agent in self.evaluators:
-            name, events = self._open_stream(invocation)
-            return name, self._evaluated_stream(invocation, events)
-        return self._open_stream(invocation)
+        try:
+            invocation = self._next_hop(invocation)
+            if invocation.agent in self.evaluators:
+                name, events = self._open_stream(invocation)
+                events = self._evaluated_stream(invocation, events)
+            else:
+                name, events = self._open_stream(invocation)
+        except GatewayError as error:
+            if invocation.record.depth == 0:
+                self._failed(invocation, error)
+            raise
+        return name, self._watched(invocation, events)
+
+    async def _watched(self, invocation: Invocation, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        record = invocation.record
+        record.depth += 1
+        try:
+            async for event in events:
+                yield event
+        except GatewayError as error:
+            if record.depth == 1:
+                self._failed(invocation, error)
+            raise
+        finally:
+            record.depth -= 1
 
     def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         if (workflow := self._workflow_for(invocation)) is not None:
             return workflow.name, workflow.stream(invocation)
-        upstream, invocation = self._prepare(invocation)
-        return invocation.agent, upstream.stream(invocation)
+        _, stream, invocation = self._prepare(invocation)
+        return invocation.agent, stream(invocation)
 
     def _workflow_for(self, invocation: Invocation) -> WorkflowRunner | None:
         workflow = self.workflows.get(invocation.agent)

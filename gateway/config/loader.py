@@ -203,6 +203,31 @@ def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey
                 )
     problems.extend(_workflow_problems(config, file, lines))
     problems.extend(_evaluation_problems(config, file, lines))
+    problems.extend(_policy_problems(config, file, lines))
+    return problems
+
+
+def _policy_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+    """Policies must exist; fallback agents must be callable and must not be the target itself."""
+    callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
+    problems = []
+
+    def problem(path: PathKey, message: str) -> None:
+        problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
+
+    users: list[tuple[PathKey, list[str]]] = [(("agents", n, "policies"), a.policies) for n, a in config.agents.items()]
+    users += [(("routes", i, "policies"), r.policies) for i, r in enumerate(config.routes)]
+    for path, names in users:
+        for j, name in enumerate(names):
+            if name not in config.policies:
+                problem((*path, j), f"no policy named {name!r} is defined under 'policies'")
+    for name, spec in config.policies.items():
+        for j, target in enumerate(spec.fallback.targets if spec.fallback else []):
+            if target.agent is not None and target.agent not in callable_names:
+                problem(
+                    ("policies", name, "fallback", "targets", j, "agent"),
+                    f"{target.agent!r} is not an agent, a route or a workflow",
+                )
     return problems
 
 

@@ -117,6 +117,8 @@ class Agent(Strict):
     timeout: Duration | None = None
     # TLS towards the agent; https:// and grpcs:// endpoints use the system CAs without it.
     tls: AgentTls | None = None
+    # Named policies (top-level `policies`), merged in order; `default` applies when none is named.
+    policies: list[Name] = Field(default_factory=list)
 
     @field_validator("endpoint")
     @classmethod
@@ -124,6 +126,133 @@ class Agent(Strict):
         if "://" not in value and ":" not in value:
             raise ValueError(f"expected a URL (http://host:port) or host:port, got {value!r}")
         return value
+
+
+class TimeoutSpec(Strict):
+    """Envoy's per_try_timeout and route timeout; Dapr's timeouts."""
+
+    # Each attempt; for streams, the wait for the first event.
+    per_try: Duration | None = None
+    # The whole call, retries and backoff included (tightens the caller's deadline, never loosens it).
+    overall: Duration | None = None
+
+
+class Backoff(Strict):
+    """Exponential backoff with full jitter: sleep uniform(0, min(max, base * multiplier**retry))."""
+
+    base: Duration = 0.1
+    max: Duration = 5.0
+    multiplier: float = Field(default=2.0, ge=1.0)
+
+
+class RetryBudget(Strict):
+    """Retries may add at most ``ratio`` of the calls seen in ``window`` (plus a floor),
+    so retries cannot multiply an outage (Envoy retry budgets, Linkerd)."""
+
+    ratio: float = Field(default=0.2, gt=0, le=1)
+    min_retries_per_second: float = Field(default=3.0, ge=0)
+    window: Duration = 10.0
+
+
+# What a retry may act on: "transient" (the adapters' classification) or status codes.
+RetryCondition = Literal[
+    "transient",
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "UNKNOWN",
+    "INTERNAL",
+    "ABORTED",
+    "FAILED_PRECONDITION",
+]
+
+
+def _transient() -> list[RetryCondition]:
+    return ["transient"]
+
+
+class RetrySpec(Strict):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff: Backoff = Field(default_factory=Backoff)
+    retry_on: list[RetryCondition] = Field(default_factory=_transient)
+    # Codes never retried even when retry_on would (e.g. DEADLINE_EXCEEDED for slow, costly agents).
+    never_on: list[RetryCondition] = Field(default_factory=list)
+    honor_retry_after: bool = True
+    # A Retry-After longer than this is not waited for: the call fails (or falls back) instead.
+    max_retry_after: Duration = 30.0
+    budget: RetryBudget | None = Field(default_factory=RetryBudget)
+
+
+class CircuitBreakerSpec(Strict):
+    """pybreaker per upstream: opens on consecutive failures or on a failure rate."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    # Open when at least this share of the calls in ``window`` failed (and there were minimum_calls).
+    failure_rate: float | None = Field(default=None, gt=0, le=1)
+    minimum_calls: int = Field(default=20, ge=1)
+    window: Duration = 30.0
+    reset_timeout: Duration = 30.0
+    # Half-open: this many trial calls at once; this many successes close the breaker.
+    half_open_probes: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    # redis: the state lives in Redis, so every gateway sharing it trips together.
+    storage: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "agent-gateway"
+
+
+class ConcurrencySpec(Strict):
+    """A bulkhead: at most ``max_in_flight`` calls, ``max_queue`` more waiting up to ``queue_timeout``."""
+
+    max_in_flight: int = Field(ge=1)
+    max_queue: int = Field(default=0, ge=0)
+    queue_timeout: Duration = 1.0
+
+
+class StaticResponse(Strict):
+    text: str | None = None
+    data: Any = None
+
+    @model_validator(mode="after")
+    def _something(self) -> StaticResponse:
+        if self.text is None and self.data is None:
+            raise ValueError("a static response needs 'text' or 'data'")
+        return self
+
+
+class FallbackTarget(Strict):
+    agent: Name | None = None
+    static: StaticResponse | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FallbackTarget:
+        if (self.agent is None) == (self.static is None):
+            raise ValueError("a fallback target needs exactly one of 'agent' or 'static'")
+        return self
+
+
+# Which failures lead to the fallbacks: anything transient (retries exhausted, breaker open,
+# bulkhead full, timeouts) by default; "any" adds permanent upstream failures too.
+FallbackCondition = Literal["transient", "any"]
+
+
+class FallbackSpec(Strict):
+    targets: list[FallbackTarget] = Field(min_length=1)
+    on: FallbackCondition = "transient"
+
+
+class PolicySpec(Strict):
+    """A named bundle of resilience policies, applied to agents and routes by name.
+
+    The chain always runs in one order: fallback > timeout.overall > retry >
+    concurrency > circuit_breaker > timeout.per_try > the upstream call.
+    """
+
+    timeout: TimeoutSpec | None = None
+    retry: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    concurrency: ConcurrencySpec | None = None
+    fallback: FallbackSpec | None = None
 
 
 class AgentTls(Strict):
@@ -167,6 +296,8 @@ class Route(Strict):
     target: Name | None = None
     split: list[WeightedTarget] | None = None
     timeout: Duration | None = None
+    # Named policies around the routed call (outside the target agent's own policies).
+    policies: list[Name] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_destination(self) -> Route:
@@ -435,6 +566,7 @@ class GatewayConfig(Strict):
         return self
 
     listeners: Listeners = Field(default_factory=Listeners)
+    policies: dict[Name, PolicySpec] = Field(default_factory=dict)
     agents: dict[Name, Agent] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     workflows: dict[Name, Workflow] = Field(default_factory=dict)

@@ -45,3 +45,10 @@ def _bind_stream(policy: Policy, call_next: StreamHandler) -> StreamHandler:
         return policy.stream(invocation, call_next)
 
     return handler
+
+
+async def aclose(events: AsyncIterator[Event]) -> None:
+    """Close an event stream we stop reading early, so its upstream connection is released now."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()

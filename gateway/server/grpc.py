@@ -21,7 +21,7 @@ from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_grpc
-from gateway.server.inbound import invocation_for, list_agents_response, server_span
+from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
@@ -120,7 +120,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
             request_id = invocation.context.request_id
             with server_span(self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, _rpc("Invoke")):
                 result = await self.gateway.invoke(invocation)
-            context.set_trailing_metadata((("x-request-id", request_id),))
+            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
             return wire.result_to_pb(result, invocation.context)
         except GatewayError as exc:
             await _abort(context, exc, request_id)
@@ -147,6 +147,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
                     collector.add(event)
                     yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
                 yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+                context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
         except GatewayError as exc:
             await _abort(context, exc, request_id)
         except Exception:

@@ -26,7 +26,7 @@ from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
-from gateway.server.inbound import invocation_for, list_agents_response, server_span
+from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.stream_limits import bounded
@@ -130,7 +130,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         result = await gateway.invoke(invocation)
         span.set_attribute("http.response.status_code", 200)
     body = wire.to_json(wire.result_to_pb(result, invocation.context))
-    return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id})
+    return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -158,6 +158,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 "cache-control": "no-store",
                 "x-accel-buffering": "no",
                 REQUEST_ID: request_id,
+                # Known by now: retries and fallbacks happen only before the first event.
+                **record_headers(invocation),
             }
         )
         await response.prepare(request)

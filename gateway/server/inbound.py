@@ -72,3 +72,16 @@ def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:
             pb.RouteInfo(name=route.name or f"routes[{index}]", match_agent=route.match.agent, targets=route.targets)
         )
     return response
+
+
+ATTEMPTS_HEADER = "x-agw-attempts"
+FALLBACK_HEADER = "x-agw-fallback"
+
+
+def record_headers(invocation: Invocation) -> dict[str, str]:
+    """Response headers (HTTP) / trailing metadata (gRPC) saying what the policies did."""
+    record = invocation.record
+    headers = {ATTEMPTS_HEADER: str(record.attempts)}
+    if record.fallback:
+        headers[FALLBACK_HEADER] = record.fallback
+    return headers
