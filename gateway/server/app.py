@@ -16,6 +16,11 @@ from gateway.pipeline import Gateway
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
+from gateway.server.state_grpc import STATE_SERVICE_NAME, StateServicer, state_method_handlers
+from gateway.server.state_http import add_state_routes
+from gateway.state.access import ScopeAccess
+from gateway.state.build import build_access, build_store
+from gateway.state.store import StateStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
@@ -40,9 +45,15 @@ class GatewayServer:
         self.tracer_provider = tracer_provider or build_tracer_provider(config.telemetry.tracing)
         self._owns_provider = tracer_provider is None
         self.addresses = BoundAddresses(None, None)
+        # The shared state service; None when the config says `state: null`.
+        self.state: StateStore | None = build_store(config.state) if config.state is not None else None
+        self.state_access: ScopeAccess | None = build_access(config.state) if config.state is not None else None
 
     async def start(self) -> BoundAddresses:
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
+        if self.state is not None:
+            # First, so an unreachable Redis fails the start before anything is listening.
+            await self.state.open()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
@@ -54,6 +65,8 @@ class GatewayServer:
         if listeners.http is not None:
             passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
             app = build_http_app(self.gateway, passthrough, listeners.http.max_body_bytes)
+            if self.state is not None and self.state_access is not None:
+                add_state_routes(app, self.state, self.state_access)
             self.runner = web.AppRunner(
                 app, access_log=None, shutdown_timeout=self.config.server.drain_timeout, handle_signals=False
             )
@@ -65,7 +78,10 @@ class GatewayServer:
             http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
         self.grpc_server = self.health = None
         if listeners.grpc is not None:
-            self.grpc_server, self.health = build_grpc_server(self.gateway, listeners.grpc.max_message_bytes)
+            extra = {}
+            if self.state is not None and self.state_access is not None:
+                extra[STATE_SERVICE_NAME] = state_method_handlers(StateServicer(self.state, self.state_access))
+            self.grpc_server, self.health = build_grpc_server(self.gateway, listeners.grpc.max_message_bytes, extra)
             host, port = _split(listeners.grpc.address)
             bound_port = self.grpc_server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
             await self.grpc_server.start()
@@ -88,6 +104,8 @@ class GatewayServer:
             waits.append(self.runner.cleanup())
         await asyncio.gather(*waits, return_exceptions=True)
         await self.gateway.aclose()
+        if self.state is not None:
+            await self.state.close()
         await self.http_session.close()
         await self.passthrough_session.close()
         if self._owns_provider:

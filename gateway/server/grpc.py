@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -146,7 +146,12 @@ def _rpc(method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
 
 
-def build_grpc_server(gateway: Gateway, max_message_bytes: int) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_grpc_server(
+    gateway: Gateway,
+    max_message_bytes: int,
+    extra_services: Mapping[str, Mapping[str, grpc.RpcMethodHandler]] | None = None,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The server with AgentGateway, health, reflection and ``extra_services`` (name -> handlers)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -156,10 +161,19 @@ def build_grpc_server(gateway: Gateway, max_message_bytes: int) -> tuple[grpc.ai
     handlers = _method_handlers(AgentGatewayServicer(gateway))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    for name, extra in (extra_services or {}).items():
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, dict(extra)),))
+        server.add_registered_method_handlers(name, dict(extra))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (
+            SERVICE_NAME,
+            *(extra_services or {}),
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
     )
     return server, health_servicer
 
