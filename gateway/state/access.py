@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.context import SESSION_ID, THREAD_ID, USER_ID
+from gateway.context import SESSION_ID, THREAD_ID, USER_ID, WORKFLOW_RUN_BAGGAGE
 from gateway.model import Context, InvalidRequest, PermissionDenied
 from gateway.state.store import Scope, ScopeRef
-
-# The baggage entry naming the current workflow run.
-WORKFLOW_RUN_BAGGAGE = "agw.run"
 
 _SOURCE = {
     Scope.SESSION: f"the {SESSION_ID} header",
