@@ -12,7 +12,7 @@ no ``inbound``, the current OpenTelemetry context is used.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,12 @@ from opentelemetry import propagate
 
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
+from agentgateway.v1 import state_pb2 as spb
+from agentgateway.v1 import state_pb2_grpc as spb_grpc
 from gateway import wire
 from gateway.context import context_from_headers, inject_headers
 from gateway.model import JSON, Context, Event, GatewayError, Invocation, Message, Options, Result, StatusCode
+from gateway.state.store import Scope, StateRecord, StateValue
 
 DEFAULT_TARGET_ENV = "AGENT_GATEWAY_GRPC"
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -102,6 +105,7 @@ class AgentClient:
         self.stub = pb_grpc.AgentGatewayStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
         self._inbound = {k.lower(): v for k, v in (inbound or {}).items()}
         self._inbound_context = context_from_headers(self._inbound) if inbound is not None else None
+        self.state = StateClient(self.channel, self._state_metadata)
 
     @classmethod
     def from_env(cls, *, inbound: Mapping[str, str] | None = None) -> AgentClient:
@@ -189,6 +193,13 @@ class AgentClient:
             raise _client_error(exc) from None
         return [AgentDescription(a.name, a.kind, a.endpoint, a.description, a.streaming) for a in response.agents]
 
+    def _state_metadata(self) -> tuple[tuple[str, str], ...]:
+        # The scope ids travel exactly as on a nested invoke: from the inbound request.
+        carrier: dict[str, str] = {}
+        trace = propagate.extract(self._inbound) if self._inbound else otel_context.get_current()
+        inject_headers(self._inbound_context or Context(), carrier, trace)
+        return tuple(carrier.items())
+
     async def aclose(self) -> None:
         if self._owns_channel:
             await self.channel.close()
@@ -198,3 +209,124 @@ class AgentClient:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.aclose()
+
+
+ScopeName = Scope | str
+
+_SCOPE_TO_PB = {
+    Scope.SESSION: spb.STATE_SCOPE_SESSION,
+    Scope.THREAD: spb.STATE_SCOPE_THREAD,
+    Scope.USER: spb.STATE_SCOPE_USER,
+    Scope.WORKFLOW: spb.STATE_SCOPE_WORKFLOW,
+}
+
+
+def _record(entry: spb.StateEntry) -> StateRecord:
+    if entry.WhichOneof("value") == "bytes":
+        value = StateValue.of_bytes(entry.bytes)
+    else:
+        value = StateValue(entry.json.encode(), True)
+    expires = entry.expire_time.ToNanoseconds() / 1e9 if entry.HasField("expire_time") else None
+    return StateRecord(entry.key, value, entry.etag, entry.version, entry.update_time.ToNanoseconds() / 1e9, expires)
+
+
+class StateClient:
+    """The shared state service, as ``AgentClient.state``.
+
+    Scopes are ``"session"``, ``"thread"``, ``"user"`` and ``"workflow"``; the
+    scope id is the one the inbound request carries unless ``scope_id`` names
+    one. Values are JSON (``record.value.json()``) or ``bytes``.
+
+        record = await client.state.get("session", "plan")
+        await client.state.compare_and_set("session", "plan", record.etag, {"step": 2})
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: Callable[[], tuple[tuple[str, str], ...]]) -> None:
+        self.stub = spb_grpc.StateServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, untyped
+        self._metadata = metadata
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, metadata=self._metadata())
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+
+    async def get(self, scope: ScopeName, key: str, *, scope_id: str = "") -> StateRecord | None:
+        """The record, or None when the key is absent or expired."""
+        request = spb.GetStateRequest(scope=_SCOPE_TO_PB[Scope(scope)], scope_id=scope_id, key=key)
+        try:
+            return _record(await self._call(self.stub.Get, request))
+        except ClientError as exc:
+            if exc.status_code is StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def put(
+        self,
+        scope: ScopeName,
+        key: str,
+        value: JSON | bytes,
+        *,
+        if_match: str | None = None,
+        create_only: bool = False,
+        ttl: float | None = None,
+        scope_id: str = "",
+    ) -> StateRecord:
+        """Write ``value`` (bytes stay bytes, anything else is JSON); raises ClientError
+        with ``StatusCode.ABORTED`` when ``if_match`` or ``create_only`` does not hold."""
+        request = spb.PutStateRequest(
+            scope=_SCOPE_TO_PB[Scope(scope)],
+            scope_id=scope_id,
+            key=key,
+            if_match=if_match or "",
+            if_none_match=create_only,
+        )
+        if isinstance(value, bytes | bytearray):
+            request.bytes = bytes(value)
+        else:
+            request.json = StateValue.of_json(value).payload.decode()
+        if ttl is not None:
+            request.ttl.FromNanoseconds(round(ttl * 1e9))
+        return _record(await self._call(self.stub.Put, request))
+
+    async def compare_and_set(
+        self, scope: ScopeName, key: str, expected_etag: str | None, value: JSON | bytes, *, scope_id: str = ""
+    ) -> StateRecord:
+        """Write only if the key still has ``expected_etag`` (None: only if it is absent)."""
+        if expected_etag is None:
+            return await self.put(scope, key, value, create_only=True, scope_id=scope_id)
+        return await self.put(scope, key, value, if_match=expected_etag, scope_id=scope_id)
+
+    async def delete(self, scope: ScopeName, key: str, *, if_match: str | None = None, scope_id: str = "") -> bool:
+        """True when the key was removed, False when it was absent."""
+        request = spb.DeleteStateRequest(
+            scope=_SCOPE_TO_PB[Scope(scope)], scope_id=scope_id, key=key, if_match=if_match or ""
+        )
+        try:
+            await self._call(self.stub.Delete, request)
+        except ClientError as exc:
+            if exc.status_code is StatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def list(
+        self, scope: ScopeName, prefix: str = "", *, scope_id: str = "", page_size: int = 100, max_pages: int = 100
+    ) -> list[StateRecord]:
+        """Every live key with ``prefix`` in key order (at most ``max_pages`` pages)."""
+        records: list[StateRecord] = []
+        token = ""
+        for _ in range(max_pages):
+            request = spb.ListStateRequest(
+                scope=_SCOPE_TO_PB[Scope(scope)],
+                scope_id=scope_id,
+                prefix=prefix,
+                page_size=page_size,
+                page_token=token,
+            )
+            response = await self._call(self.stub.List, request)
+            records.extend(_record(entry) for entry in response.entries)
+            token = response.next_page_token
+            if not token:
+                break
+        return records

@@ -24,6 +24,8 @@ REQUEST_ID = "x-request-id"
 # Remaining time budget in milliseconds when the request was sent (HTTP hops).
 TIMEOUT_MS = "x-timeout-ms"
 ATTEMPT = "x-attempt"
+# The W3C baggage entry naming the current workflow run (the state service's workflow scope).
+WORKFLOW_RUN_BAGGAGE = "agw.run"
 
 _ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
 _MAX_ID_LENGTH = 256

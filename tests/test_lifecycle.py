@@ -30,6 +30,7 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         f"listeners:\n  http: {{address: '127.0.0.1:{http_port}'}}\n  grpc: {{address: '127.0.0.1:{grpc_port}'}}\n"
         f"agents:\n  echo:\n    kind: http\n    endpoint: {echo_url}\n"
         "server: {drain_timeout: 5s}\n"
+        f"state: {{sqlite: {{path: '{tmp_path / 'state.db'}'}}}}\n"
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "run", "-c", str(config),

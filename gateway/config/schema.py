@@ -549,6 +549,61 @@ class Server(Strict):
     max_hops: int = Field(default=16, ge=1, le=256)
 
 
+StateScopeName = Literal["session", "thread", "user", "workflow"]
+
+
+class SqliteState(Strict):
+    # A file (created with its folders), or ":memory:" for a store that dies with the process.
+    path: str = "./agent-gateway-state.db"
+
+
+class RedisState(Strict):
+    url: str = "redis://127.0.0.1:6379/0"
+    # Every key the gateway writes starts with this; give each deployment its own.
+    key_prefix: str = Field(default="agw:state:", min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
+        return value
+
+
+class StateLimits(Strict):
+    max_value_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_keys_per_scope: int = Field(default=10_000, gt=0)
+
+
+class StateTtl(Strict):
+    """The default time to live of a key per scope when a write sets none (unset: forever)."""
+
+    session: Duration | None = None
+    thread: Duration | None = None
+    user: Duration | None = None
+    workflow: Duration | None = None
+
+    @model_validator(mode="after")
+    def _positive(self) -> StateTtl:
+        for scope in ("session", "thread", "user", "workflow"):
+            if getattr(self, scope) == 0:
+                raise ValueError(f"{scope}: a default ttl must be positive (leave it out for no expiry)")
+        return self
+
+
+class StateConfig(Strict):
+    """The shared state service (``/v1/state`` and the StateService RPCs)."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite: SqliteState = Field(default_factory=SqliteState)
+    redis: RedisState = Field(default_factory=RedisState)
+    limits: StateLimits = Field(default_factory=StateLimits)
+    ttl: StateTtl = Field(default_factory=StateTtl)
+    # Scopes whose id a caller may name explicitly even when it is not its own
+    # (for example `workflow`, for an orchestrator that reads a run it started).
+    allow_explicit_scopes: list[StateScopeName] = Field(default_factory=list)
+
+
 class GatewayConfig(Strict):
     """The root of a gateway YAML file."""
 
@@ -575,3 +630,5 @@ class GatewayConfig(Strict):
     security: Security = Field(default_factory=Security)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     server: Server = Field(default_factory=Server)
+    # null disables the state service.
+    state: StateConfig | None = Field(default_factory=StateConfig)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from gateway.context import WORKFLOW_RUN_BAGGAGE
 from gateway.model import (
     JSON,
     DataPart,
@@ -187,8 +189,14 @@ class WorkflowRunner:
         self.tracer = tracer
 
     async def _run(self, invocation: Invocation, emit: Callable[[Event], Awaitable[None]]) -> Result:
+        # Every run gets an id in the baggage: its steps (and whatever they call) share
+        # the state service's workflow scope through it.
+        run_id = uuid.uuid4().hex
+        baggage = {**invocation.context.baggage, WORKFLOW_RUN_BAGGAGE: run_id}
+        invocation = dataclasses.replace(invocation, context=dataclasses.replace(invocation.context, baggage=baggage))
+        attributes = {"agent_gateway.workflow": self.name, "agent_gateway.workflow.run": run_id}
         with self.tracer.start_as_current_span(
-            f"workflow {self.name}", kind=SpanKind.INTERNAL, attributes={"agent_gateway.workflow": self.name}
+            f"workflow {self.name}", kind=SpanKind.INTERNAL, attributes=attributes
         ) as span:
             run = WorkflowRun(self.name, invocation, self.caller, self.tracer, emit)
             try:

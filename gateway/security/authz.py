@@ -20,15 +20,12 @@ class Authorizer:
     def __init__(self, rules: Sequence[AuthzRule]) -> None:
         self.rules = list(rules)
 
-    def _rules_for(self, identity: Identity) -> list[AuthzRule]:
+    def rules_for(self, identity: Identity) -> list[AuthzRule]:
         return [r for r in self.rules if any(fnmatchcase(identity.name, p) for p in r.identities)]
 
     def may_call(self, identity: Identity, target: str) -> bool:
-        return any(fnmatchcase(target, p) for rule in self._rules_for(identity) for p in rule.agents)
+        return any(fnmatchcase(target, p) for rule in self.rules_for(identity) for p in rule.agents)
 
     def check_call(self, identity: Identity, target: str) -> None:
         if not self.may_call(identity, target):
             raise PermissionDenied(f"{DENIED}: {identity.name} may not call {target}", agent=target)
-
-    def may_use_scope(self, identity: Identity, scope: str) -> bool:
-        return any(scope in rule.state_scopes for rule in self._rules_for(identity))

@@ -78,6 +78,12 @@ class ListenerGuard:
         if self.enabled:
             self.authorizer.check_call(identity, target)
 
+    def granted_scopes(self, identity: Identity) -> frozenset[str]:
+        """State scopes this identity may name explicitly (none without authentication)."""
+        if not self.enabled:
+            return frozenset()
+        return frozenset(s for rule in self.authorizer.rules_for(identity) for s in rule.state_scopes)
+
     def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
         """Authorize the target and pin the user id to the identity on untrusted listeners."""
         self.authorize(identity, invocation.agent)

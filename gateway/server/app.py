@@ -19,6 +19,11 @@ from gateway.security.tls import HttpCertificateReloader, grpc_server_credential
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
+from gateway.server.state_grpc import STATE_SERVICE_NAME, StateServicer, state_method_handlers
+from gateway.server.state_http import add_state_routes
+from gateway.state.access import ScopeAccess
+from gateway.state.build import build_access, build_store
+from gateway.state.store import StateStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
@@ -43,9 +48,15 @@ class GatewayServer:
         self.tracer_provider = tracer_provider or build_tracer_provider(config.telemetry.tracing)
         self._owns_provider = tracer_provider is None
         self.addresses = BoundAddresses(None, None)
+        # The shared state service; None when the config says `state: null`.
+        self.state: StateStore | None = build_store(config.state) if config.state is not None else None
+        self.state_access: ScopeAccess | None = build_access(config.state) if config.state is not None else None
 
     async def start(self) -> BoundAddresses:
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
+        if self.state is not None:
+            # First, so an unreachable Redis fails the start before anything is listening.
+            await self.state.open()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
@@ -62,6 +73,8 @@ class GatewayServer:
             http = listeners.http
             passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
             app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter))
+            if self.state is not None and self.state_access is not None:
+                add_state_routes(app, self.state, self.state_access)
             self.runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -84,9 +97,13 @@ class GatewayServer:
         self.grpc_server = self.health = None
         if listeners.grpc is not None:
             grpc_listener = listeners.grpc
-            self.grpc_server, self.health = build_grpc_server(
-                self.gateway, grpc_listener, ListenerGuard(grpc_listener, security, limiter)
-            )
+            grpc_guard = ListenerGuard(grpc_listener, security, limiter)
+            extra = {}
+            if self.state is not None and self.state_access is not None:
+                extra[STATE_SERVICE_NAME] = state_method_handlers(
+                    StateServicer(self.state, self.state_access, grpc_guard)
+                )
+            self.grpc_server, self.health = build_grpc_server(self.gateway, grpc_listener, grpc_guard, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             if grpc_listener.tls is not None:
@@ -115,6 +132,8 @@ class GatewayServer:
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
         await self.gateway.aclose()
+        if self.state is not None:
+            await self.state.close()
         await self.http_session.close()
         await self.passthrough_session.close()
         if self._owns_provider:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -40,7 +40,7 @@ class MalformedRequest:
         self.reason = reason
 
 
-def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
         try:
             return parse(data)
@@ -54,17 +54,17 @@ def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethod
     return {
         "Invoke": grpc.unary_unary_rpc_method_handler(
             servicer.Invoke,
-            request_deserializer=_lenient(pb.InvokeRequest.FromString),
+            request_deserializer=lenient(pb.InvokeRequest.FromString),
             response_serializer=pb.InvokeResponse.SerializeToString,
         ),
         "InvokeStream": grpc.unary_stream_rpc_method_handler(
             servicer.InvokeStream,
-            request_deserializer=_lenient(pb.InvokeRequest.FromString),
+            request_deserializer=lenient(pb.InvokeRequest.FromString),
             response_serializer=pb.InvokeStreamResponse.SerializeToString,
         ),
         "ListAgents": grpc.unary_unary_rpc_method_handler(
             servicer.ListAgents,
-            request_deserializer=_lenient(pb.ListAgentsRequest.FromString),
+            request_deserializer=lenient(pb.ListAgentsRequest.FromString),
             response_serializer=pb.ListAgentsResponse.SerializeToString,
         ),
     }
@@ -83,14 +83,14 @@ def _remaining(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None or remaining > _NO_DEADLINE else max(0.0, remaining)
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
+async def abort_with(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
     detail = wire.error_to_pb(error, request_id).SerializeToString()
     await context.abort(
         grpc.StatusCode[error.code.value], error.message, trailing_metadata=((wire.ERROR_TRAILER, detail),)
     )
 
 
-def _credentials(context: grpc.aio.ServicerContext) -> Credentials:
+def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     peer = context.peer() or ""
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
 
@@ -105,7 +105,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         self, request: pb.InvokeRequest | MalformedRequest, context: grpc.aio.ServicerContext
     ) -> tuple[Invocation, dict[str, str]]:
         # Authenticate before looking at the request, so strangers learn nothing from parse errors.
-        credentials = _credentials(context)
+        credentials = grpc_credentials(context)
         identity = self.guard.authenticate(credentials)
         if isinstance(request, MalformedRequest):
             raise InvalidRequest(f"the request is not a valid agentgateway.v1.InvokeRequest: {request.reason}")
@@ -123,7 +123,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
             return wire.result_to_pb(result, invocation.context)
         except GatewayError as exc:
-            await _abort(context, exc, request_id)
+            await abort_with(context, exc, request_id)
         except Exception:
             log.exception("unhandled error in Invoke")
             await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
@@ -149,7 +149,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
                 yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
                 context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
         except GatewayError as exc:
-            await _abort(context, exc, request_id)
+            await abort_with(context, exc, request_id)
         except Exception:
             log.exception("unhandled error in InvokeStream")
             await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
@@ -158,9 +158,9 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
         try:
-            self.guard.authenticate(_credentials(context))
+            self.guard.authenticate(grpc_credentials(context))
         except GatewayError as exc:
-            await _abort(context, exc, "")
+            await abort_with(context, exc, "")
         return list_agents_response(self.gateway)
 
 
@@ -169,8 +169,12 @@ def _rpc(method: str) -> dict[str, str]:
 
 
 def build_grpc_server(
-    gateway: Gateway, listener: GrpcListener, guard: ListenerGuard
+    gateway: Gateway,
+    listener: GrpcListener,
+    guard: ListenerGuard,
+    extra_services: Mapping[str, Mapping[str, grpc.RpcMethodHandler]] | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The server with AgentGateway, health, reflection and ``extra_services`` (name -> handlers)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
@@ -183,10 +187,19 @@ def build_grpc_server(
     handlers = _method_handlers(AgentGatewayServicer(gateway, listener, guard))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    for name, extra in (extra_services or {}).items():
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, dict(extra)),))
+        server.add_registered_method_handlers(name, dict(extra))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (
+            SERVICE_NAME,
+            *(extra_services or {}),
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
     )
     return server, health_servicer
 

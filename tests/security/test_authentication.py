@@ -41,6 +41,7 @@ security:
   authorization:
     - {{identities: [billing-*], agents: [echo]}}
     - {{identities: [ops-agent, 'user-*'], agents: ['*']}}
+    - {{identities: [ops-agent], state_scopes: [user]}}
 {extra}
 """
 
@@ -213,3 +214,23 @@ def test_listener_auth_needs_configured_method(tmp_path: Path) -> None:
         load_config_text(
             "security:\n  jwt: {jwks_file: x.json, issuer: i, audience: a, algorithms: [HS256]}\n", "gw.yaml"
         )
+
+
+async def test_state_scopes_follow_the_authenticated_user(gateway: GatewayServer, issuer: TokenIssuer) -> None:
+    base = f"http://{gateway.addresses.http}/v1/state/user"
+    alice = {"authorization": f"Bearer {issuer.token('user-alice')}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{base}/secret", json={"value": "alice's"}, headers=alice) as response:
+            assert response.status in (200, 201)
+        async with session.get(f"{base}/secret") as response:
+            assert response.status == 401
+        # Mallory authenticates as herself and claims to be alice: the claim is ignored.
+        mallory = {"authorization": f"Bearer {issuer.token('user-mallory')}", "x-user-id": "user-alice"}
+        async with session.get(f"{base}/secret", headers=mallory) as response:
+            assert response.status == 404
+        async with session.get(f"{base}/secret?scopeId=user-alice", headers=mallory) as response:
+            assert response.status == 403
+        # An identity granted the user scope may name another user's scope explicitly.
+        async with session.get(f"{base}/secret?scopeId=user-alice", headers={"x-api-key": OTHER_KEY}) as response:
+            assert response.status == 200
+            assert (await response.json())["value"] == "alice's"
