@@ -187,7 +187,9 @@ def test_gateway_container_matches_its_config(entry: tuple[str, dict[str, Any], 
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace > config.server.drain_timeout, "SIGKILL would cut the drain short"
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    assert pre_stop > 0, "without a preStop pause, calls routed just before SIGTERM are refused"
+    assert grace > pre_stop + config.server.drain_timeout, "SIGKILL would cut the drain short"
 
 
 def test_sidecar_gateway_starts_before_the_agent_and_stops_after_it() -> None:
