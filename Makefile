@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest proto clean
+.PHONY: install run test lint typecheck pytest proto clean config-reference image-lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ test: lint typecheck pytest
 
 proto: install
 	$(PY) scripts/gen_proto.py
+
+config-reference: install
+	$(PY) scripts/config_reference.py > docs/config-reference.md
+
+# The exact runtime dependency set baked into the image; run on Python 3.11 (the image's).
+image-lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q .
+	{ echo '# Exact runtime dependency versions baked into the container image (deploy/Dockerfile).'; \
+	  echo '# Regenerate after changing pyproject.toml dependencies: make image-lock'; \
+	  .venv-lock/bin/pip freeze --exclude agent-gateway; } > deploy/requirements.lock
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -88,6 +88,9 @@ class ListenerCommon(Strict):
 
 
 class HttpListener(ListenerCommon):
+    """The HTTP front: JSON invoke, server-sent events, passthrough."""
+
+    # Where it listens; use 0.0.0.0:PORT in a container so probes and peers reach it.
     address: Address = "127.0.0.1:8080"
     # The largest request body accepted by the invoke endpoints (passthrough streams).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
@@ -95,12 +98,18 @@ class HttpListener(ListenerCommon):
 
 
 class GrpcListener(ListenerCommon):
+    """The gRPC front (our proto, health checking, reflection)."""
+
+    # Where it listens; use 0.0.0.0:PORT in a container so probes and peers reach it.
     address: Address = "127.0.0.1:50051"
+    # The largest request or response message.
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_metadata_bytes: int = Field(default=16 * 1024, ge=1024)
 
 
 class Listeners(Strict):
+    """The fronts the gateway serves; set one to null to disable it."""
+
     http: HttpListener | None = Field(default_factory=HttpListener)
     grpc: GrpcListener | None = Field(default_factory=GrpcListener)
 
@@ -109,7 +118,9 @@ class Agent(Strict):
     """An upstream agent: which adapter speaks to it, and where."""
 
     kind: str = Field(description="adapter kind: http, grpc, langgraph, crewai, mastra, a2a")
+    # Where the agent listens: a URL (http://host:port) or host:port for gRPC.
     endpoint: str
+    # Shown by ListAgents and GET /v1/agents.
     description: str = ""
     # Adapter-specific options, validated by the adapter's own Options model.
     options: dict[str, Any] = Field(default_factory=dict)
@@ -273,6 +284,7 @@ class AgentTls(Strict):
 class Match(Strict):
     """Which invocations a route takes. All given conditions must hold."""
 
+    # The agent name callers ask for (it need not be a defined agent).
     agent: str
     # Exact header (HTTP) / metadata (gRPC) values; header names are case-insensitive.
     headers: dict[str, str] = Field(default_factory=dict)
@@ -284,17 +296,25 @@ class Match(Strict):
 
 
 class WeightedTarget(Strict):
+    """One destination of a weighted split."""
+
+    # A defined agent.
     agent: Name
+    # Relative share of the calls; 0 takes none.
     weight: int = Field(ge=0)
 
 
 class Route(Strict):
     """Routes the invocations it matches to one agent or a weighted split."""
 
+    # Shown in traces and errors.
     name: Name | None = None
     match: Match
+    # The agent that takes every matched call (or use `split`).
     target: Name | None = None
+    # Weighted destinations, for canaries (or use `target`).
     split: list[WeightedTarget] | None = None
+    # The time budget for matched calls when the caller sets none.
     timeout: Duration | None = None
     # Named policies around the routed call (outside the target agent's own policies).
     policies: list[Name] = Field(default_factory=list)
@@ -320,25 +340,35 @@ TemplateValue = Annotated[Any, AfterValidator(check_template)]
 class Compensation(Strict):
     """The saga action that undoes a completed step when a later step fails."""
 
+    # The agent, route or workflow that undoes the step.
     agent: Name
     # The document also holds `step`: the output of the step being undone.
     input: TemplateValue = "{{ step.text }}"
 
 
 class Step(Strict):
+    """One step of a sequential workflow."""
+
+    # Unique in the workflow; later templates refer to it as steps.NAME.
     name: Name
     # An agent, a route or another workflow.
     agent: Name
+    # What the step receives: a template over input and earlier steps' outputs.
     input: TemplateValue = "{{ input.text }}"
     # A failed optional step is recorded and the workflow continues degraded.
     optional: bool = False
+    # This step's time budget (within the workflow's).
     timeout: Duration | None = None
     compensate: Compensation | None = None
 
 
 class SequentialWorkflow(Strict):
+    """Steps run one after another, each seeing the outputs before it."""
+
     kind: Literal["sequential"]
+    # Shown by ListAgents, like an agent's.
     description: str = ""
+    # Run in order; a failed required step stops the workflow and runs compensations.
     steps: list[Step] = Field(min_length=1)
     # The workflow's answer; the last successful step's output when unset.
     output: TemplateValue = None
@@ -350,19 +380,30 @@ class SequentialWorkflow(Strict):
 
 
 class Branch(Strict):
+    """One branch of a parallel workflow."""
+
+    # Unique in the workflow.
     name: Name
+    # An agent, a route or another workflow.
     agent: Name
+    # What the branch receives: a template over the workflow's input.
     input: TemplateValue = "{{ input.text }}"
+    # This branch's time budget (within the workflow's).
     timeout: Duration | None = None
 
 
 class ParallelWorkflow(Strict):
+    """Branches run at once; `aggregate` decides the answer."""
+
     kind: Literal["parallel"]
+    # Shown by ListAgents, like an agent's.
     description: str = ""
+    # Started together.
     branches: list[Branch] = Field(min_length=1)
     # all: every branch must answer; first: the first success wins; quorum: `quorum`
     # successes are enough; merge: JSON object outputs merged in branch order.
     aggregate: Literal["all", "first", "quorum", "merge"] = "all"
+    # How many successes suffice (aggregate: quorum).
     quorum: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -389,12 +430,19 @@ class HierarchicalWorkflow(Strict):
     feeds the results back, until the manager answers (bounded rounds and fan-out)."""
 
     kind: Literal["hierarchical"]
+    # Shown by ListAgents, like an agent's.
     description: str = ""
+    # The agent that plans, delegates and answers.
     manager: Name
+    # The agents, routes or workflows the manager may delegate to.
     workers: list[Name] = Field(min_length=1)
+    # What the manager receives first.
     input: TemplateValue = "{{ input.text }}"
+    # Manager turns before the workflow gives up.
     max_rounds: int = Field(default=3, ge=1, le=20)
+    # Delegations run at once in one round.
     max_fanout: int = Field(default=4, ge=1, le=64)
+    # The time budget of each delegation.
     worker_timeout: Duration | None = None
 
 
@@ -426,18 +474,25 @@ class CheckConfig(Strict):
     """One named check on an output; which keys apply depends on ``kind``."""
 
     kind: CheckKind
+    # json_schema: the JSON Schema the output must satisfy.
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     # JMESPath paths into the output's JSON that must be present and non-empty.
     fields: list[str] = Field(default_factory=list)
+    # regex: a regular expression the output must match.
     pattern: str | None = None
+    # contains / not_contains: the text to look for.
     value: str | None = None
+    # regex, contains, not_contains: compare case-insensitively.
     ignore_case: bool = False
+    # length: the fewest characters.
     min: int | None = Field(default=None, ge=0)
+    # length: the most characters.
     max: int | None = Field(default=None, ge=0)
     # python: "package.module:function"
     function: str | None = None
     # judge: the routed agent that gives the verdict, and what it should judge.
     agent: Name | None = None
+    # judge: what the judge is asked to assess.
     criteria: str = ""
 
     @model_validator(mode="after")
@@ -453,7 +508,9 @@ class CheckConfig(Strict):
 class Evaluation(Strict):
     """Checks applied to live calls of one agent, route or workflow."""
 
+    # The agent, route or workflow whose calls are checked.
     target: Name
+    # Names under `checks` applied to the final output.
     checks: list[Name] = Field(default_factory=list)
     # Checks on named step outputs of a workflow (session-level evaluation).
     steps: dict[str, list[Name]] = Field(default_factory=dict)
@@ -529,19 +586,27 @@ class Security(Strict):
 
 
 class Tracing(Strict):
+    """OpenTelemetry tracing: W3C context always propagates; spans export over OTLP."""
+
     # OTLP endpoint; when unset the standard OTEL_EXPORTER_OTLP_* variables apply.
     otlp_endpoint: str | None = None
+    # The OTLP transport of the endpoint (4317 is usually grpc, 4318 http/protobuf).
     otlp_protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    # service.name of the gateway's spans.
     service_name: str = "agent-gateway"
     # When False, spans are still created (ids propagate) but never exported.
     export: bool = True
 
 
 class Telemetry(Strict):
+    """Traces (and, as they land, metrics and logs)."""
+
     tracing: Tracing = Field(default_factory=Tracing)
 
 
 class Server(Strict):
+    """Process-wide behaviour: shutdown and loop protection."""
+
     # How long SIGTERM waits for in-flight requests before closing them.
     drain_timeout: Duration = 15.0
     # Calls through gateways (and workflow steps) nest at most this deep, so a
