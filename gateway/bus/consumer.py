@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.bus.base import Delivery, EventBus, Subscription
-from gateway.model import GatewayError
+from gateway.model import GatewayError, UpstreamError
 
 log = logging.getLogger("agent_gateway.bus")
 
@@ -122,7 +122,7 @@ class Consumer:
             await _quietly(delivery.nak())
             raise
         except Exception as exc:
-            if delivery.attempt >= self.policy.max_deliver:
+            if delivery.attempt >= self.policy.max_deliver or _permanent(exc):
                 await self._dead_letter(delivery, exc)
             else:
                 log.info(
@@ -159,13 +159,26 @@ class Consumer:
             return
         await _quietly(delivery.ack())
 
-    async def stop(self) -> None:
-        """Stop pulling, cancel handlers still running (their events come back), leave the group."""
-        tasks = [t for t in (self._task, *self._running) if t is not None]
-        for task in tasks:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop pulling, give running handlers ``grace`` seconds, cancel the rest
+        (their events come back to the group), leave the group."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._running and grace > 0:
+            await asyncio.wait(set(self._running), timeout=grace)
+        running = list(self._running)
+        for task in running:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
         await self.subscription.close()
+
+
+def _permanent(error: Exception) -> bool:
+    """A request that cannot succeed however often it is retried (a bad input,
+    an unknown agent, the hop limit) goes to the dead letters at once; an agent's
+    failure, transient or not, is retried."""
+    return isinstance(error, GatewayError) and not isinstance(error, UpstreamError) and not error.transient
 
 
 async def _quietly(action: Awaitable[None]) -> None:

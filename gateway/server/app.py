@@ -12,7 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
+from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
+from gateway.server.events_grpc import add_events_service
+from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
@@ -48,12 +51,15 @@ class GatewayServer:
         # Passthrough must not decompress: bodies go through byte for byte.
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
         self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
+        self.events = EventRuntime(self.config, self.gateway, tracer)
+        await self.events.start()
         listeners = self.config.listeners
         http_address = grpc_address = None
         self.runner: web.AppRunner | None = None
         if listeners.http is not None:
             passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
             app = build_http_app(self.gateway, passthrough, listeners.http.max_body_bytes)
+            add_event_routes(app, self.events)
             self.runner = web.AppRunner(
                 app, access_log=None, shutdown_timeout=self.config.server.drain_timeout, handle_signals=False
             )
@@ -66,6 +72,7 @@ class GatewayServer:
         self.grpc_server = self.health = None
         if listeners.grpc is not None:
             self.grpc_server, self.health = build_grpc_server(self.gateway, listeners.grpc.max_message_bytes)
+            add_events_service(self.grpc_server, self.events)
             host, port = _split(listeners.grpc.address)
             bound_port = self.grpc_server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
             await self.grpc_server.start()
@@ -87,6 +94,7 @@ class GatewayServer:
         if self.runner is not None:
             waits.append(self.runner.cleanup())
         await asyncio.gather(*waits, return_exceptions=True)
+        await self.events.aclose(grace)
         await self.gateway.aclose()
         await self.http_session.close()
         await self.passthrough_session.close()

@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agentgateway.v1 import events_pb2 as pb_events
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
@@ -22,6 +23,7 @@ from gateway.server.inbound import invocation_for, list_agents_response, server_
 log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
+EVENTS_SERVICE = pb_events.DESCRIPTOR.services_by_name["Events"].full_name  # served by events_grpc.py
 
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
@@ -159,7 +161,8 @@ def build_grpc_server(gateway: Gateway, max_message_bytes: int) -> tuple[grpc.ai
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, EVENTS_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
     )
     return server, health_servicer
 
