@@ -16,6 +16,7 @@ A new group starts with the events published after it was created (the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import uuid
@@ -103,12 +104,12 @@ class NatsSubscription(Subscription):
         self._closed = True
         if self.bus.closed:
             return
-        try:
-            await self._sub.unsubscribe()
-            if self._private:
-                await self.bus.js.delete_consumer(self.bus.stream_for(self.pattern), self.group)
-        except (nats.errors.Error, nats.js.errors.Error):
-            pass  # the consumer's inactivity threshold removes a private one anyway
+        # A private consumer that cannot be deleted now is removed by its inactivity threshold.
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._sub.unsubscribe()
+                if self._private:
+                    await self.bus.js.delete_consumer(self.bus.stream_for(self.pattern), self.group)
 
 
 class NatsProcessedStore(ProcessedStore):
@@ -275,4 +276,6 @@ class NatsBus(EventBus):
             # Not drain(): it would wait for the pull requests still open to expire.
             with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
                 await self._nc.flush(timeout=1)
-            await self._nc.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await self._nc.close()

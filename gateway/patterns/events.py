@@ -150,9 +150,7 @@ class TriggerHandler:
                 span.set_status(Status(StatusCode.ERROR, exc.message))
                 raise
 
-    async def _handle(
-        self, delivery: Delivery, headers: Mapping[str, str], context: Context, span: trace.Span
-    ) -> None:
+    async def _handle(self, delivery: Delivery, headers: Mapping[str, str], context: Context, span: trace.Span) -> None:
         store = self.bus.processed_store()
         key = f"{self.name}:{delivery.event_id}"
         recorded = await store.get(key)
@@ -183,7 +181,9 @@ class TriggerHandler:
             request_id=context.request_id,
             baggage={**context.baggage, HOPS_BAGGAGE: str(hops)},
         )
-        await self.publisher.publish(self.config.publish, payload, onward, derived_event_id(self.name, delivery.event_id))
+        await self.publisher.publish(
+            self.config.publish, payload, onward, derived_event_id(self.name, delivery.event_id)
+        )
 
 
 class EventRuntime:
