@@ -204,11 +204,12 @@ def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey
     problems.extend(_workflow_problems(config, file, lines))
     problems.extend(_evaluation_problems(config, file, lines))
     problems.extend(_policy_problems(config, file, lines))
+    problems.extend(_trigger_problems(config, file, lines))
     return problems
 
 
 def _policy_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
-    """Policies must exist; fallback agents must be callable and must not be the target itself."""
+    """Policies must exist; fallback agents must be callable."""
     callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
     problems = []
 
@@ -228,6 +229,25 @@ def _policy_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, i
                     ("policies", name, "fallback", "targets", j, "agent"),
                     f"{target.agent!r} is not an agent, a route or a workflow",
                 )
+    return problems
+
+
+def _trigger_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
+    """Triggers must invoke something callable, on subjects under the bus prefixes."""
+    callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
+    prefixes = config.bus.prefixes
+    problems = []
+
+    def problem(path: PathKey, message: str) -> None:
+        problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
+
+    for i, trigger in enumerate(config.triggers):
+        if trigger.agent not in callable_names:
+            problem(("triggers", i, "agent"), f"{trigger.agent!r} is not an agent, a route or a workflow")
+        if trigger.subject.split(".", 1)[0] not in (*prefixes, config.bus.dead_letter_prefix):
+            problem(("triggers", i, "subject"), f"the subject must start with one of bus.prefixes {prefixes}")
+        if trigger.publish is not None and trigger.publish.split(".", 1)[0] not in prefixes:
+            problem(("triggers", i, "publish"), f"the subject must start with one of bus.prefixes {prefixes}")
     return problems
 
 

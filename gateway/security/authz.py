@@ -26,6 +26,10 @@ class Authorizer:
     def may_call(self, identity: Identity, target: str) -> bool:
         return any(fnmatchcase(target, p) for rule in self.rules_for(identity) for p in rule.agents)
 
+    def check_publish(self, identity: Identity, subject: str) -> None:
+        if not any(fnmatchcase(subject, p) for rule in self.rules_for(identity) for p in rule.events):
+            raise PermissionDenied(f"{DENIED}: {identity.name} may not publish on {subject}")
+
     def check_call(self, identity: Identity, target: str) -> None:
         if not self.may_call(identity, target):
             raise PermissionDenied(f"{DENIED}: {identity.name} may not call {target}", agent=target)

@@ -78,6 +78,11 @@ class ListenerGuard:
         if self.enabled:
             self.authorizer.check_call(identity, target)
 
+    def authorize_publish(self, identity: Identity, subject: str) -> None:
+        """Raises PermissionDenied (403) unless a rule lets this identity publish on ``subject``."""
+        if self.enabled:
+            self.authorizer.check_publish(identity, subject)
+
     def granted_scopes(self, identity: Identity) -> frozenset[str]:
         """State scopes this identity may name explicitly (none without authentication)."""
         if not self.enabled:

@@ -12,10 +12,13 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
+from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
+from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
+from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
@@ -62,6 +65,8 @@ class GatewayServer:
         # Passthrough must not decompress: bodies go through byte for byte.
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
         self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
+        self.events = EventRuntime(self.config, self.gateway, tracer)
+        await self.events.start()
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
@@ -75,6 +80,7 @@ class GatewayServer:
             app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter))
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
+            add_event_routes(app, self.events)
             self.runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -99,6 +105,7 @@ class GatewayServer:
             grpc_listener = listeners.grpc
             grpc_guard = ListenerGuard(grpc_listener, security, limiter)
             extra = {}
+            extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(self.events, grpc_guard))
             if self.state is not None and self.state_access is not None:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
                     StateServicer(self.state, self.state_access, grpc_guard)
@@ -131,6 +138,7 @@ class GatewayServer:
         await asyncio.gather(*waits, return_exceptions=True)
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
+        await self.events.aclose(grace)
         await self.gateway.aclose()
         if self.state is not None:
             await self.state.close()

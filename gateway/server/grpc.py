@@ -118,7 +118,9 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         try:
             invocation, headers = self._invocation(request, context)
             request_id = invocation.context.request_id
-            with server_span(self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, _rpc("Invoke")):
+            with server_span(
+                self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, rpc_attributes("Invoke")
+            ):
                 result = await self.gateway.invoke(invocation)
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
             return wire.result_to_pb(result, invocation.context)
@@ -136,7 +138,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         try:
             invocation, headers = self._invocation(request, context)
             request_id = invocation.context.request_id
-            attributes = _rpc("InvokeStream")
+            attributes = rpc_attributes("InvokeStream")
             with server_span(self.gateway.tracer, "AgentGateway/InvokeStream", headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
                 events = bounded(events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration)
@@ -164,7 +166,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         return list_agents_response(self.gateway)
 
 
-def _rpc(method: str) -> dict[str, str]:
+def rpc_attributes(method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
 
 

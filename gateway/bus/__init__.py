@@ -1,0 +1,1 @@
+"""The event bus: an interface, the in-process default and NATS JetStream."""

@@ -1,0 +1,47 @@
+"""HTTP publishing: ``POST /v1/events/{subject}`` with a JSON body answers the event id.
+
+An ``x-event-id`` (or ``idempotency-key``) header names the event, so a client
+retrying a publish does not publish twice. The trace context and ids of the
+request travel with the event to the triggers it fires.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from gateway.context import REQUEST_ID, context_from_headers
+from gateway.model import InvalidRequest
+from gateway.patterns.events import EventRuntime
+from gateway.server.inbound import server_span
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+
+EVENTS_KEY = web.AppKey("events", EventRuntime)
+EVENT_ID_HEADERS = ("x-event-id", "idempotency-key")
+
+
+async def publish_event(request: web.Request) -> web.Response:
+    runtime = request.app[EVENTS_KEY]
+    headers: dict[str, str] = request[HEADERS_KEY]  # as the listener's guard believes them
+    context = context_from_headers(headers)
+    request[REQUEST_ID_KEY] = context.request_id
+    subject = request.match_info["subject"]
+    request.app[GUARD_KEY].authorize_publish(request[IDENTITY_KEY], subject)
+    try:
+        data = await request.json(loads=json.loads) if request.can_read_body else None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the event body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("the event body is not UTF-8 JSON") from None
+    event_id = next((headers[h] for h in EVENT_ID_HEADERS if headers.get(h)), None)
+    attributes = {"http.request.method": request.method, "url.path": request.path}
+    with server_span(runtime.tracer, "POST /v1/events/{subject}", headers, context, attributes):
+        ack = await runtime.publisher.publish(subject, data, context, event_id)
+    body = {"eventId": ack.event_id, "subject": subject, "duplicate": ack.duplicate}
+    return web.json_response(body, status=202, headers={REQUEST_ID: context.request_id})
+
+
+def add_event_routes(app: web.Application, runtime: EventRuntime) -> None:
+    app[EVENTS_KEY] = runtime
+    app.router.add_post("/v1/events/{subject}", publish_event)
