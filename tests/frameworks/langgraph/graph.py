@@ -4,9 +4,10 @@ Runs in the LangGraph venv (``.venvs/langgraph``), never in the gateway's.
 
 * ``chat``: a fake chat model from langchain-core answers ``you said <text>``
   (streamed word by word, which drives ``stream_mode=messages``), then a node
-  echoes the context headers the gateway sent (traceparent, session and request
-  ids, surfaced through ``http.configurable_headers``) and counts turns, so a
-  thread run proves that a second call sees the first one's state.
+  answers ``turn <n>`` plus a structured block echoing the context headers the
+  gateway sent (traceparent, session and request ids, surfaced through
+  ``http.configurable_headers``): turns count up on a thread, so a second call
+  proves it saw the first one's state.
 * ``boom``: its node raises, for the error paths.
 """
 
@@ -39,7 +40,12 @@ def chat(state: State) -> dict[str, Any]:
 def report(state: State, config: RunnableConfig) -> dict[str, Any]:
     configurable = config.get("configurable") or {}
     seen = {name: str(configurable[name]) for name in ECHOED_HEADERS if name in configurable}
-    return {"seen_headers": seen, "messages": [AIMessage(f"turn {state.get('turns', 0)}")]}
+    # A text block plus a structured block: the gateway maps them to a text and a data part.
+    content: list[str | dict[str, Any]] = [
+        {"type": "text", "text": f"turn {state.get('turns', 0)}"},
+        {"type": "context", "seen_headers": seen},
+    ]
+    return {"seen_headers": seen, "messages": [AIMessage(content=content)]}
 
 
 def explode(state: State) -> dict[str, Any]:
