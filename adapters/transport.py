@@ -81,8 +81,11 @@ def mapped_errors(agent: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"HTTP error talking to the agent: {type(exc).__name__}", agent=agent) from exc
 
 
-def client_timeout(call: Call) -> aiohttp.ClientTimeout:
+def client_timeout(call: Call, agent: str = "") -> aiohttp.ClientTimeout:
     remaining = call.timeout()
+    if remaining is not None and remaining <= 0:
+        # aiohttp reads total=0 as "no limit": a spent deadline must fail here instead.
+        raise UpstreamTimeout("the deadline passed before the agent was called", agent=agent)
     # No deadline means no total limit (long runs are legitimate); connecting is always bounded.
     return aiohttp.ClientTimeout(total=remaining, sock_connect=min(remaining or 10.0, 10.0))
 
@@ -127,7 +130,7 @@ class HttpTransport:
                 self.url(path),
                 json=body,
                 headers=self._headers(call, headers),
-                timeout=client_timeout(call),
+                timeout=client_timeout(call, self.agent),
             ) as response:
                 raw = await response.content.read(MAX_JSON_BYTES + 1)
                 if len(raw) > MAX_JSON_BYTES:
@@ -162,7 +165,7 @@ class HttpTransport:
                 self.url(path),
                 json=body,
                 headers={"accept": "text/event-stream", **self._headers(call, headers)},
-                timeout=client_timeout(call),
+                timeout=client_timeout(call, self.agent),
             ) as response:
                 if response.status >= 400:
                     text = (await response.content.read(4096)).decode("utf-8", errors="replace")

@@ -4,7 +4,8 @@ Runs in the CrewAI environment (``.venvs/crewai``) with the repository root on
 PYTHONPATH: ``python crew_app.py PORT [BEARER_TOKEN]``.
 
 The fake LLM answers from the task prompt, so the crew's behaviour is picked by
-its ``topic`` input: ``slow ...`` takes 3 s per LLM call, ``fail ...`` raises.
+its ``topic`` input: ``slow ...`` takes 3 s per LLM call, ``steady ...`` 0.3 s
+(long enough for a poll to see a task in progress), ``fail ...`` raises.
 The answer names the session id and trace id of the kickoff request, read
 through :func:`adapters.crewai_host.kickoff_context`, to prove propagation.
 """
@@ -24,7 +25,7 @@ from crewai import Agent, BaseLLM, Crew, Process, Task  # noqa: E402 - telemetry
 
 from adapters.crewai_host import kickoff_context, serve_crew  # noqa: E402
 
-SLOW_SECONDS = 3.0
+DELAYS = {"slow": 3.0, "steady": 0.3}
 
 
 class ScriptedLLM(BaseLLM):
@@ -46,8 +47,7 @@ class ScriptedLLM(BaseLLM):
         stage = "draft" if "STAGE=research" in prompt else "report"
         if topic.startswith("fail"):
             raise RuntimeError(f"the scripted LLM refuses {topic!r}")
-        if topic.startswith("slow"):
-            time.sleep(SLOW_SECONDS)
+        time.sleep(DELAYS.get(topic.split(" ", 1)[0], 0.0))
         context = kickoff_context()
         headers = context.headers if context else {}
         trace_id = headers.get("traceparent", "--").split("-")[1]
