@@ -72,9 +72,7 @@ def _run(argv: list[str], timeout: float, what: str) -> None:
         raise EnvUnavailable(f"{what} failed (exit {completed.returncode}):\n{tail}")
 
 
-def ensure_env(
-    framework: str, *, timeout: float = DEFAULT_TIMEOUT, log: Callable[[str], None] = print
-) -> Path:
+def ensure_env(framework: str, *, timeout: float = DEFAULT_TIMEOUT, log: Callable[[str], None] = print) -> Path:
     """The framework environment's python, building the environment first when it is missing or stale.
 
     Raises :class:`EnvUnavailable` with the reason (the tail of pip's output) when the

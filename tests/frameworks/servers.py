@@ -44,6 +44,26 @@ class ServerProcess:
     url: str
     port: int
     log_path: Path
+    ready_path: str = "/"
+
+    def wait_ready(self, timeout: float = 60.0) -> ServerProcess:
+        """Wait until ``GET ready_path`` answers 200; RuntimeError with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.process.args!r} exited with {self.process.returncode} before it was ready:\n"
+                    f"{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.process.args!r} was not ready within {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -64,6 +84,18 @@ class ServerProcess:
             self.process.wait(timeout=5)
 
 
+def launch_server(
+    argv: Sequence[str], *, port: int, cwd: Path, env: Mapping[str, str], ready_path: str, log_path: Path
+) -> ServerProcess:
+    """Start ``argv`` without waiting for it (see :meth:`ServerProcess.wait_ready`)."""
+    log_file = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
+    process = subprocess.Popen(
+        list(argv), cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log_file.close()
+    return ServerProcess(process, f"http://127.0.0.1:{port}", port, log_path, ready_path)
+
+
 def start_server(
     argv: Sequence[str],
     *,
@@ -75,22 +107,5 @@ def start_server(
     timeout: float = 60.0,
 ) -> ServerProcess:
     """Start ``argv`` and wait until ``GET ready_path`` answers 200; RuntimeError with the log otherwise."""
-    log_file = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
-    process = subprocess.Popen(
-        list(argv), cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    log_file.close()
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", port, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{argv[0]} exited with {process.returncode} before it was ready:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(server.url + ready_path, timeout=2) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{argv[0]} was not ready within {timeout:.0f} s:\n{server.log_tail()}")
+    server = launch_server(argv, port=port, cwd=cwd, env=env, ready_path=ready_path, log_path=log_path)
+    return server.wait_ready(timeout)

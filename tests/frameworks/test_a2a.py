@@ -7,11 +7,9 @@ with uvicorn, started once for this module on a free loopback port.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,26 +19,18 @@ from adapters.a2a import CONTEXT_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks.servers import ServerProcess, base_env, free_port, start_server
+from tests.frameworks.conftest import framework_server
+from tests.frameworks.servers import ServerProcess
 
 pytestmark = pytest.mark.frameworks
 
-APP = Path(__file__).parent / "a2a" / "server.py"
 TRACE_ID = "6bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-20f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
-def a2a_server(tmp_path_factory: pytest.TempPathFactory, server_logs: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    server = start_server(
-        [sys.executable, str(APP), str(port)],
-        port=port,
-        cwd=tmp_path_factory.mktemp("a2a"),
-        env=base_env(tmp_path_factory.mktemp("a2a-home")),
-        ready_path="/.well-known/agent-card.json",
-        log_path=server_logs / "a2a.log",
-    )
+def a2a_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = framework_server("a2a", pytestconfig, tmp_path_factory)
     yield server
     server.stop()
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,41 +19,19 @@ import pytest
 from gateway.client import AgentClient, ClientError
 from gateway.model import StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks import envs
-from tests.frameworks.conftest import require_env
-from tests.frameworks.servers import ServerProcess, base_env, free_port, start_server
+from tests.frameworks.apps import CREW_TOKEN as TOKEN
+from tests.frameworks.conftest import framework_server
+from tests.frameworks.servers import ServerProcess
 
 pytestmark = pytest.mark.frameworks
 
-APP = Path(__file__).parent / "crewai" / "crew_app.py"
-TOKEN = "crew-test-token"
 TRACE_ID = "5bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-10f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
-def crew_server(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory, server_logs: Path
-) -> Iterator[ServerProcess]:
-    python = require_env(pytestconfig, "crewai")
-    home = tmp_path_factory.mktemp("crewai-home")
-    env = base_env(
-        home,
-        PYTHONPATH=str(envs.REPO_ROOT),  # the host module comes from this checkout
-        CREWAI_DISABLE_TELEMETRY="true",
-        CREWAI_TRACING_ENABLED="false",
-        OTEL_SDK_DISABLED="true",
-        CREWAI_STORAGE_DIR="agent-gateway-tests",
-    )
-    port = free_port()
-    server = start_server(
-        [str(python), str(APP), str(port), TOKEN],
-        port=port,
-        cwd=home,
-        env=env,
-        ready_path="/health",
-        log_path=server_logs / "crewai.log",
-    )
+def crew_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = framework_server("crewai", pytestconfig, tmp_path_factory)
     yield server
     server.stop(grace=0.5)  # a slow crew's worker thread would hold a graceful exit for seconds
 

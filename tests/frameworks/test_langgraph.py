@@ -1,7 +1,7 @@
 """The LangGraph adapter against a real ``langgraph dev`` server (in-memory, offline, fake chat model).
 
 The server runs ``tests/frameworks/langgraph/graph.py`` from its own environment
-(``.venvs/langgraph``), started once for this module on a free loopback port.
+(``.venvs/langgraph``), one for this module on a free loopback port (see apps.py).
 Each LangGraph run takes about a second (the in-memory queue polls every 0.5 s),
 so independent runs are issued concurrently.
 """
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,40 +23,18 @@ from adapters.langgraph import THREAD_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks import envs
-from tests.frameworks.conftest import require_env
-from tests.frameworks.servers import ServerProcess, base_env, free_port, start_server
+from tests.frameworks.conftest import framework_server
+from tests.frameworks.servers import ServerProcess
 
 pytestmark = pytest.mark.frameworks
 
-APP_DIR = Path(__file__).parent / "langgraph"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-def start_langgraph(workdir: Path, log_path: Path) -> ServerProcess:
-    # Run from a copy: `langgraph dev` resolves graph paths and keeps its state in its working directory.
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("graph.py", "langgraph.json"):
-        shutil.copy(APP_DIR / name, workdir / name)
-    port = free_port()
-    env = base_env(
-        workdir / "home",
-        LANGSMITH_TRACING="false",
-        LANGGRAPH_NO_VERSION_CHECK="true",
-        LANGGRAPH_CLI_NO_ANALYTICS="1",
-    )
-    argv = [str(envs.env_bin("langgraph", "langgraph")), "dev", "--no-browser", "--no-reload"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    return start_server(argv, port=port, cwd=workdir, env=env, ready_path="/ok", log_path=log_path)
-
-
 @pytest.fixture(scope="module")
-def langgraph_server(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory, server_logs: Path
-) -> Iterator[ServerProcess]:
-    require_env(pytestconfig, "langgraph")
-    server = start_langgraph(tmp_path_factory.mktemp("langgraph"), server_logs / "langgraph.log")
+def langgraph_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = framework_server("langgraph", pytestconfig, tmp_path_factory)
     yield server
     server.stop()
 
@@ -222,10 +198,9 @@ async def test_failures_are_classified(gateway_factory: GatewayFactory, langgrap
 
 
 async def test_killed_server_is_unavailable(
-    gateway_factory: GatewayFactory, tmp_path: Path, server_logs: Path, pytestconfig: pytest.Config
+    gateway_factory: GatewayFactory, pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    require_env(pytestconfig, "langgraph")
-    server = start_langgraph(tmp_path / "app", server_logs / "langgraph-killed.log")
+    server = framework_server("langgraph-killable", pytestconfig, tmp_path_factory)
     try:
         async with gateway_factory(gateway_yaml(server.url)) as gw:
             assert gw.addresses.grpc is not None

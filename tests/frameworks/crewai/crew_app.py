@@ -21,9 +21,10 @@ os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")  # this process runs only the crew
 
-from crewai import Agent, BaseLLM, Crew, Process, Task  # noqa: E402 - telemetry switches must come first
+# The telemetry switches above must be set before crewai is imported.
+from crewai import Agent, BaseLLM, Crew, Process, Task
 
-from adapters.crewai_host import kickoff_context, serve_crew  # noqa: E402
+from adapters.crewai_host import kickoff_context, serve_crew
 
 DELAYS = {"slow": 3.0, "steady": 0.3}
 
