@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest proto clean config-reference image-lock
+.PHONY: install frameworks run test lint typecheck pytest proto clean config-reference image-lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The framework test servers' environments (.venvs/<framework>, pinned in tests/frameworks/*/requirements.txt),
+# built here so installing happens in the install step; unchanged ones are reused. Offline, their tests skip
+# (under CI=true a failed build fails).
+frameworks: install
+	$(PY) -m tests.frameworks.envs || [ "$$CI" != "true" ]
 
 run: install
 	$(PY) -m examples.run
@@ -24,7 +30,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install frameworks
 	$(PY) -m pytest
 
 test: lint typecheck pytest
@@ -45,4 +51,4 @@ image-lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache

@@ -6,16 +6,21 @@ parts, ``TASK_STATE_*`` states, ``{"task"|"message"|"statusUpdate"|
 discriminators, lower-case states), since servers in the wild mix them.
 The JSON-RPC endpoint comes from the agent card
 (``/.well-known/agent-card.json``) unless ``rpc_url`` is set. The gateway's
-thread (or session) id maps to the A2A ``contextId``.
+thread (or session) id maps to the A2A ``contextId``. A stream abandoned
+before its task ended (the caller went away, the deadline passed) cancels the
+task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
+import aiohttp
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterOptions, AdapterResources
@@ -42,6 +47,9 @@ _METHODS = {
     "1.0": ("SendMessage", "SendStreamingMessage"),
     "0.3": ("message/send", "message/stream"),
 }
+_CANCEL_METHOD = {"1.0": "CancelTask", "0.3": "tasks/cancel"}
+CANCEL_TIMEOUT = 5.0
+_TERMINAL = {"completed", "failed", "canceled", "rejected"}
 # Terminal and interrupted states, normalized to the 0.3 spelling.
 _FAILED = {"failed", "canceled"}
 _REJECTED = {"rejected"}
@@ -120,6 +128,7 @@ class A2AAdapter(Adapter):
             headers["a2a-version"] = "1.0"
         self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._rpc_url: str = self.options.rpc_url
+        self._cancellations: set[asyncio.Task[None]] = set()
 
     async def rpc_url(self, call: Call) -> str:
         """The JSON-RPC endpoint, from the agent card on first use."""
@@ -216,14 +225,51 @@ class A2AAdapter(Adapter):
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         url = await self.rpc_url(call)
-        async for sse in self.transport.stream_sse(call, "POST", url, self._request(call, True)):
-            try:
-                envelope = json.loads(sse.data)
-            except json.JSONDecodeError:
-                raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
-            kind, payload = frame_kind(self._result(envelope))
-            for event in self._events(kind, payload):
-                yield event
+        task_id = ""
+        state = ""
+        ended = False  # the upstream closed the stream itself (even in input-required: the task waits)
+        try:
+            async for sse in self.transport.stream_sse(call, "POST", url, self._request(call, True)):
+                try:
+                    envelope = json.loads(sse.data)
+                except json.JSONDecodeError:
+                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+                kind, payload = frame_kind(self._result(envelope))
+                if kind != "message":
+                    task_id = str(payload.get("id") if kind == "task" else payload.get("taskId") or task_id)
+                if isinstance(payload.get("status"), dict):
+                    state = normalize_state(payload["status"].get("state"))
+                for event in self._events(kind, payload):
+                    yield event
+            ended = True
+        finally:
+            if task_id and not ended and state not in _TERMINAL:
+                self._cancel_later(url, task_id, call)
+
+    def _cancel_later(self, url: str, task_id: str, call: Call) -> None:
+        """Cancel an abandoned task upstream without holding up the caller (whose deadline may be spent)."""
+        body = {
+            "jsonrpc": "2.0",
+            "id": uuid.uuid4().hex,
+            "method": _CANCEL_METHOD[self.options.protocol_version],
+            "params": {"id": task_id},
+        }
+        headers = {**self.transport.static_headers, **call.headers}
+        headers.pop("x-timeout-ms", None)
+
+        async def cancel() -> None:
+            timeout = aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.transport.session.post(url, json=body, headers=headers, timeout=timeout) as response:
+                    await response.read()
+
+        task = asyncio.get_running_loop().create_task(cancel())
+        self._cancellations.add(task)
+        task.add_done_callback(self._cancellations.discard)
+
+    async def aclose(self) -> None:
+        if self._cancellations:
+            await asyncio.wait(set(self._cancellations), timeout=CANCEL_TIMEOUT)
 
     def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
         if kind == "message":

@@ -12,6 +12,7 @@ user's own Crew over this API.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,8 @@ from gateway.model import (
     Role,
     TextPart,
     UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
     UpstreamTimeout,
 )
 
@@ -90,21 +93,41 @@ class CrewAIAdapter(Adapter):
             if v
         }
         body = {"inputs": crew_inputs(call, self.options.text_input, self.options.default_inputs), "meta": meta}
-        _, reply = await self.transport.request_json(call, "POST", "/kickoff", body)
+        try:
+            _, reply = await self.transport.request_json(call, "POST", "/kickoff", body)
+        except UpstreamRejected as exc:
+            raise self._explain_rejection(exc) from exc
         if not isinstance(reply, dict) or not isinstance(reply.get("kickoff_id"), str):
             raise UpstreamError("the crew's kickoff answer has no kickoff_id", agent=self.spec.name)
         kickoff_id: str = reply["kickoff_id"]
         return kickoff_id
 
+    def _explain_rejection(self, exc: UpstreamRejected) -> UpstreamRejected:
+        """A 422 names the crew inputs that were missing: say which, and how to send them."""
+        if exc.details.get("upstream_status") != 422:
+            return exc
+        try:
+            body = json.loads(str(exc.details.get("upstream_body", "")))
+            missing = body["details"]["missing_inputs"]
+        except (ValueError, KeyError, TypeError):
+            return exc
+        return UpstreamRejected(
+            f"the crew needs inputs {', '.join(map(str, missing))}: send them in params.inputs, or set the "
+            f"agent's options.text_input (now {self.options.text_input!r}) to the input that takes the text",
+            agent=self.spec.name,
+            details=exc.details,
+        )
+
     async def status(self, call: Call, kickoff_id: str) -> dict[str, Any]:
         path = self._status_path.format(id=kickoff_id)
         status, body = await self.transport.request_json(call, "GET", path, allow_statuses=frozenset({404}))
-        if status == 404 and self._status_path == "/status/{id}":
-            # Older deployments serve /{id}/status; remember whichever works.
+        unknown_execution = isinstance(body, dict) and "error" in body
+        if status == 404 and not unknown_execution and self._status_path == "/status/{id}":
+            # No such route: older deployments serve /{id}/status; remember whichever works.
             self._status_path = "/{id}/status"
             return await self.status(call, kickoff_id)
         if status == 404 or not isinstance(body, dict):
-            raise UpstreamError(f"the crew lost track of kickoff {kickoff_id}", agent=self.spec.name)
+            raise UpstreamNotFound(f"the crew lost track of kickoff {kickoff_id}", agent=self.spec.name)
         return body
 
     async def _poll(self, call: Call) -> AsyncIterator[dict[str, Any]]:

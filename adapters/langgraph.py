@@ -6,9 +6,13 @@
   which becomes an upstream error.
 * Streams use ``.../runs/stream`` with the stream modes the user picks
   (``values``, ``updates``, ``messages-tuple``/``messages``, ``custom``, ...);
-  token chunks become ``delta`` events, node updates ``step`` events, tool
-  calls ``tool`` events, full states ``state`` events; ``event: error`` fails
-  the stream.
+  token chunks become ``delta`` events (``messages`` mode sends the message
+  so far in ``messages/partial``; only the new text becomes a delta), finished
+  messages ``message`` events, node updates ``step`` events, tool calls
+  ``tool`` events, full states ``state`` events; ``event: error`` fails the
+  stream.
+* An unknown assistant (HTTP 422 "Invalid assistant" for a name, 404 for a
+  UUID) is a permanent :class:`~gateway.model.UpstreamNotFound`.
 * The gateway's thread id (or, without one, its session id) maps to a
   LangGraph thread: a stable UUID derived from it, created on first use with
   ``if_not_exists: create``.
@@ -16,9 +20,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import Field
@@ -39,6 +44,8 @@ from gateway.model import (
     Role,
     TextPart,
     UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
 )
 
 # Namespace for deriving LangGraph thread UUIDs from gateway ids (stable across gateways).
@@ -203,10 +210,28 @@ class LangGraphAdapter(Adapter):
         body = self._run_body(call, None)
         if thread is not None:
             body["if_not_exists"] = "create"
-        _, values = await self.transport.request_json(call, "POST", path, body)
+        with self._assistant_errors():
+            _, values = await self.transport.request_json(call, "POST", path, body)
         self._raise_for_error(values)
         metadata: dict[str, JSON] = {"langgraph_thread_id": thread} if thread else {}
         return Result(self.spec.name, new_messages(values, self.options.messages_key), metadata)
+
+    @contextlib.contextmanager
+    def _assistant_errors(self) -> Iterator[None]:
+        """An unknown assistant becomes NOT_FOUND instead of a generic rejection."""
+        try:
+            yield
+        except UpstreamRejected as exc:
+            status = exc.details.get("upstream_status")
+            body = str(exc.details.get("upstream_body", ""))
+            if status == 404 or (status == 422 and "Invalid assistant" in body):
+                assistant = self.options.assistant_id or self.spec.name
+                raise UpstreamNotFound(
+                    f"the LangGraph server has no assistant {assistant!r}: check `assistant_id` and langgraph.json",
+                    agent=self.spec.name,
+                    details=exc.details,
+                ) from exc
+            raise
 
     def _raise_for_error(self, body: Any) -> None:
         if isinstance(body, dict) and "__error__" in body:
@@ -224,11 +249,13 @@ class LangGraphAdapter(Adapter):
         body = self._run_body(call, modes)
         if thread is not None:
             body["if_not_exists"] = "create"
-        async for sse in self.transport.stream_sse(call, "POST", path, body):
-            for event in self._events(sse):
-                yield event
+        seen: dict[str, str] = {}  # message id -> text already sent as deltas (messages/partial)
+        with self._assistant_errors():
+            async for sse in self.transport.stream_sse(call, "POST", path, body):
+                for event in self._events(sse, seen):
+                    yield event
 
-    def _events(self, sse: SseEvent) -> list[Event]:
+    def _events(self, sse: SseEvent, seen: dict[str, str]) -> list[Event]:
         try:
             data = json.loads(sse.data)
         except json.JSONDecodeError:
@@ -241,6 +268,10 @@ class LangGraphAdapter(Adapter):
             return [Event("status", data=data)]
         if name == "messages" and isinstance(data, list) and data and isinstance(data[0], dict):
             return self._message_chunk(data[0], data[1] if len(data) > 1 else None)
+        if name in ("messages/partial", "messages/complete") and isinstance(data, list):
+            return self._message_snapshots(name == "messages/complete", data, seen)
+        if name == "messages/metadata":
+            return []  # run metadata per message id; the ids travel on the messages themselves
         if name.startswith("messages/"):
             return [Event(name.replace("/", "_"), data=data)]
         if name == "updates":
@@ -261,4 +292,21 @@ class LangGraphAdapter(Adapter):
             events.append(Event("delta", message=Message(Role.AGENT, (TextPart(content),)), data={"node": node}))
         for tool_call in chunk.get("tool_call_chunks") or chunk.get("tool_calls") or []:
             events.append(Event("tool", data={"node": node, "tool_call": tool_call}))
+        return events
+
+    def _message_snapshots(self, complete: bool, snapshots: list[Any], seen: dict[str, str]) -> list[Event]:
+        """``messages`` mode resends each message whole as it grows: emit only the new text."""
+        events: list[Event] = []
+        for snapshot in snapshots:
+            if not isinstance(snapshot, dict):
+                continue
+            message_id = str(snapshot.get("id") or "")
+            content = snapshot.get("content")
+            if isinstance(content, str) and str(snapshot.get("type")) in ("ai", "AIMessageChunk"):
+                before = seen.get(message_id, "")
+                if content.startswith(before) and len(content) > len(before):
+                    events.append(Event("delta", message=Message(Role.AGENT, (TextPart(content[len(before) :]),))))
+                seen[message_id] = content
+            if complete and (message := gateway_message(snapshot)) is not None:
+                events.append(Event("message", message=message))
         return events

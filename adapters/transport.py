@@ -85,8 +85,11 @@ def mapped_errors(agent: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"HTTP error talking to the agent: {type(exc).__name__}", agent=agent) from exc
 
 
-def client_timeout(call: Call) -> aiohttp.ClientTimeout:
+def client_timeout(call: Call, agent: str = "") -> aiohttp.ClientTimeout:
     remaining = call.timeout()
+    if remaining is not None and remaining <= 0:
+        # aiohttp reads total=0 as "no limit": a spent deadline must fail here instead.
+        raise UpstreamTimeout("the deadline passed before the agent was called", agent=agent)
     # No deadline means no total limit (long runs are legitimate); connecting is always bounded.
     return aiohttp.ClientTimeout(total=remaining, sock_connect=min(remaining or 10.0, 10.0))
 
@@ -144,7 +147,7 @@ class HttpTransport:
                 self.url(path),
                 json=body,
                 headers=self._headers(call, headers),
-                timeout=client_timeout(call),
+                timeout=client_timeout(call, self.agent),
                 ssl=self.ssl,
                 server_hostname=self.server_hostname,
             ) as response:
@@ -181,7 +184,7 @@ class HttpTransport:
                 self.url(path),
                 json=body,
                 headers={"accept": "text/event-stream", **self._headers(call, headers)},
-                timeout=client_timeout(call),
+                timeout=client_timeout(call, self.agent),
                 ssl=self.ssl,
                 server_hostname=self.server_hostname,
             ) as response:

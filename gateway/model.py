@@ -21,6 +21,7 @@ Errors::
         ├── UpstreamUnavailable       UNAVAILABLE     503  yes (connect errors, resets, 502/503)
         ├── UpstreamTimeout           DEADLINE_EXCEEDED 504 yes
         └── UpstreamRejected          FAILED_PRECONDITION / per status 4xx/502  no
+            └── UpstreamNotFound      NOT_FOUND       404  no (the agent has no such assistant/crew/task)
 """
 
 from __future__ import annotations
@@ -358,3 +359,10 @@ class UpstreamRejected(UpstreamError):
 
     code = StatusCode.FAILED_PRECONDITION
     http_status = 502
+
+
+class UpstreamNotFound(UpstreamRejected):
+    """The agent's server is up but has no such target (an unknown assistant, graph or task)."""
+
+    code = StatusCode.NOT_FOUND
+    http_status = 404

@@ -65,7 +65,10 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = _construct_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                try:
+                    key = _construct_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                except yaml.YAMLError:
+                    key = None
                 if not isinstance(key, str | int):
                     self._problem(key_node, path, "mapping keys must be strings")
                     continue
@@ -80,7 +83,12 @@ class _Builder:
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == "tag:yaml.org,2002:str" and "$" in node.value:
             return self._substitute(node, path)
-        return _construct_scalar(node)
+        try:
+            return _construct_scalar(node)
+        except yaml.YAMLError as exc:  # e.g. a bare "=" (YAML's value tag) or an unknown !tag
+            problem = getattr(exc, "problem", None) or str(exc)
+            self._problem(node, path, f"cannot read this value: {problem}")
+            return None
 
     def _substitute(self, node: yaml.ScalarNode, path: PathKey) -> str:
         def replace(match: re.Match[str]) -> str:

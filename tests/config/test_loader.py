@@ -119,3 +119,9 @@ def test_cli_validate(tmp_path: Path) -> None:
     assert fail.returncode == 2
     assert f"{bad}:5: agents.echo.retries: unknown key" in fail.stderr
     assert "Traceback" not in fail.stderr
+
+
+def test_values_yaml_cannot_construct_are_config_errors() -> None:
+    # Found by the fuzzer: a bare "=" is YAML's value tag, which the safe loader cannot build.
+    with pytest.raises(ConfigError, match=r"x\.yaml:2: agents: cannot read this value"):
+        load_config_text("listeners: {}\nagents: =\n", "x.yaml")

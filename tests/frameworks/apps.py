@@ -1,0 +1,74 @@
+"""How each framework's test server is launched (by the fixtures, or early at collection time)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.frameworks import envs
+from tests.frameworks.servers import ServerProcess, base_env, free_port, launch_server
+
+FRAMEWORKS_DIR = Path(__file__).parent
+CREW_TOKEN = "crew-test-token"
+
+
+def launch_langgraph(workdir: Path, log_path: Path) -> ServerProcess:
+    # Run from a copy: `langgraph dev` resolves graph paths and keeps its state in its working directory.
+    for name in ("graph.py", "langgraph.json"):
+        shutil.copy(FRAMEWORKS_DIR / "langgraph" / name, workdir / name)
+    port = free_port()
+    env = base_env(
+        workdir / "home",
+        LANGSMITH_TRACING="false",
+        LANGGRAPH_NO_VERSION_CHECK="true",
+        LANGGRAPH_CLI_NO_ANALYTICS="1",
+    )
+    argv = [str(envs.env_bin("langgraph", "langgraph")), "dev", "--no-browser", "--no-reload"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    return launch_server(argv, port=port, cwd=workdir, env=env, ready_path="/ok", log_path=log_path)
+
+
+def launch_crewai(workdir: Path, log_path: Path) -> ServerProcess:
+    env = base_env(
+        workdir,  # HOME: CrewAI writes its storage and keys there
+        PYTHONPATH=str(envs.REPO_ROOT),  # the host module comes from this checkout
+        CREWAI_DISABLE_TELEMETRY="true",
+        CREWAI_TRACING_ENABLED="false",
+        OTEL_SDK_DISABLED="true",
+        CREWAI_STORAGE_DIR="agent-gateway-tests",
+    )
+    port = free_port()
+    argv = [str(envs.env_bin("crewai", "python")), str(FRAMEWORKS_DIR / "crewai" / "crew_app.py"), str(port)]
+    argv.append(CREW_TOKEN)
+    return launch_server(argv, port=port, cwd=workdir, env=env, ready_path="/health", log_path=log_path)
+
+
+def launch_a2a(workdir: Path, log_path: Path) -> ServerProcess:
+    port = free_port()
+    argv = [sys.executable, str(FRAMEWORKS_DIR / "a2a" / "server.py"), str(port)]
+    return launch_server(
+        argv,
+        port=port,
+        cwd=workdir,
+        env=base_env(workdir),
+        ready_path="/.well-known/agent-card.json",
+        log_path=log_path,
+    )
+
+
+Launcher = Callable[[Path, Path], ServerProcess]
+# Server name -> (the environment it needs, or None for the dev extra; its launcher).
+SERVERS: dict[str, tuple[str | None, Launcher]] = {
+    "langgraph": ("langgraph", launch_langgraph),
+    "langgraph-killable": ("langgraph", launch_langgraph),  # a second one, for the server-killed test
+    "crewai": ("crewai", launch_crewai),
+    "a2a": (None, launch_a2a),
+}
+# Test module -> the servers it uses.
+MODULE_SERVERS = {
+    "test_langgraph": ("langgraph", "langgraph-killable"),
+    "test_crewai": ("crewai",),
+    "test_a2a": ("a2a",),
+}
