@@ -182,25 +182,29 @@ async def hold(args: argparse.Namespace) -> dict[str, Any]:
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
+        def counted() -> None:
+            if opened + failed == args.streams:
+                all_open.set()
+
         async def one() -> None:
             nonlocal opened, failed
             try:
                 async with gate:
                     response = await session.post(args.url, data=body, headers={"content-type": "application/json"})
                     if response.status != 200:
+                        response.close()
                         raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
                     await response.content.readuntil(b"\n\n")
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
                 failed += 1
-            else:
-                opened += 1
-                try:
-                    await release.wait()
-                finally:
-                    response.close()
+                counted()
+                return
+            opened += 1
+            counted()
+            try:
+                await release.wait()
             finally:
-                if opened + failed == args.streams:
-                    all_open.set()
+                response.close()
 
         started = time.perf_counter()
         tasks = [asyncio.create_task(one()) for _ in range(args.streams)]
