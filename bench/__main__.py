@@ -1,8 +1,8 @@
 """``python -m bench``: run the benchmark scenarios, print the table, write JSON.
 
-    python -m bench                    # everything (a few minutes on 2 cores)
-    python -m bench --quick            # a ~30 s smoke run
-    python -m bench --only latency,streaming --fronts http
+python -m bench                    # everything (a few minutes on 2 cores)
+python -m bench --quick            # a ~30 s smoke run
+python -m bench --only latency,streaming --fronts http
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from bench.harness import Bench, ScenarioResult, Settings, Skip, tool_versions
 from bench.report import machine, now, render, to_json, write_json
 from bench.scenarios import fanout, latency, policies, scale, streaming, throughput
 
-SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (latency, throughput, streaming, fanout, policies, scale)
-}
+SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (latency, throughput, streaming, fanout, policies, scale)}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -31,13 +29,18 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short runs, one round: a smoke test of the harness")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated, from: {', '.join(SCENARIOS)}")
     parser.add_argument("--fronts", default="http,grpc", help="http, grpc or both")
-    parser.add_argument("--client", choices=["auto", "python"], default="auto",
-                        help="auto: wrk/h2load when installed; python: the Python client process everywhere")
+    parser.add_argument(
+        "--client",
+        choices=["auto", "python"],
+        default="auto",
+        help="auto: wrk/h2load when installed; python: the Python client process everywhere",
+    )
     parser.add_argument("--concurrency", type=_ints, help="latency concurrencies, for example 1,32")
     parser.add_argument("--requests", type=int, help="cap on requests per Python-client measurement")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the JSON results go")

@@ -136,7 +136,7 @@ async def serve(http_port: int, grpc_port: int, hold_max: float) -> None:
     await site.start()
     bound_http = runner.addresses[0][1]
     server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 1 << 20)])
-    pb_grpc.add_AgentGatewayServicer_to_server(BenchAgent(hold_max), server)
+    pb_grpc.add_AgentGatewayServicer_to_server(BenchAgent(hold_max), server)  # type: ignore[no-untyped-call]
     bound_grpc = server.add_insecure_port(f"127.0.0.1:{grpc_port}")
     await server.start()
     print(f"ready http={bound_http} grpc={bound_grpc}", flush=True)

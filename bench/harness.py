@@ -161,7 +161,9 @@ class Bench:
         return result
 
 
-def alternate(rounds: int, measures: Sequence[tuple[str, Callable[[], dict[str, Any]]]]) -> dict[str, list[dict[str, Any]]]:
+def alternate(
+    rounds: int, measures: Sequence[tuple[str, Callable[[], dict[str, Any]]]]
+) -> dict[str, list[dict[str, Any]]]:
     """Run each measure once per round, interleaved (A B C A B C ...), so drift
     in the machine hits every target alike; results per target, per round."""
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in measures}

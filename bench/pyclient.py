@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -44,7 +45,7 @@ async def _timed_loop(call: Call, concurrency: int, requests: int, duration: flo
             t0 = time.perf_counter()
             try:
                 await call()
-            except (aiohttp.ClientError, grpc.aio.AioRpcError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, grpc.aio.AioRpcError):
                 errors += 1
                 continue
             latencies.append((time.perf_counter() - t0) * 1000)
@@ -65,7 +66,7 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
     limit = args.requests
     if args.grpc:
         async with grpc.aio.insecure_channel(args.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayStub(channel)  # type: ignore[no-untyped-call]
             message = request_pb(args.agent)
 
             async def call_grpc() -> None:
@@ -74,7 +75,7 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.warmup):
                 await call_grpc()
             return await _timed_loop(call_grpc, args.concurrency, limit, args.duration)
-    body = Path(args.body).read_bytes()
+    body = args.body_bytes
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -97,7 +98,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
     chunks: list[int] = []
     if args.grpc:
         async with grpc.aio.insecure_channel(args.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayStub(channel)  # type: ignore[no-untyped-call]
             message = request_pb(args.agent)
             for rep in range(args.reps + 1):
                 t0 = time.perf_counter()
@@ -111,7 +112,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
                     total.append((time.perf_counter() - t0) * 1000)
                     chunks.append(count)
     else:
-        body = Path(args.body).read_bytes()
+        body = args.body_bytes
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for rep in range(args.reps + 1):
@@ -139,7 +140,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
 async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     """End-to-end time of the workflow call (``--url``) and, as the reference, of
     the client itself calling every branch URL (``--branch``) concurrently."""
-    body = Path(args.body).read_bytes()
+    body = args.body_bytes
     headers = {"content-type": "application/json"}
     gateway_ms: list[float] = []
     direct_ms: list[float] = []
@@ -171,7 +172,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
 async def hold(args: argparse.Namespace) -> dict[str, Any]:
     """Open ``--streams`` streams, wait until each has its first event, report
     "open", then hold them until "close" arrives on stdin (or the time cap)."""
-    body = Path(args.body).read_bytes()
+    body = args.body_bytes
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     opened = failed = 0
@@ -195,7 +196,7 @@ async def hold(args: argparse.Namespace) -> dict[str, Any]:
                         response.close()
                         raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
                     await response.content.readuntil(b"\n\n")
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            except (TimeoutError, aiohttp.ClientError, ValueError):
                 failed += 1
                 counted()
                 return
@@ -208,17 +209,13 @@ async def hold(args: argparse.Namespace) -> dict[str, Any]:
 
         started = time.perf_counter()
         tasks = [asyncio.create_task(one()) for _ in range(args.streams)]
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(all_open.wait(), args.timeout)
-        except asyncio.TimeoutError:
-            pass
         open_s = time.perf_counter() - started
         print(json.dumps({"event": "open", "opened": opened, "failed": failed, "open_s": open_s}), flush=True)
         loop = asyncio.get_running_loop()
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), args.timeout)
-        except asyncio.TimeoutError:
-            pass
         release.set()
         await asyncio.wait(tasks, timeout=30)
     return {"event": "closed", "opened": opened, "failed": failed, "open_s": open_s}
@@ -247,6 +244,7 @@ def main() -> None:
     held.add_argument("--timeout", type=float, default=120.0)
     held.add_argument("--connect-parallelism", type=int, default=256)
     args = parser.parse_args()
+    args.body_bytes = Path(args.body).read_bytes() if args.body else b""
     from bench.agents import raise_nofile_limit
 
     raise_nofile_limit()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -24,7 +25,7 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def merge_rounds(rounds: Sequence[dict[str, object]]) -> dict[str, float]:
+def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """The per-key median of numeric results over rounds (counts are summed)."""
     merged: dict[str, float] = {}
     for key in rounds[0]:

@@ -20,7 +20,9 @@ def run(bench: Bench) -> ScenarioResult:
         check_http(url, bench.body)
         branches = [arg for ms in FANOUT_MS for arg in ("--branch", f"http://127.0.0.1:{up.http_port}/sleep/{ms}")]
         rounds = [
-            bench.pyclient("fanout", "--url", url, "--body", str(bench.body), "--reps", str(bench.settings.fanout_reps), *branches)
+            bench.pyclient(
+                "fanout", "--url", url, "--body", str(bench.body), "--reps", str(bench.settings.fanout_reps), *branches
+            )
             for _ in range(bench.settings.rounds)
         ]
     m = merge_rounds(rounds)

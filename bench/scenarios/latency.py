@@ -3,6 +3,8 @@ at concurrency 1 and at a moderate fixed concurrency."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from bench.harness import Bench, ScenarioResult, alternate
 from bench.stats import merge_rounds, ratio
 
@@ -22,15 +24,15 @@ def run(bench: Bench) -> ScenarioResult:
                     direct_url = f"http://127.0.0.1:{up.http_port}/invoke"
                     gateway_url = gw.url("/v1/agents/fast/invoke")
                     measures = [
-                        ("direct", lambda c=concurrency: bench.http_load(direct_url, c, s.latency_seconds)),
-                        ("gateway", lambda c=concurrency: bench.http_load(gateway_url, c, s.latency_seconds)),
+                        ("direct", partial(bench.http_load, direct_url, concurrency, s.latency_seconds)),
+                        ("gateway", partial(bench.http_load, gateway_url, concurrency, s.latency_seconds)),
                     ]
                 else:
                     tool = bench.grpc_tool()
                     direct = f"127.0.0.1:{up.grpc_port}"
                     measures = [
-                        ("direct", lambda c=concurrency: bench.grpc_load(direct, "fast", c, s.latency_seconds)),
-                        ("gateway", lambda c=concurrency: bench.grpc_load(gw.grpc, "fast-grpc", c, s.latency_seconds)),
+                        ("direct", partial(bench.grpc_load, direct, "fast", concurrency, s.latency_seconds)),
+                        ("gateway", partial(bench.grpc_load, gw.grpc, "fast-grpc", concurrency, s.latency_seconds)),
                     ]
                 rounds = alternate(s.rounds, measures)
                 d, g = merge_rounds(rounds["direct"]), merge_rounds(rounds["gateway"])

@@ -6,6 +6,8 @@ the ``policies`` YAML yet."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from bench.gateway_config import FULL_POLICIES, gateway_config, write_config
 from bench.harness import Bench, ScenarioResult, Skip, alternate
 from bench.stats import merge_rounds, ratio
@@ -33,8 +35,8 @@ def run(bench: Bench) -> ScenarioResult:
             rounds = alternate(
                 s.rounds,
                 [
-                    ("none", lambda u=plain, c=concurrency: bench.http_load(u, c, s.latency_seconds)),
-                    ("full", lambda u=full, c=concurrency: bench.http_load(u, c, s.latency_seconds)),
+                    ("none", partial(bench.http_load, plain, concurrency, s.latency_seconds)),
+                    ("full", partial(bench.http_load, full, concurrency, s.latency_seconds)),
                 ],
             )
             n, f = merge_rounds(rounds["none"]), merge_rounds(rounds["full"])

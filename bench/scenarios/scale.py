@@ -23,7 +23,16 @@ def _open(bench: Bench, gateway_child: Child, url: str, streams: int) -> dict[st
     client = Child(
         "hold-client",
         python(
-            "bench.pyclient", "hold", "--url", url, "--body", str(bench.body), "--streams", str(streams), "--timeout", "120"
+            "bench.pyclient",
+            "hold",
+            "--url",
+            url,
+            "--body",
+            str(bench.body),
+            "--streams",
+            str(streams),
+            "--timeout",
+            "120",
         ),
         bench.pins["client"],
         stdin=True,

@@ -5,6 +5,7 @@ proxy would show a first-chunk time near the total; ours should match direct."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bench.gateway_config import STREAM_CHUNKS, STREAM_DELAY_MS
@@ -27,11 +28,18 @@ def run(bench: Bench) -> ScenarioResult:
             if front == "http":
                 direct_url = f"http://127.0.0.1:{up.http_port}/stream/{STREAM_CHUNKS}/{STREAM_DELAY_MS}"
                 measures = [
-                    ("direct", lambda: bench.pyclient("stream", "--url", direct_url, "--body", body, "--reps", reps)),
+                    ("direct", partial(bench.pyclient, "stream", "--url", direct_url, "--body", body, "--reps", reps)),
                     (
                         "gateway",
-                        lambda: bench.pyclient(
-                            "stream", "--url", gw.url("/v1/agents/stream/stream"), "--body", body, "--reps", reps
+                        partial(
+                            bench.pyclient,
+                            "stream",
+                            "--url",
+                            gw.url("/v1/agents/stream/stream"),
+                            "--body",
+                            body,
+                            "--reps",
+                            reps,
                         ),
                     ),
                 ]
@@ -39,10 +47,10 @@ def run(bench: Bench) -> ScenarioResult:
                 remote = f"stream/{STREAM_CHUNKS}/{STREAM_DELAY_MS}"
                 direct = f"127.0.0.1:{up.grpc_port}"
                 measures = [
-                    ("direct", lambda: bench.pyclient("stream", "--grpc", direct, "--agent", remote, "--reps", reps)),
+                    ("direct", partial(bench.pyclient, "stream", "--grpc", direct, "--agent", remote, "--reps", reps)),
                     (
                         "gateway",
-                        lambda: bench.pyclient("stream", "--grpc", gw.grpc, "--agent", "stream-grpc", "--reps", reps),
+                        partial(bench.pyclient, "stream", "--grpc", gw.grpc, "--agent", "stream-grpc", "--reps", reps),
                     ),
                 ]
             rounds = alternate(s.rounds, measures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,9 @@ def run(bench: Bench) -> ScenarioResult:
                 measures: list[tuple[str, Callable[[], dict[str, Any]]]]
                 if front == "http":
                     tool = bench.http_tool()
-                    seconds = s.throughput_seconds
 
                     def http(url: str) -> Callable[[], dict[str, Any]]:
-                        return lambda: bench.http_load(url, CONCURRENCY, seconds)
+                        return partial(bench.http_load, url, CONCURRENCY, s.throughput_seconds)
 
                     measures = [
                         ("direct", http(f"http://127.0.0.1:{up.http_port}/invoke")),
@@ -46,10 +46,9 @@ def run(bench: Bench) -> ScenarioResult:
                         measures.append(("nginx", http(f"http://127.0.0.1:{nginx[1]}/invoke")))
                 else:
                     tool = bench.grpc_tool()
-                    seconds = s.throughput_seconds
 
                     def rpc(address: str, agent: str) -> Callable[[], dict[str, Any]]:
-                        return lambda: bench.grpc_load(address, agent, CONCURRENCY, seconds)
+                        return partial(bench.grpc_load, address, agent, CONCURRENCY, s.throughput_seconds)
 
                     measures = [
                         ("direct", rpc(f"127.0.0.1:{up.grpc_port}", "fast")),
