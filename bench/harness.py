@@ -39,6 +39,7 @@ class Settings:
     stream_reps: int = 10
     fanout_reps: int = 20
     scale_streams: tuple[int, ...] = (1000, 10000)
+    warmup_seconds: float = 1.0  # h2load's warm-up before each timed run
 
     @classmethod
     def quick_mode(cls) -> Settings:
@@ -47,9 +48,10 @@ class Settings:
             rounds=1,
             latency_seconds=1.0,
             throughput_seconds=1.0,
-            stream_reps=3,
+            stream_reps=2,
             fanout_reps=5,
-            scale_streams=(100, 1000),
+            scale_streams=(200,),
+            warmup_seconds=0.0,
         )
 
 
@@ -133,7 +135,10 @@ class Bench:
         check_grpc(address, agent)
         if self.grpc_tool() == "h2load":
             url = f"http://{address}/agentgateway.v1.AgentGateway/Invoke"
-            return loadgen.h2load(url, grpc_frame(request_pb(agent)), concurrency, seconds, self.pins["client"])
+            frame = grpc_frame(request_pb(agent))
+            return loadgen.h2load(
+                url, frame, concurrency, seconds, self.pins["client"], warmup=self.settings.warmup_seconds
+            )
         return self.pyclient(
             "latency", "--grpc", address, "--agent", agent, *self._python_load_args(concurrency, seconds)
         )

@@ -82,7 +82,13 @@ def wrk(url: str, body: Path, concurrency: int, duration: float, cpus: Sequence[
 
 
 def h2load(
-    url: str, frame: bytes, concurrency: int, duration: float, cpus: Sequence[int], streams_per_client: int = 1
+    url: str,
+    frame: bytes,
+    concurrency: int,
+    duration: float,
+    cpus: Sequence[int],
+    streams_per_client: int = 1,
+    warmup: float = 1.0,
 ) -> dict[str, Any]:
     """Unary gRPC calls as raw HTTP/2 POSTs of one framed message.
 
@@ -101,7 +107,7 @@ def h2load(
             str(streams_per_client),
             "-D",
             str(max(1, round(duration))),
-            "--warm-up-time=1",
+            *([f"--warm-up-time={warmup:g}"] if warmup > 0 else []),
             "-d",
             str(data),
             "-H",
