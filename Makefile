@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install frameworks run test lint typecheck pytest proto clean config-reference image-lock
+.PHONY: install frameworks run test lint typecheck pytest proto clean config-reference image-lock bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ run: install
 	$(PY) -m examples.run
 
 lint: install
-	$(VENV)/bin/ruff check gateway adapters examples tests scripts
-	$(VENV)/bin/ruff format --check gateway adapters
+	$(VENV)/bin/ruff check gateway adapters examples tests scripts bench
+	$(VENV)/bin/ruff format --check gateway adapters bench
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -34,6 +34,15 @@ pytest: install frameworks
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# The benchmark suite (bench/README.md): a few minutes on 2 cores; wrk, h2load and
+# nginx are installed with apt-get when missing and allowed (skipped otherwise).
+bench: install
+	$(PY) -m bench.tools
+	$(PY) -m bench
+
+bench-quick: install
+	$(PY) -m bench --quick
 
 proto: install
 	$(PY) scripts/gen_proto.py

@@ -1,0 +1,156 @@
+"""Child processes of a benchmark run: started pinned to CPUs, waited for until
+they print their ready line, measured (RSS), and always stopped."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from bench.agents import raise_nofile_limit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def pin_plan() -> dict[str, list[int]]:
+    """Which CPUs each role runs on. The proxy under test (gateway or nginx) gets
+    a core of its own; upstream agents and load generators share the other, the
+    same for every target, so only the hop differs between direct and proxied."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return {"proxy": cpus, "upstream": cpus, "client": cpus}
+    return {"proxy": [cpus[0]], "upstream": cpus[1:], "client": cpus[1:]}
+
+
+def _preexec(cpus: Sequence[int]) -> None:
+    os.sched_setaffinity(0, cpus)
+    raise_nofile_limit()
+
+
+class Child:
+    """One started process; ``ready`` holds the match of its ready line."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        cpus: Sequence[int],
+        ready: str | None = None,
+        timeout: float = 30.0,
+        cwd: Path = ROOT,
+        stdin: bool = False,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.cpus = list(cpus)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: _preexec(self.cpus),
+            text=True,
+        )
+        self.ready: re.Match[str] | None = None
+        if ready is not None:
+            self.ready = self.wait_for(ready, timeout)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Read stdout lines until one matches ``pattern`` (bounded by ``timeout``)."""
+        regex = re.compile(pattern)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not selector.select(left):
+                    break
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if match := regex.search(line):
+                    return match
+        self.stop()
+        stderr = self.proc.stderr.read()[-2000:] if self.proc.stderr else ""
+        raise RuntimeError(f"{self.name} did not print {pattern!r} within {timeout}s: {stderr}")
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def rss_kb(self) -> int:
+        """Resident set size from /proc/<pid>/status (VmRSS, in kB)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no VmRSS for {self.name}")
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise RuntimeError(f"{self.name} took longer than {timeout}s") from None
+        return out, err
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()
+
+
+def python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def start_agents(cpus: Sequence[int], hold_max: float = 120.0) -> tuple[Child, int, int]:
+    """The upstream agents process; returns it with its HTTP and gRPC ports."""
+    child = Child(
+        "upstream", python("bench.agents", "--hold-max", str(hold_max)), cpus, ready=r"ready http=(\d+) grpc=(\d+)"
+    )
+    assert child.ready is not None
+    return child, int(child.ready.group(1)), int(child.ready.group(2))
+
+
+def start_gateway(config_path: Path, cpus: Sequence[int]) -> tuple[Child, str, str]:
+    """``agent-gateway run`` on ``config_path``; returns it with its HTTP and gRPC addresses."""
+    child = Child(
+        "gateway",
+        python("gateway", "run", "-c", str(config_path), "--log-level", "warning"),
+        cpus,
+        ready=r"ready: http=(\S+) grpc=(\S+)",
+    )
+    assert child.ready is not None
+    return child, child.ready.group(1), child.ready.group(2)

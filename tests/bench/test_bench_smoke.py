@@ -1,0 +1,54 @@
+"""The benchmark harness works end to end: one quick scenario (latency at
+concurrency 1, a few requests, the Python client) with real processes on
+loopback. Asserts the shape and sanity of the results, never timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import parse_args
+from bench.stats import percentile
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_latency_scenario_reports_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    argv = [
+        *("--quick", "--only", "latency", "--fronts", "http", "--client", "python"),
+        *("--concurrency", "1", "--requests", "30", "--out", str(out)),
+    ]
+    run = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Added latency per hop" in run.stdout
+    document = json.loads(out.read_text())
+    assert document["meta"]["quick"] is True
+    assert set(document["meta"]["pinning"]) == {"proxy", "upstream", "client"}
+    scenario = document["scenarios"]["latency"]
+    assert scenario["skipped"] is None
+    [row] = scenario["rows"]
+    assert (row["front"], row["concurrency"], row["client"]) == ("http", 1, "python")
+    assert row["errors"] == 0
+    assert 0 < row["requests"] <= 2 * 30
+    for key in ("direct_p50_ms", "gateway_p50_ms", "direct_p99_ms", "gateway_p99_ms", "p50_ratio"):
+        assert row[key] > 0, key
+    assert row["added_p50_ms"] == pytest.approx(row["gateway_p50_ms"] - row["direct_p50_ms"])
+
+
+def test_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--only", "latency,nope"])
+    assert exit_info.value.code == 2
+    assert "unknown scenario(s) nope" in capsys.readouterr().err
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([], 50) == 0.0
