@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from gateway import __version__
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.telemetry.logging import configure_logging
 
 
 def _load(path: str) -> GatewayConfig | None:
@@ -31,16 +32,19 @@ def validate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(config: GatewayConfig) -> None:
+async def serve(config: GatewayConfig, path: str) -> None:
     from gateway.server.app import GatewayServer  # the servers load only when serving
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = GatewayServer(config)
+    server = GatewayServer(config, config_path=path)
     addresses = await server.start()
-    print(f"agent-gateway {__version__} ready: http={addresses.http} grpc={addresses.grpc}", flush=True)
+    print(
+        f"agent-gateway {__version__} ready: http={addresses.http} grpc={addresses.grpc} admin={addresses.admin}",
+        flush=True,
+    )
     try:
         await stop.wait()
         logging.getLogger("agent_gateway").info("shutting down: draining in-flight calls")
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.telemetry.logging, args.log_level)
     try:
         import uvloop
 
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:  # uvloop is optional (not on every platform)
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(config))
+        runner.run(serve(config, args.config))
     return 0
 
 
@@ -79,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run the gateway")
     run_parser.add_argument("-c", "--config", required=True, help="the gateway YAML file")
-    run_parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run_parser.add_argument(
+        "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="overrides telemetry.logging"
+    )
     run_parser.set_defaults(func=run)
     validate_parser = commands.add_parser("validate", help="check a config file and exit")
     validate_parser.add_argument("file")

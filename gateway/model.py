@@ -149,6 +149,8 @@ class CallRecord:
     retries: list[dict[str, JSON]] = field(default_factory=list)
     fallback: str = ""
     fallback_reason: str = ""
+    # The route that took the call ("" when it went straight to an agent).
+    route: str = ""
     # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
     depth: int = 0
 

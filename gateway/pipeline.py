@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +23,12 @@ from adapters.base import Adapter, AdapterResources
 from adapters.registry import adapter_class
 from gateway.config.schema import GatewayConfig
 from gateway.context import outbound_headers
-from gateway.evals.checks import build_check
+from gateway.evals.checks import CheckResult, build_check
 from gateway.evals.online import EvaluationPolicy, EvaluationRecorder, Evaluator
 from gateway.model import (
     AgentSpec,
     Call,
+    Cancelled,
     Context,
     DataPart,
     Event,
@@ -48,17 +49,8 @@ from gateway.policies.build import DEFAULT_POLICY, PolicyRegistry, build_chain, 
 from gateway.results import ResultCollector
 from gateway.routing import Router
 from gateway.telemetry import tracing as t
-
-failures = logging.getLogger("agent_gateway.failures")
-
-
-def summarize(invocation: Invocation, limit: int = 200) -> str:
-    """The last message's text, cut short: enough to recognise the call in a log."""
-    if not invocation.messages:
-        return ""
-    text = invocation.messages[-1].text
-    return text if len(text) <= limit else text[:limit] + "..."
-
+from gateway.telemetry.calls import CallObserver
+from gateway.telemetry.metrics import GatewayMetrics
 
 # Baggage entry counting the hops of a call through gateways and workflow steps.
 HOPS_BAGGAGE = "agw.hops"
@@ -75,9 +67,9 @@ class Upstream:
     default_timeout: float | None
 
 
-def _span_attributes(invocation: Invocation, spec: AgentSpec) -> dict[str, str | int]:
+def _span_attributes(invocation: Invocation, spec: AgentSpec) -> dict[str, str | int | float]:
     ctx = invocation.context
-    attributes: dict[str, str | int] = {
+    attributes: dict[str, str | int | float] = {
         t.ATTR_OPERATION: "invoke_agent",
         t.ATTR_AGENT: spec.name,
         t.ATTR_ADAPTER: spec.kind,
@@ -101,58 +93,112 @@ def _record_failure(span: trace.Span, error: BaseException) -> None:
 class AttemptHandler:
     """The terminal of every chain: one upstream attempt in a client span."""
 
-    def __init__(self, spec: AgentSpec, adapter: Adapter, tracer: Tracer) -> None:
+    def __init__(self, spec: AgentSpec, adapter: Adapter, tracer: Tracer, metrics: GatewayMetrics) -> None:
         self.spec = spec
         self.adapter = adapter
         self.tracer = tracer
         self.span_name = f"invoke_agent {spec.name}"
+        self.attempts = metrics.attempts
+        self.attempt_seconds = metrics.attempt_seconds
+
+    def _count(self, started: float, error: BaseException | None) -> None:
+        outcome = "OK" if error is None else error.code.value if isinstance(error, GatewayError) else "CANCELLED"
+        self.attempts.labels(self.spec.name, outcome).inc()
+        self.attempt_seconds.labels(self.spec.name, outcome).observe(time.perf_counter() - started)
 
     def _start(self, invocation: Invocation) -> tuple[trace.Span, Call]:
-        span = self.tracer.start_span(
-            self.span_name, kind=SpanKind.CLIENT, attributes=_span_attributes(invocation, self.spec)
-        )
+        attributes = _span_attributes(invocation, self.spec)
+        if invocation.attempt > 1 and invocation.record.retries:
+            # The wait before this retry, so a trace shows the backoff between attempt spans.
+            attributes[t.ATTR_BACKOFF_MS] = invocation.record.retries[-1].get("backoff_ms", 0)
+        span = self.tracer.start_span(self.span_name, kind=SpanKind.CLIENT, attributes=attributes)
         headers = outbound_headers(invocation.context, trace.set_span_in_context(span, otel_context.get_current()))
         return span, Call(invocation, headers)
 
     async def invoke(self, invocation: Invocation) -> Result:
         invocation.record.attempts += 1
         span, call = self._start(invocation)
+        started, error = time.perf_counter(), None
         try:
             return await self.adapter.invoke(call)
         except BaseException as exc:
+            error = exc
             _record_failure(span, exc)
             raise
         finally:
             span.end()
+            self._count(started, error)
 
     async def stream(self, invocation: Invocation) -> AsyncIterator[Event]:
         invocation.record.attempts += 1
         span, call = self._start(invocation)
+        started, error = time.perf_counter(), None
         try:
             async for event in self.adapter.stream(call):
                 yield event
         except BaseException as exc:
+            error = exc
             _record_failure(span, exc)
             raise
         finally:
             span.end()
+            self._count(started, error)
 
 
 class Gateway:
     """Routes invocations to upstream agents through their policy chains."""
 
     def __init__(self, config: GatewayConfig, resources: AdapterResources, tracer: Tracer) -> None:
-        self.config = config
         self.tracer = tracer
-        self.evaluation_recorder = EvaluationRecorder(tracer)
-        self.evaluators = self._build_evaluators()
+        self.resources = resources
         self.policies = PolicyRegistry()
+        self.metrics = GatewayMetrics(lambda: self.policies)
+        self.calls = CallObserver(self.metrics, self.policies, config.telemetry.logging.payloads)
+        self.evaluation_recorder = EvaluationRecorder(tracer, [self._count_check])
+        self._load(config)
+
+    def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
+        """Apply a new configuration's agents, routes, policies, workflows and checks.
+
+        Calls already running finish on the old chains (they hold them); new calls take
+        the new ones. Returns the closer of the old adapters, to await once those calls
+        had time to finish (the server waits ``drain_timeout``). Breakers start closed.
+        """
+        old_upstreams, old_evaluators = self.upstreams, self._all_evaluators
+
+        async def close_old() -> None:
+            for evaluator in old_evaluators:
+                await evaluator.aclose()
+            for upstream in old_upstreams.values():
+                await upstream.adapter.aclose()
+
+        self._load(config)
+        return close_old
+
+    def _load(self, config: GatewayConfig) -> None:
+        # No await happens while building, so no call ever sees half a configuration;
+        # a failure (an adapter refusing its options) restores the previous one whole.
+        snapshot = dict(self.__dict__)
+        self.config = config
+        self.policies = PolicyRegistry()
+        try:
+            self._build(config)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+        self.calls.policies = self.policies
+        self.calls.payloads = config.telemetry.logging.payloads
+
+    def _build(self, config: GatewayConfig) -> None:
+        resources, tracer = self.resources, self.tracer
+        self.evaluators = self._build_evaluators()
         self.upstreams: dict[str, Upstream] = {}
         for name, agent in config.agents.items():
             tls = UpstreamTls(**agent.tls.model_dump()) if agent.tls is not None else None
             spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description, tls)
             adapter = adapter_class(agent.kind)(spec, resources)
-            attempt = AttemptHandler(spec, adapter, tracer)
+            attempt = AttemptHandler(spec, adapter, tracer, self.metrics)
             # Checks on an agent sit innermost, so a failed sync check is a failed
             # attempt that the retry and fallback policies act on.
             checks: list[Policy] = [EvaluationPolicy(e) for e in self.evaluators.pop(name, [])]
@@ -176,6 +222,9 @@ class Gateway:
         self._route_timeouts: Mapping[str, float | None] = {
             (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
         }
+
+    def _count_check(self, target: str, result: CheckResult) -> None:
+        self.metrics.checks.labels(target, result.check, str(result.passed).lower()).inc()
 
     def _build_evaluators(self) -> dict[str, list[Evaluator]]:
         checks = {name: build_check(name, cfg, self.judge) for name, cfg in self.config.checks.items()}
@@ -247,57 +296,31 @@ class Gateway:
         if decision.route:
             span.set_attribute(t.ATTR_ROUTE, decision.route)
         span.set_attribute(t.ATTR_AGENT, decision.agent)
+        invocation.record.route = decision.route or ""
         invoke, stream = self.route_chains.get(decision.route or "", (upstream.invoke, upstream.stream))
         return invoke, stream, dataclasses.replace(invocation, agent=decision.agent, context=context)
 
     async def invoke(self, invocation: Invocation) -> Result:
         record = invocation.record
         record.depth += 1
+        outermost = record.depth == 1
+        started = self.calls.started(invocation) if outermost else 0.0
+        error: GatewayError | None = None
         try:
             invocation = self._next_hop(invocation)
             if invocation.agent in self.evaluators:
                 return await self._evaluated(invocation, await self._invoke(invocation))
             return await self._invoke(invocation)
-        except GatewayError as error:
-            if record.depth == 1:
-                self._failed(invocation, error)
+        except GatewayError as exc:
+            error = exc
+            raise
+        except asyncio.CancelledError:
+            error = Cancelled("the caller went away", agent=invocation.agent)
             raise
         finally:
             record.depth -= 1
-
-    def _failed(self, invocation: Invocation, error: GatewayError) -> None:
-        """Put the retry history on the error (the caller sees it) and log one record with the whole story."""
-        record = invocation.record
-        story: dict[str, Any] = {"attempts": record.attempts}
-        if record.retries:
-            story["retries"] = record.retries
-        if record.fallback:
-            story["fallback"] = record.fallback
-        error.details = {**error.details, **story}
-        breaker = self.policies.breakers.get(f"agent/{error.agent or invocation.agent}")
-        span_context = trace.get_current_span().get_span_context()
-        fields = {
-            "agent": invocation.agent,
-            "failed_agent": error.agent,
-            "code": error.code.value,
-            "error": error.message,
-            "request_id": invocation.context.request_id,
-            "session_id": invocation.context.session_id,
-            "thread_id": invocation.context.thread_id,
-            "user_id": invocation.context.user_id,
-            "trace_id": format(span_context.trace_id, "032x") if span_context.is_valid else "",
-            "input": summarize(invocation),
-            "breaker_state": breaker.state if breaker is not None else "",
-            **story,
-        }
-        failures.warning(
-            "invocation of %s failed: %s %s (attempts=%d)",
-            invocation.agent,
-            error.code.value,
-            error.message,
-            record.attempts,
-            extra={"agw": fields},
-        )
+            if outermost:
+                self.calls.finished(invocation, started, error, streamed=False)
 
     async def _invoke(self, invocation: Invocation) -> Result:
         if (workflow := self._workflow_for(invocation)) is not None:
@@ -324,22 +347,32 @@ class Gateway:
                 name, events = self._open_stream(invocation)
         except GatewayError as error:
             if invocation.record.depth == 0:
-                self._failed(invocation, error)
+                self.calls.failed(invocation, error)
             raise
         return name, self._watched(invocation, events)
 
     async def _watched(self, invocation: Invocation, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         record = invocation.record
         record.depth += 1
+        outermost = record.depth == 1
+        started = self.calls.started(invocation) if outermost else 0.0
+        if outermost:
+            self.metrics.streams_open.labels(invocation.agent).inc()
+        error: GatewayError | None = None
         try:
             async for event in events:
                 yield event
-        except GatewayError as error:
-            if record.depth == 1:
-                self._failed(invocation, error)
+        except GatewayError as exc:
+            error = exc
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            error = Cancelled("the caller went away", agent=invocation.agent)
             raise
         finally:
             record.depth -= 1
+            if outermost:
+                self.metrics.streams_open.labels(invocation.agent).dec()
+                self.calls.finished(invocation, started, error, streamed=True)
 
     def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         if (workflow := self._workflow_for(invocation)) is not None:

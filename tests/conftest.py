@@ -70,6 +70,8 @@ def gateway_factory(tracer_provider: TracerProvider) -> GatewayFactory:
             text = "listeners:\n  http: {address: '127.0.0.1:0'}\n  grpc: {address: '127.0.0.1:0'}\n" + text
         if "server:" not in text:
             text += "\nserver: {drain_timeout: 2s}\n"
+        if "admin:" not in text:
+            text += "\nadmin: {address: '127.0.0.1:0'}\n"
         if "state:" not in text:
             text += "\nstate: {sqlite: {path: ':memory:'}}\n"
         config = load_config_text(text, "test.yaml")

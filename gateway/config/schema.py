@@ -107,6 +107,14 @@ class GrpcListener(ListenerCommon):
     max_metadata_bytes: int = Field(default=16 * 1024, ge=1024)
 
 
+class AdminListener(Strict):
+    """Health, metrics, breakers and reload, on their own port (keep it off the public network)."""
+
+    address: Address = "127.0.0.1:9901"
+    # Readiness fails while the breaker of any of these agents is open (empty: listeners up is ready).
+    ready_requires: list[str] = Field(default_factory=list)
+
+
 class Listeners(Strict):
     """The fronts the gateway serves; set one to null to disable it."""
 
@@ -600,10 +608,25 @@ class Tracing(Strict):
     export: bool = True
 
 
+class LoggingConfig(Strict):
+    """Logs: JSON lines (one access line per call, one failure record per failed call) or text."""
+
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # The access log (logger agent_gateway.access, INFO): off to keep only failures.
+    access_log: bool = True
+    # How much of a call's input failure records carry: none, the first 200 characters, or all.
+    payloads: Literal["none", "summary", "full"] = "summary"
+    # Extra field names whose values are masked in every record (authorization, api keys,
+    # tokens, passwords and secrets are always masked).
+    redact: list[str] = Field(default_factory=list)
+
+
 class Telemetry(Strict):
-    """Traces (and, as they land, metrics and logs)."""
+    """Traces (OTLP), logs; metrics are served on the admin listener."""
 
     tracing: Tracing = Field(default_factory=Tracing)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 class Server(Strict):
@@ -614,6 +637,9 @@ class Server(Strict):
     # Calls through gateways (and workflow steps) nest at most this deep, so a
     # manager or a workflow cannot loop forever; counted in the baggage entry agw.hops.
     max_hops: int = Field(default=16, ge=1, le=256)
+    # Re-read the config file this often and apply agents, routes, policies, workflows and
+    # checks without a restart (null: only on POST /reload of the admin listener).
+    config_watch: Duration | None = 5.0
 
 
 StateScopeName = Literal["session", "thread", "user", "workflow"]
@@ -780,6 +806,8 @@ class GatewayConfig(Strict):
         return self
 
     listeners: Listeners = Field(default_factory=Listeners)
+    # Health, metrics, breakers, reload; null disables it.
+    admin: AdminListener | None = Field(default_factory=AdminListener)
     policies: dict[Name, PolicySpec] = Field(default_factory=dict)
     agents: dict[Name, Agent] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)

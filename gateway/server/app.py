@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -17,11 +18,13 @@ from gateway.pipeline import Gateway
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
+from gateway.server.admin import AdminApi, build_admin_app
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
+from gateway.server.reload import ConfigReloader
 from gateway.server.state_grpc import STATE_SERVICE_NAME, StateServicer, state_method_handlers
 from gateway.server.state_http import add_state_routes
 from gateway.state.access import ScopeAccess
@@ -41,13 +44,21 @@ def _split(address: str) -> tuple[str, int]:
 class BoundAddresses:
     http: str | None
     grpc: str | None
+    admin: str | None = None
 
 
 class GatewayServer:
     """Both fronts around one :class:`Gateway`; ``async with`` starts and stops it."""
 
-    def __init__(self, config: GatewayConfig, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        tracer_provider: TracerProvider | None = None,
+        config_path: str | Path | None = None,
+    ) -> None:
         self.config = config
+        self.config_path = config_path
+        self.serving = False
         self.tracer_provider = tracer_provider or build_tracer_provider(config.telemetry.tracing)
         self._owns_provider = tracer_provider is None
         self.addresses = BoundAddresses(None, None)
@@ -120,14 +131,33 @@ class GatewayServer:
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
-        self.addresses = BoundAddresses(http_address, grpc_address)
-        log.info("agent-gateway listening: http=%s grpc=%s", http_address, grpc_address)
+        admin_address = await self._start_admin()
+        self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
+        self.serving = True
+        log.info("agent-gateway listening: http=%s grpc=%s admin=%s", http_address, grpc_address, admin_address)
         return self.addresses
+
+    async def _start_admin(self) -> str | None:
+        self.reloader = None
+        if self.config_path is not None:
+            self.reloader = ConfigReloader(self.config_path, self.gateway, self.config.server.drain_timeout)
+            self.reloader.start(self.config.server.config_watch)
+        self.admin_runner: web.AppRunner | None = None
+        if self.config.admin is None:
+            return None
+        api = AdminApi(self.gateway, self.config.admin, lambda: self.serving, self.reloader)
+        self.admin_runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False)
+        await self.admin_runner.setup()
+        host, port = _split(self.config.admin.address)
+        await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
+        bound = self.admin_runner.addresses[0]
+        return f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
 
     async def stop(self) -> None:
         """Drain: report NOT_SERVING, stop accepting, let in-flight calls finish
         (up to ``server.drain_timeout``), then close upstream connections."""
         grace = self.config.server.drain_timeout
+        self.serving = False  # readiness fails first, so load balancers stop sending
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         waits = []
@@ -139,7 +169,11 @@ class GatewayServer:
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
         await self.events.aclose(grace)
+        if self.reloader is not None:
+            await self.reloader.stop()
         await self.gateway.aclose()
+        if self.admin_runner is not None:
+            await self.admin_runner.cleanup()
         if self.state is not None:
             await self.state.close()
         await self.http_session.close()

@@ -28,6 +28,7 @@ ATTR_REQUEST_ID = "agent_gateway.request_id"
 ATTR_ROUTE = "agent_gateway.route"
 ATTR_ADAPTER = "agent_gateway.adapter"
 ATTR_ATTEMPT = "agent_gateway.attempt"
+ATTR_BACKOFF_MS = "agent_gateway.backoff_ms"
 ATTR_ERROR_TYPE = "error.type"
 
 

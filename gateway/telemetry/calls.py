@@ -1,0 +1,115 @@
+"""What happens when a call ends: metrics, one access-log line, and for failures one
+record with the whole story (attempts, retry history, fallback, breaker state).
+
+Only the outermost entry of a call reports (a fallback re-enters the gateway with
+the same :class:`~gateway.model.CallRecord`); workflow steps are calls of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+from opentelemetry import trace
+
+from gateway.model import GatewayError, Invocation
+from gateway.policies.build import PolicyRegistry
+from gateway.telemetry.metrics import GatewayMetrics
+
+access = logging.getLogger("agent_gateway.access")
+failures = logging.getLogger("agent_gateway.failures")
+
+PayloadLogging = Literal["none", "summary", "full"]
+SUMMARY_CHARS = 200
+
+
+def summarize(invocation: Invocation, payloads: PayloadLogging = "summary") -> str:
+    """The last message's text for logs: nothing, the first characters, or all of it."""
+    if payloads == "none" or not invocation.messages:
+        return ""
+    text = invocation.messages[-1].text
+    if payloads == "full" or len(text) <= SUMMARY_CHARS:
+        return text
+    return text[:SUMMARY_CHARS] + "..."
+
+
+def _trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+class CallObserver:
+    def __init__(self, metrics: GatewayMetrics, policies: PolicyRegistry, payloads: PayloadLogging) -> None:
+        self.metrics = metrics
+        self.policies = policies
+        self.payloads = payloads
+
+    def started(self, invocation: Invocation) -> float:
+        self.metrics.in_flight.labels(invocation.agent).inc()
+        return time.perf_counter()
+
+    def finished(self, invocation: Invocation, started: float, error: GatewayError | None, streamed: bool) -> None:
+        elapsed = time.perf_counter() - started
+        record = invocation.record
+        outcome = "OK" if error is None else error.code.value
+        agent = invocation.agent
+        m = self.metrics
+        m.in_flight.labels(agent).dec()
+        m.requests.labels(agent, record.route, outcome).inc()
+        m.request_seconds.labels(agent, record.route, outcome).observe(elapsed)
+        retried = sum(1 for r in record.retries if "backoff_ms" in r)
+        if retried:
+            m.retries.labels(agent).inc(retried)
+        if record.fallback:
+            m.fallbacks.labels(agent, record.fallback).inc()
+        if streamed:
+            m.streams.labels(agent, outcome).inc()
+        fields: dict[str, Any] = {
+            "agent": agent,
+            "route": record.route,
+            "status": outcome,
+            "duration_ms": round(elapsed * 1000, 2),
+            "attempts": record.attempts,
+            "stream": streamed,
+            "trace_id": _trace_id(),
+            "request_id": invocation.context.request_id,
+            "session_id": invocation.context.session_id,
+        }
+        if record.fallback:
+            fields["fallback"] = record.fallback
+        access.info("%s %s %.1fms attempts=%d", agent, outcome, elapsed * 1000, record.attempts, extra={"agw": fields})
+        if error is not None:
+            self.failed(invocation, error, fields)
+
+    def failed(self, invocation: Invocation, error: GatewayError, access_fields: dict[str, Any] | None = None) -> None:
+        """Put the retry history on the error (the caller sees it) and log one record with the whole story."""
+        record = invocation.record
+        story: dict[str, Any] = {"attempts": record.attempts}
+        if record.retries:
+            story["retries"] = record.retries
+        if record.fallback:
+            story["fallback"] = record.fallback
+        error.details = {**error.details, **story}
+        breaker = self.policies.breakers.get(f"agent/{error.agent or invocation.agent}")
+        fields = {
+            **(access_fields or {"agent": invocation.agent, "trace_id": _trace_id()}),
+            "failed_agent": error.agent,
+            "code": error.code.value,
+            "error": error.message,
+            "request_id": invocation.context.request_id,
+            "session_id": invocation.context.session_id,
+            "thread_id": invocation.context.thread_id,
+            "user_id": invocation.context.user_id,
+            "input": summarize(invocation, self.payloads),
+            "breaker_state": breaker.state if breaker is not None else "",
+            **story,
+        }
+        failures.warning(
+            "invocation of %s failed: %s %s (attempts=%d)",
+            invocation.agent,
+            error.code.value,
+            error.message,
+            record.attempts,
+            extra={"agw": fields},
+        )
