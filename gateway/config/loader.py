@@ -69,6 +69,9 @@ class _Builder:
                     key = _construct_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 except yaml.YAMLError:
                     key = None
+                if isinstance(key, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+                    self._problem(key_node, path, f"the key {key_node.value!r} reads as a boolean in YAML; quote it")
+                    continue
                 if not isinstance(key, str | int):
                     self._problem(key_node, path, "mapping keys must be strings")
                     continue

@@ -257,7 +257,8 @@ FallbackCondition = Literal["transient", "any"]
 
 class FallbackSpec(Strict):
     targets: list[FallbackTarget] = Field(min_length=1)
-    on: FallbackCondition = "transient"
+    # ("when", not "on": YAML reads a bare `on` key as the boolean true.)
+    when: FallbackCondition = "transient"
 
 
 class PolicySpec(Strict):

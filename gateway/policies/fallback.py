@@ -56,7 +56,7 @@ class FallbackPolicy(Policy):
     def applies(self, error: GatewayError) -> bool:
         if isinstance(error, _CALLER_ERRORS):
             return False
-        return self.spec.on == "any" or error.transient
+        return self.spec.when == "any" or error.transient
 
     def _note(self, invocation: Invocation, target: str, error: GatewayError) -> None:
         reason = f"{error.code.value}: {error.message}"

@@ -125,3 +125,8 @@ def test_values_yaml_cannot_construct_are_config_errors() -> None:
     # Found by the fuzzer: a bare "=" is YAML's value tag, which the safe loader cannot build.
     with pytest.raises(ConfigError, match=r"x\.yaml:2: agents: cannot read this value"):
         load_config_text("listeners: {}\nagents: =\n", "x.yaml")
+
+
+def test_boolean_looking_keys_are_reported() -> None:
+    with pytest.raises(ConfigError, match=r"x\.yaml:3: policies\.p: the key 'on' reads as a boolean in YAML; quote it"):
+        load_config_text("policies:\n  p:\n    on: any\n", "x.yaml")

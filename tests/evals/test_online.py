@@ -124,3 +124,25 @@ async def test_sampling_rate_is_honoured(gateway: tuple[GatewayServer, list[tupl
     await asyncio.sleep(0.2)
     evaluated = sum(1 for t, _ in seen if t == "slow1")
     assert 5 <= evaluated <= 35, evaluated  # 30% of 60 = 18, binomial bounds far out
+
+
+async def test_failed_sync_check_triggers_the_fallback(gateway_factory: GatewayFactory, serve_app: Starter) -> None:
+    """The failure-handling process acts on a failed check like on any failed attempt."""
+    url = await serve_app(ScriptedAgents().app())
+    agents = agents_yaml(url).replace(
+        "  plain:\n    kind: http\n", "  plain:\n    kind: http\n    policies: [checked]\n"
+    )
+    policies = (
+        "policies:\n  checked:\n"
+        "    retry: {max_attempts: 2, retry_on: [transient, UNKNOWN], backoff: {base: 1ms, max: 2ms}}\n"
+        "    fallback: {when: any, targets: [{agent: upper}]}\n"
+    )
+    async with gateway_factory(agents + CONFIG + policies) as gw:
+        async with aiohttp.ClientSession() as session:
+            payload = {"messages": [{"parts": [{"text": "no capital ex here"}]}]}
+            async with session.post(f"http://{gw.addresses.http}/v1/agents/plain/invoke", json=payload) as response:
+                status, headers, body = response.status, response.headers, await response.json()
+    assert status == 200
+    assert headers["x-agw-fallback"] == "upper"
+    assert headers["x-agw-attempts"] == "3"  # plain twice (check failed both times), then upper
+    assert body["messages"][0]["parts"][0]["text"] == "NO CAPITAL EX HERE"

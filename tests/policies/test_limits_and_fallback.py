@@ -80,7 +80,7 @@ def fallback(targets: list[dict[str, object]], on: str = "transient") -> tuple[F
         called.append(invocation.agent)
         return invocation.agent, stream_of(Event("delta", message=Message(Role.AGENT, (TextPart("backup"),))))
 
-    spec = FallbackSpec.model_validate({"targets": targets, "on": on})
+    spec = FallbackSpec.model_validate({"targets": targets, "when": on})
     return FallbackPolicy(spec, dispatch, open_stream), called
 
 
@@ -101,7 +101,7 @@ async def test_static_fallback_and_when_fallbacks_do_not_apply() -> None:
     assert result.text == "try later"
     with pytest.raises(InvalidRequest):  # the caller's mistake: no fallback hides it
         await policy.invoke(invocation(), Flaky(InvalidRequest("bad")))
-    with pytest.raises(UpstreamError):  # permanent upstream failure: only with on: any
+    with pytest.raises(UpstreamError):  # permanent upstream failure: only with when: any
         await policy.invoke(invocation(), Flaky(UpstreamError("500", agent="agent")))
     any_policy, _ = fallback([{"static": {"text": "degraded"}}], on="any")
     assert (await any_policy.invoke(invocation(), Flaky(UpstreamError("500", agent="agent")))).text == "degraded"
