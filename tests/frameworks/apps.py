@@ -71,4 +71,5 @@ MODULE_SERVERS = {
     "test_langgraph": ("langgraph", "langgraph-killable"),
     "test_crewai": ("crewai",),
     "test_a2a": ("a2a",),
+    "test_mixed": ("langgraph", "crewai"),
 }

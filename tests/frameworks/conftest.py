@@ -57,6 +57,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     }
     for module in sorted(modules):
         for name in MODULE_SERVERS.get(module, ()):
+            if name in _launched_early:
+                continue  # the first module to use it takes the early one; later ones start their own
             framework, launch = SERVERS[name]
             if framework is not None and not envs.is_current(framework):
                 continue  # the fixture builds the environment (or skips) and starts the server itself
