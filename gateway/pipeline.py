@@ -149,6 +149,8 @@ class Gateway:
     """Routes invocations to upstream agents through their policy chains."""
 
     def __init__(self, config: GatewayConfig, resources: AdapterResources, tracer: Tracer) -> None:
+        # Set by the event runtime: publishes a route's answer on the route's `publish` subject.
+        self.publish_completion: Callable[[str, Invocation, Result], Awaitable[None]] | None = None
         self.tracer = tracer
         self.resources = resources
         self.policies = PolicyRegistry()
@@ -221,6 +223,9 @@ class Gateway:
         }
         self._route_timeouts: Mapping[str, float | None] = {
             (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
+        }
+        self._route_publish: Mapping[str, str] = {
+            (r.name or f"routes[{i}]"): r.publish for i, r in enumerate(config.routes) if r.publish
         }
 
     def _count_check(self, target: str, result: CheckResult) -> None:
@@ -329,11 +334,15 @@ class Gateway:
         remaining = invocation.context.remaining()
         try:
             async with asyncio.timeout(remaining):
-                return await invoke(invocation)
+                result = await invoke(invocation)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
             ) from None
+        subject = self._route_publish.get(invocation.record.route)
+        if subject is not None and self.publish_completion is not None:
+            await self.publish_completion(subject, invocation, result)
+        return result
 
     def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         """Route now (so routing errors surface before any byte is sent) and

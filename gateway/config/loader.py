@@ -252,6 +252,9 @@ def _trigger_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, 
     def problem(path: PathKey, message: str) -> None:
         problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
 
+    for i, route in enumerate(config.routes):
+        if route.publish is not None and route.publish.split(".", 1)[0] not in prefixes:
+            problem(("routes", i, "publish"), f"the subject must start with one of bus.prefixes {prefixes}")
     for i, trigger in enumerate(config.triggers):
         if trigger.agent not in callable_names:
             problem(("triggers", i, "agent"), f"{trigger.agent!r} is not an agent, a route or a workflow")

@@ -327,6 +327,9 @@ class Route(Strict):
     timeout: Duration | None = None
     # Named policies around the routed call (outside the target agent's own policies).
     policies: list[Name] = Field(default_factory=list)
+    # Publish each successful answer as an event on this subject (under a bus prefix), so
+    # event-driven flows can chain on the route's completion.
+    publish: str | None = None
 
     @model_validator(mode="after")
     def _one_destination(self) -> Route:

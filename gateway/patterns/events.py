@@ -38,10 +38,10 @@ from gateway.bus.build import build_bus
 from gateway.bus.consumer import Consumer, RedeliveryPolicy
 from gateway.config.schema import GatewayConfig, Redelivery, Trigger
 from gateway.context import REQUEST_ID, TIMEOUT_MS, context_from_headers, otel_parent, outbound_headers
-from gateway.model import JSON, Context, GatewayError, Invocation
+from gateway.model import JSON, Context, DataPart, GatewayError, Invocation, Result
 from gateway.patterns.run import Caller, message_for, output_record
 from gateway.patterns.template import Template
-from gateway.pipeline import HOPS_BAGGAGE
+from gateway.pipeline import HOPS_BAGGAGE, Gateway
 
 log = logging.getLogger("agent_gateway.events")
 
@@ -196,6 +196,28 @@ class EventRuntime:
         self.bus = build_bus(config.bus)
         self.publisher = EventPublisher(self.bus, tracer)
         self.consumers: list[Consumer] = []
+
+    def attach(self, gateway: Gateway) -> None:
+        """Publish routes' answers where their config says (``routes[].publish``)."""
+        gateway.publish_completion = self.publish_completion
+
+    async def publish_completion(self, subject: str, invocation: Invocation, result: Result) -> None:
+        """The answer as an event; the call succeeded whatever happens here (failures are logged)."""
+        data = result.messages[-1].parts if result.messages else ()
+        payload = {
+            "agent": result.agent,
+            "route": invocation.record.route,
+            "text": result.text,
+            "data": next((p.data for p in data if isinstance(p, DataPart)), None),
+            "requestId": invocation.context.request_id,
+        }
+        event_id = (
+            f"{invocation.context.request_id}:{invocation.record.route}" if invocation.context.request_id else None
+        )
+        try:
+            await self.publisher.publish(subject, payload, invocation.context, event_id)
+        except GatewayError as exc:
+            log.error("could not publish the answer of route %s on %s: %s", invocation.record.route, subject, exc)
 
     async def start(self) -> None:
         await self.bus.start()

@@ -77,6 +77,7 @@ class GatewayServer:
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
         self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
         self.events = EventRuntime(self.config, self.gateway, tracer)
+        self.events.attach(self.gateway)
         await self.events.start()
         listeners = self.config.listeners
         security = self.config.security

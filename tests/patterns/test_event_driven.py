@@ -265,3 +265,39 @@ triggers:
     ]
     with pytest.raises(ConfigError, match=r"gw.yaml:2: triggers\[0\].subject: invalid subject pattern 'events.>.bad'"):
         load_config_text('triggers:\n  - {name: t, subject: "events.>.bad", agent: a}\n', "gw.yaml")
+
+
+async def test_a_routes_completion_publishes_an_event_that_triggers_an_agent(
+    gateway_factory: GatewayFactory, serve_app: Starter
+) -> None:
+    names = Names.fresh()
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    p = names.prefix
+    text = agents_yaml(url) + f"""
+bus: {{backend: memory, prefixes: [{p}], dead_letter_prefix: {names.dead_letter_prefix}}}
+routes:
+  - {{name: shouting, match: {{agent: shout}}, target: upper, publish: {p}.shouted}}
+triggers:
+  - {{name: measure, subject: {p}.shouted, agent: count, input: "{{{{ event.data.text }}}} via {{{{ event.data.route }}}}"}}
+"""
+    async with gateway_factory(text) as gw:
+        async with aiohttp.ClientSession() as session, session.post(
+            f"http://{gw.addresses.http}/v1/agents/shout/invoke",
+            json={"messages": [{"parts": [{"text": "quiet"}]}]},
+        ) as response:
+            assert response.status == 200
+            assert (await response.json())["messages"][0]["parts"][0]["text"] == "QUIET"
+        await until(lambda: bool(agents.names("count")))
+    assert ("count", "QUIET via shouting", None) in agents.calls
+
+
+def test_route_publish_subject_must_be_under_a_bus_prefix() -> None:
+    from gateway.config import ConfigError, load_config_text
+
+    with pytest.raises(ConfigError, match=r"routes\[0\]\.publish: the subject must start with one of bus\.prefixes"):
+        load_config_text(
+            "agents: {a: {kind: http, endpoint: 'http://127.0.0.1:1'}}\n"
+            "routes: [{match: {agent: b}, target: a, publish: elsewhere.done}]\n",
+            "gw.yaml",
+        )
