@@ -17,8 +17,9 @@ FULL_POLICIES: dict[str, Any] = {
     "full": {
         "timeout": {"per_try": "2s", "overall": "5s"},
         "retry": {"max_attempts": 3, "backoff": {"base": "10ms", "max": "100ms"}},
-        "circuit_breaker": {"failure_threshold": 5, "reset_timeout": "10s"},
+        "circuit_breaker": {"consecutive_failures": 5, "reset_timeout": "10s"},
         "concurrency": {"max_in_flight": 1000},
+        "fallback": {"targets": [{"static": {"text": "degraded"}}]},
     }
 }
 
@@ -61,7 +62,10 @@ def gateway_config(
         },
         # Spans are still made (ids propagate); nothing is exported, as with no collector.
         "telemetry": {"tracing": {"export": False}},
-        "server": {"drain_timeout": "1s"},
+        "server": {"drain_timeout": "1s", "config_watch": None},
+        # Off the measured path: an ephemeral admin port, no state file in the working tree.
+        "admin": {"address": "127.0.0.1:0"},
+        "state": None,
     }
     if policies:
         document["policies"] = policies

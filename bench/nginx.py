@@ -82,7 +82,7 @@ def _wait_listening(port: int, child: Child, timeout: float = 10.0) -> None:
         except OSError:
             time.sleep(0.05)
     child.stop()
-    raise RuntimeError(f"nginx did not listen on {port}: {child.proc.stderr.read() if child.proc.stderr else ''}")
+    raise RuntimeError(f"nginx did not listen on {port}: {child.stderr_tail()}")
 
 
 def start_nginx(

@@ -9,6 +9,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,13 +56,15 @@ class Child:
         self.argv = list(argv)
         self.cpus = list(cpus)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # stderr goes to a file: a pipe nobody drains would block a chatty server (access logs).
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             self.argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             preexec_fn=lambda: _preexec(self.cpus),
             text=True,
         )
@@ -89,7 +92,7 @@ class Child:
                 if match := regex.search(line):
                     return match
         self.stop()
-        stderr = self.proc.stderr.read()[-2000:] if self.proc.stderr else ""
+        stderr = self.stderr_tail()
         raise RuntimeError(f"{self.name} did not print {pattern!r} within {timeout}s: {stderr}")
 
     def send(self, line: str) -> None:
@@ -104,13 +107,18 @@ class Child:
                 return int(line.split()[1])
         raise RuntimeError(f"no VmRSS for {self.name}")
 
+    def stderr_tail(self, size: int = 2000) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-size:]
+
     def communicate(self, timeout: float) -> tuple[str, str]:
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.stop()
             raise RuntimeError(f"{self.name} took longer than {timeout}s") from None
-        return out, err
+        return out, self.stderr_tail(1_000_000)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -120,9 +128,10 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+        self.log.close()
 
     def __enter__(self) -> Child:
         return self
