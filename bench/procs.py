@@ -57,7 +57,7 @@ class Child:
         self.cpus = list(cpus)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # stderr goes to a file: a pipe nobody drains would block a chatty server (access logs).
-        self.log = tempfile.TemporaryFile("w+")
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the child; closed in stop()
         self.proc = subprocess.Popen(
             self.argv,
             cwd=cwd,
