@@ -30,14 +30,24 @@ import enum
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
+_T = TypeVar("_T")
 JSON: TypeAlias = Any
 """A JSON-compatible value: dict, list, str, int, float, bool or None."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for the model's frozen slotted dataclasses, without its
+    per-call field introspection: the hot path copies invocations several times per call."""
+    new = object.__new__(type(obj))
+    for name in type(obj).__slots__:  # type: ignore[attr-defined]
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
 
 
 class Role(enum.StrEnum):
@@ -129,7 +139,7 @@ class Context:
         candidate = time.monotonic() + timeout
         if self.deadline is not None and self.deadline <= candidate:
             return self
-        return replace(self, deadline=candidate)
+        return evolve(self, deadline=candidate)
 
 
 @dataclass(frozen=True, slots=True)

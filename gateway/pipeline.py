@@ -9,7 +9,6 @@ headers for that attempt.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from gateway.model import (
     Role,
     UpstreamTimeout,
     UpstreamTls,
+    evolve,
     new_request_id,
 )
 from gateway.patterns.build import build_pattern
@@ -288,7 +288,7 @@ class Gateway:
                 transient=False,
             )
         baggage = {**invocation.context.baggage, HOPS_BAGGAGE: str(hops + 1)}
-        return dataclasses.replace(invocation, context=dataclasses.replace(invocation.context, baggage=baggage))
+        return evolve(invocation, context=evolve(invocation.context, baggage=baggage))
 
     def _prepare(self, invocation: Invocation) -> tuple[Handler, StreamHandler, Invocation]:
         """The routed invocation and the handlers that take it: the route's chain when it
@@ -303,7 +303,7 @@ class Gateway:
         span.set_attribute(t.ATTR_AGENT, decision.agent)
         invocation.record.route = decision.route or ""
         invoke, stream = self.route_chains.get(decision.route or "", (upstream.invoke, upstream.stream))
-        return invoke, stream, dataclasses.replace(invocation, agent=decision.agent, context=context)
+        return invoke, stream, evolve(invocation, agent=decision.agent, context=context)
 
     async def invoke(self, invocation: Invocation) -> Result:
         record = invocation.record

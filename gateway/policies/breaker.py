@@ -131,7 +131,25 @@ class CircuitBreakerPolicy(Policy):
             if raised is not error:
                 raise
 
+    def _record_closed(self, error: BaseException | None) -> None:
+        """Bookkeeping for a call made while closed (pybreaker sees it only when it matters)."""
+        failed = error is not None and is_failure(error)
+        if failed or self.storage.counter:  # a failure to count, or a count to reset
+            guard = self.breaker.calling()
+            guard.__enter__()
+            self._exit(guard, error if failed else None)
+        self._record(failed)
+
     async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
+        if self.state == pybreaker.STATE_CLOSED:
+            # The common case, kept cheap: no pybreaker machinery around a healthy call.
+            try:
+                result = await call_next(invocation)
+            except BaseException as error:
+                self._record_closed(error)
+                raise
+            self._record_closed(None)
+            return result
         guard, probe = self._enter(invocation.agent)
         try:
             result = await call_next(invocation)

@@ -25,6 +25,7 @@ from gateway.model import (
     Role,
     TextPart,
     Unauthenticated,
+    evolve,
 )
 from gateway.policies.base import Handler, Policy, StreamHandler
 
@@ -66,7 +67,7 @@ class FallbackPolicy(Policy):
         log.warning("falling back from %s to %s: %s", invocation.agent, target, reason)
 
     def _target_invocation(self, invocation: Invocation, agent: str) -> Invocation:
-        return dataclasses.replace(invocation, agent=agent, attempt=1)
+        return evolve(invocation, agent=agent, attempt=1)
 
     async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from gateway.config.schema import ConcurrencySpec
@@ -33,8 +32,7 @@ class ConcurrencyLimitPolicy(Policy):
             details={"limit": self.name},
         )
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, agent: str) -> AsyncIterator[None]:
+    async def _acquire(self, agent: str) -> None:
         if self.slots.locked():
             if self.queued >= self.spec.max_queue:
                 raise self._full(agent, "the queue is full")
@@ -48,16 +46,18 @@ class ConcurrencyLimitPolicy(Policy):
                 self.queued -= 1
         else:
             await self.slots.acquire()
+
+    async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
+        await self._acquire(invocation.agent)
         try:
-            yield
+            return await call_next(invocation)
         finally:
             self.slots.release()
 
-    async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
-        async with self._slot(invocation.agent):
-            return await call_next(invocation)
-
     async def stream(self, invocation: Invocation, call_next: StreamHandler) -> AsyncIterator[Event]:
-        async with self._slot(invocation.agent):
+        await self._acquire(invocation.agent)
+        try:
             async for event in call_next(invocation):
                 yield event
+        finally:
+            self.slots.release()

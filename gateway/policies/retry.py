@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import math
 import random
@@ -16,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from opentelemetry import trace
 
 from gateway.config.schema import RetryBudget, RetrySpec
-from gateway.model import CircuitOpen, Event, GatewayError, Invocation, Result
+from gateway.model import CircuitOpen, Event, GatewayError, Invocation, Result, evolve
 from gateway.policies.base import Handler, Policy, StreamHandler
 
 log = logging.getLogger("agent_gateway.retry")
@@ -30,6 +29,10 @@ def retryable(error: GatewayError, spec: RetrySpec) -> bool:
     if codes & set(spec.never_on):
         return False
     return any((condition == "transient" and error.transient) or condition in codes for condition in spec.retry_on)
+
+
+def _numbered(invocation: Invocation, attempt: int) -> Invocation:
+    return invocation if attempt == invocation.attempt else evolve(invocation, attempt=attempt)
 
 
 class RetryBudgetWindow:
@@ -129,7 +132,9 @@ class RetryPolicy(Policy):
         while True:
             started = self.clock()
             try:
-                return await call_next(dataclasses.replace(invocation, attempt=attempt))
+                return await call_next(
+                    invocation if attempt == invocation.attempt else evolve(invocation, attempt=attempt)
+                )
             except GatewayError as error:
                 wait = self._wait_before_retry(invocation, error, attempt)
                 self._note(invocation, error, attempt, started, wait)
@@ -146,7 +151,9 @@ class RetryPolicy(Policy):
             started = self.clock()
             delivered = False
             try:
-                async for event in call_next(dataclasses.replace(invocation, attempt=attempt)):
+                async for event in call_next(
+                    invocation if attempt == invocation.attempt else evolve(invocation, attempt=attempt)
+                ):
                     delivered = True
                     yield event
                 return

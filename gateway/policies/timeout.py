@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 
-from gateway.model import Event, Invocation, Result, UpstreamTimeout
+from gateway.model import Event, Invocation, Result, UpstreamTimeout, evolve
 from gateway.policies.base import Handler, Policy, StreamHandler, aclose
 from gateway.stream_limits import bounded
 
@@ -23,7 +22,7 @@ class PerTryTimeoutPolicy(Policy):
         context = invocation.context.with_timeout(self.seconds)
         try:
             async with asyncio.timeout(self.seconds):
-                return await call_next(dataclasses.replace(invocation, context=context))
+                return await call_next(evolve(invocation, context=context))
         except TimeoutError:
             raise UpstreamTimeout(
                 f"attempt {invocation.attempt} took longer than its per-try timeout of {self.seconds:g}s",
@@ -60,7 +59,7 @@ class OverallTimeoutPolicy(Policy):
         budget = context.remaining()
         try:
             async with asyncio.timeout(budget):
-                return await call_next(dataclasses.replace(invocation, context=context))
+                return await call_next(evolve(invocation, context=context))
         except TimeoutError:
             raise UpstreamTimeout(
                 f"the call took longer than its overall timeout of {budget or 0:.3g}s "
@@ -70,5 +69,5 @@ class OverallTimeoutPolicy(Policy):
 
     def stream(self, invocation: Invocation, call_next: StreamHandler) -> AsyncIterator[Event]:
         context = invocation.context.with_timeout(self.seconds)
-        events = call_next(dataclasses.replace(invocation, context=context))
+        events = call_next(evolve(invocation, context=context))
         return bounded(events, invocation.agent, None, context.remaining())
