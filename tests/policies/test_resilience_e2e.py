@@ -244,3 +244,35 @@ async def test_grpc_front_reports_attempts_in_trailers(gateway_factory: GatewayF
             await call
             trailers = dict(await call.trailing_metadata())
     assert trailers["x-agw-attempts"] == "2"
+
+
+async def test_two_gateways_trip_together_through_redis(gateway_factory: GatewayFactory, serve_app: Starter) -> None:
+    import uuid
+
+    from tests.policies.test_breaker import redis_url
+
+    url = redis_url()
+    namespace = f"agw-e2e-{uuid.uuid4().hex}"
+    flaky = scripted(then=FAIL_503)
+    agent_url = await start(serve_app, flaky)
+    policy = (
+        f"circuit_breaker: {{consecutive_failures: 2, reset_timeout: 30s, storage: redis, "
+        f"redis_url: '{url}', namespace: {namespace}}}"
+    )
+    text = config({"flaky": agent_url}, {"shared": policy}, {"flaky": ["shared"]})
+    try:
+        async with gateway_factory(text) as first, gateway_factory(text) as second:
+            assert [(await invoke(first.addresses.http))[0] for _ in range(2)] == [503, 503]
+            assert flaky.hits == 2
+            status, headers, response = await invoke(second.addresses.http)  # never saw a failure itself
+            assert status == 503 and response["error"]["details"].get("breaker_state") == "open"
+            assert "circuit breaker" in response["error"]["message"]
+            assert flaky.hits == 2  # failed fast: the agent was not called
+            second.gateway.policies.breakers["agent/flaky"].reset()
+            assert first.gateway.policies.breakers["agent/flaky"].state == "closed"
+    finally:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{namespace}*"):
+            client.delete(key)
