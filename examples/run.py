@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 
 BANNER = """
 agent-gateway is running with examples/gateway.yaml:
-  HTTP  http://127.0.0.1:8080      gRPC  127.0.0.1:50051
+  HTTP  http://127.0.0.1:8080      gRPC  127.0.0.1:50051      admin  http://127.0.0.1:9901
 
 Call the echo agent over HTTP (it echoes the context headers the gateway injected):
   curl -s http://127.0.0.1:8080/v1/agents/echo/invoke \\
@@ -29,6 +29,11 @@ The same agent behind gRPC, through the canary route "assistant", and the agent 
 
 From Python, over gRPC, with the client an agent uses to call other agents:
   .venv/bin/python -m examples.call_echo
+
+Operate it: readiness, Prometheus metrics, live reload after editing examples/gateway.yaml:
+  curl -s http://127.0.0.1:9901/readyz
+  curl -s http://127.0.0.1:9901/metrics | grep agw_requests_total
+  curl -s -X POST http://127.0.0.1:9901/reload
 
 Press Ctrl-C to stop.
 """
