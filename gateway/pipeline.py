@@ -191,6 +191,7 @@ class Gateway:
             raise
         self.calls.policies = self.policies
         self.calls.payloads = config.telemetry.logging.payloads
+        self.calls.known = frozenset([*self.upstreams, *self.workflows, *(r.match.agent for r in config.routes)])
 
     def _build(self, config: GatewayConfig) -> None:
         resources, tracer = self.resources, self.tracer
@@ -366,7 +367,7 @@ class Gateway:
         outermost = record.depth == 1
         started = self.calls.started(invocation) if outermost else 0.0
         if outermost:
-            self.metrics.streams_open.labels(invocation.agent).inc()
+            self.metrics.streams_open.labels(self.calls.label(invocation.agent)).inc()
         error: GatewayError | None = None
         try:
             async for event in events:
@@ -380,7 +381,7 @@ class Gateway:
         finally:
             record.depth -= 1
             if outermost:
-                self.metrics.streams_open.labels(invocation.agent).dec()
+                self.metrics.streams_open.labels(self.calls.label(invocation.agent)).dec()
                 self.calls.finished(invocation, started, error, streamed=True)
 
     def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:

@@ -21,6 +21,7 @@ access = logging.getLogger("agent_gateway.access")
 failures = logging.getLogger("agent_gateway.failures")
 
 PayloadLogging = Literal["none", "summary", "full"]
+UNKNOWN_AGENT = "_unknown"
 SUMMARY_CHARS = 200
 
 
@@ -44,16 +45,23 @@ class CallObserver:
         self.metrics = metrics
         self.policies = policies
         self.payloads = payloads
+        # Names callers may use (agents, workflows, routes); set on every (re)load.
+        self.known: frozenset[str] = frozenset()
+
+    def label(self, agent: str) -> str:
+        """The metric label for a called name: callers choose names, so unknown ones share one
+        label instead of growing the metric without bound."""
+        return agent if agent in self.known else UNKNOWN_AGENT
 
     def started(self, invocation: Invocation) -> float:
-        self.metrics.in_flight.labels(invocation.agent).inc()
+        self.metrics.in_flight.labels(self.label(invocation.agent)).inc()
         return time.perf_counter()
 
     def finished(self, invocation: Invocation, started: float, error: GatewayError | None, streamed: bool) -> None:
         elapsed = time.perf_counter() - started
         record = invocation.record
         outcome = "OK" if error is None else error.code.value
-        agent = invocation.agent
+        agent = self.label(invocation.agent)
         m = self.metrics
         m.in_flight.labels(agent).dec()
         m.requests.labels(agent, record.route, outcome).inc()
@@ -66,7 +74,7 @@ class CallObserver:
         if streamed:
             m.streams.labels(agent, outcome).inc()
         fields: dict[str, Any] = {
-            "agent": agent,
+            "agent": invocation.agent,
             "route": record.route,
             "status": outcome,
             "duration_ms": round(elapsed * 1000, 2),
@@ -78,7 +86,14 @@ class CallObserver:
         }
         if record.fallback:
             fields["fallback"] = record.fallback
-        access.info("%s %s %.1fms attempts=%d", agent, outcome, elapsed * 1000, record.attempts, extra={"agw": fields})
+        access.info(
+            "%s %s %.1fms attempts=%d",
+            invocation.agent,
+            outcome,
+            elapsed * 1000,
+            record.attempts,
+            extra={"agw": fields},
+        )
         if error is not None:
             self.failed(invocation, error, fields)
 
