@@ -13,7 +13,7 @@ Listing drops the index entries of runs that expired.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -88,9 +88,7 @@ class RedisRunStore(RunStore):
 
     async def events(self, run_id: str, after: int, limit: int = 500) -> list[StoredEvent]:
         key = self._run_key(run_id) + ":events"
-        rows: list[bytes] = await self._call(
-            lambda: self.client.zrangebyscore(key, f"({after}", "+inf", start=0, num=limit)
-        )
+        rows: Any = await self._call(lambda: self.client.zrangebyscore(key, f"({after}", "+inf", start=0, num=limit))
         out = []
         for row in rows:
             sequence, _, payload = row.decode().partition(":")
@@ -111,7 +109,7 @@ class RedisRunStore(RunStore):
             if high != high:
                 raise InvalidRequest("the page token is not one this gateway issued")
         # Same-score members come in reverse lexical order: skip those at or after the cursor's id.
-        rows: list[tuple[bytes, float]] = await self._call(
+        rows: Any = await self._call(
             lambda: self.client.zrevrangebyscore(index, high, "-inf", start=0, num=limit + 64, withscores=True)
         )
         ids: list[str] = []
