@@ -36,13 +36,16 @@ async def test_webhook_is_signed_and_retried(
     app = web.Application()
     app.router.add_post("/hook", hook)
     hooks = await serve_app(app)
-    yaml = agents_yaml(echo_url, echo_url) + f"""
+    yaml = (
+        agents_yaml(echo_url, echo_url)
+        + f"""
 runs:
   webhooks:
     allowed_prefixes: ["{hooks}/"]
     secret: {SECRET}
     backoff: {{base: 10ms, max: 50ms}}
 """
+    )
     async with gateway_factory(yaml) as server, aiohttp.ClientSession() as http:
         run = await submit(http, server, {**body("echo"), "webhookUrl": f"{hooks}/hook"})
         await asyncio.wait_for(delivered.wait(), 5)
@@ -73,10 +76,13 @@ async def test_webhook_gives_up_after_its_attempts(
     app = web.Application()
     app.router.add_post("/hook", hook)
     hooks = await serve_app(app)
-    yaml = agents_yaml(echo_url, echo_url) + f"""
+    yaml = (
+        agents_yaml(echo_url, echo_url)
+        + f"""
 runs:
   webhooks: {{allowed_prefixes: ["{hooks}"], secret: x, max_attempts: 3, backoff: {{base: 10ms, max: 20ms}}}}
 """
+    )
     async with gateway_factory(yaml) as server, aiohttp.ClientSession() as http:
         run = await submit(http, server, {**body("echo"), "webhookUrl": f"{hooks}/hook"})
         for _ in range(100):
@@ -119,12 +125,15 @@ async def redis_prefix() -> Any:
 async def test_a_fleet_shares_runs_through_redis(
     gateway_factory: GatewayFactory, echo_url: str, slow_agent: SlowAgent, redis_prefix: str
 ) -> None:
-    yaml = agents_yaml(echo_url, slow_agent.url) + f"""
+    yaml = (
+        agents_yaml(echo_url, slow_agent.url)
+        + f"""
 state:
   backend: redis
   redis: {{url: "{REDIS_URL}", key_prefix: "{redis_prefix}state:"}}
 runs: {{key_prefix: "{redis_prefix}", poll_interval: 50ms}}
 """
+    )
     async with (
         gateway_factory(yaml) as first,
         gateway_factory(yaml) as second,

@@ -115,7 +115,9 @@ async def test_submit_poll_and_result(
             assert response.status == 200
             result = await response.json()
         assert result["agent"] == "echo"
-        assert "".join(p.get("text", "") for m in result["messages"] for p in m["parts"]).startswith("echo: hello world")
+        assert "".join(p.get("text", "") for m in result["messages"] for p in m["parts"]).startswith(
+            "echo: hello world"
+        )
 
 
 async def test_failed_run_keeps_its_error(
