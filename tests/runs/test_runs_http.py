@@ -276,3 +276,20 @@ async def test_keepalive_comments_on_an_idle_stream(
             frames = await read_sse(response)
         assert (":", None, ": keep-alive") in frames
         assert [f[1] for f in frames if f[0] == "event"] == ["1", "2"]
+
+
+async def test_foreground_call_is_cancelled_when_its_caller_leaves(
+    gateway_factory: GatewayFactory, echo_url: str, slow_agent: SlowAgent, http: aiohttp.ClientSession
+) -> None:
+    yaml = "listeners:\n  http: {address: '127.0.0.1:0', cancel_on_disconnect: true}\n  grpc: null\n"
+    async with gateway_factory(yaml + agents_yaml(echo_url, slow_agent.url)) as server:
+        with pytest.raises(TimeoutError):
+            async with http.post(
+                f"{base(server)}/v1/invoke",
+                json=body("slow", count=500, interval=0.02),
+                timeout=aiohttp.ClientTimeout(total=0.3),
+            ):
+                pass
+        # The gateway noticed and dropped the upstream call: the agent saw its caller go.
+        await asyncio.wait_for(slow_agent.disconnected.wait(), 5)
+        assert slow_agent.completed == 0
