@@ -21,8 +21,8 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
 from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 ECHOED_HEADERS = ("traceparent", "x-session-id", "x-request-id", "x-thread-id")
