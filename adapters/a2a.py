@@ -13,7 +13,6 @@ task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -128,7 +127,6 @@ class A2AAdapter(Adapter):
             headers["a2a-version"] = "1.0"
         self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._rpc_url: str = self.options.rpc_url
-        self._cancellations: set[asyncio.Task[None]] = set()
 
     async def rpc_url(self, call: Call) -> str:
         """The JSON-RPC endpoint, from the agent card on first use."""
@@ -244,32 +242,24 @@ class A2AAdapter(Adapter):
             ended = True
         finally:
             if task_id and not ended and state not in _TERMINAL:
-                self._cancel_later(url, task_id, call)
+                self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
 
-    def _cancel_later(self, url: str, task_id: str, call: Call) -> None:
-        """Cancel an abandoned task upstream without holding up the caller (whose deadline may be spent)."""
+    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
+        """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
         body = {
             "jsonrpc": "2.0",
             "id": uuid.uuid4().hex,
             "method": _CANCEL_METHOD[self.options.protocol_version],
-            "params": {"id": task_id},
+            "params": {"id": upstream["task_id"]},
         }
         headers = {**self.transport.static_headers, **call.headers}
         headers.pop("x-timeout-ms", None)
-
-        async def cancel() -> None:
-            timeout = aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with self.transport.session.post(url, json=body, headers=headers, timeout=timeout) as response:
-                    await response.read()
-
-        task = asyncio.get_running_loop().create_task(cancel())
-        self._cancellations.add(task)
-        task.add_done_callback(self._cancellations.discard)
-
-    async def aclose(self) -> None:
-        if self._cancellations:
-            await asyncio.wait(set(self._cancellations), timeout=CANCEL_TIMEOUT)
+        timeout = aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with self.transport.session.post(
+                upstream["rpc_url"], json=body, headers=headers, timeout=timeout
+            ) as response:
+                await response.read()
 
     def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
         if kind == "message":

@@ -13,6 +13,8 @@ mapping) live in :mod:`adapters.transport` and :mod:`adapters.sse`.
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,6 +23,11 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from gateway.model import AgentSpec, Call, Event, Result
+
+log = logging.getLogger("agent_gateway.adapters")
+
+# How long a background upstream cancel may take (and how long closing waits for the pending ones).
+CANCEL_TIMEOUT = 5.0
 
 
 class AdapterOptions(BaseModel):
@@ -47,6 +54,7 @@ class Adapter(abc.ABC):
         self.spec = spec
         self.resources = resources
         self.options: Any = self.Options.model_validate(dict(spec.options))
+        self._cancellations: set[asyncio.Task[None]] = set()
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> None:
@@ -66,5 +74,32 @@ class Adapter(abc.ABC):
         for message in result.messages:
             yield Event("message", message=message)
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
-        """Release what the adapter holds (channels, background tasks)."""
+    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:  # noqa: B027 - optional hook
+        """Cancel the upstream run named by ``upstream`` (the ids the adapter read from its
+        framework: a LangGraph run, an A2A task) the framework's own way.
+
+        Called in the background through :meth:`cancel_abandoned` when a stream is
+        abandoned before its end (a cancelled run, a caller gone, a passed deadline).
+        The default does nothing: for a plain HTTP or gRPC agent, closing the stream
+        (which the abandonment already did) is the cancel.
+        """
+
+    def cancel_abandoned(self, call: Call, upstream: Mapping[str, str]) -> None:
+        """Run :meth:`cancel` without holding up the caller (whose task is being cancelled,
+        or whose deadline is spent); best effort, bounded by ``CANCEL_TIMEOUT``."""
+
+        async def cancel() -> None:
+            try:
+                async with asyncio.timeout(CANCEL_TIMEOUT):
+                    await self.cancel(call, upstream)
+            except Exception as exc:
+                log.warning("could not cancel %s upstream at %s: %s", dict(upstream), self.spec.name, exc)
+
+        task = asyncio.get_running_loop().create_task(cancel())
+        self._cancellations.add(task)
+        task.add_done_callback(self._cancellations.discard)
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (channels, background tasks); subclasses call super()."""
+        if self._cancellations:
+            await asyncio.wait(set(self._cancellations), timeout=CANCEL_TIMEOUT)

@@ -126,4 +126,5 @@ class GrpcAgentAdapter(Adapter):
             rpc.cancel()
 
     async def aclose(self) -> None:
+        await super().aclose()
         await self.channel.close()

@@ -16,11 +16,17 @@
 * The gateway's thread id (or, without one, its session id) maps to a
   LangGraph thread: a stable UUID derived from it, created on first use with
   ``if_not_exists: create``.
+* A stream abandoned before its end (a cancelled background run, a caller
+  gone, a passed deadline) cancels its run upstream: ``POST
+  /threads/{thread}/runs/{run}/cancel`` with the run id from the stream's
+  ``metadata`` event. A stateless run lives on a temporary thread nobody can
+  name, so it is sent with ``on_disconnect: cancel`` instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -249,11 +255,33 @@ class LangGraphAdapter(Adapter):
         body = self._run_body(call, modes)
         if thread is not None:
             body["if_not_exists"] = "create"
+        else:
+            body.setdefault("on_disconnect", "cancel")
         seen: dict[str, str] = {}  # message id -> text already sent as deltas (messages/partial)
-        with self._assistant_errors():
-            async for sse in self.transport.stream_sse(call, "POST", path, body):
-                for event in self._events(sse, seen):
-                    yield event
+        run_id = ""
+        ended = False
+        try:
+            with self._assistant_errors():
+                async for sse in self.transport.stream_sse(call, "POST", path, body):
+                    for event in self._events(sse, seen):
+                        if event.type == "status" and isinstance(event.data, dict) and not run_id:
+                            run_id = str(event.data.get("run_id") or "")
+                        yield event
+            ended = True
+        except UpstreamError:
+            ended = True  # the run failed upstream: nothing left to cancel
+            raise
+        finally:
+            if thread is not None and run_id and not ended:
+                self.cancel_abandoned(call, {"thread_id": thread, "run_id": run_id})
+
+    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
+        """Cancel the run on its thread (LangGraph marks it ``interrupted``)."""
+        path = f"/threads/{upstream['thread_id']}/runs/{upstream['run_id']}/cancel"
+        # The caller's deadline may be spent: the cancel has its own bound (CANCEL_TIMEOUT).
+        invocation = dataclasses.replace(call.invocation, context=dataclasses.replace(call.context, deadline=None))
+        headers = {k: v for k, v in call.headers.items() if k != "x-timeout-ms"}
+        await self.transport.request_json(Call(invocation, headers), "POST", path)
 
     def _events(self, sse: SseEvent, seen: dict[str, str]) -> list[Event]:
         try:

@@ -81,6 +81,9 @@ class ListenerCommon(Strict):
     # Streams: give up when no event came for this long / after this long in all (off when unset).
     stream_idle_timeout: Duration | None = None
     stream_max_duration: Duration | None = None
+    # Cancel a foreground call upstream (LangGraph run cancel, A2A task cancel, closing the
+    # stream) when its caller goes away; off: the call runs to its end and its answer is dropped.
+    cancel_on_disconnect: bool = False
 
     @property
     def trusts_identity_headers(self) -> bool:
@@ -95,6 +98,8 @@ class HttpListener(ListenerCommon):
     # The largest request body accepted by the invoke endpoints (passthrough streams).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # An SSE comment (`: keep-alive`) after this long without an event, so proxies keep idle streams open.
+    sse_keepalive: Duration | None = Field(default=15.0, gt=0)
 
 
 class GrpcListener(ListenerCommon):
@@ -105,6 +110,12 @@ class GrpcListener(ListenerCommon):
     # The largest request or response message.
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_metadata_bytes: int = Field(default=16 * 1024, ge=1024)
+    # HTTP/2 keepalive pings on each connection this often (null: none), so idle long streams survive.
+    keepalive_time: Duration | None = Field(default=30.0, gt=0)
+    # How long a ping may go unanswered before the connection is closed.
+    keepalive_timeout: Duration = Field(default=20.0, gt=0)
+    # The most often a client may ping; more frequent pings are answered with GOAWAY.
+    keepalive_min_client_interval: Duration = Field(default=10.0, gt=0)
 
 
 class AdminListener(Strict):
@@ -793,6 +804,45 @@ class Trigger(Strict):
     concurrency: int = Field(default=1, ge=1, le=256)
 
 
+class Webhooks(Strict):
+    """Completion callbacks of background runs: a signed POST to the run's webhook URL."""
+
+    # URLs a run's webhook may start with (for example https://hooks.example.com/); empty: webhooks are refused.
+    allowed_prefixes: list[str] = Field(default_factory=list)
+    # The HMAC-SHA256 key of the x-agw-signature header; use ${ENV} substitution.
+    secret: str = ""
+    # Deliveries of one callback, the first included; retried on connection errors, 429 and 5xx.
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff: Backoff = Field(default_factory=lambda: Backoff(base=0.5, max=30.0))
+    # Each attempt's time budget.
+    timeout: Duration = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secret(self) -> Webhooks:
+        if self.allowed_prefixes and not self.secret:
+            raise ValueError("webhooks need a 'secret' to sign their payloads")
+        for prefix in self.allowed_prefixes:
+            if not prefix.startswith(("http://", "https://")):
+                raise ValueError(f"a webhook prefix must be an http:// or https:// URL, got {prefix!r}")
+        return self
+
+
+class RunsConfig(Strict):
+    """Background runs (``/v1/runs``, RunService): kept in the ``state`` backend (SQLite file or Redis)."""
+
+    # Redis: every key of a run starts with this (the SQLite backend uses the state file).
+    key_prefix: str = Field(default="agw:runs:", min_length=1)
+    # How long a finished run (and its events) is kept.
+    retention: Duration = Field(default=24 * 3600.0, gt=0)
+    # Events kept per run for replay; later events still stream live but cannot be replayed.
+    max_events: int = Field(default=100_000, ge=1)
+    # How often a gateway looks for cancels asked at another gateway and follows runs it does not run.
+    poll_interval: Duration = Field(default=0.5, gt=0)
+    # On completion, publish an event on <completion_subject>.<status> (succeeded, failed, cancelled).
+    completion_subject: Subject | None = None
+    webhooks: Webhooks = Field(default_factory=Webhooks)
+
+
 class GatewayConfig(Strict):
     """The root of a gateway YAML file."""
 
@@ -826,6 +876,17 @@ class GatewayConfig(Strict):
 
     bus: Bus = Field(default_factory=Bus)
     triggers: list[Trigger] = Field(default_factory=list)
+    # Background runs; they need the state service (``state`` not null).
+    runs: RunsConfig = Field(default_factory=RunsConfig)
+
+    @model_validator(mode="after")
+    def _completion_subject_on_bus(self) -> GatewayConfig:
+        subject = self.runs.completion_subject
+        if subject is not None and subject.split(".")[0] not in self.bus.prefixes:
+            raise ValueError(
+                f"runs.completion_subject {subject!r} must start with one of the bus prefixes {self.bus.prefixes}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_triggers(self) -> GatewayConfig:

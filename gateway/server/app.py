@@ -15,6 +15,10 @@ from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
+from gateway.runs.build import build_run_store
+from gateway.runs.manager import RunManager
+from gateway.runs.store import RunStore
+from gateway.runs.webhook import WebhookSender
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
@@ -25,6 +29,8 @@ from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
+from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
+from gateway.server.runs_http import add_run_routes
 from gateway.server.state_grpc import STATE_SERVICE_NAME, StateServicer, state_method_handlers
 from gateway.server.state_http import add_state_routes
 from gateway.state.access import ScopeAccess
@@ -65,12 +71,19 @@ class GatewayServer:
         # The shared state service; None when the config says `state: null`.
         self.state: StateStore | None = build_store(config.state) if config.state is not None else None
         self.state_access: ScopeAccess | None = build_access(config.state) if config.state is not None else None
+        # Background runs live beside the state (same SQLite file or Redis); none without it.
+        self.run_store: RunStore | None = (
+            build_run_store(config.state, config.runs) if config.state is not None else None
+        )
+        self.runs: RunManager | None = None
 
     async def start(self) -> BoundAddresses:
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
         if self.state is not None:
             # First, so an unreachable Redis fails the start before anything is listening.
             await self.state.open()
+        if self.run_store is not None:
+            await self.run_store.open()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
@@ -79,6 +92,10 @@ class GatewayServer:
         self.events = EventRuntime(self.config, self.gateway, tracer)
         self.events.attach(self.gateway)
         await self.events.start()
+        if self.run_store is not None:
+            webhooks = WebhookSender(self.config.runs.webhooks, self.http_session)
+            self.runs = RunManager(self.run_store, self.gateway, self.config.runs, webhooks, self.events.publisher)
+            await self.runs.start()
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
@@ -93,6 +110,8 @@ class GatewayServer:
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
             add_event_routes(app, self.events)
+            if self.runs is not None:
+                add_run_routes(app, self.runs, http.sse_keepalive)
             self.runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -122,6 +141,8 @@ class GatewayServer:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
                     StateServicer(self.state, self.state_access, grpc_guard)
                 )
+            if self.runs is not None:
+                extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
             self.grpc_server, self.health = build_grpc_server(self.gateway, grpc_listener, grpc_guard, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
@@ -166,6 +187,9 @@ class GatewayServer:
             waits.append(self.grpc_server.stop(grace))
         if self.runner is not None:
             waits.append(self.runner.cleanup())
+        if self.runs is not None:
+            # Alongside the fronts: followers of a run end when it does.
+            waits.append(self.runs.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
@@ -177,6 +201,8 @@ class GatewayServer:
             await self.admin_runner.cleanup()
         if self.state is not None:
             await self.state.close()
+        if self.run_store is not None:
+            await self.run_store.close()
         await self.http_session.close()
         await self.passthrough_session.close()
         if self._owns_provider:

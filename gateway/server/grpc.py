@@ -170,6 +170,23 @@ def rpc_attributes(method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
 
 
+def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive pings, so proxies between keep idle long streams open; and the
+    pings a client may send (more frequent ones are answered with GOAWAY)."""
+    options = [
+        ("grpc.http2.min_ping_interval_without_data_ms", round(listener.keepalive_min_client_interval * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if listener.keepalive_time is not None:
+        options += [
+            ("grpc.keepalive_time_ms", round(listener.keepalive_time * 1000)),
+            ("grpc.keepalive_timeout_ms", round(listener.keepalive_timeout * 1000)),
+            # Pings keep flowing on a connection whose stream sends no data for minutes.
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+    return options
+
+
 def build_grpc_server(
     gateway: Gateway,
     listener: GrpcListener,
@@ -184,6 +201,7 @@ def build_grpc_server(
             # Soft and hard limit alike: between them gRPC rejects only a random share of calls.
             ("grpc.max_metadata_size", listener.max_metadata_bytes),
             ("grpc.absolute_max_metadata_size", listener.max_metadata_bytes),
+            *keepalive_options(listener),
         ]
     )
     handlers = _method_handlers(AgentGatewayServicer(gateway, listener, guard))

@@ -8,6 +8,7 @@ matches the error's class, never a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,9 +27,11 @@ from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
+from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
@@ -127,7 +130,10 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
     with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)) as span:
-        result = await gateway.invoke(invocation)
+        if request.app[LISTENER_KEY].cancel_on_disconnect:
+            result = await unless_caller_leaves(request, gateway.invoke(invocation))
+        else:
+            result = await gateway.invoke(invocation)
         span.set_attribute("http.response.status_code", 200)
     body = wire.to_json(wire.result_to_pb(result, invocation.context))
     return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
@@ -137,7 +143,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """SSE: ``event: event`` per event, then ``event: result`` (or ``event: error``).
 
     The first upstream event is awaited before the response starts, so a call
-    that fails at once still gets a proper error status instead of a stream.
+    that fails at once still gets a proper error status instead of a stream;
+    when it takes longer than ``sse_keepalive``, the response starts anyway and
+    keep-alives flow while the agent thinks.
     """
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
@@ -148,36 +156,51 @@ async def stream(request: web.Request) -> web.StreamResponse:
         events = bounded(events, agent, listener.stream_idle_timeout, listener.stream_max_duration)
         collector = ResultCollector(agent)
         iterator = aiter(events)
+        first_event = asyncio.ensure_future(_first(iterator))
         try:
-            first: Event | None = await anext(iterator)
-        except StopAsyncIteration:
-            first = None
+            await asyncio.wait({first_event}, timeout=listener.sse_keepalive)
+        except BaseException:
+            first_event.cancel()
+            raise
+        if first_event.done():
+            first_event.result()  # a failure before any event: a proper error status
         response = web.StreamResponse(
             headers={
                 "content-type": "text/event-stream",
                 "cache-control": "no-store",
                 "x-accel-buffering": "no",
                 REQUEST_ID: request_id,
-                # Known by now: retries and fallbacks happen only before the first event.
+                # Retries and fallbacks happen only before the first event (known by now unless it is slow).
                 **record_headers(invocation),
             }
         )
         await response.prepare(request)
-        sequence = 0
-        try:
-            pending = [first] if first is not None else []
-            async for event in _chain(pending, iterator):
-                sequence += 1
-                collector.add(event)
-                item = pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
-                await response.write(format_sse(json.dumps(wire.to_json(item)), "event", str(sequence)))
-            final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-            await response.write(format_sse(json.dumps(wire.to_json(final)), "result"))
-        except GatewayError as exc:
-            # Headers are gone: the error travels as the stream's last event.
-            await response.write(format_sse(json.dumps(wire.error_json(exc, request_id)), "error"))
+        # Keep-alives while the agent is silent; a keep-alive that cannot be written means the caller left.
+        gone = current_task_canceller() if listener.cancel_on_disconnect else None
+        async with SseWriter(response, listener.sse_keepalive, gone) as writer:
+            sequence = 0
+            try:
+                first = await first_event
+                pending = [first] if first is not None else []
+                async for event in _chain(pending, iterator):
+                    sequence += 1
+                    collector.add(event)
+                    item = pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
+                    await writer.send(format_sse(json.dumps(wire.to_json(item)), "event", str(sequence)))
+                final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+                await writer.send(format_sse(json.dumps(wire.to_json(final)), "result"))
+            except GatewayError as exc:
+                # Headers are gone: the error travels as the stream's last event.
+                await writer.send(format_sse(json.dumps(wire.error_json(exc, request_id)), "error"))
         await response.write_eof()
     return response
+
+
+async def _first(events: AsyncIterator[Event]) -> Event | None:
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        return None
 
 
 async def _chain(first: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:

@@ -57,6 +57,10 @@ agents:
     kind: langgraph
     endpoint: {url}
     options: {{assistant_id: no-such-graph}}
+  slow:
+    kind: langgraph
+    endpoint: {url}
+    options: {{stream_mode: [custom]}}
 """
 
 
@@ -214,3 +218,39 @@ async def test_killed_server_is_unavailable(
     assert alive.text.startswith("you said still there?")
     assert info.value.status_code == StatusCode.UNAVAILABLE
     assert info.value.transient
+
+
+async def test_cancelled_background_run_is_cancelled_on_the_langgraph_server(
+    gateway_factory: GatewayFactory, langgraph_server: ServerProcess
+) -> None:
+    session = f"s-{uuid.uuid4().hex}"
+    thread = str(uuid.uuid5(THREAD_NAMESPACE, f"slow:{session}"))
+    submit = {
+        "messages": [{"role": "ROLE_USER", "parts": [{"text": "take your time"}]}],
+        "context": {"sessionId": session},
+    }
+    async with gateway_factory(gateway_yaml(langgraph_server.url)) as gw, aiohttp.ClientSession() as http:
+        base = f"http://{gw.addresses.http}/v1"
+        async with http.post(f"{base}/agents/slow/runs", json=submit) as response:
+            assert response.status == 202, await response.text()
+            run_id = (await response.json())["runId"]
+        # Follow until the graph reports progress: the run is live upstream.
+        events: list[dict[str, Any]] = []
+        async with http.get(f"{base}/runs/{run_id}/events", timeout=aiohttp.ClientTimeout(total=20)) as response:
+            async for line in response.content:
+                if line.startswith(b"data: "):
+                    events.append(json.loads(line[6:])["event"])
+                    if events[-1]["type"] == "custom":
+                        break
+        upstream_run = events[0]["data"]["run_id"]
+        async with http.post(f"{base}/runs/{run_id}/cancel") as response:
+            assert (await response.json())["status"] == "cancelled"
+        # LangGraph's own record of the run says it was cancelled (interrupted), not finished.
+        status = ""
+        for _ in range(100):
+            async with http.get(f"{langgraph_server.url}/threads/{thread}/runs/{upstream_run}") as response:
+                status = (await response.json())["status"]
+            if status != "running":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "interrupted"

@@ -9,15 +9,19 @@ Runs in the LangGraph venv (``.venvs/langgraph``), never in the gateway's.
   ``http.configurable_headers``): turns count up on a thread, so a second call
   proves it saw the first one's state.
 * ``boom``: its node raises, for the error paths.
+* ``slow``: a node that dawdles for a minute, reporting progress as custom
+  stream events, for cancellation (a cancelled run ends ``interrupted``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
@@ -65,3 +69,18 @@ _boom.add_node("explode", explode)
 _boom.add_edge(START, "explode")
 _boom.add_edge("explode", END)
 boom_graph = _boom.compile()
+
+
+async def dawdle(state: State) -> dict[str, Any]:
+    write = get_stream_writer()
+    for step in range(600):
+        write({"progress": step})
+        await asyncio.sleep(0.1)
+    return {"messages": [AIMessage(content="finally done")]}
+
+
+_slow = StateGraph(State)
+_slow.add_node("dawdle", dawdle)
+_slow.add_edge(START, "dawdle")
+_slow.add_edge("dawdle", END)
+slow_graph = _slow.compile()

@@ -1,0 +1,1 @@
+"""Background runs: submit now, poll, fetch the result, follow (and resume) the events, cancel."""

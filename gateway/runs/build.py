@@ -1,0 +1,17 @@
+"""The run store of the configured state backend (``state.backend``)."""
+
+from __future__ import annotations
+
+from gateway.config.schema import RunsConfig, StateConfig
+from gateway.runs.store import RunStore
+
+
+def build_run_store(state: StateConfig, runs: RunsConfig) -> RunStore:
+    """An unopened store beside the state service: the same SQLite file or the same Redis."""
+    if state.backend == "redis":
+        from gateway.runs.redis import RedisRunStore
+
+        return RedisRunStore(state.redis.url, runs.retention, key_prefix=runs.key_prefix)
+    from gateway.runs.sqlite import SqliteRunStore
+
+    return SqliteRunStore(state.sqlite.path, runs.retention)

@@ -1,0 +1,159 @@
+"""The gRPC front of background runs: ``agentgateway.v1.RunService`` (see runs.proto)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message as ProtoMessage
+
+from agentgateway.v1 import gateway_pb2 as pb
+from agentgateway.v1 import runs_pb2 as rpb
+from gateway import wire
+from gateway.context import SESSION_ID
+from gateway.model import GatewayError, InvalidRequest
+from gateway.runs.manager import RunManager
+from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
+from gateway.runs.store import RunRecord
+from gateway.security.guard import ListenerGuard
+from gateway.security.identity import Identity
+from gateway.server.grpc import MalformedRequest, abort_with, grpc_credentials, lenient, rpc_attributes
+from gateway.server.inbound import invocation_for, server_span
+
+log = logging.getLogger("agent_gateway.grpc")
+
+RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
+DEFAULT_PAGE_SIZE = 50
+
+T = TypeVar("T")
+
+
+async def abort_with_detail(context: grpc.aio.ServicerContext, detail: pb.ErrorDetail) -> None:
+    """Abort with a stored run error (its status code and ErrorDetail trailer)."""
+    code = grpc.StatusCode[detail.code] if detail.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
+    await context.abort(code, detail.message, trailing_metadata=((wire.ERROR_TRAILER, detail.SerializeToString()),))
+
+
+class RunServicer:
+    """SubmitRun, GetRun, GetRunResult, ListRuns, CancelRun and WatchRun on the run manager."""
+
+    def __init__(self, runs: RunManager, guard: ListenerGuard) -> None:
+        self.runs = runs
+        self.guard = guard
+
+    def _caller(
+        self, request: ProtoMessage | MalformedRequest, context: grpc.aio.ServicerContext
+    ) -> tuple[Identity, dict[str, str]]:
+        # Authenticate before looking at the request, so strangers learn nothing from parse errors.
+        credentials = grpc_credentials(context)
+        identity = self.guard.authenticate(credentials)
+        if isinstance(request, MalformedRequest):
+            raise InvalidRequest(f"the request is not a valid agentgateway.v1 run request: {request.reason}")
+        return identity, self.guard.headers_for(credentials.headers, identity)
+
+    async def _serve(
+        self,
+        method: str,
+        request: ProtoMessage | MalformedRequest,
+        context: grpc.aio.ServicerContext,
+        work: Callable[[Identity, dict[str, str]], Awaitable[T]],
+    ) -> T:
+        try:
+            identity, headers = self._caller(request, context)
+            return await work(identity, headers)
+        except GatewayError as exc:
+            await abort_with(context, exc, "")
+        except Exception:
+            log.exception("unhandled error in RunService/%s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+        raise AssertionError("unreachable: abort raises")
+
+    async def SubmitRun(self, request: rpb.SubmitRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
+            # The submit call's own deadline is not the run's: only options.timeout limits a run.
+            invocation = invocation_for(request.invocation, headers, None)
+            invocation = self.guard.admit(invocation, identity)
+            attributes = rpc_attributes("SubmitRun") | {"rpc.service": RUN_SERVICE_NAME}
+            with server_span(self.runs.gateway.tracer, "RunService/SubmitRun", headers, invocation.context, attributes):
+                record = await self.runs.submit(invocation, identity.name, request.webhook_url)
+            return run_to_pb(record)
+
+        return await self._serve("SubmitRun", request, context, work)
+
+    async def GetRun(self, request: rpb.GetRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
+            return run_to_pb(await self.runs.get(request.run_id, identity.name))
+
+        return await self._serve("GetRun", request, context, work)
+
+    async def GetRunResult(self, request: rpb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
+        async def work(identity: Identity, headers: dict[str, str]) -> RunRecord:
+            return await self.runs.result(request.run_id, identity.name)
+
+        record = await self._serve("GetRunResult", request, context, work)
+        if record.result is None:
+            await abort_with_detail(context, error_pb(record))
+        return result_pb(record)
+
+    async def ListRuns(self, request: rpb.ListRunsRequest, context: grpc.aio.ServicerContext) -> rpb.ListRunsResponse:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.ListRunsResponse:
+            session_id = request.session_id or headers.get(SESSION_ID, "")
+            if not session_id:
+                raise InvalidRequest("name the session: set session_id (or send x-session-id)")
+            page = await self.runs.list_session(
+                session_id, identity.name, before=request.page_token, limit=request.page_size or DEFAULT_PAGE_SIZE
+            )
+            return rpb.ListRunsResponse(runs=[run_to_pb(r) for r in page.runs], next_page_token=page.next_before or "")
+
+        return await self._serve("ListRuns", request, context, work)
+
+    async def CancelRun(self, request: rpb.CancelRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
+            return run_to_pb(await self.runs.cancel(request.run_id, identity.name))
+
+        return await self._serve("CancelRun", request, context, work)
+
+    async def WatchRun(
+        self, request: rpb.WatchRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.InvokeStreamResponse]:
+        final: RunRecord | None = None
+        try:
+            identity, _ = self._caller(request, context)
+            async for item in self.runs.follow(request.run_id, identity.name, request.after_sequence):
+                if isinstance(item, RunRecord):
+                    final = item
+                    break
+                yield pb.InvokeStreamResponse(event=event_pb(item))
+        except GatewayError as exc:
+            await abort_with(context, exc, "")
+        except Exception:
+            log.exception("unhandled error in RunService/WatchRun")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+        if final is not None:
+            if final.result is None:
+                await abort_with_detail(context, error_pb(final))
+            yield pb.InvokeStreamResponse(result=result_pb(final))
+
+
+def run_method_handlers(servicer: RunServicer) -> dict[str, grpc.RpcMethodHandler]:
+    def unary(
+        method: Callable[..., Awaitable[ProtoMessage]], request: type[ProtoMessage], response: type[ProtoMessage]
+    ) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            method, request_deserializer=lenient(request.FromString), response_serializer=response.SerializeToString
+        )
+
+    return {
+        "SubmitRun": unary(servicer.SubmitRun, rpb.SubmitRunRequest, rpb.Run),
+        "GetRun": unary(servicer.GetRun, rpb.GetRunRequest, rpb.Run),
+        "GetRunResult": unary(servicer.GetRunResult, rpb.GetRunRequest, pb.InvokeResponse),
+        "ListRuns": unary(servicer.ListRuns, rpb.ListRunsRequest, rpb.ListRunsResponse),
+        "CancelRun": unary(servicer.CancelRun, rpb.CancelRunRequest, rpb.Run),
+        "WatchRun": grpc.unary_stream_rpc_method_handler(
+            servicer.WatchRun,
+            request_deserializer=lenient(rpb.WatchRunRequest.FromString),
+            response_serializer=pb.InvokeStreamResponse.SerializeToString,
+        ),
+    }

@@ -1,0 +1,183 @@
+"""The HTTP front of background runs.
+
+    POST /v1/runs                        body as for /v1/invoke (+ optional "webhookUrl") -> 202 Run
+    POST /v1/agents/{agent}/runs         the same, agent from the path
+    GET  /v1/runs/{id}                   Run (status, timestamps, last sequence id, error)
+    GET  /v1/runs/{id}/result            200 InvokeResponse; 202 Run while it runs; the run's error status
+    GET  /v1/runs?sessionId=&pageSize=&pageToken=   {"runs": [...], "nextPageToken": ...}
+    POST /v1/runs/{id}/cancel            Run (status "cancelled" once the upstream run was cancelled)
+    GET  /v1/runs/{id}/events            SSE like /v1/stream; resumes after Last-Event-ID (or ?after=)
+
+Bodies are the JSON mapping of ``agentgateway.v1`` messages (runs.proto). A
+run is visible to the identity that submitted it only; others get 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from adapters.sse import format_sse
+from agentgateway.v1 import gateway_pb2 as pb
+from gateway import wire
+from gateway.context import REQUEST_ID, SESSION_ID
+from gateway.model import GatewayError, InvalidRequest
+from gateway.runs.manager import RunManager, RunNotFinished
+from gateway.runs.messages import error_body, result_pb, run_json
+from gateway.runs.store import RunRecord, StoredEvent
+from gateway.server.inbound import invocation_for, server_span
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.sse import SseWriter, current_task_canceller
+
+RUNS_KEY = web.AppKey("runs", RunManager)
+KEEPALIVE_KEY = web.AppKey("runs_sse_keepalive", float)
+LAST_EVENT_ID = "last-event-id"
+# How often a client polling /result is told to come back (Retry-After).
+POLL_AFTER_SECONDS = 1
+
+
+def _owner(request: web.Request) -> str:
+    return request[IDENTITY_KEY].name
+
+
+async def _body(request: web.Request) -> tuple[pb.InvokeRequest, str]:
+    try:
+        data = await request.json(loads=json.loads)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not UTF-8 JSON") from None
+    webhook = data.pop("webhookUrl", "") if isinstance(data, dict) else ""
+    if not isinstance(webhook, str):
+        raise InvalidRequest("'webhookUrl' must be a string (an http:// or https:// URL)")
+    message = pb.InvokeRequest()
+    wire.parse_json(data, message)
+    if agent := request.match_info.get("agent"):
+        if message.agent and message.agent != agent:
+            raise InvalidRequest(f"the body names agent {message.agent!r} but the path names {agent!r}")
+        message.agent = agent
+    return message, webhook
+
+
+async def submit(request: web.Request) -> web.Response:
+    runs = request.app[RUNS_KEY]
+    headers: dict[str, str] = request[HEADERS_KEY]
+    body, webhook = await _body(request)
+    invocation = invocation_for(body, headers, None)
+    request[REQUEST_ID_KEY] = invocation.context.request_id
+    invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
+    attributes = {"http.request.method": request.method, "url.path": request.path}
+    with server_span(runs.gateway.tracer, f"POST {request.path}", headers, invocation.context, attributes) as span:
+        record = await runs.submit(invocation, _owner(request), webhook)
+        span.set_attribute("agent_gateway.run_id", record.run_id)
+    return web.json_response(
+        run_json(record),
+        status=202,
+        headers={"location": f"/v1/runs/{record.run_id}", REQUEST_ID: invocation.context.request_id},
+    )
+
+
+async def get_run(request: web.Request) -> web.Response:
+    record = await request.app[RUNS_KEY].get(request.match_info["run_id"], _owner(request))
+    return web.json_response(run_json(record))
+
+
+async def get_result(request: web.Request) -> web.Response:
+    runs = request.app[RUNS_KEY]
+    try:
+        record = await runs.result(request.match_info["run_id"], _owner(request))
+    except RunNotFinished:
+        pending = await runs.get(request.match_info["run_id"], _owner(request))
+        return web.json_response(run_json(pending), status=202, headers={"retry-after": str(POLL_AFTER_SECONDS)})
+    if record.result is not None:
+        return web.json_response(wire.to_json(result_pb(record)))
+    status, body = error_body(record)
+    return web.json_response(body, status=status)
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise InvalidRequest(f"'{name}' must be a non-negative integer, got {raw[:40]!r}")
+    return int(raw)
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    headers: dict[str, str] = request[HEADERS_KEY]
+    session_id = request.query.get("sessionId") or headers.get(SESSION_ID, "")
+    if not session_id:
+        raise InvalidRequest("name the session: ?sessionId=... (or send x-session-id)")
+    page = await request.app[RUNS_KEY].list_session(
+        session_id,
+        _owner(request),
+        before=request.query.get("pageToken", ""),
+        limit=_int_query(request, "pageSize", 50),
+    )
+    body: dict[str, Any] = {"runs": [run_json(r) for r in page.runs]}
+    if page.next_before:
+        body["nextPageToken"] = page.next_before
+    return web.json_response(body)
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    record = await request.app[RUNS_KEY].cancel(request.match_info["run_id"], _owner(request))
+    return web.json_response(run_json(record))
+
+
+def _resume_after(request: web.Request) -> int:
+    last = request.headers.get(LAST_EVENT_ID, "").strip()
+    if last:
+        if not last.isdigit():
+            raise InvalidRequest(f"Last-Event-ID must be an event's sequence id, got {last[:40]!r}")
+        return int(last)
+    return _int_query(request, "after", 0)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """SSE: ``event: event`` with ``id: <sequence>`` per event, then ``event: result`` or ``event: error``."""
+    runs = request.app[RUNS_KEY]
+    run_id = request.match_info["run_id"]
+    after = _resume_after(request)
+    owner = _owner(request)
+    # Checked before the response starts, so an unknown run is a proper 404.
+    await runs.get(run_id, owner)
+    response = web.StreamResponse(
+        headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+    )
+    await response.prepare(request)
+    async with SseWriter(response, request.app[KEEPALIVE_KEY] or None, current_task_canceller()) as writer:
+        try:
+            async for item in runs.follow(run_id, owner, after):
+                await writer.send(_frame(item))
+        except GatewayError as exc:
+            # Headers are gone: the error travels as the stream's last event.
+            await writer.send(format_sse(json.dumps(wire.error_json(exc)), "error"))
+    await response.write_eof()
+    return response
+
+
+def _frame(item: StoredEvent | RunRecord) -> bytes:
+    if isinstance(item, StoredEvent):
+        # The stored event is already the JSON of Event: wrap it as an InvokeStreamResponse without re-encoding.
+        return format_sse(f'{{"event":{item.payload}}}', "event", str(item.sequence))
+    if item.result is not None:
+        final = pb.InvokeStreamResponse(result=result_pb(item))
+        return format_sse(json.dumps(wire.to_json(final)), "result")
+    _, body = error_body(item)
+    return format_sse(json.dumps(body), "error")
+
+
+def add_run_routes(app: web.Application, runs: RunManager, sse_keepalive: float | None) -> None:
+    app[RUNS_KEY] = runs
+    app[KEEPALIVE_KEY] = sse_keepalive or 0.0
+    app.router.add_post("/v1/runs", submit)
+    app.router.add_post("/v1/agents/{agent}/runs", submit)
+    app.router.add_get("/v1/runs", list_runs)
+    app.router.add_get("/v1/runs/{run_id}", get_run)
+    app.router.add_get("/v1/runs/{run_id}/result", get_result)
+    app.router.add_post("/v1/runs/{run_id}/cancel", cancel_run)
+    app.router.add_get("/v1/runs/{run_id}/events", events)
