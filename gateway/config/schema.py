@@ -838,6 +838,9 @@ class RunsConfig(Strict):
     max_events: int = Field(default=100_000, ge=1)
     # How often a gateway looks for cancels asked at another gateway and follows runs it does not run.
     poll_interval: Duration = Field(default=0.5, gt=0)
+    # A gateway refreshes its running runs' records this often (a third of it); a run not refreshed
+    # for this long is reported failed (UNAVAILABLE): the gateway running it died.
+    lease: Duration = Field(default=30.0, gt=0)
     # On completion, publish an event on <completion_subject>.<status> (succeeded, failed, cancelled).
     completion_subject: Subject | None = None
     webhooks: Webhooks = Field(default_factory=Webhooks)

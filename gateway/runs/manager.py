@@ -332,6 +332,8 @@ class RunManager:
         record = active.record if active is not None else await self.store.get(run_id)
         if record is None or record.owner != owner:
             raise NotFound(f"no run {run_id!r}: it never existed, expired, or belongs to someone else")
+        if active is None:
+            record = self._unless_lost(record)
         if active is not None and active.cancel_reason is not None:
             record = record.updated(cancel_requested=True)
         return record
@@ -370,11 +372,15 @@ class RunManager:
             active.task.cancel()
 
     async def _poll_cancels(self) -> None:
-        """Cancel local runs that another gateway was asked to cancel."""
+        """Cancel local runs that another gateway was asked to cancel; renew their leases."""
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.config.poll_interval)
             if not self._active:
                 continue
+            if time.monotonic() - renewed >= self.config.lease / 3:
+                renewed = time.monotonic()
+                await self._renew_leases()
             try:
                 asked = await self.store.cancels_requested(list(self._active))
             except GatewayError as exc:
@@ -383,6 +389,29 @@ class RunManager:
             for run_id in asked:
                 if (active := self._active.get(run_id)) is not None:
                     self._cancel_local(active, "client")
+
+    async def _renew_leases(self) -> None:
+        """Refresh ``updated_at`` of the runs executing here, so the fleet knows they are alive."""
+        for active in list(self._active.values()):
+            if active.record.status.finished:
+                continue
+            active.record = active.record.updated()  # stamps updated_at
+            try:
+                await self.store.save(active.record)
+            except GatewayError as exc:
+                log.warning("could not renew the lease of run %s: %s", active.record.run_id, exc)
+
+    def _unless_lost(self, record: RunRecord) -> RunRecord:
+        """A run another gateway stopped refreshing is reported failed: that gateway died."""
+        if record.status.finished or time.time() - record.updated_at <= self.config.lease:
+            return record
+        error = UpstreamUnavailable(
+            f"the gateway running this run stopped refreshing it {self.config.lease:g}s ago "
+            "(it crashed or lost its store): submit it again",
+            agent=record.agent,
+        )
+        detail = wire.error_json(error, record.request_id)["error"]
+        return record.updated(status=RunStatus.FAILED, error={**detail, "httpStatus": error.status})
 
     # -- following -------------------------------------------------------------
 
@@ -415,6 +444,7 @@ class RunManager:
             record = await self.store.get(run_id)
             if record is None:
                 raise NotFound(f"run {run_id} expired while it was followed")
+            record = self._unless_lost(record)
             if record.status.finished:
                 # Events are written before the final status: one more read catches the last batch.
                 tail = await self.store.events(run_id, after)

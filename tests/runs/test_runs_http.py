@@ -293,3 +293,26 @@ async def test_foreground_call_is_cancelled_when_its_caller_leaves(
         # The gateway noticed and dropped the upstream call: the agent saw its caller go.
         await asyncio.wait_for(slow_agent.disconnected.wait(), 5)
         assert slow_agent.completed == 0
+
+
+async def test_a_run_whose_gateway_dies_is_reported_lost(
+    gateway_factory: GatewayFactory, echo_url: str, slow_agent: SlowAgent, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Gateways sharing a store: a live one keeps renewing its runs; one that stops renewing
+    (as after a crash) has them reported failed once their lease runs out."""
+    extra = f"""
+state: {{sqlite: {{path: '{tmp_path / 'state.db'}'}}}}
+runs: {{poll_interval: 50ms, lease: 400ms}}
+"""
+    yaml = agents_yaml(echo_url, slow_agent.url, extra)
+    async with gateway_factory(yaml) as first, gateway_factory(yaml) as second:
+        run = await submit(http, first, body("slow", count=1, pause=3))
+        await asyncio.wait_for(slow_agent.started.wait(), 5)
+        await asyncio.sleep(0.8)  # two leases: renewed all along
+        async with http.get(f"{base(second)}/v1/runs/{run['runId']}") as response:
+            assert (await response.json())["status"] == "running"
+        assert first.runs is not None and first.runs._poller is not None
+        first.runs._poller.cancel()  # the first gateway stops renewing, as if it had crashed
+        lost = await wait_status(http, second, run["runId"], {"failed"}, limit=3.0)
+        assert lost["error"]["code"] == "UNAVAILABLE"
+        assert "stopped refreshing" in lost["error"]["message"]
