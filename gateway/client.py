@@ -22,6 +22,8 @@ from opentelemetry import propagate
 
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
+from agentgateway.v1 import runs_pb2 as rpb
+from agentgateway.v1 import runs_pb2_grpc as rpb_grpc
 from agentgateway.v1 import state_pb2 as spb
 from agentgateway.v1 import state_pb2_grpc as spb_grpc
 from gateway import wire
@@ -105,7 +107,8 @@ class AgentClient:
         self.stub = pb_grpc.AgentGatewayStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
         self._inbound = {k.lower(): v for k, v in (inbound or {}).items()}
         self._inbound_context = context_from_headers(self._inbound) if inbound is not None else None
-        self.state = StateClient(self.channel, self._state_metadata)
+        self.state = StateClient(self.channel, self._context_metadata)
+        self.runs = RunsClient(self)
 
     @classmethod
     def from_env(cls, *, inbound: Mapping[str, str] | None = None) -> AgentClient:
@@ -193,7 +196,7 @@ class AgentClient:
             raise _client_error(exc) from None
         return [AgentDescription(a.name, a.kind, a.endpoint, a.description, a.streaming) for a in response.agents]
 
-    def _state_metadata(self) -> tuple[tuple[str, str], ...]:
+    def _context_metadata(self) -> tuple[tuple[str, str], ...]:
         # The scope ids travel exactly as on a nested invoke: from the inbound request.
         carrier: dict[str, str] = {}
         trace = propagate.extract(self._inbound) if self._inbound else otel_context.get_current()
@@ -330,3 +333,89 @@ class StateClient:
             if not token:
                 break
         return records
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A background run as the gateway reports it."""
+
+    run_id: str
+    agent: str
+    status: str  # queued, running, succeeded, failed, cancelled
+    last_sequence: int
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+def _run_info(run: rpb.Run) -> RunInfo:
+    return RunInfo(run.run_id, run.agent, run.status, run.last_sequence, run.error.message)
+
+
+class RunsClient:
+    """Background runs, as ``AgentClient.runs``: submit now, follow, fetch or cancel later.
+
+    run = await client.runs.submit("research", "a long question", session_id="s-1")
+    async for sequence, event in client.runs.watch(run.run_id):  # resumable: after=<last seen>
+        ...
+    result = await client.runs.result(run.run_id)
+    """
+
+    def __init__(self, client: AgentClient) -> None:
+        self.client = client
+        self.stub = rpb_grpc.RunServiceStub(client.channel)  # type: ignore[no-untyped-call]  # generated, untyped
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, metadata=self.client._context_metadata())
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+
+    async def submit(
+        self,
+        agent: str,
+        input: str | Message | Sequence[Message],
+        *,
+        session_id: str | None = None,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+        params: Mapping[str, JSON] | None = None,
+        timeout: float | None = None,
+        webhook_url: str = "",
+    ) -> RunInfo:
+        """Start ``agent`` in the background; ``timeout`` is the only limit the run gets."""
+        request, metadata, _ = self.client._prepare(
+            agent, input, session_id, thread_id, user_id, params, timeout, idempotent=False
+        )
+        submit = rpb.SubmitRunRequest(invocation=request, webhook_url=webhook_url)
+        try:
+            return _run_info(await self.stub.SubmitRun(submit, metadata=metadata))
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+
+    async def get(self, run_id: str) -> RunInfo:
+        return _run_info(await self._call(self.stub.GetRun, rpb.GetRunRequest(run_id=run_id)))
+
+    async def result(self, run_id: str) -> Result:
+        """The finished run's result; raises ClientError with the run's error, or while it runs."""
+        return wire.result_from_pb(await self._call(self.stub.GetRunResult, rpb.GetRunRequest(run_id=run_id)))
+
+    async def cancel(self, run_id: str) -> RunInfo:
+        return _run_info(await self._call(self.stub.CancelRun, rpb.CancelRunRequest(run_id=run_id)))
+
+    async def watch(self, run_id: str, *, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        """(sequence, event) pairs after ``after``, live until the run ends; a failed or
+        cancelled run ends with ClientError. Reconnect with the last sequence to resume."""
+        call = self.stub.WatchRun(
+            rpb.WatchRunRequest(run_id=run_id, after_sequence=after), metadata=self.client._context_metadata()
+        )
+        try:
+            async for item in call:
+                if item.HasField("event"):
+                    yield item.event.sequence, wire.event_from_pb(item.event)
+        except grpc.aio.AioRpcError as exc:
+            raise _client_error(exc) from None
+        finally:
+            call.cancel()
