@@ -28,6 +28,8 @@ ATTEMPT = "x-attempt"
 WORKFLOW_RUN_BAGGAGE = "agw.run"
 
 _ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
+# Baggage entries carrying the session, thread and user ids (OpenTelemetry attribute names).
+_ID_BAGGAGE = ("session.id", "gen_ai.conversation.id", "enduser.id")
 _MAX_ID_LENGTH = 256
 
 
@@ -94,12 +96,16 @@ def inject_headers(
 
     Keys are lower-case so the same carrier works as gRPC metadata.
     """
-    if context.baggage:
-        # The call's baggage (inbound entries plus ones the gateway adds, such as the hop
-        # count) travels on every hop, whatever the current OpenTelemetry context holds.
-        trace = trace if trace is not None else otel_context.get_current()
-        for key, value in context.baggage.items():
+    # The call's baggage (inbound entries plus ones the gateway adds, such as the hop
+    # count) travels on every hop, whatever the current OpenTelemetry context holds; the
+    # ids ride along under their semantic-convention names, always the gateway's own values
+    # (an inbound entry claiming another user never passes through).
+    trace = trace if trace is not None else otel_context.get_current()
+    for key, value in context.baggage.items():
+        if key not in _ID_BAGGAGE:
             trace = otel_baggage.set_baggage(key, value, trace)
+    for key, value in zip(_ID_BAGGAGE, (context.session_id, context.thread_id, context.user_id), strict=True):
+        trace = otel_baggage.set_baggage(key, value, trace) if value else otel_baggage.remove_baggage(key, trace)
     propagate.inject(carrier, context=trace)
     if context.session_id:
         carrier[SESSION_ID] = context.session_id

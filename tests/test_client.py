@@ -39,7 +39,10 @@ async def test_client_carries_the_inbound_context_forward(gateway_factory: Gatew
     assert seen["x-user-id"] == "outer-user"
     assert seen["x-thread-id"] == "t-1"
     assert seen["x-request-id"] == "outer-request"
-    assert seen["baggage"] == "tenant=acme,agw.hops=1"  # the hop count travels as baggage
+    # The hop count and the ids travel as baggage too (the ids under their OpenTelemetry names).
+    assert seen["baggage"] == (
+        "tenant=acme,session.id=outer-session,gen_ai.conversation.id=t-1,enduser.id=outer-user,agw.hops=1"
+    )
     assert 0 < int(seen["x-timeout-ms"]) <= 4000
 
 

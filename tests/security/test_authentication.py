@@ -234,3 +234,12 @@ async def test_state_scopes_follow_the_authenticated_user(gateway: GatewayServer
         async with session.get(f"{base}/secret?scopeId=user-alice", headers={"x-api-key": OTHER_KEY}) as response:
             assert response.status == 200
             assert (await response.json())["value"] == "alice's"
+
+
+async def test_baggage_cannot_claim_another_user(gateway: GatewayServer) -> None:
+    headers = {"x-api-key": KEY, "baggage": "enduser.id=alice,tenant=acme"}
+    status, _, response = await post(url(gateway), body(), headers)
+    assert status == 200
+    baggage = seen_headers(response)["baggage"]
+    assert "enduser.id=billing-agent" in baggage and "alice" not in baggage
+    assert "tenant=acme" in baggage

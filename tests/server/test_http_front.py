@@ -58,7 +58,8 @@ async def test_invoke_injects_context_headers_upstream(
     assert seen["x-thread-id"] == "thr-1"
     assert seen["x-user-id"] == "u-1"
     assert seen["x-request-id"] == "req-42" == headers["x-request-id"]
-    assert seen["baggage"] == "tenant=acme,agw.hops=1"  # the hop count travels as baggage
+    # The hop count and the ids travel as baggage too (the ids under their OpenTelemetry names).
+    assert seen["baggage"] == "tenant=acme,agw.hops=1,session.id=sess-1,gen_ai.conversation.id=thr-1,enduser.id=u-1"
     assert 0 < int(seen["x-timeout-ms"]) <= 5000
     # The upstream's parent span is the gateway's attempt span, in the caller's trace.
     _version, trace_id, parent_span, _flags = seen["traceparent"].split("-")
