@@ -104,11 +104,13 @@ const echo = new Agent({
   instructions: "Repeat what the user said.",
   model: ({ requestContext }) => mockModel(requestContext),
   tools: { weather },
-  memory: new Memory({ storage: new InMemoryStore(), options: { lastMessages: 20 } }),
+  memory: new Memory({ options: { lastMessages: 20 } }),
 });
 
 const mastra = new Mastra({
   agents: { echo },
+  storage: new InMemoryStore(), // memory threads live for the server's lifetime
+
   server: {
     // Copy the context headers into the request context, where the model reads them.
     middleware: [
