@@ -93,4 +93,5 @@ MODULE_SERVERS = {
     "test_a2a": ("a2a",),
     "test_mastra": ("mastra", "mastra-killable"),
     "test_grpc_js": ("grpc-js",),
+    "test_cross_framework_trace": ("langgraph", "mastra"),
 }

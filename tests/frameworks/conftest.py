@@ -58,6 +58,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for module in sorted(modules):
         for name in MODULE_SERVERS.get(module, ()):
             framework, launch = SERVERS[name]
+            if name in _launched_early:
+                continue  # a second module using it starts its own when it gets there
             if framework is not None and not envs.is_current(framework):
                 continue  # the fixture builds the environment (or skips) and starts the server itself
             workdir = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
