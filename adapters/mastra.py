@@ -242,8 +242,7 @@ class MastraAdapter(Adapter):
         if kind == "start":
             return Event("status", data={"state": "started", "run_id": chunk.get("runId"), **self._metadata(call, {})})
         if kind == "finish":
-            step = data.get("stepResult") if isinstance(data.get("stepResult"), dict) else {}
-            output = data.get("output") if isinstance(data.get("output"), dict) else {}
+            step, output = _object(data, "stepResult"), _object(data, "output")
             return Event(
                 "status",
                 data={
@@ -254,7 +253,7 @@ class MastraAdapter(Adapter):
                 },
             )
         if kind in ("step-start", "step-finish"):
-            step = data.get("stepResult") if isinstance(data.get("stepResult"), dict) else {}
+            step = _object(data, "stepResult")
             return Event("step", data={"phase": kind.removeprefix("step-"), "reason": step.get("reason")})
         if kind == "tool-call":
             return Event("tool", data={"tool_call": _tool_fields(data, "args")})
@@ -267,6 +266,11 @@ class MastraAdapter(Adapter):
         if kind == "object":
             return Event("data", data=payload if payload is not None else chunk.get("object"))
         return Event(kind.replace("-", "_"), data=payload)
+
+
+def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _tool_fields(data: Mapping[str, Any], value_key: str) -> dict[str, Any]:

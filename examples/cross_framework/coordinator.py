@@ -68,7 +68,8 @@ class CoordinatorExecutor(AgentExecutor):
         await updater.complete()
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        assert context.task_id is not None and context.context_id is not None
+        assert context.task_id is not None
+        assert context.context_id is not None
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 

@@ -69,7 +69,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, sink: Callable[[trace_service_pb2.ExportTraceServiceRequest, str], None]) -> None:
         self.sink = sink
 
-    async def Export(  # noqa: N802 - the generated servicer's name
+    async def Export(
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.aio.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         self.sink(request, "grpc")

@@ -181,7 +181,7 @@ async def test_http_stream_and_unary_tool_activity(
     types = {json.loads(f.split("data: ", 1)[1])["event"]["type"] for f in frames[:-1]}
     assert {"status", "step", "delta"} <= types
 
-    text, activity = unary.messages[0].parts
+    _text, activity = unary.messages[0].parts
     assert unary.text == 'the tool said {"city":"Oslo","forecast":"sunny"}'
     assert isinstance(activity, DataPart)
     assert activity.data["tool_calls"][0]["payload"]["toolName"] == "weather"
