@@ -15,6 +15,7 @@ BUILTIN: dict[str, str] = {
     "langgraph": "adapters.langgraph:LangGraphAdapter",
     "crewai": "adapters.crewai:CrewAIAdapter",
     "a2a": "adapters.a2a:A2AAdapter",
+    "mastra": "adapters.mastra:MastraAdapter",
 }
 
 

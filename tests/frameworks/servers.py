@@ -44,10 +44,24 @@ class ServerProcess:
     url: str
     port: int
     log_path: Path
-    ready_path: str = "/"
+    # None: ready once the port accepts connections (a gRPC server).
+    ready_path: str | None = "/"
+
+    def is_ready(self) -> bool:
+        if self.ready_path is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                    return True
+            except OSError:
+                return False
+        try:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def wait_ready(self, timeout: float = 60.0) -> ServerProcess:
-        """Wait until ``GET ready_path`` answers 200; RuntimeError with the log tail otherwise."""
+        """Wait until ``GET ready_path`` answers 200 (or the port accepts); RuntimeError with the log tail otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -55,12 +69,8 @@ class ServerProcess:
                     f"{self.process.args!r} exited with {self.process.returncode} before it was ready:\n"
                     f"{self.log_tail()}"
                 )
-            try:
-                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
+            if self.is_ready():
+                return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.process.args!r} was not ready within {timeout:.0f} s:\n{self.log_tail()}")
@@ -85,7 +95,7 @@ class ServerProcess:
 
 
 def launch_server(
-    argv: Sequence[str], *, port: int, cwd: Path, env: Mapping[str, str], ready_path: str, log_path: Path
+    argv: Sequence[str], *, port: int, cwd: Path, env: Mapping[str, str], ready_path: str | None, log_path: Path
 ) -> ServerProcess:
     """Start ``argv`` without waiting for it (see :meth:`ServerProcess.wait_ready`)."""
     log_file = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
@@ -102,7 +112,7 @@ def start_server(
     port: int,
     cwd: Path,
     env: Mapping[str, str],
-    ready_path: str,
+    ready_path: str | None,
     log_path: Path,
     timeout: float = 60.0,
 ) -> ServerProcess:
