@@ -29,6 +29,7 @@ async def test_submit_watch_resume_result_and_cancel(
             assert result.text == "w1 w2 w3 w4 "  # the deltas joined into the answer
             assert (await client.runs.get(run.run_id)).status == "succeeded"
 
+            slow_agent.started.clear()  # the first run set it
             slow = await client.runs.submit("slow", "stop me", params={"count": 1, "pause": 5})
             await asyncio.wait_for(slow_agent.started.wait(), 5)
             cancelled = await client.runs.cancel(slow.run_id)
