@@ -24,7 +24,7 @@ from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
 from adapters.transport import HttpTransport
 from agentgateway.v1 import gateway_pb2 as pb
-from gateway import wire
+from gateway import wire, wire_json
 from gateway.model import (
     AgentSpec,
     Call,
@@ -59,7 +59,7 @@ class HttpAgentAdapter(Adapter):
         )
 
     def _body(self, call: Call) -> dict[str, Any]:
-        return wire.to_json(wire.invocation_to_pb(call.invocation))
+        return wire_json.invocation_json(call.invocation)
 
     async def invoke(self, call: Call) -> Result:
         _, body = await self.transport.request_json(call, "POST", self.options.invoke_path, self._body(call))
@@ -73,6 +73,9 @@ class HttpAgentAdapter(Adapter):
 
     def _messages(self, body: Any) -> tuple[Message, ...]:
         if isinstance(body, dict) and isinstance(body.get("messages"), list):
+            fast = wire_json.messages(body["messages"], Role.AGENT)
+            if fast is not None:
+                return fast
             response = pb.InvokeResponse()
             try:
                 wire.parse_json({"messages": body["messages"]}, response)
@@ -91,6 +94,9 @@ class HttpAgentAdapter(Adapter):
         except json.JSONDecodeError:
             data = None
         if isinstance(data, dict) and isinstance(data.get("type"), str):
+            fast = wire_json.event(data)
+            if fast is not None:
+                return fast
             event = pb.Event()
             try:
                 wire.parse_json(data, event)

@@ -8,6 +8,7 @@ No I/O here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -132,19 +133,37 @@ def context_from_pb(context: pb.Context) -> Context:
 # -- requests and responses ---------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class InvokeRequestData:
+    """An ``InvokeRequest`` already mapped to the model, not yet validated
+    (what :mod:`gateway.wire_json` reads from an HTTP body without protobuf)."""
+
+    agent: str
+    messages: tuple[Message, ...]
+    context: Context
+    params: Mapping[str, JSON]
+    idempotent: bool
+    # options.timeout in seconds, None when absent.
+    timeout: float | None
+
+
+def _checked(agent: str, has_messages: bool, timeout: float | None) -> None:
+    if not agent:
+        raise InvalidRequest("the 'agent' field is required: name the agent to call")
+    if not has_messages:
+        raise InvalidRequest("at least one message is required in 'messages'")
+    if timeout is not None and timeout <= 0:
+        raise InvalidRequest("options.timeout must be positive")
+
+
 def invocation_from_pb(
     request: pb.InvokeRequest, headers: Mapping[str, str], context: Context
 ) -> tuple[Invocation, float | None]:
     """The invocation for ``request`` plus its requested timeout (seconds), validated."""
-    if not request.agent:
-        raise InvalidRequest("the 'agent' field is required: name the agent to call")
-    if not request.messages:
-        raise InvalidRequest("at least one message is required in 'messages'")
     timeout = None
     if request.options.HasField("timeout"):
         timeout = request.options.timeout.ToTimedelta().total_seconds()
-        if timeout <= 0:
-            raise InvalidRequest("options.timeout must be positive")
+    _checked(request.agent, bool(request.messages), timeout)
     options = Options(
         params=_from_struct(request.options.params),
         idempotent=request.options.idempotent if request.options.HasField("idempotent") else True,
@@ -157,6 +176,21 @@ def invocation_from_pb(
         headers=headers,
     )
     return invocation, timeout
+
+
+def invocation_from_data(
+    request: InvokeRequestData, headers: Mapping[str, str], context: Context
+) -> tuple[Invocation, float | None]:
+    """:func:`invocation_from_pb` for a request mapped without protobuf: the same checks, in the same order."""
+    _checked(request.agent, bool(request.messages), request.timeout)
+    invocation = Invocation(
+        agent=request.agent,
+        messages=request.messages,
+        context=context,
+        options=Options(params=request.params, idempotent=request.idempotent),
+        headers=headers,
+    )
+    return invocation, request.timeout
 
 
 def invocation_to_pb(invocation: Invocation) -> pb.InvokeRequest:

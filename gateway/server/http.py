@@ -9,6 +9,7 @@ matches the error's class, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
-from gateway import wire
+from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
 from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode, Unauthenticated
@@ -97,13 +98,20 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     return await handler(request)
 
 
-async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest:
+async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest | wire.InvokeRequestData:
     try:
         data = await request.json(loads=json.loads)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except UnicodeDecodeError:
         raise InvalidRequest("the request body is not UTF-8 JSON") from None
+    fast = wire_json.invoke_request(data)
+    if fast is not None:
+        if agent_in_path is not None:
+            if fast.agent and fast.agent != agent_in_path:
+                raise InvalidRequest(f"the body names agent {fast.agent!r} but the path names {agent_in_path!r}")
+            fast = dataclasses.replace(fast, agent=agent_in_path)
+        return fast
     message = pb.InvokeRequest()
     wire.parse_json(data, message)
     if agent_in_path is not None:
@@ -135,7 +143,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         else:
             result = await gateway.invoke(invocation)
         span.set_attribute("http.response.status_code", 200)
-    body = wire.to_json(wire.result_to_pb(result, invocation.context))
+    body = wire_json.result_json(result, invocation.context)
     return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
 
 
@@ -185,10 +193,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 async for event in _chain(pending, iterator):
                     sequence += 1
                     collector.add(event)
-                    item = pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
-                    await writer.send(format_sse(json.dumps(wire.to_json(item)), "event", str(sequence)))
-                final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-                await writer.send(format_sse(json.dumps(wire.to_json(final)), "result"))
+                    item = wire_json.stream_event_json(event, sequence)
+                    await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
+                final = wire_json.stream_result_json(collector.result(), invocation.context)
+                await writer.send(format_sse(json.dumps(final), "result"))
             except GatewayError as exc:
                 # Headers are gone: the error travels as the stream's last event.
                 await writer.send(format_sse(json.dumps(wire.error_json(exc, request_id)), "error"))

@@ -19,13 +19,17 @@ from gateway.telemetry import tracing as t
 
 
 def invocation_for(
-    request: pb.InvokeRequest, headers: Mapping[str, str], transport_timeout: float | None
+    request: pb.InvokeRequest | wire.InvokeRequestData, headers: Mapping[str, str], transport_timeout: float | None
 ) -> Invocation:
     """The normalized invocation: body context wins over headers; the deadline is
     the tightest of the header's, the body's ``options.timeout`` and the transport's."""
-    explicit = wire.context_from_pb(request.context)
-    context = context_from_headers(headers, explicit, timeout=transport_timeout)
-    invocation, timeout = wire.invocation_from_pb(request, headers, context)
+    if isinstance(request, wire.InvokeRequestData):
+        context = context_from_headers(headers, request.context, timeout=transport_timeout)
+        invocation, timeout = wire.invocation_from_data(request, headers, context)
+    else:
+        explicit = wire.context_from_pb(request.context)
+        context = context_from_headers(headers, explicit, timeout=transport_timeout)
+        invocation, timeout = wire.invocation_from_pb(request, headers, context)
     if timeout is not None:
         invocation = dataclasses.replace(invocation, context=context.with_timeout(timeout))
     return invocation
