@@ -17,6 +17,7 @@ from gateway.config.schema import LoggingConfig
 
 ALWAYS_REDACTED = ("authorization", "api_key", "x-api-key", "token", "password", "secret", "cookie")
 MASK = "[redacted]"
+ACCESS_LOGGER = "agent_gateway.access"
 # Bearer tokens and JWT-shaped strings inside free text.
 _SECRET_TEXT = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -48,6 +49,8 @@ class RedactingFilter(logging.Filter):
         return redacted(value, self.extra_keys)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == ACCESS_LOGGER:
+            return True  # the gateway's own scalar fields (ids, status, timings): nothing to mask, on every call
         fields = getattr(record, "agw", None)
         if isinstance(fields, Mapping):
             record.agw = self._clean(fields)
@@ -81,4 +84,4 @@ def configure_logging(config: LoggingConfig, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or config.level).upper())
-    logging.getLogger("agent_gateway.access").disabled = not config.access_log
+    logging.getLogger(ACCESS_LOGGER).disabled = not config.access_log
