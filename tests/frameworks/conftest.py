@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +84,34 @@ def framework_server(name: str, config: pytest.Config, tmp_path_factory: pytest.
         workdir = tmp_path_factory.mktemp(name)
         server = launch(workdir, workdir / "server.log")
     return server.wait_ready()
+
+@pytest.fixture(scope="module")
+def langgraph_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The langgraph test server, one per test module that uses it."""
+    server = framework_server("langgraph", pytestconfig, tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def crew_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The crewai test server, one per test module that uses it."""
+    server = framework_server("crewai", pytestconfig, tmp_path_factory)
+    yield server
+    server.stop(grace=0.5)  # a slow crew's worker thread would hold a graceful exit for seconds
+
+
+@pytest.fixture(scope="module")
+def mastra_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The mastra test server, one per test module that uses it."""
+    server = framework_server("mastra", pytestconfig, tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def a2a_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The a2a test server, one per test module that uses it."""
+    server = framework_server("a2a", pytestconfig, tmp_path_factory)
+    yield server
+    server.stop()

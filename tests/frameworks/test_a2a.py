@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -19,20 +18,12 @@ from adapters.a2a import CONTEXT_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
 
 pytestmark = pytest.mark.frameworks
 
 TRACE_ID = "6bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-20f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def a2a_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("a2a", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop()
 
 
 def gateway_yaml(url: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -20,20 +19,12 @@ from gateway.client import AgentClient, ClientError
 from gateway.model import StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.apps import CREW_TOKEN as TOKEN
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
 
 pytestmark = pytest.mark.frameworks
 
 TRACE_ID = "5bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-10f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def crew_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("crewai", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop(grace=0.5)  # a slow crew's worker thread would hold a graceful exit for seconds
 
 
 def gateway_yaml(url: str) -> str:

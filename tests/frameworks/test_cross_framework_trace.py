@@ -21,25 +21,10 @@ import pytest
 from gateway.config.loader import load_config_text
 from gateway.server.app import GatewayServer
 from tests.frameworks import envs
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.otlp import KIND_CLIENT, KIND_SERVER, OtlpReceiver, ReceivedSpan
 from tests.frameworks.servers import ServerProcess, base_env, free_port, launch_server
 
 pytestmark = pytest.mark.frameworks
-
-
-@pytest.fixture(scope="module")
-def langgraph_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("langgraph", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def mastra_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("mastra", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

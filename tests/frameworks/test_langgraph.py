@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -30,13 +29,6 @@ pytestmark = pytest.mark.frameworks
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def langgraph_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("langgraph", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop()
 
 
 def gateway_yaml(url: str) -> str:

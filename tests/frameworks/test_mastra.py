@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -32,13 +31,6 @@ pytestmark = pytest.mark.frameworks
 
 TRACE_ID = "7bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-30f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def mastra_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("mastra", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop()
 
 
 def gateway_yaml(url: str) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -18,27 +17,12 @@ from opentelemetry.trace import SpanKind
 from tests.conftest import GatewayFactory
 from tests.frameworks import envs
 from tests.frameworks.apps import CREW_TOKEN
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
 
 pytestmark = pytest.mark.frameworks
 
 TRACE_ID = "6bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-20f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def langgraph_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("langgraph", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def crew_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = framework_server("crewai", pytestconfig, tmp_path_factory)
-    yield server
-    server.stop(grace=0.5)
 
 
 def mixed_yaml(graph_url: str, crew_url: str) -> str:
