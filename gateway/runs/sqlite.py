@@ -8,17 +8,15 @@ one fsync per batch, not per event.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from gateway.model import InvalidRequest
 from gateway.runs.store import RunPage, RunRecord, RunStore, StoredEvent, check_page_size
+from gateway.state.sqlite_db import SqliteDatabase, transaction
 
 T = TypeVar("T")
 
@@ -65,57 +63,25 @@ class SqliteRunStore(RunStore):
         super().__init__(retention)
         self.path = str(path)
         self.sweep_interval = sweep_interval
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agw-runs-sqlite")
-        self._connection: sqlite3.Connection | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-        self._closed = False
+        self.db = SqliteDatabase(path, _SCHEMA, "runs")
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._connection is None:
-                raise RuntimeError("the SQLite run store is not open")
-            return work(self._connection)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self.db.run(work)
 
     async def open(self) -> None:
-        def connect() -> None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA busy_timeout=5000")
-            connection.executescript(_SCHEMA)
-            self._connection = connection
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await self.db.open()
         await self.sweep()
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="agw-runs-sweep")
+        self.db.sweep_every(self.sweep_interval, self.sweep)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-
-        def disconnect() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
-        self._executor.shutdown(wait=True)
+        await self.db.close()
 
     async def sweep(self) -> int:
         """Forget runs finished longer than ``retention`` ago; returns how many."""
         cutoff = time.time() - self.retention
 
         def work(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "DELETE FROM agw_run_events WHERE run_id IN"
                     " (SELECT run_id FROM agw_runs WHERE finished_at IS NOT NULL AND finished_at < ?)",
@@ -126,11 +92,6 @@ class SqliteRunStore(RunStore):
                 ).rowcount
 
         return await self._run(work)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            await self.sweep()
 
     async def save(self, record: RunRecord) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -159,7 +120,7 @@ class SqliteRunStore(RunStore):
 
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> None:
         def work(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.executemany(
                     "INSERT OR REPLACE INTO agw_run_events (run_id, sequence, payload) VALUES (?, ?, ?)",
                     [(run_id, e.sequence, e.payload) for e in events],
@@ -211,14 +172,3 @@ class SqliteRunStore(RunStore):
             return {str(r[0]) for r in rows}
 
         return await self._run(work)
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

@@ -9,14 +9,12 @@ atomic even when several gateway processes share the file.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.state.sqlite_db import SqliteDatabase, transaction
 from gateway.state.store import (
     Page,
     Scope,
@@ -77,65 +75,26 @@ class SqliteStateStore(StateStore):
         self.path = str(path)
         self.sweep_interval = sweep_interval
         # One thread owns the connection: sqlite3 objects stay on the thread that made them.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agw-state-sqlite")
-        self._connection: sqlite3.Connection | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-        self._closed = False
+        self.db = SqliteDatabase(path, _SCHEMA, "state")
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._connection is None:
-                raise RuntimeError("the SQLite state store is not open")
-            return work(self._connection)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self.db.run(work)
 
     async def open(self) -> None:
-        def connect() -> None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA busy_timeout=5000")
-            connection.executescript(_SCHEMA)
-            self._connection = connection
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
-        if self.sweep_interval > 0:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="agw-state-sweep")
+        await self.db.open()
+        self.db.sweep_every(self.sweep_interval, self.sweep)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
-
-        def disconnect() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
-        self._executor.shutdown(wait=True)
+        await self.db.close()
 
     async def sweep(self) -> int:
         """Delete expired rows now; returns how many."""
 
         def work(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 return db.execute("DELETE FROM agw_state WHERE expires_at <= ?", (now(),)).rowcount
 
         return await self._run(work)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            await self.sweep()
 
     async def get(self, scope: ScopeRef, key: str) -> StateRecord | None:
         check_key(key)
@@ -164,7 +123,7 @@ class SqliteStateStore(StateStore):
         expires_at = started + ttl if ttl is not None else None
 
         def work(db: sqlite3.Connection) -> StateRecord:
-            with _transaction(db):
+            with transaction(db):
                 current = _current(db, scope, key, started)
                 etag_conflict(key, if_match, if_none_match, current)
                 if current is None:
@@ -204,7 +163,7 @@ class SqliteStateStore(StateStore):
         check_key(key)
 
         def work(db: sqlite3.Connection) -> bool:
-            with _transaction(db):
+            with transaction(db):
                 current = _current(db, scope, key, now())
                 etag_conflict(key, if_match, False, current)
                 db.execute(
@@ -237,14 +196,3 @@ def _current(db: sqlite3.Connection, scope: ScopeRef, key: str, at: float) -> St
         (scope.scope.value, scope.id, key, at),
     ).fetchone()
     return _record(row) if row else None
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
