@@ -91,7 +91,7 @@ MODULE_SERVERS = {
     "test_langgraph": ("langgraph", "langgraph-killable"),
     "test_crewai": ("crewai",),
     "test_a2a": ("a2a",),
-    "test_mixed": ("langgraph", "crewai"),
+    "test_mixed": ("langgraph", "crewai", "mastra"),
     "test_mastra": ("mastra", "mastra-killable"),
     "test_grpc_js": ("grpc-js",),
     "test_cross_framework_trace": ("langgraph", "mastra"),

@@ -133,3 +133,49 @@ async def test_langgraph_sdk_works_unchanged_through_the_passthrough(
     assert trace_id == TRACE_ID  # the SDK's trace went through...
     assert parent != TRACEPARENT.split("-")[2]  # ...with the gateway's proxy span as the graph's parent
     assert state["seen_headers"]["x-request-id"]  # and the gateway's request id
+
+
+async def test_a_langgraph_node_calls_crewai_and_mastra_through_its_sidecar(
+    gateway_factory: GatewayFactory,
+    langgraph_server: ServerProcess,
+    crew_server: ServerProcess,
+    mastra_server: ServerProcess,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    yaml_text = textwrap.dedent(f"""
+        agents:
+          delegator: {{kind: langgraph, endpoint: {langgraph_server.url}, options: {{assistant_id: delegate, thread_from: none}}}}
+          crew:
+            kind: crewai
+            endpoint: {crew_server.url}
+            options: {{bearer_token: {CREW_TOKEN}, poll_interval: 0.05, text_input: topic}}
+          writer: {{kind: mastra, endpoint: {mastra_server.url}, options: {{agent_id: echo}}}}
+        """)
+    async with gateway_factory(yaml_text) as gw:
+        sidecar = f"http://{gw.addresses.http}"
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{sidecar}/v1/agents/delegator/invoke",
+            json={
+                "messages": [{"parts": [{"text": "beavers"}]}],
+                "context": {"sessionId": "deleg-1"},
+                "options": {"timeout": "60s", "params": {"config": {"configurable": {"sidecar": sidecar}}}},
+            },
+            headers={"traceparent": TRACEPARENT},
+        ) as response:
+            assert response.status == 200, await response.text()
+            body = await response.json()
+    answer = body["messages"][-1]["parts"][0]["text"]
+    assert f"crew: report about beavers (session=deleg-1, trace={TRACE_ID})" in answer
+    assert "writer: " in answer and len(answer.split("writer: ")[1]) > 0
+    spans = span_exporter.get_finished_spans()
+    assert {format(s.context.trace_id, "032x") for s in spans} == {TRACE_ID}  # one trace across three frameworks
+    client = {s.attributes["gen_ai.agent.name"]: s for s in spans if s.kind == SpanKind.CLIENT and s.attributes}
+    servers = [s for s in spans if s.kind == SpanKind.SERVER]
+    delegated = [s for s in servers if s.parent is not None and s.parent.span_id == client["delegator"].context.span_id]
+    # The graph's two calls come back in as children of the gateway's call into the graph...
+    assert len(delegated) == 2
+    # ...and each leads to its framework's attempt span.
+    for agent in ("crew", "writer"):
+        assert client[agent].parent is not None
+        assert client[agent].parent.span_id in {s.context.span_id for s in delegated}
+        assert client[agent].attributes is not None and client[agent].attributes["session.id"] == "deleg-1"

@@ -84,3 +84,30 @@ _slow.add_node("dawdle", dawdle)
 _slow.add_edge(START, "dawdle")
 _slow.add_edge("dawdle", END)
 slow_graph = _slow.compile()
+
+
+async def delegate(state: State, config: RunnableConfig) -> dict[str, Any]:
+    """Ask a CrewAI crew and a Mastra agent through the local sidecar (the gateway's HTTP
+    front at ``configurable.sidecar``), forwarding this run's trace and session, so the
+    three frameworks' calls share one trace, parent to child."""
+    import httpx  # the LangGraph environment has it (langgraph-sdk depends on it)
+
+    configurable = config.get("configurable") or {}
+    headers = {name: str(configurable[name]) for name in ("traceparent", "x-session-id") if name in configurable}
+    question = str(state["messages"][-1].content)
+    answers = []
+    async with httpx.AsyncClient(base_url=str(configurable["sidecar"]), timeout=30) as client:
+        for agent in ("crew", "writer"):
+            body = {"messages": [{"role": "ROLE_USER", "parts": [{"text": question}]}]}
+            response = await client.post(f"/v1/agents/{agent}/invoke", json=body, headers=headers)
+            response.raise_for_status()
+            parts = response.json()["messages"][0]["parts"]
+            answers.append(f"{agent}: " + "".join(p.get("text", "") for p in parts))
+    return {"messages": [AIMessage(content=" | ".join(answers))]}
+
+
+_delegate = StateGraph(State)
+_delegate.add_node("delegate", delegate)
+_delegate.add_edge(START, "delegate")
+_delegate.add_edge("delegate", END)
+delegate_graph = _delegate.compile()
