@@ -179,3 +179,23 @@ async def test_a_langgraph_node_calls_crewai_and_mastra_through_its_sidecar(
         assert client[agent].parent is not None
         assert client[agent].parent.span_id in {s.context.span_id for s in delegated}
         assert client[agent].attributes is not None and client[agent].attributes["session.id"] == "deleg-1"
+
+
+async def test_mastra_client_sdk_works_unchanged_through_the_passthrough(
+    gateway_factory: GatewayFactory, mastra_server: ServerProcess, span_exporter: InMemorySpanExporter
+) -> None:
+    node = envs.ensure_env("mastra")
+    script = Path(envs.__file__).parent / "mastra" / "client_passthrough.mjs"
+    yaml_text = f"agents:\n  writer: {{kind: mastra, endpoint: {mastra_server.url}, options: {{agent_id: echo}}}}\n"
+    async with gateway_factory(yaml_text) as gw:
+        process = await asyncio.create_subprocess_exec(
+            str(node), str(script), f"http://{gw.addresses.http}/v1/proxy/writer", TRACEPARENT,
+            cwd=script.parent, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    answer = json.loads(out)
+    assert "echo" in answer["agents"]
+    assert "you said via the mastra client" in answer["text"]
+    proxied = [s for s in span_exporter.get_finished_spans() if s.name.startswith("POST /v1/proxy/writer")]
+    assert proxied and {format(s.context.trace_id, "032x") for s in proxied} == {TRACE_ID}
