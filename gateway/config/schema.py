@@ -124,6 +124,9 @@ class AdminListener(Strict):
     address: Address = "127.0.0.1:9901"
     # Readiness fails while the breaker of any of these agents is open (empty: listeners up is ready).
     ready_requires: list[str] = Field(default_factory=list)
+    # When set (use ${ENV}), everything but /livez, /readyz and /metrics needs
+    # `Authorization: Bearer <token>`: config, breakers and reload are not for every pod nearby.
+    token: str | None = Field(default=None, min_length=16)
 
 
 class Listeners(Strict):

@@ -3,10 +3,12 @@ circuit breakers (with manual reset) and live reload. Keep it off public network
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.config.schema import AdminListener
@@ -84,8 +86,31 @@ class AdminApi:
         return web.json_response(body, status=400 if outcome.problems else 200)
 
 
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def token_middleware(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            presented = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(presented, expected):
+                return web.json_response(
+                    {"error": "the admin API needs Authorization: Bearer <admin.token>"},
+                    status=401,
+                    headers={"www-authenticate": 'Bearer realm="agent-gateway admin"'},
+                )
+        return await handler(request)
+
+    return check
+
+
 def build_admin_app(api: AdminApi) -> web.Application:
-    app = web.Application()
+    token = api.listener.token
+    app = web.Application(middlewares=[token_middleware(token)] if token else [])
     app.router.add_get("/livez", api.livez)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)

@@ -163,3 +163,24 @@ async def test_config_file_changes_are_picked_up(tmp_path: Path, echo_url: str, 
                 break
             await asyncio.sleep(0.05)
         assert (await post(f"{http}/v1/agents/later/invoke", body()))[0] == 200
+
+
+async def test_admin_token_guards_everything_but_probes_and_metrics(
+    gateway_factory: GatewayFactory, echo_url: str
+) -> None:
+    token = "t0ken-for-the-admin-api"
+    text = f"admin: {{address: '127.0.0.1:0', token: {token}}}\nagents:\n  echo: {{kind: http, endpoint: {echo_url}}}\n"
+    async with gateway_factory(text) as gw:
+        admin = f"http://{gw.addresses.admin}"
+        for path in ("/livez", "/readyz", "/metrics"):
+            assert (await get(f"{admin}{path}"))[0] == 200, path
+        assert (await get(f"{admin}/config"))[0] == 401
+        assert (await post_empty(f"{admin}/reload"))[0] == 401
+        async with aiohttp.ClientSession(headers={"authorization": f"Bearer {token}"}) as session:
+            async with session.get(f"{admin}/config") as response:
+                assert response.status == 200
+            async with session.get(f"{admin}/breakers") as response:
+                assert response.status == 200
+        async with aiohttp.ClientSession(headers={"authorization": "Bearer wrong-token-of-some-length"}) as session:
+            async with session.get(f"{admin}/breakers") as response:
+                assert response.status == 401
