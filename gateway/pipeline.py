@@ -98,13 +98,13 @@ class AttemptHandler:
         self.adapter = adapter
         self.tracer = tracer
         self.span_name = f"invoke_agent {spec.name}"
-        self.attempts = metrics.attempts
-        self.attempt_seconds = metrics.attempt_seconds
+        self.metrics = metrics
 
     def _count(self, started: float, error: BaseException | None) -> None:
         outcome = "OK" if error is None else error.code.value if isinstance(error, GatewayError) else "CANCELLED"
-        self.attempts.labels(self.spec.name, outcome).inc()
-        self.attempt_seconds.labels(self.spec.name, outcome).observe(time.perf_counter() - started)
+        m = self.metrics
+        m.child(m.attempts, self.spec.name, outcome).inc()
+        m.child(m.attempt_seconds, self.spec.name, outcome).observe(time.perf_counter() - started)
 
     def _start(self, invocation: Invocation) -> tuple[trace.Span, Call]:
         attributes = _span_attributes(invocation, self.spec)
@@ -230,7 +230,7 @@ class Gateway:
         }
 
     def _count_check(self, target: str, result: CheckResult) -> None:
-        self.metrics.checks.labels(target, result.check, str(result.passed).lower()).inc()
+        self.metrics.child(self.metrics.checks, target, result.check, str(result.passed).lower()).inc()
 
     def _build_evaluators(self) -> dict[str, list[Evaluator]]:
         checks = {name: build_check(name, cfg, self.judge) for name, cfg in self.config.checks.items()}
@@ -367,7 +367,7 @@ class Gateway:
         outermost = record.depth == 1
         started = self.calls.started(invocation) if outermost else 0.0
         if outermost:
-            self.metrics.streams_open.labels(self.calls.label(invocation.agent)).inc()
+            self.metrics.child(self.metrics.streams_open, self.calls.label(invocation.agent)).inc()
         error: GatewayError | None = None
         try:
             async for event in events:
@@ -381,7 +381,7 @@ class Gateway:
         finally:
             record.depth -= 1
             if outermost:
-                self.metrics.streams_open.labels(self.calls.label(invocation.agent)).dec()
+                self.metrics.child(self.metrics.streams_open, self.calls.label(invocation.agent)).dec()
                 self.calls.finished(invocation, started, error, streamed=True)
 
     def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:

@@ -54,7 +54,7 @@ class CallObserver:
         return agent if agent in self.known else UNKNOWN_AGENT
 
     def started(self, invocation: Invocation) -> float:
-        self.metrics.in_flight.labels(self.label(invocation.agent)).inc()
+        self.metrics.child(self.metrics.in_flight, self.label(invocation.agent)).inc()
         return time.perf_counter()
 
     def finished(self, invocation: Invocation, started: float, error: GatewayError | None, streamed: bool) -> None:
@@ -63,16 +63,16 @@ class CallObserver:
         outcome = "OK" if error is None else error.code.value
         agent = self.label(invocation.agent)
         m = self.metrics
-        m.in_flight.labels(agent).dec()
-        m.requests.labels(agent, record.route, outcome).inc()
-        m.request_seconds.labels(agent, record.route, outcome).observe(elapsed)
+        m.child(m.in_flight, agent).dec()
+        m.child(m.requests, agent, record.route, outcome).inc()
+        m.child(m.request_seconds, agent, record.route, outcome).observe(elapsed)
         retried = sum(1 for r in record.retries if "backoff_ms" in r)
         if retried:
-            m.retries.labels(agent).inc(retried)
+            m.child(m.retries, agent).inc(retried)
         if record.fallback:
-            m.fallbacks.labels(agent, record.fallback).inc()
+            m.child(m.fallbacks, agent, record.fallback).inc()
         if streamed:
-            m.streams.labels(agent, outcome).inc()
+            m.child(m.streams, agent, outcome).inc()
         fields: dict[str, Any] = {
             "agent": invocation.agent,
             "route": record.route,

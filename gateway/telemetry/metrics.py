@@ -8,6 +8,7 @@ Breaker and bulkhead gauges are read from the live policies at scrape time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -42,7 +43,19 @@ class PolicyStateCollector(Collector):
 
 
 class GatewayMetrics:
+    """The gateway's metrics; ``child(metric, *labels)`` caches labelled children, because
+    prometheus_client's ``labels()`` costs a few microseconds and every call makes several."""
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def __init__(self, policies: Callable[[], PolicyRegistry]) -> None:
+        # Label values are bounded (agents, routes, outcomes), so the cache is too.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(

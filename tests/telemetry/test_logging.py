@@ -21,6 +21,7 @@ from tests.server.test_http_front import body, post
 def json_logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    switches = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
     configure_logging(LoggingConfig(format="json", level="info", redact=["x-internal"]))
     stream = io.StringIO()
     handler = root.handlers[0]
@@ -29,6 +30,7 @@ def json_logs() -> Iterator[io.StringIO]:
     yield stream
     root.handlers[:], level = saved
     root.setLevel(level)
+    logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = switches
 
 
 def lines(stream: io.StringIO, logger: str) -> list[dict[str, Any]]:
