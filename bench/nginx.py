@@ -3,13 +3,15 @@ run as the current user from a temporary prefix (``nginx -p DIR -c CONF``)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.procs import Child
@@ -109,3 +111,25 @@ def start_nginx(
     _wait_listening(http_port, child)
     _wait_listening(grpc_port, child)
     return child, http_port, grpc_port
+
+
+@contextlib.contextmanager
+def nginx_beside(
+    http_upstream: int, grpc_upstream: int, cpus: Sequence[int], notes: list[str], wanted: bool = True
+) -> Iterator[tuple[int, int] | None]:
+    """nginx proxying the bench agents for one scenario: its (HTTP, gRPC) ports, or None
+    (with the reason added to ``notes``) when it is not wanted or cannot be had."""
+    binary = ensure_nginx() if wanted else None
+    if not wanted:
+        notes.append("nginx: left out of the quick run")
+    elif binary is None:
+        notes.append("nginx: not installed and could not be installed here; its columns are empty")
+    if binary is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
+        child, http_port, grpc_port = start_nginx(binary, Path(prefix), http_upstream, grpc_upstream, cpus)
+        try:
+            yield http_port, grpc_port
+        finally:
+            child.stop()

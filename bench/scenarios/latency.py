@@ -4,14 +4,12 @@ upstream (the cost of any hop on this machine, as a yardstick)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from bench.harness import Bench, ScenarioResult, alternate
-from bench.nginx import ensure_nginx, start_nginx
+from bench.nginx import nginx_beside
 from bench.stats import merge_rounds, ratio
 
 NAME = "latency"
@@ -22,60 +20,49 @@ def run(bench: Bench) -> ScenarioResult:
     result = ScenarioResult(NAME, TITLE)
     up = bench.start_upstream()
     s = bench.settings
-    nginx_binary = None if s.quick else ensure_nginx()
-    if s.quick:
-        result.notes.append("nginx: left out of the quick run")
-    elif nginx_binary is None:
-        result.notes.append("nginx: not installed and could not be installed here; its columns are empty")
-    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix, bench.gateway() as gw:
-        nginx = None
-        if nginx_binary is not None:
-            nginx = start_nginx(nginx_binary, Path(prefix), up.http_port, up.grpc_port, bench.pins["proxy"])
-        try:
-            for front in s.fronts:
-                for concurrency in s.concurrency:
-                    measures: list[tuple[str, Callable[[], dict[str, Any]]]]
-                    if front == "http":
-                        tool = bench.http_tool()
-                        load = partial(bench.http_load, concurrency=concurrency, seconds=s.latency_seconds)
-                        measures = [
-                            ("direct", partial(load, f"http://127.0.0.1:{up.http_port}/invoke")),
-                            ("gateway", partial(load, gw.url("/v1/agents/fast/invoke"))),
-                        ]
-                        if nginx is not None:
-                            measures.append(("nginx", partial(load, f"http://127.0.0.1:{nginx[1]}/invoke")))
-                    else:
-                        tool = bench.grpc_tool()
-                        rpc = partial(bench.grpc_load, concurrency=concurrency, seconds=s.latency_seconds)
-                        measures = [
-                            ("direct", partial(rpc, f"127.0.0.1:{up.grpc_port}", "fast")),
-                            ("gateway", partial(rpc, gw.grpc, "fast-grpc")),
-                        ]
-                        if nginx is not None:
-                            measures.append(("nginx", partial(rpc, f"127.0.0.1:{nginx[2]}", "fast")))
-                    rounds = alternate(s.rounds, measures)
-                    d, g = merge_rounds(rounds["direct"]), merge_rounds(rounds["gateway"])
-                    n = merge_rounds(rounds["nginx"]) if "nginx" in rounds else None
-                    nginx_added = n["p50_ms"] - d["p50_ms"] if n is not None else None
-                    result.rows.append(
-                        {
-                            "front": front,
-                            "concurrency": concurrency,
-                            "client": tool,
-                            "direct_p50_ms": d["p50_ms"],
-                            "gateway_p50_ms": g["p50_ms"],
-                            "added_p50_ms": g["p50_ms"] - d["p50_ms"],
-                            "nginx_added_p50_ms": nginx_added,
-                            "added_vs_nginx": ratio(g["p50_ms"] - d["p50_ms"], nginx_added) if nginx_added else None,
-                            "direct_p99_ms": d["p99_ms"],
-                            "gateway_p99_ms": g["p99_ms"],
-                            "added_p99_ms": g["p99_ms"] - d["p99_ms"],
-                            "p50_ratio": ratio(g["p50_ms"], d["p50_ms"]),
-                            "requests": int(d["requests"] + g["requests"] + (n["requests"] if n else 0)),
-                            "errors": int(d["errors"] + g["errors"] + (n["errors"] if n else 0)),
-                        }
-                    )
-        finally:
-            if nginx is not None:
-                nginx[0].stop()
+    peer = nginx_beside(up.http_port, up.grpc_port, bench.pins["proxy"], result.notes, wanted=not s.quick)
+    with peer as nginx, bench.gateway() as gw:
+        for front in s.fronts:
+            for concurrency in s.concurrency:
+                measures: list[tuple[str, Callable[[], dict[str, Any]]]]
+                if front == "http":
+                    tool = bench.http_tool()
+                    load = partial(bench.http_load, concurrency=concurrency, seconds=s.latency_seconds)
+                    measures = [
+                        ("direct", partial(load, f"http://127.0.0.1:{up.http_port}/invoke")),
+                        ("gateway", partial(load, gw.url("/v1/agents/fast/invoke"))),
+                    ]
+                    if nginx is not None:
+                        measures.append(("nginx", partial(load, f"http://127.0.0.1:{nginx[0]}/invoke")))
+                else:
+                    tool = bench.grpc_tool()
+                    rpc = partial(bench.grpc_load, concurrency=concurrency, seconds=s.latency_seconds)
+                    measures = [
+                        ("direct", partial(rpc, f"127.0.0.1:{up.grpc_port}", "fast")),
+                        ("gateway", partial(rpc, gw.grpc, "fast-grpc")),
+                    ]
+                    if nginx is not None:
+                        measures.append(("nginx", partial(rpc, f"127.0.0.1:{nginx[1]}", "fast")))
+                rounds = alternate(s.rounds, measures)
+                d, g = merge_rounds(rounds["direct"]), merge_rounds(rounds["gateway"])
+                n = merge_rounds(rounds["nginx"]) if "nginx" in rounds else None
+                nginx_added = n["p50_ms"] - d["p50_ms"] if n is not None else None
+                result.rows.append(
+                    {
+                        "front": front,
+                        "concurrency": concurrency,
+                        "client": tool,
+                        "direct_p50_ms": d["p50_ms"],
+                        "gateway_p50_ms": g["p50_ms"],
+                        "added_p50_ms": g["p50_ms"] - d["p50_ms"],
+                        "nginx_added_p50_ms": nginx_added,
+                        "added_vs_nginx": ratio(g["p50_ms"] - d["p50_ms"], nginx_added) if nginx_added else None,
+                        "direct_p99_ms": d["p99_ms"],
+                        "gateway_p99_ms": g["p99_ms"],
+                        "added_p99_ms": g["p99_ms"] - d["p99_ms"],
+                        "p50_ratio": ratio(g["p50_ms"], d["p50_ms"]),
+                        "requests": int(d["requests"] + g["requests"] + (n["requests"] if n else 0)),
+                        "errors": int(d["errors"] + g["errors"] + (n["errors"] if n else 0)),
+                    }
+                )
     return result

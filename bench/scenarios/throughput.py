@@ -3,14 +3,12 @@ the upstream called directly and to nginx proxying the same upstream."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from bench.harness import Bench, ScenarioResult, alternate
-from bench.nginx import ensure_nginx, start_nginx
+from bench.nginx import nginx_beside
 from bench.stats import merge_rounds, ratio
 
 NAME = "throughput"
@@ -22,58 +20,49 @@ def run(bench: Bench) -> ScenarioResult:
     result = ScenarioResult(NAME, TITLE)
     up = bench.start_upstream()
     s = bench.settings
-    nginx_binary = ensure_nginx()
-    if nginx_binary is None:
-        result.notes.append("nginx: not installed and could not be installed here; its column is empty")
-    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix, bench.gateway() as gw:
-        nginx = None
-        if nginx_binary is not None:
-            nginx = start_nginx(nginx_binary, Path(prefix), up.http_port, up.grpc_port, bench.pins["proxy"])
-        try:
-            for front in s.fronts:
-                measures: list[tuple[str, Callable[[], dict[str, Any]]]]
-                if front == "http":
-                    tool = bench.http_tool()
+    peer = nginx_beside(up.http_port, up.grpc_port, bench.pins["proxy"], result.notes)
+    with peer as nginx, bench.gateway() as gw:
+        for front in s.fronts:
+            measures: list[tuple[str, Callable[[], dict[str, Any]]]]
+            if front == "http":
+                tool = bench.http_tool()
 
-                    def http(url: str) -> Callable[[], dict[str, Any]]:
-                        return partial(bench.http_load, url, CONCURRENCY, s.throughput_seconds)
+                def http(url: str) -> Callable[[], dict[str, Any]]:
+                    return partial(bench.http_load, url, CONCURRENCY, s.throughput_seconds)
 
-                    measures = [
-                        ("direct", http(f"http://127.0.0.1:{up.http_port}/invoke")),
-                        ("gateway", http(gw.url("/v1/agents/fast/invoke"))),
-                    ]
-                    if nginx is not None:
-                        measures.append(("nginx", http(f"http://127.0.0.1:{nginx[1]}/invoke")))
-                else:
-                    tool = bench.grpc_tool()
+                measures = [
+                    ("direct", http(f"http://127.0.0.1:{up.http_port}/invoke")),
+                    ("gateway", http(gw.url("/v1/agents/fast/invoke"))),
+                ]
+                if nginx is not None:
+                    measures.append(("nginx", http(f"http://127.0.0.1:{nginx[0]}/invoke")))
+            else:
+                tool = bench.grpc_tool()
 
-                    def rpc(address: str, agent: str) -> Callable[[], dict[str, Any]]:
-                        return partial(bench.grpc_load, address, agent, CONCURRENCY, s.throughput_seconds)
+                def rpc(address: str, agent: str) -> Callable[[], dict[str, Any]]:
+                    return partial(bench.grpc_load, address, agent, CONCURRENCY, s.throughput_seconds)
 
-                    measures = [
-                        ("direct", rpc(f"127.0.0.1:{up.grpc_port}", "fast")),
-                        ("gateway", rpc(gw.grpc, "fast-grpc")),
-                    ]
-                    if nginx is not None:
-                        measures.append(("nginx", rpc(f"127.0.0.1:{nginx[2]}", "fast")))
-                rounds = alternate(s.rounds, measures)
-                rps = {name: merge_rounds(r)["rps"] for name, r in rounds.items()}
-                errors = sum(int(merge_rounds(r)["errors"]) for r in rounds.values())
-                result.rows.append(
-                    {
-                        "front": front,
-                        "concurrency": CONCURRENCY,
-                        "client": tool,
-                        "direct_rps": rps["direct"],
-                        "gateway_rps": rps["gateway"],
-                        "nginx_rps": rps.get("nginx"),
-                        "gateway_vs_direct": ratio(rps["gateway"], rps["direct"]),
-                        "gateway_vs_nginx": ratio(rps["gateway"], rps["nginx"]) if "nginx" in rps else None,
-                        "nginx_vs_direct": ratio(rps["nginx"], rps["direct"]) if "nginx" in rps else None,
-                        "errors": errors,
-                    }
-                )
-        finally:
-            if nginx is not None:
-                nginx[0].stop()
+                measures = [
+                    ("direct", rpc(f"127.0.0.1:{up.grpc_port}", "fast")),
+                    ("gateway", rpc(gw.grpc, "fast-grpc")),
+                ]
+                if nginx is not None:
+                    measures.append(("nginx", rpc(f"127.0.0.1:{nginx[1]}", "fast")))
+            rounds = alternate(s.rounds, measures)
+            rps = {name: merge_rounds(r)["rps"] for name, r in rounds.items()}
+            errors = sum(int(merge_rounds(r)["errors"]) for r in rounds.values())
+            result.rows.append(
+                {
+                    "front": front,
+                    "concurrency": CONCURRENCY,
+                    "client": tool,
+                    "direct_rps": rps["direct"],
+                    "gateway_rps": rps["gateway"],
+                    "nginx_rps": rps.get("nginx"),
+                    "gateway_vs_direct": ratio(rps["gateway"], rps["direct"]),
+                    "gateway_vs_nginx": ratio(rps["gateway"], rps["nginx"]) if "nginx" in rps else None,
+                    "nginx_vs_direct": ratio(rps["nginx"], rps["direct"]) if "nginx" in rps else None,
+                    "errors": errors,
+                }
+            )
     return result

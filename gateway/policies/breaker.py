@@ -140,41 +140,37 @@ class CircuitBreakerPolicy(Policy):
             self._exit(guard, error if failed else None)
         self._record(failed)
 
-    async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
+    def _begin(self, agent: str) -> Callable[[BaseException | None], None]:
+        """Admit one call (or raise CircuitOpen); returns what to call with its outcome."""
         if self.state == pybreaker.STATE_CLOSED:
             # The common case, kept cheap: no pybreaker machinery around a healthy call.
-            try:
-                result = await call_next(invocation)
-            except BaseException as error:
-                self._record_closed(error)
-                raise
-            self._record_closed(None)
-            return result
-        guard, probe = self._enter(invocation.agent)
+            return self._record_closed
+        guard, probe = self._enter(agent)
+
+        def done(error: BaseException | None) -> None:
+            if probe:
+                self.probes -= 1
+            self._exit(guard, error)
+            self._record(error is not None and is_failure(error))
+
+        return done
+
+    async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
+        done = self._begin(invocation.agent)
         try:
             result = await call_next(invocation)
         except BaseException as error:
-            self._exit(guard, error)
-            self._record(is_failure(error))
+            done(error)
             raise
-        finally:
-            if probe:
-                self.probes -= 1
-        self._exit(guard, None)
-        self._record(False)
+        done(None)
         return result
 
     async def stream(self, invocation: Invocation, call_next: StreamHandler) -> AsyncIterator[Event]:
-        guard, probe = self._enter(invocation.agent)
+        done = self._begin(invocation.agent)
         try:
             async for event in call_next(invocation):
                 yield event
         except BaseException as error:
-            self._exit(guard, error)
-            self._record(is_failure(error))
+            done(error)
             raise
-        finally:
-            if probe:
-                self.probes -= 1
-        self._exit(guard, None)
-        self._record(False)
+        done(None)

@@ -16,13 +16,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.model import InvalidRequest
 from gateway.runs.store import RunPage, RunRecord, RunStore, StoredEvent, check_page_size
-from gateway.state.store import StateUnavailable
+from gateway.state.redis import redis_call
 
 T = TypeVar("T")
 
@@ -42,12 +39,7 @@ class RedisRunStore(RunStore):
         return f"{self.key_prefix}session:{len(session_id)}:{session_id}:{owner}"
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await operation()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StateUnavailable(f"the Redis run store is unreachable: {exc}") from None
-        except RedisError as exc:
-            raise StateUnavailable(f"the Redis run store failed: {exc}", transient=False) from None
+        return await redis_call(operation, "run")
 
     async def open(self) -> None:
         await self._call(self.client.ping)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,7 @@ from gateway.security.identity import Credentials, Identity
 
 log = logging.getLogger("agent_gateway.security")
 REJECTED = "authentication required"
+JWKS_RECHECK_SECONDS = 1.0
 
 
 class Authenticator(Protocol):
@@ -71,19 +73,29 @@ class JwtAuthenticator:
         self._client = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=300) if config.jwks_url else None
         self._file_keys: jwt.PyJWKSet | None = None
         self._file_mtime = 0.0
+        self._file_checked = -JWKS_RECHECK_SECONDS
+
+    def _file_key_set(self, recheck: bool) -> jwt.PyJWKSet:
+        """The JWKS file's keys, re-read when the file changed; its mtime is looked at once a
+        second at most (``recheck`` forces a look: a token names a key we do not know yet)."""
+        now = time.monotonic()
+        if self._file_keys is None or recheck or now - self._file_checked >= JWKS_RECHECK_SECONDS:
+            self._file_checked = now
+            path = Path(self.config.jwks_file or "")
+            mtime = path.stat().st_mtime
+            if self._file_keys is None or mtime != self._file_mtime:
+                self._file_keys = jwt.PyJWKSet.from_dict(json.loads(path.read_text(encoding="utf-8")))
+                self._file_mtime = mtime
+        return self._file_keys
 
     def _key(self, token: str) -> jwt.PyJWK:
         if self._client is not None:
             return self._client.get_signing_key_from_jwt(token)
-        path = Path(self.config.jwks_file or "")
-        mtime = path.stat().st_mtime
-        if self._file_keys is None or mtime != self._file_mtime:  # picks up rotated keys without a restart
-            self._file_keys = jwt.PyJWKSet.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            self._file_mtime = mtime
         kid = jwt.get_unverified_header(token).get("kid")
-        for key in self._file_keys.keys:
-            if kid is None or key.key_id == kid:
-                return key
+        for recheck in (False, True):  # an unknown kid may be a key rotated in a moment ago
+            for key in self._file_key_set(recheck).keys:
+                if kid is None or key.key_id == kid:
+                    return key
         raise jwt.InvalidKeyError("no key with that kid")
 
     def authenticate(self, credentials: Credentials) -> Identity | None:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 from google.protobuf import json_format
 
 from agentgateway.v1 import events_pb2 as pb_events
 from gateway import wire
 from gateway.context import context_from_headers
-from gateway.model import GatewayError, InvalidRequest
+from gateway.model import InvalidRequest
 from gateway.patterns.events import EventRuntime
 from gateway.security.guard import ListenerGuard
-from gateway.server.grpc import MalformedRequest, abort_with, grpc_credentials, lenient, rpc_attributes
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient, rpc_attributes
 from gateway.server.inbound import server_span
-
-log = logging.getLogger("agent_gateway.grpc")
 
 EVENTS_SERVICE_NAME = pb_events.DESCRIPTOR.services_by_name["Events"].full_name
 
@@ -29,8 +25,7 @@ class EventsServicer:
     async def Publish(
         self, request: pb_events.PublishEventRequest | MalformedRequest, context: grpc.aio.ServicerContext
     ) -> pb_events.PublishEventResponse:
-        request_id = ""
-        try:
+        async with RpcErrors(context, "Events/Publish") as call:
             credentials = grpc_credentials(context)
             identity = self.guard.authenticate(credentials)
             if isinstance(request, MalformedRequest):
@@ -41,7 +36,7 @@ class EventsServicer:
             headers = self.guard.headers_for(credentials.headers, identity)
             explicit = wire.context_from_pb(request.context) if request.HasField("context") else None
             ctx = context_from_headers(headers, explicit)
-            request_id = ctx.request_id
+            call.request_id = request_id = ctx.request_id
             data = json_format.MessageToDict(request.data) if request.HasField("data") else None
             attributes = {**rpc_attributes("Publish"), "rpc.service": EVENTS_SERVICE_NAME}
             with server_span(self.runtime.tracer, "Events/Publish", headers, ctx, attributes):
@@ -50,12 +45,7 @@ class EventsServicer:
             return pb_events.PublishEventResponse(
                 event_id=ack.event_id, subject=request.subject, duplicate=ack.duplicate
             )
-        except GatewayError as exc:
-            await abort_with(context, exc, request_id)
-        except Exception:
-            log.exception("unhandled error in Events/Publish")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
-        raise AssertionError("unreachable: abort raises")
+        raise AssertionError("unreachable: RpcErrors aborts")
 
 
 def events_method_handlers(servicer: EventsServicer) -> dict[str, grpc.RpcMethodHandler]:

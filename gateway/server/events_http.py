@@ -7,14 +7,12 @@ request travel with the event to the triggers it fires.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from gateway.context import REQUEST_ID, context_from_headers
-from gateway.model import InvalidRequest
 from gateway.patterns.events import EventRuntime
 from gateway.server.inbound import server_span
+from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 
 EVENTS_KEY = web.AppKey("events", EventRuntime)
@@ -28,12 +26,7 @@ async def publish_event(request: web.Request) -> web.Response:
     request[REQUEST_ID_KEY] = context.request_id
     subject = request.match_info["subject"]
     request.app[GUARD_KEY].authorize_publish(request[IDENTITY_KEY], subject)
-    try:
-        data = await request.json(loads=json.loads) if request.can_read_body else None
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the event body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("the event body is not UTF-8 JSON") from None
+    data = await read_json(request, "event body") if request.can_read_body else None
     event_id = next((headers[h] for h in EVENT_ID_HEADERS if headers.get(h)), None)
     attributes = {"http.request.method": request.method, "url.path": request.path}
     with server_span(runtime.tracer, "POST /v1/events/{subject}", headers, context, attributes):

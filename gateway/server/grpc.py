@@ -90,6 +90,30 @@ async def abort_with(context: grpc.aio.ServicerContext, error: GatewayError, req
     )
 
 
+class RpcErrors:
+    """``async with RpcErrors(context, "Service/Method") as call:`` around a servicer's work: a
+    GatewayError aborts with its status and an ErrorDetail trailer (carrying ``call.request_id``);
+    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        self.context = context
+        self.method = method
+        self.request_id = ""
+
+    async def __aenter__(self) -> RpcErrors:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+        if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
+            return False  # success, cancellation, or an abort already under way
+        if isinstance(error, GatewayError):
+            await abort_with(self.context, error, self.request_id)
+        else:
+            log.error("unhandled error in %s", self.method, exc_info=error)
+            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+        return False
+
+
 def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     peer = context.peer() or ""
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
@@ -114,30 +138,23 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         return self.guard.admit(invocation, identity), headers
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
-        request_id = ""
-        try:
+        async with RpcErrors(context, "AgentGateway/Invoke") as call:
             invocation, headers = self._invocation(request, context)
-            request_id = invocation.context.request_id
+            call.request_id = request_id = invocation.context.request_id
             with server_span(
                 self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, rpc_attributes("Invoke")
             ):
                 result = await self.gateway.invoke(invocation)
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
             return wire.result_to_pb(result, invocation.context)
-        except GatewayError as exc:
-            await abort_with(context, exc, request_id)
-        except Exception:
-            log.exception("unhandled error in Invoke")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
-        raise AssertionError("unreachable: abort raises")
+        raise AssertionError("unreachable: RpcErrors aborts")
 
     async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
-        request_id = ""
-        try:
+        async with RpcErrors(context, "AgentGateway/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
-            request_id = invocation.context.request_id
+            call.request_id = request_id = invocation.context.request_id
             attributes = rpc_attributes("InvokeStream")
             with server_span(self.gateway.tracer, "AgentGateway/InvokeStream", headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
@@ -150,19 +167,12 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
                     yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
                 yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
                 context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
-        except GatewayError as exc:
-            await abort_with(context, exc, request_id)
-        except Exception:
-            log.exception("unhandled error in InvokeStream")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        try:
+        async with RpcErrors(context, "AgentGateway/ListAgents"):
             self.guard.authenticate(grpc_credentials(context))
-        except GatewayError as exc:
-            await abort_with(context, exc, "")
         return list_agents_response(self.gateway)
 
 

@@ -9,7 +9,6 @@ matches the error's class, never a stack trace.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +20,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode, Unauthenticated
+from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -30,6 +29,7 @@ from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
+from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
@@ -99,26 +99,7 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest | wire.InvokeRequestData:
-    try:
-        data = await request.json(loads=json.loads)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 JSON") from None
-    fast = wire_json.invoke_request(data)
-    if fast is not None:
-        if agent_in_path is not None:
-            if fast.agent and fast.agent != agent_in_path:
-                raise InvalidRequest(f"the body names agent {fast.agent!r} but the path names {agent_in_path!r}")
-            fast = dataclasses.replace(fast, agent=agent_in_path)
-        return fast
-    message = pb.InvokeRequest()
-    wire.parse_json(data, message)
-    if agent_in_path is not None:
-        if message.agent and message.agent != agent_in_path:
-            raise InvalidRequest(f"the body names agent {message.agent!r} but the path names {agent_in_path!r}")
-        message.agent = agent_in_path
-    return message
+    return invoke_request(await read_json(request), agent_in_path)
 
 
 async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -13,16 +12,14 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import runs_pb2 as rpb
 from gateway import wire
 from gateway.context import SESSION_ID
-from gateway.model import GatewayError, InvalidRequest
+from gateway.model import InvalidRequest
 from gateway.runs.manager import RunManager
 from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
 from gateway.runs.store import RunRecord
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
-from gateway.server.grpc import MalformedRequest, abort_with, grpc_credentials, lenient, rpc_attributes
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient, rpc_attributes
 from gateway.server.inbound import invocation_for, server_span
-
-log = logging.getLogger("agent_gateway.grpc")
 
 RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
 DEFAULT_PAGE_SIZE = 50
@@ -60,15 +57,10 @@ class RunServicer:
         context: grpc.aio.ServicerContext,
         work: Callable[[Identity, dict[str, str]], Awaitable[T]],
     ) -> T:
-        try:
+        async with RpcErrors(context, f"RunService/{method}"):
             identity, headers = self._caller(request, context)
             return await work(identity, headers)
-        except GatewayError as exc:
-            await abort_with(context, exc, "")
-        except Exception:
-            log.exception("unhandled error in RunService/%s", method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
-        raise AssertionError("unreachable: abort raises")
+        raise AssertionError("unreachable: RpcErrors aborts")
 
     async def SubmitRun(self, request: rpb.SubmitRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
         async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
@@ -119,18 +111,13 @@ class RunServicer:
         self, request: rpb.WatchRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
         final: RunRecord | None = None
-        try:
+        async with RpcErrors(context, "RunService/WatchRun"):
             identity, _ = self._caller(request, context)
             async for item in self.runs.follow(request.run_id, identity.name, request.after_sequence):
                 if isinstance(item, RunRecord):
                     final = item
                     break
                 yield pb.InvokeStreamResponse(event=event_pb(item))
-        except GatewayError as exc:
-            await abort_with(context, exc, "")
-        except Exception:
-            log.exception("unhandled error in RunService/WatchRun")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
         if final is not None:
             if final.result is None:
                 await abort_with_detail(context, error_pb(final))

@@ -28,6 +28,7 @@ from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
 from gateway.server.inbound import invocation_for, server_span
+from gateway.server.json_body import invoke_request, read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
 
@@ -42,23 +43,12 @@ def _owner(request: web.Request) -> str:
     return request[IDENTITY_KEY].name
 
 
-async def _body(request: web.Request) -> tuple[pb.InvokeRequest, str]:
-    try:
-        data = await request.json(loads=json.loads)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 JSON") from None
+async def _body(request: web.Request) -> tuple[pb.InvokeRequest | wire.InvokeRequestData, str]:
+    data = await read_json(request)
     webhook = data.pop("webhookUrl", "") if isinstance(data, dict) else ""
     if not isinstance(webhook, str):
         raise InvalidRequest("'webhookUrl' must be a string (an http:// or https:// URL)")
-    message = pb.InvokeRequest()
-    wire.parse_json(data, message)
-    if agent := request.match_info.get("agent"):
-        if message.agent and message.agent != agent:
-            raise InvalidRequest(f"the body names agent {message.agent!r} but the path names {agent!r}")
-        message.agent = agent
-    return message, webhook
+    return invoke_request(data, request.match_info.get("agent")), webhook
 
 
 async def submit(request: web.Request) -> web.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,13 +12,11 @@ from google.protobuf.message import Message as ProtoMessage
 
 from agentgateway.v1 import state_pb2 as spb
 from gateway.context import context_from_headers
-from gateway.model import GatewayError, InvalidRequest, NotFound
+from gateway.model import InvalidRequest, NotFound
 from gateway.security.guard import ListenerGuard
-from gateway.server.grpc import MalformedRequest, abort_with, grpc_credentials, lenient
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
 from gateway.state.access import ScopeAccess
 from gateway.state.store import Scope, ScopeRef, StateRecord, StateStore, StateValue
-
-log = logging.getLogger("agent_gateway.grpc")
 
 STATE_SERVICE_NAME = spb.DESCRIPTOR.services_by_name["StateService"].full_name
 
@@ -93,14 +90,9 @@ class StateServicer:
         context: grpc.aio.ServicerContext,
         work: Callable[[ScopeRef], Awaitable[T]],
     ) -> T:
-        try:
+        async with RpcErrors(context, f"StateService/{method}"):
             return await work(self._scope(request, context))
-        except GatewayError as exc:
-            await abort_with(context, exc, "")
-        except Exception:
-            log.exception("unhandled error in StateService/%s", method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
-        raise AssertionError("unreachable: abort raises")
+        raise AssertionError("unreachable: RpcErrors aborts")
 
     async def Get(self, request: spb.GetStateRequest, context: grpc.aio.ServicerContext) -> spb.StateEntry:
         async def work(scope: ScopeRef) -> spb.StateEntry:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from aiohttp import web
 from gateway.config.schema import parse_duration
 from gateway.context import context_from_headers
 from gateway.model import InvalidRequest, NotFound
+from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 from gateway.server.state_grpc import after_from_token, page_token
 from gateway.state.access import ScopeAccess, parse_scope
@@ -83,12 +83,7 @@ def _scope(request: web.Request) -> ScopeRef:
 
 
 async def _put_body(request: web.Request) -> tuple[StateValue, float | None]:
-    try:
-        body = await request.json(loads=json.loads)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 JSON") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest('the body must be a JSON object: {"value": ...} or {"bytes": "<base64>"}')
     if unknown := set(body) - _PUT_FIELDS:

@@ -42,6 +42,18 @@ from gateway.state.store import (
 
 T = TypeVar("T")
 
+
+async def redis_call(operation: Callable[[], Awaitable[T]], store: str) -> T:
+    """Run one Redis operation; its failures become StateUnavailable (503, transient when the
+    server is unreachable) naming ``store``."""
+    try:
+        return await operation()
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise StateUnavailable(f"the Redis {store} store is unreachable: {exc}") from None
+    except RedisError as exc:
+        raise StateUnavailable(f"the Redis {store} store failed: {exc}", transient=False) from None
+
+
 DEFAULT_PREFIX = "agw:state:"
 
 # Drop the index entries (and any lingering hashes) of keys whose expiry has passed.
@@ -166,12 +178,7 @@ class RedisStateStore(StateStore):
         return f"{tag}:v:", f"{tag}:keys", f"{tag}:exp"
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await operation()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StateUnavailable(f"the Redis state store is unreachable: {exc}") from None
-        except RedisError as exc:
-            raise StateUnavailable(f"the Redis state store failed: {exc}", transient=False) from None
+        return await redis_call(operation, "state")
 
     async def open(self) -> None:
         await self._call(self.client.ping)

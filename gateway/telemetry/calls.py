@@ -73,6 +73,8 @@ class CallObserver:
             m.child(m.fallbacks, agent, record.fallback).inc()
         if streamed:
             m.child(m.streams, agent, outcome).inc()
+        if error is None and not access.isEnabledFor(logging.INFO):
+            return  # the access log is off: no fields to build on a healthy call
         fields: dict[str, Any] = {
             "agent": invocation.agent,
             "route": record.route,

@@ -149,3 +149,16 @@ async def test_malformed_protobuf_is_rejected(channel: grpc.aio.Channel) -> None
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid agentgateway.v1.InvokeRequest" in (info.value.details() or "")
     assert "Traceback" not in json.dumps(info.value.details() or "")
+
+
+async def test_unexpected_errors_are_internal_without_a_stack_trace(
+    gateway: GatewayServer, channel: grpc.aio.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(invocation: object) -> None:
+        raise RuntimeError("a bug with secrets in its message")
+
+    monkeypatch.setattr(gateway.gateway, "invoke", broken)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await pb_grpc.AgentGatewayStub(channel).Invoke(request("echo"))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert caught.value.details() == "internal gateway error"

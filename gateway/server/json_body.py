@@ -1,0 +1,40 @@
+"""Reading JSON request bodies on the HTTP front: one place for the 400s a malformed body gets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from aiohttp import web
+
+from agentgateway.v1 import gateway_pb2 as pb
+from gateway import wire, wire_json
+from gateway.model import InvalidRequest
+
+
+async def read_json(request: web.Request, what: str = "request body") -> Any:
+    """The decoded body; InvalidRequest (400) when it is not UTF-8 JSON."""
+    try:
+        return await request.json(loads=json.loads)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the {what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"the {what} is not UTF-8 JSON") from None
+
+
+def invoke_request(data: Any, agent_in_path: str | None) -> pb.InvokeRequest | wire.InvokeRequestData:
+    """An ``InvokeRequest`` body (the direct mapping when it vouches for it, else protobuf's),
+    with the agent named by the path when there is one."""
+    request: pb.InvokeRequest | wire.InvokeRequestData | None = wire_json.invoke_request(data)
+    if request is None:
+        request = pb.InvokeRequest()
+        wire.parse_json(data, request)
+    if agent_in_path is None:
+        return request
+    if request.agent and request.agent != agent_in_path:
+        raise InvalidRequest(f"the body names agent {request.agent!r} but the path names {agent_in_path!r}")
+    if isinstance(request, pb.InvokeRequest):
+        request.agent = agent_in_path
+        return request
+    return dataclasses.replace(request, agent=agent_in_path)
