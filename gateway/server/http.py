@@ -27,11 +27,12 @@ from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
-from gateway.server.disconnect import unless_caller_leaves
+from gateway.server.disconnect import caller_gone, unless_caller_leaves
+from gateway.server.drain import Drain
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY, STARTED_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
@@ -53,12 +54,24 @@ def error_response(error: GatewayError, request_id: str = "") -> web.Response:
     return web.json_response(body, status=error.status, headers=headers)
 
 
+def _cut(request: web.Request, started: web.StreamResponse) -> web.StreamResponse:
+    """The answer already started: all that is left is to end the connection (aiohttp then
+    finishes quietly; a second response would corrupt the stream)."""
+    if request.transport is not None:
+        request.transport.close()
+    return started
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a structured error body; unexpected ones are logged, not leaked."""
     try:
         return await handler(request)
     except GatewayError as exc:
+        started = request.get(STARTED_KEY)
+        if started is not None:
+            log.info("%s %s ended mid-answer: %s", request.method, request.path, exc)
+            return _cut(request, started)
         return error_response(exc, request.get(REQUEST_ID_KEY, ""))
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -66,8 +79,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = {404: StatusCode.NOT_FOUND, 405: StatusCode.INVALID_ARGUMENT, 413: StatusCode.INVALID_ARGUMENT}
         detail = pb.ErrorDetail(code=code.get(exc.status, StatusCode.INVALID_ARGUMENT).value, message=exc.reason)
         return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and caller_gone(request):
+            # The caller closed the connection mid-answer (a dropped stream): normal, not an error.
+            log.debug("the caller closed the connection during %s %s", request.method, request.path)
+            return _cut(request, request.get(STARTED_KEY) or web.Response(status=499))
         log.exception("unhandled error serving %s %s", request.method, request.path)
+        if (started := request.get(STARTED_KEY)) is not None:
+            return _cut(request, started)
         detail = pb.ErrorDetail(
             code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request.get(REQUEST_ID_KEY, "")
         )
@@ -83,6 +102,17 @@ def credentials(request: web.Request) -> Credentials:
     peername = request.transport.get_extra_info("peername") if request.transport else None
     address = str(peername[0]) if isinstance(peername, tuple) and peername else ""
     return Credentials(headers, peer_identities_from_cert(peer), address)
+
+
+@web.middleware
+async def drain_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request runs in a drain scope: still running at the drain deadline, it answers 503."""
+    async with request.app[DRAIN_KEY].scope():
+        return await handler(request)
+
+
+async def _note_started(request: web.Request, response: web.StreamResponse) -> None:
+    request[STARTED_KEY] = response
 
 
 @web.middleware
@@ -169,13 +199,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
         async with SseWriter(response, listener.sse_keepalive, gone) as writer:
             sequence = 0
             try:
-                first = await first_event
-                pending = [first] if first is not None else []
-                async for event in _chain(pending, iterator):
-                    sequence += 1
-                    collector.add(event)
-                    item = wire_json.stream_event_json(event, sequence)
-                    await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
+                # Its own drain scope, so a stream still running at the deadline ends with an error frame.
+                async with request.app[DRAIN_KEY].scope():
+                    first = await first_event
+                    pending = [first] if first is not None else []
+                    async for event in _chain(pending, iterator):
+                        sequence += 1
+                        collector.add(event)
+                        item = wire_json.stream_event_json(event, sequence)
+                        await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
                 final = wire_json.stream_result_json(collector.result(), invocation.context)
                 await writer.send(format_sse(json.dumps(final), "result"))
             except GatewayError as exc:
@@ -209,10 +241,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(
-    gateway: Gateway, passthrough: Passthrough, listener: HttpListener, guard: ListenerGuard
+    gateway: Gateway, passthrough: Passthrough, listener: HttpListener, guard: ListenerGuard, drain: Drain
 ) -> web.Application:
-    app = web.Application(client_max_size=listener.max_body_bytes, middlewares=[errors_middleware, security_middleware])
+    app = web.Application(
+        client_max_size=listener.max_body_bytes,
+        middlewares=[errors_middleware, drain_middleware, security_middleware],
+    )
+    app.on_response_prepare.append(_note_started)
     app[GATEWAY_KEY] = gateway
+    app[DRAIN_KEY] = drain
     app[GUARD_KEY] = guard
     app[LISTENER_KEY] = listener
     app[PASSTHROUGH_KEY] = passthrough
