@@ -130,8 +130,9 @@ class GrpcListener(ListenerCommon):
     # A connection without a call for this long is sent GOAWAY (clients reconnect on their next call).
     max_connection_idle: Duration | None = Field(default=3600.0, gt=0)
     # Connections older than this are sent GOAWAY (null: no limit), spreading long-lived
-    # clients over new replicas; calls still running get `max_connection_age_grace` to end.
+    # clients over new replicas.
     max_connection_age: Duration | None = Field(default=None, gt=0)
+    # How long the calls still running on a connection sent away for its age may go on.
     max_connection_age_grace: Duration = Field(default=60.0, gt=0)
     # Open connections at most; more are refused.
     max_connections: int = Field(default=4096, ge=1)
