@@ -247,6 +247,49 @@ async def test_drain_deadline_answers_every_call_still_running(tmp_path: Path) -
         await runner.cleanup()
 
 
+# --- start-up failures: one line, no traceback ----------------------------------------------------
+
+
+async def _run_to_exit(config: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "-c", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_a_second_gateway_on_a_grpc_port_in_use_fails_at_start(tmp_path: Path) -> None:
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    async with gateway_process(write_config(first_dir, "  {}\n")) as first:
+        config = write_config(second_dir, "  {}\n")
+        config.write_text(config.read_text().replace("grpc: {address: '127.0.0.1:0'}", f"grpc: {{address: '{first.grpc}'}}"))
+        code, stdout, stderr = await _run_to_exit(config)
+        assert code != 0
+        assert "ready" not in stdout
+        assert stderr.splitlines() == [f"agent-gateway: cannot listen on {first.grpc}: address already in use"]
+        # The first one still has the port to itself.
+        async with grpc.aio.insecure_channel(first.grpc) as channel:
+            await pb_grpc.AgentGatewayStub(channel).ListAgents(pb.ListAgentsRequest(), timeout=5)
+
+
+async def test_a_busy_http_port_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = "127.0.0.1:%d" % busy.getsockname()[1]
+        config = write_config(tmp_path, "  {}\n")
+        config.write_text(config.read_text().replace("http: {address: '127.0.0.1:0'}", f"http: {{address: '{address}'}}"))
+        code, stdout, stderr = await _run_to_exit(config)
+    assert code == 1
+    assert "ready" not in stdout
+    # Nothing else: no traceback, no "Unclosed client session" from sessions left open.
+    assert stderr.splitlines() == [f"agent-gateway: cannot listen on {address}: address already in use"]
+
+
 async def test_run_with_invalid_config_exits_cleanly(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("agents:\n  a:\n    kind: http\n    endpoint: nowhere\n")

@@ -162,13 +162,17 @@ class GatewayServer:
             self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+            # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
+            failure = bind_failure(host, port) if port and not grpc_listener.so_reuseport else None
+            if failure is not None:
+                raise ListenError(grpc_listener.address, failure)
             try:
                 if grpc_listener.tls is not None:
                     bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
                 else:
                     bound_port = self.grpc_server.add_insecure_port(target)
-            except RuntimeError:  # grpc says only "Failed to bind"; binding ourselves tells why
-                raise ListenError(grpc_listener.address, bind_failure(host, port)) from None
+            except RuntimeError:
+                raise ListenError(grpc_listener.address, bind_failure(host, port) or "gRPC could not bind it") from None
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"

@@ -56,8 +56,9 @@ class ListenError(Exception):
         return cls(address, reason)
 
 
-def bind_failure(host: str, port: int) -> str:
-    """Why ``host:port`` cannot be bound, found by trying (for servers that do not say)."""
+def bind_failure(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound (None: it can), found by trying: gRPC says only
+    "failed to bind", and logs the reason on stderr, in its own format."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -69,7 +70,7 @@ def bind_failure(host: str, port: int) -> str:
                 probe.bind(address)
             except OSError as exc:
                 return ListenError.from_os_error("", exc).reason
-    return "the gRPC server could not bind it"
+    return None
 
 
 class ConnectionCount:
