@@ -280,7 +280,7 @@ async def test_a_busy_http_port_is_one_line_and_a_non_zero_exit(tmp_path: Path) 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        address = "127.0.0.1:%d" % busy.getsockname()[1]
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
         config = write_config(tmp_path, "  {}\n")
         config.write_text(config.read_text().replace("http: {address: '127.0.0.1:0'}", f"http: {{address: '{address}'}}"))
         code, stdout, stderr = await _run_to_exit(config)
