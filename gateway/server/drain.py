@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from types import TracebackType
 
 from gateway.model import Unavailable
+
+log = logging.getLogger("agent_gateway")
 
 SHUTTING_DOWN = "the gateway is shutting down; retry the call (another instance will take it)"
 
@@ -46,6 +49,8 @@ class Drain:
     def expire(self) -> None:
         self.expired = True
         self._timer = None
+        if self._scopes:
+            log.info("drain timeout reached: answering the %d calls still running UNAVAILABLE", len(self._scopes))
         for task, stack in self._scopes.items():
             if stack and not stack[-1].fired:
                 stack[-1].fired = True
