@@ -235,6 +235,7 @@ class GatewayServer:
         for session in (self.http_session, self.passthrough_session):
             if session is not None:
                 await session.close()
+        self.drain.close()
         if self._owns_provider:
             self.tracer_provider.shutdown()
 

@@ -56,6 +56,12 @@ class Drain:
                 stack[-1].fired = True
                 task.cancel(SHUTTING_DOWN)
 
+    def close(self) -> None:
+        """The gateway has stopped: forget the countdown."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def scope(self) -> DrainScope:
         return DrainScope(self)
 

@@ -160,3 +160,27 @@ async def test_grpc_handshake_timeout_closes_a_silent_connection(gateway_factory
             writer.write(b"PRI * HTTP/2.0\r\n")  # half a preface, then silence
             elapsed, _ = await closed_after(reader, 10)
         assert elapsed < 4.0, elapsed
+
+
+async def test_grpc_connections_over_the_bound_are_refused(gateway_factory: GatewayFactory) -> None:
+    async with gateway_factory(listeners(grpc_extra=", max_connections: 2")) as gw:
+        address = gw.addresses.grpc or ""
+        request = health_pb2.HealthCheckRequest()
+        # Separate channels (no shared subchannel): one connection each.
+        channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(3)
+        ]
+        try:
+            for channel in channels[:2]:
+                await health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+            try:
+                await health_pb2_grpc.HealthStub(channels[2]).Check(request, timeout=2)
+                refused = None
+            except grpc.aio.AioRpcError as exc:
+                refused = exc.code()
+            assert refused in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), refused
+            # The connections within the bound are served on.
+            await health_pb2_grpc.HealthStub(channels[0]).Check(request, timeout=5)
+        finally:
+            for channel in channels:
+                await channel.close()
