@@ -106,7 +106,10 @@ class RpcErrors:
 
     async def __aenter__(self) -> RpcErrors:
         if self._drain is not None:
-            await self._drain.__aenter__()
+            try:
+                await self._drain.__aenter__()
+            except Unavailable as exc:  # a call arriving after the drain deadline
+                await abort_with(self.context, exc, "")
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
