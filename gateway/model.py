@@ -267,7 +267,8 @@ class StatusCode(enum.StrEnum):
 class GatewayError(Exception):
     """Base of every error a caller can see; carries what both fronts need."""
 
-    code: ClassVar[StatusCode] = StatusCode.INTERNAL
+    # Instance-overridable: the Python client's ClientError carries the code the gateway sent.
+    code: StatusCode = StatusCode.INTERNAL
     http_status: ClassVar[int] = 500
     transient: bool = False
     # False only when the request certainly never reached the agent (connect refused,
