@@ -1,4 +1,4 @@
-"""``agent-gateway run -c FILE`` and ``agent-gateway validate FILE``."""
+"""``agent-gateway run|validate|eval``; every command takes its config as ``-c FILE`` or bare ``FILE``."""
 
 from __future__ import annotations
 
@@ -24,11 +24,25 @@ def _load(path: str) -> GatewayConfig | None:
         return None
 
 
+def _add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """``-c FILE`` and a bare ``FILE`` both name the config (people type either)."""
+    parser.add_argument("-c", "--config", dest="config_option", metavar="FILE", help="the gateway YAML file")
+    parser.add_argument("config_file", nargs="?", metavar="FILE", help="the gateway YAML file (same as -c)")
+
+
+def _config_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    given = [p for p in (args.config_option, args.config_file) if p is not None]
+    if len(given) != 1:
+        parser.error("give the config file once, as -c FILE or as FILE")
+    path: str = given[0]
+    return path
+
+
 def validate(args: argparse.Namespace) -> int:
-    config = _load(args.file)
+    config = _load(args.config)
     if config is None:
         return 2
-    print(f"{args.file}: OK ({len(config.agents)} agents, {len(config.routes)} routes)")
+    print(f"{args.config}: OK ({len(config.agents)} agents, {len(config.routes)} routes)")
     return 0
 
 
@@ -82,16 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"agent-gateway {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run the gateway")
-    run_parser.add_argument("-c", "--config", required=True, help="the gateway YAML file")
+    _add_config_argument(run_parser)
     run_parser.add_argument(
         "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="overrides telemetry.logging"
     )
     run_parser.set_defaults(func=run)
     validate_parser = commands.add_parser("validate", help="check a config file and exit")
-    validate_parser.add_argument("file")
+    _add_config_argument(validate_parser)
     validate_parser.set_defaults(func=validate)
     eval_parser = commands.add_parser("eval", help="run a JSONL dataset through an agent or workflow and report")
-    eval_parser.add_argument("-c", "--config", required=True, help="the gateway YAML file")
+    _add_config_argument(eval_parser)
     eval_parser.add_argument("--target", required=True, help="the agent, route or workflow to evaluate")
     eval_parser.add_argument("--dataset", required=True, help="JSONL: one case per line")
     eval_parser.add_argument("--concurrency", type=int, default=4)
@@ -107,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_parser.add_argument("--fail-under", type=float, default=1.0, help="exit 1 below this pass rate")
     eval_parser.set_defaults(func=evaluate)
     args = parser.parse_args(argv)
+    args.config = _config_path(commands.choices[args.command], args)
     code: int = args.func(args)
     return code
 
