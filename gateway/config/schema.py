@@ -90,6 +90,48 @@ class ListenerCommon(Strict):
         return self.trusted if self.trusted is not None else not self.auth
 
 
+class Cors(Strict):
+    """Which browser origins may call the HTTP front, with which methods and headers (the Fetch standard's CORS)."""
+
+    # Origins exactly as browsers send them (`https://app.example.com`, no path); "*" allows any origin.
+    allow_origins: list[str] = Field(min_length=1)
+    # Methods a cross-origin call may use.
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "DELETE"])
+    # Request headers a cross-origin call may send (matched case-insensitively).
+    allow_headers: list[str] = Field(
+        default_factory=lambda: [
+            "content-type",
+            "authorization",
+            "x-api-key",
+            "traceparent",
+            "tracestate",
+            "baggage",
+            "x-request-id",
+            "x-session-id",
+            "x-thread-id",
+            "x-timeout-ms",
+            "last-event-id",
+        ]
+    )
+    # Response headers page scripts may read.
+    expose_headers: list[str] = Field(
+        default_factory=lambda: ["x-request-id", "x-agw-attempts", "x-agw-fallback", "retry-after"]
+    )
+    # Let pages send cookies or HTTP authentication (never together with the "*" origin).
+    allow_credentials: bool = False
+    # How long browsers may cache a preflight's answer.
+    max_age: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _credentials_need_named_origins(self) -> Cors:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError("allow_credentials needs named origins: browsers refuse credentials with origin '*'")
+        for origin in self.allow_origins:
+            if origin != "*" and (origin.rstrip("/") != origin or origin.count("/") != 2 or "://" not in origin):
+                raise ValueError(f"an origin is scheme://host[:port] with no path, got {origin!r}")
+        return self
+
+
 class HttpListener(ListenerCommon):
     """The HTTP front: JSON invoke, server-sent events, passthrough."""
 
@@ -100,6 +142,8 @@ class HttpListener(ListenerCommon):
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # An SSE comment (`: keep-alive`) after this long without an event, so proxies keep idle streams open.
     sse_keepalive: Duration | None = Field(default=15.0, gt=0)
+    # Cross-origin calls from browser pages (preflights answered here); off when unset.
+    cors: Cors | None = None
 
 
 class GrpcListener(ListenerCommon):
