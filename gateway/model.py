@@ -166,6 +166,17 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made the call, as the front authenticated it (routes may match on it); empty when anonymous."""
+
+    name: str = ""
+    claims: Mapping[str, JSON] = field(default_factory=dict)
+
+
+ANONYMOUS_CALLER = Caller()
+
+
+@dataclass(frozen=True, slots=True)
 class Invocation:
     """One normalized call to a logical agent name."""
 
@@ -175,6 +186,9 @@ class Invocation:
     options: Options = field(default_factory=Options)
     # Inbound headers / gRPC metadata (lower-case keys), for route matching.
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The HTTP call's query parameters (first value of each), for route matching.
+    query: Mapping[str, str] = field(default_factory=dict)
+    caller: Caller = ANONYMOUS_CALLER
     # 1 for the first upstream attempt; the retry policy counts up.
     attempt: int = 1
     record: CallRecord = field(default_factory=CallRecord, compare=False, repr=False)

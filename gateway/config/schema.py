@@ -348,18 +348,69 @@ class AgentTls(Strict):
         return self
 
 
+class ValueMatch(Strict):
+    """One header, gRPC metadata entry or query parameter, by exactly one of exact value, prefix,
+    regular expression (Python syntax, matched against the whole value) or presence."""
+
+    # Header and metadata names are case-insensitive; query parameter names are not.
+    name: str = Field(min_length=1)
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+    # true: the entry must be there (any value); false: it must be absent.
+    present: bool | None = None
+    # Holds when the test above does not (Envoy's invert_match).
+    invert: bool = False
+
+    @model_validator(mode="after")
+    def _one_test(self) -> ValueMatch:
+        given = [k for k in ("exact", "prefix", "regex", "present") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of exact, prefix, regex or present (got {given or 'none'})")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {self.regex!r}: {exc}") from None
+        return self
+
+
+def _headers_as_matches(value: Any) -> Any:
+    # The short form `{name: value}` means exact values, as before.
+    if isinstance(value, dict):
+        return [{"name": k, "exact": v} for k, v in value.items()]
+    return value
+
+
+def _lower_names(value: list[ValueMatch]) -> list[ValueMatch]:
+    return [m.model_copy(update={"name": m.name.lower()}) for m in value]
+
+
 class Match(Strict):
-    """Which invocations a route takes. All given conditions must hold."""
+    """Which calls a route takes. Every condition given must hold (see the README's "Routing")."""
 
     # The agent name callers ask for (it need not be a defined agent).
     agent: str
-    # Exact header (HTTP) / metadata (gRPC) values; header names are case-insensitive.
-    headers: dict[str, str] = Field(default_factory=dict)
+    # Header (HTTP) / metadata (gRPC) conditions: `{name: value}` for exact values, or a list of
+    # `{name, exact | prefix | regex | present, invert}`.
+    headers: Annotated[list[ValueMatch], BeforeValidator(_headers_as_matches), AfterValidator(_lower_names)] = Field(
+        default_factory=list
+    )
+    # Query parameter conditions (HTTP calls only), in the same shapes as `headers`.
+    query: Annotated[list[ValueMatch], BeforeValidator(_headers_as_matches)] = Field(default_factory=list)
+    # Passthrough calls only (/v1/proxy/<agent>/...): the HTTP methods taken.
+    methods: list[str] | None = None
+    # Passthrough calls only: the path below /v1/proxy/<agent> must start with this.
+    path_prefix: str | None = Field(default=None, pattern=r"^/")
+    # Authenticated identity names (security.api_keys / jwt / mtls) taken.
+    identities: list[str] | None = None
+    # JWT claims: each must equal one of the values given (a list claim, such as groups, must hold one of them).
+    claims: dict[str, str | list[str]] = Field(default_factory=dict)
 
-    @field_validator("headers")
+    @field_validator("methods")
     @classmethod
-    def _lower_case(cls, value: dict[str, str]) -> dict[str, str]:
-        return {k.lower(): v for k, v in value.items()}
+    def _upper_case(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [m.upper() for m in value]
 
 
 class WeightedTarget(Strict):

@@ -9,6 +9,7 @@ matches the error's class, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -156,6 +157,8 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     headers: dict[str, str] = request[HEADERS_KEY]
     body = await _read_request(request, request.match_info.get("agent"))
     invocation = invocation_for(body, headers, None)
+    if request.query:  # routes may match on query parameters (first value of each)
+        invocation = dataclasses.replace(invocation, query={k: request.query[k] for k in request.query})
     request[REQUEST_ID_KEY] = invocation.context.request_id
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     return invocation, headers
