@@ -77,6 +77,7 @@ def test_operations_guide_names_only_real_keys() -> None:
     suffixes = {".".join(part for part in key.replace("[]", "").split(".") if not part.startswith("<")) for key in keys}
     text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     sections = ("retry", "fallback", "timeout", "circuit_breaker", "concurrency", "server", "runs", "bus", "state")
-    mentioned = set(re.findall(r"`((?:%s)\.[a-z_.]+)`" % "|".join(sections), text))
+    alternatives = "|".join(sections)
+    mentioned = set(re.findall(rf"`((?:{alternatives})\.[a-z_.]+)`", text))
     unknown = sorted(m for m in mentioned if not any(s == m or s.endswith("." + m) for s in suffixes))
     assert unknown == []
