@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,8 @@ class RecordingUpstream:
 
     reply: dict[str, Any] = field(default_factory=lambda: {"messages": [{"role": "ROLE_AGENT", "parts": [{"text": "ok"}]}]})
     requests: list[Recorded] = field(default_factory=list)
+    # (content type, body) for a request, instead of ``reply``.
+    respond: Callable[[Recorded], tuple[bytes, bytes]] | None = None
     url: str = ""
     _server: asyncio.Server | None = None
 
@@ -76,11 +78,14 @@ class RecordingUpstream:
             elif length := int(headers.get("content-length", "0")):
                 body = await asyncio.wait_for(reader.readexactly(length), 10)
             self.requests.append(Recorded(lines[0], headers, body))
-            payload = json.dumps(self.reply).encode()
-            content_type = b"application/json"
-            if "text/event-stream" in headers.get("accept", ""):  # a stream: one delta event
+            recorded = self.requests[-1]
+            if self.respond is not None:
+                content_type, payload = self.respond(recorded)
+            elif "text/event-stream" in headers.get("accept", ""):  # a stream: one delta event
                 content_type = b"text/event-stream"
                 payload = b'data: {"type": "delta", "message": {"parts": [{"text": "ok"}]}}\n\n'
+            else:
+                content_type, payload = b"application/json", json.dumps(self.reply).encode()
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\nconnection: close\r\n"
                 b"content-length: %d\r\n\r\n%s" % (content_type, len(payload), payload)
