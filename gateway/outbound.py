@@ -2,14 +2,15 @@
 and later A2A push notifications), decided on the parsed URL, never on its text.
 
 A URL is allowed when its scheme, host and port equal those of an allowed entry
-exactly (``http://localhost`` is port 80 only) and its path lies under the
+exactly (``http://localhost`` is port 80 only) and its path, as the client will
+send it (dot segments, ``..`` and ``%2e%2e`` alike, resolved), lies under the
 entry's path. Refused whatever the entries say:
 
 - user-info (``http://a:b@host/``): the classic way to make a prefix check and
   the connecting client disagree about the host;
 - whitespace, control characters and backslashes, which parsers split differently;
-- a dot segment in any spelling (``..``, ``%2e%2e``): the receiver may resolve it
-  above the allowed path;
+- a dot segment left after that resolution (none is, today: a guard in case the
+  URL library stops resolving them);
 - the gateway's own listeners (its HTTP, gRPC and admin ports) on any name of this
   machine: loopback (``127.0.0.0/8``, ``::1``, ``localhost``), the unspecified
   addresses (``0.0.0.0``, ``::``), the bound hosts, the host name and its
