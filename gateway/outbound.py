@@ -151,6 +151,8 @@ class OutboundUrlPolicy:
         self.setting = setting
         self.rules = [parse_url(entry, f"the entry {entry!r} of {setting}") for entry in allowed]
         self.own_listeners = own_listeners
+        if self.rules:
+            _machine_hosts()  # resolve this machine's names now (at startup), not inside a request
 
     def _own(self) -> tuple[set[int], set[str]]:
         ports: set[int] = set()
