@@ -47,8 +47,9 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _CHUNK = 64 * 1024
-# The W3C fields (traceparent, tracestate, baggage) the gateway writes itself on every hop.
-_PROPAGATION_FIELDS = tuple(sorted(propagate.get_global_textmap().fields))
+# Context headers the gateway writes itself on every hop: the W3C ones always (a caller's
+# baggage must not pass even when the configured propagators would not write one).
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 _PREFIX = "/v1/proxy/"
 # What an upstream may take for a path separator, once the caller's segment is decoded.
 _SEPARATORS = re.compile(r"[/\\]")
@@ -125,7 +126,7 @@ class Passthrough:
         # Believed identity values and the gateway's own trace context and baggage are
         # injected below; the caller's versions never stand (not even when the gateway has
         # nothing to say, such as a token naming no user: then the agent gets no claim at all).
-        for key in (*request.app[GUARD_KEY].dropped_headers, *_PROPAGATION_FIELDS):
+        for key in (*request.app[GUARD_KEY].dropped_headers, *(_W3C_FIELDS | propagate.get_global_textmap().fields)):
             headers.popall(key, None)
         outbound: dict[str, str] = {}
         inject_headers(context, outbound, trace.set_span_in_context(span))
