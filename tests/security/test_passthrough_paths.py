@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from gateway.model import InvalidRequest
 from gateway.server.app import GatewayServer
+from gateway.server.passthrough import upstream_url
 from tests.conftest import GatewayFactory
 from tests.security.recording import RecordingUpstream, recording_upstream
 
@@ -96,3 +98,22 @@ async def test_a_path_above_the_base_is_refused_and_never_sent(
     assert body["error"]["code"] == "INVALID_ARGUMENT"
     assert "above the agent's endpoint" in body["error"]["message"]
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "target", "expected"),
+    [
+        ("http://h:1", "/v1/proxy/a/x?q", "http://h:1/x?q"),
+        ("http://h:1/", "/v1/proxy/a/x", "http://h:1/x"),
+        ("http://h:1/base/", "/v1/proxy/a/x/%2F", "http://h:1/base/x/%2F"),
+        ("https://h/base", "/v1/proxy/%61/x?y=%20", "https://h/base/x?y=%20"),  # the agent segment may be encoded
+        ("http://h:1/base", "/v1/proxy/a/x#frag", "http://h:1/base/x"),
+    ],
+)
+def test_upstream_url_joins_the_raw_tail_below_the_base(endpoint: str, target: str, expected: str) -> None:
+    assert str(upstream_url(endpoint, target, "a")) == expected
+
+
+def test_a_target_naming_another_agent_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="must start with /v1/proxy/a/"):
+        upstream_url("http://h:1", "/v1/proxy/b/x", "a")
