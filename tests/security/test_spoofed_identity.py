@@ -11,6 +11,7 @@ gateway's own values or absent; other entries pass.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -163,9 +164,10 @@ async def test_grpc_front_and_grpc_upstream_carry_only_the_gateways_user(
             context=pb.Context(session_id="own-session", baggage=BODY_ATTACK),
         )
 
-    async with gateway_factory(secured_yaml(http.url, grpc_url, issuer.jwks_file)) as gw, grpc.aio.insecure_channel(
-        gw.addresses.grpc
-    ) as channel:
+    async with (
+        gateway_factory(secured_yaml(http.url, grpc_url, issuer.jwks_file)) as gw,
+        grpc.aio.insecure_channel(gw.addresses.grpc) as channel,
+    ):
         stub = pb_grpc.AgentGatewayStub(channel)
         await stub.Invoke(request("rec"), metadata=metadata, timeout=10)
         await stub.Invoke(request("grec"), metadata=metadata, timeout=10)
@@ -216,3 +218,28 @@ async def test_passthrough_drops_a_lone_claimed_user_when_the_token_names_none(
     (recorded,) = http.requests
     assert "victim" not in str(recorded.headers), recorded.headers
     assert "x-user-id" not in recorded.headers
+
+
+async def test_an_event_carries_only_the_publishers_user_to_the_trigger(
+    gateway_factory: GatewayFactory,
+    upstreams: tuple[RecordingUpstream, RecordingGrpcAgent, str],
+    tmp_path: Path,
+) -> None:
+    http, _, grpc_url = upstreams
+    issuer = TokenIssuer(tmp_path / "jwks.json")
+    yaml_text = (
+        secured_yaml(http.url, grpc_url, issuer.jwks_file).replace(
+            "agents: ['*']}]", "agents: ['*'], events: ['events.>']}]"
+        )
+        + "triggers:\n  - {name: t, subject: 'events.>', agent: rec}\n"
+    )
+    headers = {"x-api-key": KEY, "baggage": ATTACK, "x-session-id": "own-session"}
+    async with gateway_factory(yaml_text) as gw, aiohttp.ClientSession() as s:
+        async with s.post(f"http://{gw.addresses.http}/v1/events/events.x", json={"a": 1}, headers=headers) as response:
+            assert response.status == 202, await response.text()
+        for _ in range(200):
+            if http.requests:
+                break
+            await asyncio.sleep(0.05)
+    assert len(http.requests) == 1
+    assert_http_upstream_saw(http.requests[0], "api_key")
