@@ -159,6 +159,8 @@ class A2AAdapter(Adapter):
 
     def _card_target(self, named: str) -> str:
         url = self.endpoint.join(URL(named))  # a relative card URL is relative to the endpoint
+        if url.scheme not in ("http", "https"):
+            raise ValueError(named)
         if origin_of(url) in self.trusted or self.options.follow_card_url:
             return str(url)
         return str(self.endpoint.origin().join(URL(url.raw_path_qs, encoded=True)))
@@ -183,7 +185,9 @@ class A2AAdapter(Adapter):
         try:
             self._rpc_url = self._card_target(named)
         except ValueError:
-            raise UpstreamError(f"the agent card's URL {named[:200]!r} is not a URL", agent=self.spec.name) from None
+            raise UpstreamError(
+                f"the agent card's URL {named[:200]!r} is not an http(s) URL", agent=self.spec.name
+            ) from None
         return self._rpc_url
 
     def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
