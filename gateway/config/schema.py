@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from gateway.outbound import check_allowed_entry
 from gateway.patterns.template import check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -743,8 +744,9 @@ class AuthzRule(Strict):
     agents: list[str] = Field(default_factory=list)
     # State scopes the identities may name explicitly (see the state service).
     state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
-    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish).
-    events: list[str] = Field(default_factory=list)
+    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish):
+    # bus subject patterns, ``*`` one token and a final ``>`` one or more (``events.alice.>``).
+    events: list[SubjectPattern] = Field(default_factory=list)
 
 
 class RateLimit(Strict):
@@ -988,7 +990,9 @@ class Trigger(Strict):
 class Webhooks(Strict):
     """Completion callbacks of background runs: a signed POST to the run's webhook URL."""
 
-    # URLs a run's webhook may start with (for example https://hooks.example.com/); empty: webhooks are refused.
+    # Where a run's webhook may point (for example https://hooks.example.com/agw/): a webhook URL must have
+    # an entry's scheme, host and port exactly (no port: the scheme's default) and a path under the entry's;
+    # user-info and the gateway's own listeners are always refused. Empty: webhooks are refused.
     allowed_prefixes: list[str] = Field(default_factory=list)
     # The HMAC-SHA256 key of the x-agw-signature header; use ${ENV} substitution.
     secret: str = ""
@@ -1003,8 +1007,7 @@ class Webhooks(Strict):
         if self.allowed_prefixes and not self.secret:
             raise ValueError("webhooks need a 'secret' to sign their payloads")
         for prefix in self.allowed_prefixes:
-            if not prefix.startswith(("http://", "https://")):
-                raise ValueError(f"a webhook prefix must be an http:// or https:// URL, got {prefix!r}")
+            check_allowed_entry(prefix, "runs.webhooks.allowed_prefixes")
         return self
 
 
