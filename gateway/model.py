@@ -265,6 +265,8 @@ class AgentSpec:
     options: Mapping[str, JSON] = field(default_factory=dict)
     description: str = ""
     tls: UpstreamTls | None = None
+    # The GenAI provider behind the agent, when the config names it (gen_ai.provider.name).
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +309,28 @@ class StatusCode(enum.StrEnum):
     UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
     UNKNOWN = "UNKNOWN"
+
+
+# The numbers of the canonical codes (google.rpc.Code), for rpc.grpc.status_code and the like.
+GRPC_CODE_NUMBERS = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
 
 
 class GatewayError(Exception):

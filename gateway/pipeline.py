@@ -84,6 +84,8 @@ def _span_attributes(invocation: Invocation, spec: AgentSpec) -> dict[str, str |
         attributes[t.ATTR_CONVERSATION] = ctx.thread_id
     if ctx.user_id:
         attributes[t.ATTR_USER] = ctx.user_id
+    if spec.provider:
+        attributes[t.ATTR_PROVIDER] = spec.provider
     return attributes
 
 
@@ -216,7 +218,7 @@ class Gateway:
         self.upstreams: dict[str, Upstream] = {}
         for name, agent in config.agents.items():
             tls = UpstreamTls(**agent.tls.model_dump()) if agent.tls is not None else None
-            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description, tls)
+            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description, tls, agent.provider)
             adapter = adapter_class(agent.kind)(spec, resources)
             attempt = AttemptHandler(spec, adapter, tracer, self.metrics)
             # Checks on an agent sit innermost, so a failed sync check is a failed

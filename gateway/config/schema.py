@@ -227,6 +227,9 @@ class Agent(Strict):
     tls: AgentTls | None = None
     # Named policies (top-level `policies`), merged in order; `default` applies when none is named.
     policies: list[Name] = Field(default_factory=list)
+    # The GenAI provider behind the agent (`openai`, `anthropic`, `aws.bedrock`, ...), when known:
+    # its spans carry it as gen_ai.provider.name.
+    provider: str | None = None
 
     @field_validator("endpoint")
     @classmethod
