@@ -23,6 +23,7 @@ from gateway.model import (
     Call,
     Event,
     GatewayError,
+    InvalidRequest,
     Result,
     UpstreamError,
     UpstreamRejected,
@@ -111,7 +112,10 @@ class GrpcAgentAdapter(Adapter):
             )
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.spec.name, exc) from None
-        result = wire.result_from_pb(response)
+        try:
+            result = wire.result_from_pb(response)
+        except InvalidRequest as exc:  # the agent's reply, not the caller's request, is malformed
+            raise UpstreamError(f"the agent sent a malformed reply: {exc.message}", agent=self.spec.name) from None
         return Result(self.spec.name, result.messages, result.metadata)
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
@@ -122,6 +126,8 @@ class GrpcAgentAdapter(Adapter):
                     yield wire.event_from_pb(item.event)
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.spec.name, exc) from None
+        except InvalidRequest as exc:
+            raise UpstreamError(f"the agent sent a malformed event: {exc.message}", agent=self.spec.name) from None
         finally:
             rpc.cancel()
 

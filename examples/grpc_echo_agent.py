@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import struct_pb2
 
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -38,9 +38,8 @@ def _seen(context: grpc.aio.ServicerContext) -> dict[str, str]:
 
 
 def _data_part(values: dict[str, str]) -> pb.Part:
-    data = struct_pb2.Value()
-    data.struct_value.update({"headers": values})
-    return pb.Part(data=data)
+    # Structured data travels as JSON text (`data_json`), which keeps integers exact.
+    return pb.Part(data_json=json.dumps({"headers": values}))
 
 
 class EchoAgent(pb_grpc.AgentGatewayServicer):
@@ -57,8 +56,7 @@ class EchoAgent(pb_grpc.AgentGatewayServicer):
         for i, word in enumerate(words, 1):
             message = pb.Message(role=pb.ROLE_AGENT, parts=[pb.Part(text=word + " ")])
             yield pb.InvokeStreamResponse(event=pb.Event(type="delta", message=message, sequence=i))
-        status = pb.Event(type="status", sequence=len(words) + 1)
-        status.data.struct_value.update({"headers": _seen(context)})
+        status = pb.Event(type="status", data_json=json.dumps({"headers": _seen(context)}), sequence=len(words) + 1)
         yield pb.InvokeStreamResponse(event=status)
 
     async def ListAgents(

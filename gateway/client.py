@@ -57,7 +57,7 @@ def _client_error(error: grpc.aio.AioRpcError) -> ClientError:
     for key, value in error.trailing_metadata() or ():
         if key == wire.ERROR_TRAILER and isinstance(value, bytes):
             detail = pb.ErrorDetail.FromString(value)
-            details = wire.to_json(detail.details) if detail.HasField("details") else None
+            details = wire.error_details(detail) or None
             return ClientError(
                 StatusCode(detail.code),
                 detail.message,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import json_format
 
 from agentgateway.v1 import events_pb2 as pb_events
 from gateway import wire
@@ -37,7 +36,8 @@ class EventsServicer:
             explicit = wire.context_from_pb(request.context) if request.HasField("context") else None
             ctx = context_from_headers(headers, explicit)
             call.request_id = request_id = ctx.request_id
-            data = json_format.MessageToDict(request.data) if request.HasField("data") else None
+            legacy = request.data if request.HasField("data") else None
+            data = wire.event_data(request.data_json, legacy, "PublishEventRequest.data_json")
             name, attributes = rpc_span(EVENTS_SERVICE_NAME, "Publish")
             with server_span(self.runtime.tracer, name, headers, ctx, attributes):
                 ack = await self.runtime.publisher.publish(request.subject, data, ctx, request.event_id or None)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -55,7 +54,7 @@ def request(agent: str, text: str = "hi", **context: str) -> pb.InvokeRequest:
 
 
 def seen(response: pb.InvokeResponse) -> dict[str, str]:
-    data = json_format.MessageToDict(response.messages[0].parts[1].data)
+    data = json.loads(response.messages[0].parts[1].data_json)
     headers: dict[str, str] = data["headers"]
     return headers
 

@@ -20,24 +20,22 @@ const definition = protoLoader.loadSync("agentgateway/v1/gateway.proto", {
 const loaded = grpc.loadPackageDefinition(definition) as any;
 const service = loaded.agentgateway.v1.AgentGateway.service;
 
-// google.protobuf.Value / Struct from plain JSON (proto-loader keeps them as messages).
+// Structured data crosses the wire as JSON text (the `*_json` fields): integers stay integers.
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-function toValue(value: Json): object {
-  if (value === null) return { nullValue: "NULL_VALUE", kind: "nullValue" };
-  if (typeof value === "boolean") return { boolValue: value, kind: "boolValue" };
-  if (typeof value === "number") return { numberValue: value, kind: "numberValue" };
-  if (typeof value === "string") return { stringValue: value, kind: "stringValue" };
-  if (Array.isArray(value)) return { listValue: { values: value.map(toValue) }, kind: "listValue" };
-  return { structValue: toStruct(value), kind: "structValue" };
-}
-function toStruct(value: { [key: string]: Json }): object {
-  return { fields: Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toValue(v)])) };
+
+function lastUserParts(request: any): any[] {
+  const users = (request.messages ?? []).filter((m: any) => m.role === "ROLE_USER");
+  return users[users.length - 1]?.parts ?? [];
 }
 
 function textOf(request: any): string {
-  const users = (request.messages ?? []).filter((m: any) => m.role === "ROLE_USER");
-  const last = users[users.length - 1];
-  return (last?.parts ?? []).map((p: any) => p.text ?? "").join("");
+  return lastUserParts(request).map((p: any) => p.text ?? "").join("");
+}
+
+// The caller's data parts, echoed as the JSON text that arrived (never re-encoded, so exact).
+function echoedData(request: any): object[] {
+  const parts = lastUserParts(request).filter((p: any) => p.kind === "data_json");
+  return parts.length > 0 ? [agentMessage(parts.map((p: any) => ({ data_json: p.data_json })))] : [];
 }
 
 function seen(call: grpc.ServerUnaryCall<any, any> | grpc.ServerWritableStream<any, any>): { [key: string]: Json } {
@@ -74,8 +72,12 @@ const handlers = {
     if (refused) return callback(refused);
     callback(null, {
       agent: call.request.agent,
-      messages: [agentMessage([{ text: `ts echo: ${text}` }]), agentMessage([{ data: toValue(seen(call)) }])],
-      metadata: toStruct({ runtime: "grpc-js" }),
+      messages: [
+        agentMessage([{ text: `ts echo: ${text}` }]),
+        agentMessage([{ data_json: JSON.stringify(seen(call)) }]),
+        ...echoedData(call.request),
+      ],
+      metadata_json: JSON.stringify({ runtime: "grpc-js" }),
     });
   },
   async InvokeStream(call: grpc.ServerWritableStream<any, any>) {
@@ -89,7 +91,7 @@ const handlers = {
       call.write({ event: { type: "delta", message: agentMessage([{ text: word }]), sequence: ++sequence } });
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    call.write({ event: { type: "data", data: toValue(seen(call)), sequence: ++sequence } });
+    call.write({ event: { type: "data", data_json: JSON.stringify(seen(call)), sequence: ++sequence } });
     call.write({ result: { agent: call.request.agent, messages: [agentMessage([{ text: words.join("") }])] } });
     call.end();
   },
