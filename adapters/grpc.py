@@ -95,7 +95,7 @@ class GrpcAgentAdapter(Adapter):
             self.channel = grpc.aio.secure_channel(target, channel_credentials(spec.tls), options=options)
         else:
             self.channel = grpc.aio.insecure_channel(target, options=options)
-        self.stub = pb_grpc.AgentGatewayStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
+        self.stub = pb_grpc.AgentGatewayServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
     def _request(self, call: Call) -> pb.InvokeRequest:
         request = wire.invocation_to_pb(call.invocation)
@@ -119,7 +119,8 @@ class GrpcAgentAdapter(Adapter):
         return Result(self.spec.name, result.messages, result.metadata)
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
-        rpc = self.stub.InvokeStream(self._request(call), metadata=self._metadata(call), timeout=call.timeout())
+        request = wire.stream_request(self._request(call))
+        rpc = self.stub.InvokeStream(request, metadata=self._metadata(call), timeout=call.timeout())
         try:
             async for item in rpc:
                 if item.HasField("event"):

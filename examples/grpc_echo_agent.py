@@ -42,7 +42,7 @@ def _data_part(values: dict[str, str]) -> pb.Part:
     return pb.Part(data_json=json.dumps({"headers": values}))
 
 
-class EchoAgent(pb_grpc.AgentGatewayServicer):
+class EchoAgent(pb_grpc.AgentGatewayServiceServicer):
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         reply = pb.Message(
             role=pb.ROLE_AGENT, parts=[pb.Part(text=f"echo: {_last_text(request)}"), _data_part(_seen(context))]
@@ -67,7 +67,7 @@ class EchoAgent(pb_grpc.AgentGatewayServicer):
 
 async def start(host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    pb_grpc.add_AgentGatewayServicer_to_server(EchoAgent(), server)
+    pb_grpc.add_AgentGatewayServiceServicer_to_server(EchoAgent(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

@@ -302,6 +302,12 @@ def invocation_from_data(
     return invocation, request.timeout
 
 
+def stream_request(request: pb.InvokeRequest) -> pb.InvokeStreamRequest:
+    """The InvokeStream request for an Invoke request: the two messages have the same fields, numbers
+    and types (a test keeps them so), so one's bytes are the other's."""
+    return pb.InvokeStreamRequest.FromString(request.SerializeToString())
+
+
 def invocation_to_pb(invocation: Invocation) -> pb.InvokeRequest:
     options = pb.InvokeOptions(params_json=_object_text(invocation.options.params))
     if not invocation.options.idempotent:

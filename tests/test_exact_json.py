@@ -124,7 +124,7 @@ class Recorder:
         return app
 
 
-class RecordingGrpcAgent(pb_grpc.AgentGatewayServicer):
+class RecordingGrpcAgent(pb_grpc.AgentGatewayServiceServicer):
     """An agent serving the gateway's own proto: records requests, echoes their data part."""
 
     def __init__(self) -> None:
@@ -206,7 +206,7 @@ class Setup:
 async def grpc_agent() -> AsyncIterator[tuple[RecordingGrpcAgent, str]]:
     agent = RecordingGrpcAgent()
     server = grpc.aio.server()
-    pb_grpc.add_AgentGatewayServicer_to_server(agent, server)
+    pb_grpc.add_AgentGatewayServiceServicer_to_server(agent, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield agent, f"127.0.0.1:{port}"
@@ -288,7 +288,7 @@ async def test_http_stream_events_and_messages_stay_exact(setup: Setup) -> None:
 async def test_grpc_front_to_the_grpc_adapter_and_back(setup: Setup) -> None:
     assert setup.gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(setup.gateway.addresses.grpc) as channel:
-        stub = pb_grpc.AgentGatewayStub(channel)
+        stub = pb_grpc.AgentGatewayServiceStub(channel)
         response = await stub.Invoke(grpc_request("echo-grpc"), timeout=10)
         streamed = [item async for item in stub.InvokeStream(grpc_request("echo-grpc"), timeout=10)]
     sent = setup.grpc_agent.requests[0]
@@ -306,7 +306,7 @@ async def test_grpc_front_to_the_grpc_adapter_and_back(setup: Setup) -> None:
 async def test_grpc_front_to_the_http_adapter(setup: Setup) -> None:
     assert setup.gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(setup.gateway.addresses.grpc) as channel:
-        response = await pb_grpc.AgentGatewayStub(channel).Invoke(grpc_request("echo"), timeout=10)
+        response = await pb_grpc.AgentGatewayServiceStub(channel).Invoke(grpc_request("echo"), timeout=10)
     exact(setup.recorder.last("echo")["messages"][0]["parts"][0]["data"])
     exact(setup.recorder.last("echo")["options"]["params"], {"p": PAYLOAD})
     exact(data_json(response.messages[0].parts[0]))
@@ -318,7 +318,7 @@ async def test_a_legacy_struct_client_is_still_understood(setup: Setup) -> None:
     request.messages[0].parts[0].data.struct_value.update({"order": 7})
     assert setup.gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(setup.gateway.addresses.grpc) as channel:
-        response = await pb_grpc.AgentGatewayStub(channel).Invoke(request, timeout=10)
+        response = await pb_grpc.AgentGatewayServiceStub(channel).Invoke(request, timeout=10)
     exact(setup.recorder.last("echo")["messages"][0]["parts"][0]["data"], {"order": 7.0})
     exact(data_json(response.messages[0].parts[0]), {"order": 7.0})
 
@@ -458,8 +458,8 @@ async def test_events_reach_triggers_exactly_through_the_bus(
     else:
         assert gw.addresses.grpc is not None
         async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-            stub = events_pb2_grpc.EventsStub(channel)
-            await stub.Publish(events_pb2.PublishEventRequest(subject=subject, data_json=TEXT), timeout=10)
+            stub = events_pb2_grpc.EventsServiceStub(channel)
+            await stub.PublishEvent(events_pb2.PublishEventRequest(subject=subject, data_json=TEXT), timeout=10)
     await until(lambda: "sink" in recorder.bodies)
     exact(recorder.last("echo")["messages"][0]["parts"][0]["data"], {"payload": PAYLOAD, "attempt": 1})
     # The first trigger's result, published on the bus, reaches the second one unchanged.
@@ -492,7 +492,7 @@ async def test_a_background_run_stores_and_replays_exact_data(setup: Setup) -> N
     assert setup.gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(setup.gateway.addresses.grpc) as channel:
         stub = rpb_grpc.RunServiceStub(channel)
-        response = await stub.GetRunResult(rpb.GetRunRequest(run_id=run_id), timeout=10)
+        response = (await stub.GetRunResult(rpb.GetRunResultRequest(run_id=run_id), timeout=10)).result
         watched = [item async for item in stub.WatchRun(rpb.WatchRunRequest(run_id=run_id), timeout=10)]
     exact(data_json(response.messages[0].parts[0]))
     exact(json.loads(watched[0].event.data_json))
@@ -511,10 +511,10 @@ async def test_state_keeps_exact_json_over_both_fronts(setup: Setup) -> None:
             exact((await response.json())["value"])
     assert setup.gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(setup.gateway.addresses.grpc) as channel:
-        entry = await spb_grpc.StateServiceStub(channel).Get(
+        answer = await spb_grpc.StateServiceStub(channel).GetState(
             spb.GetStateRequest(scope=spb.STATE_SCOPE_SESSION, key="k"), metadata=tuple(headers.items()), timeout=10
         )
-    exact(json.loads(entry.json))
+    exact(json.loads(answer.entry.json))
 
 
 # -- the A2A front -------------------------------------------------------------------------

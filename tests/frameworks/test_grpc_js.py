@@ -1,8 +1,9 @@
 """The gRPC adapter against a TypeScript agent served with @grpc/grpc-js.
 
-The agent (``tests/frameworks/mastra/grpc_agent.ts``) loads the gateway's own
-proto with @grpc/proto-loader at run time and echoes the context metadata it
-receives, so these tests check what crosses the Python -> Node hop.
+The agent (``tests/frameworks/mastra/grpc_agent.ts``) serves the gateway's own
+proto through the committed TypeScript stubs (protoc-gen-es, beside the Python
+ones) and echoes the context metadata it receives, so these tests check what
+crosses the Python -> Node hop.
 """
 
 from __future__ import annotations

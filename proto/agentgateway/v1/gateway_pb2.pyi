@@ -109,6 +109,18 @@ class InvokeRequest(_message.Message):
     options: InvokeOptions
     def __init__(self, agent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., context: _Optional[_Union[Context, _Mapping]] = ..., options: _Optional[_Union[InvokeOptions, _Mapping]] = ...) -> None: ...
 
+class InvokeStreamRequest(_message.Message):
+    __slots__ = ("agent", "messages", "context", "options")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    context: Context
+    options: InvokeOptions
+    def __init__(self, agent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., context: _Optional[_Union[Context, _Mapping]] = ..., options: _Optional[_Union[InvokeOptions, _Mapping]] = ...) -> None: ...
+
 class InvokeResponse(_message.Message):
     __slots__ = ("agent", "messages", "context", "metadata_json", "metadata")
     AGENT_FIELD_NUMBER: _ClassVar[int]
