@@ -770,7 +770,7 @@ class AuthzRule(Strict):
     agents: list[str] = Field(default_factory=list)
     # State scopes the identities may name explicitly (see the state service).
     state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
-    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish):
+    # Event subjects the identities may publish on (POST /v1/events/{subject}, EventsService/PublishEvent):
     # bus subject patterns, ``*`` one token and a final ``>`` one or more (``events.alice.>``).
     events: list[SubjectPattern] = Field(default_factory=list)
 

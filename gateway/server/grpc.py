@@ -1,4 +1,4 @@
-"""The gRPC front: the AgentGateway service, standard health checking and reflection."""
+"""The gRPC front: the AgentGatewayService, standard health checking and reflection."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
 
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
@@ -51,7 +51,7 @@ def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return deserialize
 
 
-def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethodHandler]:
+def _method_handlers(servicer: AgentGatewayServiceServicer) -> dict[str, grpc.RpcMethodHandler]:
     return {
         "Invoke": grpc.unary_unary_rpc_method_handler(
             servicer.Invoke,
@@ -60,6 +60,7 @@ def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethod
         ),
         "InvokeStream": grpc.unary_stream_rpc_method_handler(
             servicer.InvokeStream,
+            # InvokeStreamRequest has InvokeRequest's fields, numbers and types: one parser, one request form.
             request_deserializer=lenient(pb.InvokeRequest.FromString),
             response_serializer=pb.InvokeStreamResponse.SerializeToString,
         ),
@@ -133,7 +134,7 @@ def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
 
 
-class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
+class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
     def __init__(self, gateway: Gateway, listener: GrpcListener, guard: ListenerGuard) -> None:
         self.gateway = gateway
         self.listener = listener
@@ -152,7 +153,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         return self.guard.admit(invocation, identity), headers
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
-        async with RpcErrors(context, "AgentGateway/Invoke") as call:
+        async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
             name, attributes = rpc_span(SERVICE_NAME, "Invoke")
@@ -165,7 +166,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
     async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
-        async with RpcErrors(context, "AgentGateway/InvokeStream") as call:
+        async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
             name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
@@ -184,7 +185,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        async with RpcErrors(context, "AgentGateway/ListAgents"):
+        async with RpcErrors(context, "AgentGatewayService/ListAgents"):
             self.guard.authenticate(grpc_credentials(context))
         return list_agents_response(self.gateway)
 
@@ -254,7 +255,7 @@ def build_grpc_server(
     drain: Drain,
     extra_services: Mapping[str, Mapping[str, grpc.RpcMethodHandler]] | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The server with AgentGateway, health, reflection and ``extra_services`` (name -> handlers)."""
+    """The server with AgentGatewayService, health, reflection and ``extra_services`` (name -> handlers)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
@@ -267,7 +268,7 @@ def build_grpc_server(
         ]
     )
     services = {
-        SERVICE_NAME: _method_handlers(AgentGatewayServicer(gateway, listener, guard)),
+        SERVICE_NAME: _method_handlers(AgentGatewayServiceServicer(gateway, listener, guard)),
         **(extra_services or {}),
     }
     for name, methods in services.items():
