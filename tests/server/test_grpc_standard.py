@@ -67,7 +67,7 @@ async def test_reflection_v1_lists_and_describes_the_services(gateway_factory: G
     assert {s.name for s in old.list_services_response.service} == names
 
     services = {s.name: s for f in _files(gateway_file) if f.package == "agentgateway.v1" for s in f.service}
-    assert {"Invoke", "InvokeStream", "ListAgents"} <= {m.name for m in services["AgentGateway"].method}
+    assert {"Invoke", "InvokeStream", "ListAgents"} <= {m.name for m in services["AgentGatewayService"].method}
 
     (described,) = [f for f in _files(v1_file) if f.package == "grpc.reflection.v1"]
     assert described.name == "grpc/reflection/v1/reflection.proto"
