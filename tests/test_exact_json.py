@@ -29,8 +29,9 @@ from agentgateway.v1 import runs_pb2 as rpb
 from agentgateway.v1 import runs_pb2_grpc as rpb_grpc
 from agentgateway.v1 import state_pb2 as spb
 from agentgateway.v1 import state_pb2_grpc as spb_grpc
-from gateway.client import AgentClient
+from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Message, Role
+from gateway.patterns.template import Template
 from gateway.server.app import GatewayServer
 from tests.bus.nats_support import NATS_URL, Names, delete_nats_resources, require_nats
 from tests.conftest import GatewayFactory, Starter
@@ -65,6 +66,8 @@ class Recorder:
         name = request.match_info["agent"]
         body = await request.json()
         self.record(name, body)
+        if name == "reject":
+            return web.json_response({"error": "no"}, status=409)
         data = first_data(body["messages"][-1])
         if name == "maker":
             data = {"qty": 2, "payload": PAYLOAD}
@@ -148,7 +151,8 @@ class RecordingGrpcAgent(pb_grpc.AgentGatewayServiceServicer):
 
 def agents_yaml(url: str, grpc_address: str) -> str:
     http = "".join(
-        f"  {n}:\n    kind: http\n    endpoint: {url}/http/{n}\n" for n in ("echo", "maker", "manager", "sink")
+        f"  {n}:\n    kind: http\n    endpoint: {url}/http/{n}\n"
+        for n in ("echo", "maker", "manager", "sink", "reject")
     )
     return f"""
 agents:
@@ -338,6 +342,14 @@ async def test_the_python_client(setup: Setup) -> None:
     exact(data_json(setup.grpc_agent.requests[-1].messages[0].parts[0]))
 
 
+async def test_error_details_keep_integers_over_grpc(setup: Setup) -> None:
+    assert setup.gateway.addresses.grpc is not None
+    async with AgentClient(setup.gateway.addresses.grpc) as client:
+        with pytest.raises(ClientError) as caught:
+            await client.invoke("reject", "x")
+    assert typed(caught.value.details["upstream_status"]) == typed(409)
+
+
 # -- every adapter's outbound JSON -----------------------------------------------
 
 
@@ -397,6 +409,12 @@ async def test_the_hierarchical_manager_gets_an_integer_round(setup: Setup) -> N
     exact(setup.recorder.last("echo")["messages"][0]["parts"][0]["data"])
     exact(second["messages"][0]["parts"][0]["data"]["results"][0]["data"])
     exact(first_data(body["messages"][0]))
+
+
+def test_templates_interpolate_numbers_as_their_json() -> None:
+    """Text interpolation writes a number as JSON does: 2 as "2", 2.0 as "2.0" (no float-to-int guessing)."""
+    rendered = Template("qty={{ q }} f={{ f }} big={{ b }}").render({"q": 2, "f": 2.0, "b": PAYLOAD["big"]})
+    assert rendered == "qty=2 f=2.0 big=12345678901234567890"
 
 
 # -- events ---------------------------------------------------------------------------
