@@ -15,7 +15,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.model import GatewayError, InvalidRequest, Invocation
+from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -83,22 +83,27 @@ def _remaining(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None or remaining > _NO_DEADLINE else max(0.0, remaining)
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
+async def abort_with(
+    context: grpc.aio.ServicerContext, error: GatewayError, request_id: str, record: CallRecord | None = None
+) -> None:
     detail = wire.error_to_pb(error, request_id).SerializeToString()
-    await context.abort(
-        grpc.StatusCode[error.code.value], error.message, trailing_metadata=((wire.ERROR_TRAILER, detail),)
-    )
+    trailers: tuple[tuple[str, str | bytes], ...] = ((wire.ERROR_TRAILER, detail), *record_headers(record).items())
+    if request_id:
+        trailers += (("x-request-id", request_id),)
+    await context.abort(grpc.StatusCode[error.code.value], error.message, trailing_metadata=trailers)
 
 
 class RpcErrors:
     """``async with RpcErrors(context, "Service/Method") as call:`` around a servicer's work: a
     GatewayError aborts with its status and an ErrorDetail trailer (carrying ``call.request_id``);
-    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller."""
+    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller. Either
+    way the trailers carry ``x-agw-attempts`` (of ``call.record``, 0 without one)."""
 
     def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self.context = context
         self.method = method
         self.request_id = ""
+        self.record: CallRecord | None = None
 
     async def __aenter__(self) -> RpcErrors:
         return self
@@ -107,10 +112,11 @@ class RpcErrors:
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
             return False  # success, cancellation, or an abort already under way
         if isinstance(error, GatewayError):
-            await abort_with(self.context, error, self.request_id)
+            await abort_with(self.context, error, self.request_id, self.record)
         else:
             log.error("unhandled error in %s", self.method, exc_info=error)
-            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+            trailers = tuple(record_headers(self.record).items())
+            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error", trailing_metadata=trailers)
         return False
 
 
@@ -141,11 +147,12 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         async with RpcErrors(context, "AgentGateway/Invoke") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             with server_span(
                 self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, rpc_attributes("Invoke")
             ):
                 result = await self.gateway.invoke(invocation)
-            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
+            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation.record).items()))
             return wire.result_to_pb(result, invocation.context)
         raise AssertionError("unreachable: RpcErrors aborts")
 
@@ -155,6 +162,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         async with RpcErrors(context, "AgentGateway/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             attributes = rpc_attributes("InvokeStream")
             with server_span(self.gateway.tracer, "AgentGateway/InvokeStream", headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
@@ -166,7 +174,8 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
                     collector.add(event)
                     yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
                 yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-                context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
+                trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
+                context.set_trailing_metadata(trailers)
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext

@@ -20,7 +20,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated
+from gateway.model import CallRecord, Event, GatewayError, Invocation, StatusCode, Unauthenticated
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -31,7 +31,7 @@ from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
@@ -43,35 +43,40 @@ PASSTHROUGH_KEY = web.AppKey("passthrough", Passthrough)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(error: GatewayError, request_id: str = "") -> web.Response:
+def error_response(error: GatewayError, request_id: str = "", record: CallRecord | None = None) -> web.Response:
     body = wire.error_json(error, request_id)
-    headers = {REQUEST_ID: request_id} if request_id else None
+    headers = record_headers(record)
+    if request_id:
+        headers[REQUEST_ID] = request_id
     if error.retry_after is not None:
-        headers = {**(headers or {}), "retry-after": str(max(1, round(error.retry_after)))}
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
     if isinstance(error, Unauthenticated):
-        headers = {**(headers or {}), "www-authenticate": 'Bearer realm="agent-gateway"'}
+        headers["www-authenticate"] = 'Bearer realm="agent-gateway"'
     return web.json_response(body, status=error.status, headers=headers)
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a structured error body; unexpected ones are logged, not leaked."""
+    """Every failure becomes a structured error body (with x-agw-attempts, like every answer);
+    unexpected ones are logged, not leaked."""
     try:
         return await handler(request)
     except GatewayError as exc:
-        return error_response(exc, request.get(REQUEST_ID_KEY, ""))
+        return error_response(exc, request.get(REQUEST_ID_KEY, ""), request.get(RECORD_KEY))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: StatusCode.NOT_FOUND, 405: StatusCode.INVALID_ARGUMENT, 413: StatusCode.INVALID_ARGUMENT}
         detail = pb.ErrorDetail(code=code.get(exc.status, StatusCode.INVALID_ARGUMENT).value, message=exc.reason)
-        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
+        body = {"error": wire.to_json(detail, with_defaults=True)}
+        return web.json_response(body, status=exc.status, headers=record_headers(request.get(RECORD_KEY)))
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         detail = pb.ErrorDetail(
             code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request.get(REQUEST_ID_KEY, "")
         )
-        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
+        body = {"error": wire.to_json(detail, with_defaults=True)}
+        return web.json_response(body, status=500, headers=record_headers(request.get(RECORD_KEY)))
 
 
 def credentials(request: web.Request) -> Credentials:
@@ -107,6 +112,7 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     body = await _read_request(request, request.match_info.get("agent"))
     invocation = invocation_for(body, headers, None)
     request[REQUEST_ID_KEY] = invocation.context.request_id
+    request[RECORD_KEY] = invocation.record
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     return invocation, headers
 
@@ -125,7 +131,8 @@ async def invoke(request: web.Request) -> web.StreamResponse:
             result = await gateway.invoke(invocation)
         span.set_attribute("http.response.status_code", 200)
     body = wire_json.result_json(result, invocation.context)
-    return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
+    answer_headers = {REQUEST_ID: invocation.context.request_id, **record_headers(invocation.record)}
+    return web.json_response(body, headers=answer_headers)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -160,7 +167,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 "x-accel-buffering": "no",
                 REQUEST_ID: request_id,
                 # Retries and fallbacks happen only before the first event (known by now unless it is slow).
-                **record_headers(invocation),
+                **record_headers(invocation.record),
             }
         )
         await response.prepare(request)
