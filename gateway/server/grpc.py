@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -15,7 +15,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation
+from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -28,6 +28,7 @@ log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
 
+_Reply = TypeVar("_Reply", pb.InvokeResponse, pb.InvokeStreamResponse)
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
 
@@ -153,7 +154,7 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
             ):
                 result = await self.gateway.invoke(invocation)
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation.record).items()))
-            return wire.result_to_pb(result, invocation.context)
+            return self._fitting(wire.result_to_pb(result, invocation.context))
         raise AssertionError("unreachable: RpcErrors aborts")
 
     async def InvokeStream(
@@ -172,10 +173,23 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
                 async for event in events:
                     sequence += 1
                     collector.add(event)
-                    yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
-                yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+                    yield self._fitting(pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence)))
+                final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+                yield self._fitting(final)
                 trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
                 context.set_trailing_metadata(trailers)
+
+    def _fitting(self, message: _Reply) -> _Reply:
+        """``message``, or a clear RESOURCE_EXHAUSTED (with the call's trailers) when it is over the
+        listener's limit, instead of grpc's own failure after the handler is done."""
+        size, limit = message.ByteSize(), self.listener.max_message_bytes
+        if size > limit:
+            raise ResourceExhausted(
+                f"the reply is {size} bytes, over this listener's {limit}-byte message limit: raise "
+                "listeners.grpc.max_message_bytes (and the client's receive limit)",
+                transient=False,
+            )
+        return message
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext

@@ -64,3 +64,19 @@ def rig(gateway_factory: GatewayFactory, http: aiohttp.ClientSession) -> RigFact
                 yield Rig(server, upstream, http)
 
     return start
+
+
+async def read_sse(response: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    """(event name, data) per frame of the whole stream; comments (keep-alives) are skipped.
+    Read whole, then split: a frame may be longer than aiohttp's line limit."""
+    frames: list[tuple[str, str]] = []
+    for block in (await response.text()).split("\n\n"):
+        name, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+        if data:
+            frames.append((name, "\n".join(data)))
+    return frames

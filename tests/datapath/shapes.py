@@ -133,3 +133,12 @@ SHAPES = {
         _card_side,
     ),
 }
+
+
+def sse_body(text: str, piece: int = 16 * KIB) -> bytes:
+    """The HTTP adapter's event stream for ``text``: one ``delta`` event per ``piece`` characters."""
+    frames = []
+    for at in range(0, len(text), piece):
+        event = {"type": "delta", "message": {"role": "ROLE_AGENT", "parts": [{"text": text[at : at + piece]}]}}
+        frames.append(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
+    return b"".join(frames)
