@@ -13,7 +13,7 @@ import pytest
 
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory
-from tests.helpers.fault_upstream import FaultUpstream, Responder
+from tests.helpers.fault_upstream import FaultUpstream, Responder, in_thread
 
 
 @dataclass
@@ -44,7 +44,7 @@ def answer_text(body: dict[str, Any]) -> str:
     return "".join(p.get("text", "") for m in body.get("messages", []) for p in m.get("parts", []))
 
 
-RigFactory = Callable[[Responder, str], AbstractAsyncContextManager[Rig]]
+RigFactory = Callable[..., AbstractAsyncContextManager[Rig]]
 
 
 @pytest.fixture
@@ -58,7 +58,12 @@ def rig(gateway_factory: GatewayFactory, http: aiohttp.ClientSession) -> RigFact
     """``async with rig(responder, agents_yaml_template) as r``: ``{url}`` in the YAML is the upstream."""
 
     @asynccontextmanager
-    async def start(responder: Responder, agents: str) -> AsyncIterator[Rig]:
+    async def start(responder: Responder, agents: str, threaded: bool = False) -> AsyncIterator[Rig]:
+        if threaded:
+            with in_thread(responder) as upstream:
+                async with gateway_factory(agents.replace("{url}", upstream.url)) as server:
+                    yield Rig(server, upstream, http)
+            return
         async with FaultUpstream(responder) as upstream:
             async with gateway_factory(agents.replace("{url}", upstream.url)) as server:
                 yield Rig(server, upstream, http)

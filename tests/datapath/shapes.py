@@ -142,3 +142,14 @@ def sse_body(text: str, piece: int = 16 * KIB) -> bytes:
         event = {"type": "delta", "message": {"role": "ROLE_AGENT", "parts": [{"text": text[at : at + piece]}]}}
         frames.append(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
     return b"".join(frames)
+
+
+def replies(size: int, **faults: Any) -> tuple[Responder, str]:
+    """The HTTP adapter's JSON reply (``/invoke``) and event stream (``/stream``) for one text."""
+    invoke, text = SHAPES["http"].reply(size, **faults)
+    stream = dataclasses.replace(invoke, body=sse_body(text), headers={"content-type": "text/event-stream"})
+
+    def respond(request: SeenRequest) -> Reply:
+        return stream if request.path == "/stream" else invoke
+
+    return respond, text

@@ -5,7 +5,6 @@ the agent's text or bytes exactly, or the exact error at about the right time.""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from typing import Any
@@ -17,24 +16,14 @@ import pytest
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
+from tests.conftest import GatewayFactory
 from tests.datapath.conftest import Rig, RigFactory, answer_text, read_sse
-from tests.datapath.shapes import CAP, KIB, MIB, OVER_CAP, SHAPES, SIZES, filler, sse_body
-from tests.helpers.fault_upstream import Reply, Responder, SeenRequest
+from tests.datapath.shapes import CAP, KIB, MIB, OVER_CAP, SIZES, filler, replies, sse_body
+from tests.helpers.fault_upstream import Reply
 
 AGENT = 'agents:\n  agent: {kind: http, endpoint: "{url}"}\n'
 DEADLINE_MS = 800
 SLOW = (DEADLINE_MS / 1000 * 0.75, DEADLINE_MS / 1000 + 2.0)
-
-
-def replies(size: int, **faults: Any) -> tuple[Responder, str]:
-    """The HTTP adapter's JSON reply (``/invoke``) and event stream (``/stream``) for one text."""
-    invoke, text = SHAPES["http"].reply(size, **faults)
-    stream = dataclasses.replace(invoke, body=sse_body(text), headers={"content-type": "text/event-stream"})
-
-    def respond(request: SeenRequest) -> Reply:
-        return stream if request.path == "/stream" else invoke
-
-    return respond, text
 
 
 def first_frame_bytes(text: str) -> int:
@@ -331,3 +320,39 @@ async def test_background_run_fault_fails_the_run(rig: RigFactory, fault: dict[s
     async with rig(respond, AGENT) as r:
         run, _ = await run_to_end(r, timeout="0.8s")
     assert run["status"] == "failed" and run["error"]["code"] == code, run
+
+
+# -- the gRPC adapter -------------------------------------------------------------------------
+
+BIG_GRPC_UPSTREAM = """
+listeners:
+  http: {address: '127.0.0.1:0'}
+  grpc: {address: '127.0.0.1:0', max_message_bytes: 41943040}
+agents:
+  agent: {kind: http, endpoint: "{url}"}
+"""
+
+
+@pytest.mark.parametrize("limit", [None, 40 * MIB], ids=["default_limit", "raised_limit"])
+async def test_grpc_adapter_message_limit(rig: RigFactory, gateway_factory: GatewayFactory, limit: int | None) -> None:
+    """A gateway calling another through the gRPC adapter: a 5 MiB reply is over the adapter's
+    default 4 MiB limit (a clear permanent error, not retried); with the limit raised it arrives whole."""
+    respond, text = replies(5 * MIB, chunked=True, max_chunk=MIB, max_pause=0.0005)
+    options = f", options: {{max_message_bytes: {limit}}}" if limit else ""
+    near = (
+        "policies:\n  default: {retry: {max_attempts: 3, backoff: {base: 1ms, max: 2ms}, budget: null}}\n"
+        'agents:\n  agent: {kind: grpc, endpoint: "grpc://%s"%s}\n'
+    )
+    async with rig(respond, BIG_GRPC_UPSTREAM) as far:
+        async with gateway_factory(near % (far.server.addresses.grpc, options)) as server:
+            async with far.http.post(
+                f"http://{server.addresses.http}/v1/agents/agent/invoke",
+                json={"messages": [{"parts": [{"text": "hi"}]}]},
+            ) as response:
+                body = await response.json()
+                attempts = response.headers["x-agw-attempts"]
+    if limit is None:
+        assert (response.status, body["error"]["code"], body["error"]["transient"]) == (502, "UNKNOWN", False)
+        assert "options.max_message_bytes" in body["error"]["message"] and attempts == "1"
+    else:
+        assert response.status == 200 and answer_text(body) == text

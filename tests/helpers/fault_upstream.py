@@ -15,8 +15,9 @@ import contextlib
 import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -224,3 +225,22 @@ async def _read_request(reader: asyncio.StreamReader) -> SeenRequest | None:
         return SeenRequest(method, target, headers, bytes(body))
     length = int(headers.get("content-length", "0"))
     return SeenRequest(method, target, headers, await reader.readexactly(length) if length else b"")
+
+
+@contextlib.contextmanager
+def in_thread(responder: Responder | Reply, seed: int | None = None) -> Iterator[FaultUpstream]:
+    """The upstream on its own event loop in a thread, for clients that block the test's loop
+    (a synchronous fetch, like PyJWT's JWKS client, would otherwise wait on a server it stalls)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fault-upstream", daemon=True)
+    thread.start()
+    upstream = FaultUpstream(responder, seed)
+    try:
+        asyncio.run_coroutine_threadsafe(upstream.__aenter__(), loop).result(timeout=10)
+        yield upstream
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(upstream.__aexit__(None, None, None), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
