@@ -153,3 +153,59 @@ def replies(size: int, **faults: Any) -> tuple[Responder, str]:
         return stream if request.path == "/stream" else invoke
 
     return respond, text
+
+
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """An adapter's event stream: which request opens it, one frame per text piece, the end."""
+
+    is_stream: Callable[[SeenRequest], bool]
+    frame: Callable[[str], bytes]
+    end: bytes = b""
+
+    def body(self, text: str, piece: int = 16 * KIB) -> bytes:
+        frames = [self.frame(text[at : at + piece]) for at in range(0, len(text), piece)]
+        return b"".join(frames) + self.end
+
+
+STREAM_SHAPES = {
+    "http": StreamShape(
+        lambda r: r.path == "/stream",
+        lambda piece: _sse({"type": "delta", "message": {"role": "ROLE_AGENT", "parts": [{"text": piece}]}}),
+    ),
+    "langgraph": StreamShape(
+        lambda r: r.path == "/runs/stream",
+        lambda piece: _sse([{"type": "AIMessageChunk", "content": piece}, {"langgraph_node": "agent"}], "messages"),
+    ),
+    "mastra": StreamShape(
+        lambda r: r.path.endswith("/stream"),
+        lambda piece: _sse({"type": "text-delta", "payload": {"text": piece}}),
+        b"data: [DONE]\n\n",
+    ),
+    "a2a": StreamShape(
+        lambda r: r.path == "/rpc",
+        lambda piece: _sse(
+            {
+                "jsonrpc": "2.0",
+                "id": "1",
+                "result": {"artifactUpdate": {"taskId": "t-1", "artifact": {"parts": [{"text": piece}]}}},
+            }
+        ),
+    ),
+}
+
+
+def stream_responder(kind: str, text: str, url: Callable[[], str], **faults: Any) -> Responder:
+    """The adapter's stream of ``text`` (with ``faults``) and its side replies (an agent card)."""
+    shape = STREAM_SHAPES[kind]
+    stream = Reply(body=shape.body(text), headers={"content-type": "text/event-stream"}, **faults)
+
+    def respond(request: SeenRequest) -> Reply:
+        return stream if shape.is_stream(request) else SHAPES[kind].side(request, url())
+
+    return respond

@@ -5,12 +5,13 @@ body cut short (a close mid-body, a Content-Length promising more than was sent)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 
-from tests.datapath.conftest import Rig, RigFactory, answer_text
-from tests.datapath.shapes import CAP, OVER_CAP, SHAPES, SIZES, Shape
+from tests.datapath.conftest import Rig, RigFactory, answer_text, read_sse
+from tests.datapath.shapes import CAP, KIB, OVER_CAP, SHAPES, SIZES, STREAM_SHAPES, Shape, filler, stream_responder
 from tests.helpers.fault_upstream import Reply
 
 ADAPTERS = sorted(SHAPES)
@@ -131,3 +132,54 @@ async def test_reply_past_the_cap_is_refused(rig: RigFactory, adapter: str, chun
         assert body["error"]["message"] == f"the agent's reply exceeded {CAP} bytes"
     else:
         assert body["error"]["message"] == f"the agent's reply declares {OVER_CAP} bytes, over the {CAP}-byte limit"
+
+
+# -- streams, through the HTTP stream front -------------------------------------------------------
+
+
+async def open_stream(r: Rig, timeout_ms: int | None = None) -> tuple[int, list[tuple[str, str]]]:
+    headers = {"x-timeout-ms": str(timeout_ms)} if timeout_ms else {}
+    async with r.http.post(
+        f"{r.base}/v1/agents/agent/stream", json={"messages": [{"parts": [{"text": "hi"}]}]}, headers=headers
+    ) as response:
+        if response.status != 200:
+            return response.status, [("status", await response.text())]
+        return 200, await read_sse(response)
+
+
+def streamed_text(frames: list[tuple[str, str]]) -> str:
+    events = [json.loads(data)["event"] for name, data in frames if name == "event"]
+    return "".join(p.get("text", "") for e in events for p in (e.get("message") or {}).get("parts", []))
+
+
+@pytest.mark.parametrize("size", ["1KB", "65KB", "1MB"])
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_every_adapter_streams_whole(rig: RigFactory, adapter: str, size: str) -> None:
+    holder = Holder()
+    if adapter in STREAM_SHAPES:
+        text = filler(SIZES[size], seed=19)
+        respond = stream_responder(adapter, text, lambda: holder.url, chunked=True)
+    else:  # CrewAI streams by polling: the same JSON replies as a call
+        main, text = SHAPES[adapter].reply(SIZES[size], chunked=True)
+        respond = SHAPES[adapter].responder(main, lambda: holder.url)
+    async with rig(respond, agents(SHAPES[adapter])) as r:
+        holder.url = r.upstream.url
+        status, frames = await open_stream(r)
+    assert status == 200, frames
+    assert streamed_text(frames) == text
+    assert frames[-1][0] == "result"
+
+
+@pytest.mark.parametrize("adapter", sorted(STREAM_SHAPES))
+async def test_every_adapter_stream_cut_after_an_event_ends_in_an_error_frame(rig: RigFactory, adapter: str) -> None:
+    holder = Holder()
+    text = filler(40 * KIB, seed=23)
+    first = len(STREAM_SHAPES[adapter].frame(text[: 16 * KIB]))
+    respond = stream_responder(adapter, text, lambda: holder.url, cut_after=first + 100)
+    async with rig(respond, agents(SHAPES[adapter])) as r:
+        holder.url = r.upstream.url
+        status, frames = await open_stream(r, DEADLINE_MS)
+    assert status == 200
+    assert streamed_text(frames) == text[: 16 * KIB]
+    name, data = frames[-1]
+    assert name == "error" and json.loads(data)["error"]["code"] == "UNAVAILABLE", frames[-1]
