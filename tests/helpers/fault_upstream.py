@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 log = logging.getLogger("tests.fault_upstream")
+log.setLevel(logging.INFO)  # the seed shows in a failed test's captured log
 
 # Every wait of the server is bounded, so a test that forgets to hang up cannot hang the run.
 MAX_HANG_SECONDS = 30.0
