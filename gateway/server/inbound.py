@@ -97,7 +97,7 @@ def http_span(request: web.Request) -> tuple[str, dict[str, str]]:
 
 
 def rpc_span(service: str, method: str) -> tuple[str, dict[str, str]]:
-    """The name and attributes of a gRPC SERVER span: the full method, ``agentgateway.v1.AgentGateway/Invoke``."""
+    """A gRPC SERVER span's name and attributes: the full method (``agentgateway.v1.AgentGatewayService/Invoke``)."""
     return f"{service}/{method}", {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
 

@@ -149,7 +149,7 @@ def pb_text(messages: Any) -> str:
 async def test_grpc_invoke_whole(rig: RigFactory, size: str) -> None:
     respond, text = replies(SIZES[size], chunked=True)
     async with rig(respond, AGENT) as r, grpc.aio.insecure_channel(r.server.addresses.grpc) as channel:
-        response = await pb_grpc.AgentGatewayStub(channel).Invoke(grpc_request())
+        response = await pb_grpc.AgentGatewayServiceStub(channel).Invoke(grpc_request())
     assert pb_text(response.messages) == text
 
 
@@ -157,7 +157,7 @@ async def test_grpc_invoke_whole(rig: RigFactory, size: str) -> None:
 async def test_grpc_invoke_stream_whole(rig: RigFactory, size: str) -> None:
     respond, text = replies(SIZES[size])
     async with rig(respond, AGENT) as r, grpc.aio.insecure_channel(r.server.addresses.grpc) as channel:
-        items = [item async for item in pb_grpc.AgentGatewayStub(channel).InvokeStream(grpc_request())]
+        items = [item async for item in pb_grpc.AgentGatewayServiceStub(channel).InvokeStream(grpc_request())]
     assert pb_text(i.event.message for i in items if i.HasField("event")) == text
     assert pb_text(items[-1].result.messages) == text
 
@@ -176,7 +176,7 @@ async def test_grpc_invoke_at_the_cap_with_raised_message_limits(rig: RigFactory
     respond, text = replies(CAP, chunked=True, max_chunk=MIB, max_pause=0.0005)
     options = [("grpc.max_receive_message_length", 40 * MIB)]
     async with rig(respond, BIG_GRPC) as r, grpc.aio.insecure_channel(r.server.addresses.grpc, options=options) as ch:
-        response = await pb_grpc.AgentGatewayStub(ch).Invoke(grpc_request())
+        response = await pb_grpc.AgentGatewayServiceStub(ch).Invoke(grpc_request())
     assert pb_text(response.messages) == text
 
 
@@ -187,7 +187,7 @@ async def test_grpc_reply_over_the_listener_limit_is_resource_exhausted(rig: Rig
     respond, text = replies(5 * MIB, chunked=True, max_chunk=MIB, max_pause=0.0005)
     options = [("grpc.max_receive_message_length", 40 * MIB)]
     async with rig(respond, AGENT) as r, grpc.aio.insecure_channel(r.server.addresses.grpc, options=options) as ch:
-        stub = pb_grpc.AgentGatewayStub(ch)
+        stub = pb_grpc.AgentGatewayServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as unary:
             await stub.Invoke(grpc_request())
         events: list[pb.InvokeStreamResponse] = []
@@ -218,7 +218,7 @@ async def test_grpc_faults(
     respond, _ = replies(1000, **fault)
     metadata = (("x-timeout-ms", str(DEADLINE_MS)),)
     async with rig(respond, AGENT) as r, grpc.aio.insecure_channel(r.server.addresses.grpc) as channel:
-        stub = pb_grpc.AgentGatewayStub(channel)
+        stub = pb_grpc.AgentGatewayServiceStub(channel)
         started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             if method == "Invoke":

@@ -111,7 +111,7 @@ async def test_error_answers_carry_attempts_on_every_front(rig: RigFactory) -> N
             assert response.status == 404 and response.headers["x-agw-attempts"] == "0"
         # gRPC, unary and streaming: in the trailing metadata of the error
         async with grpc.aio.insecure_channel(r.server.addresses.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayServiceStub(channel)
             request = pb.InvokeRequest(agent="agent", messages=[pb.Message(parts=[pb.Part(text="hi")])])
             with pytest.raises(grpc.aio.AioRpcError) as unary:
                 await stub.Invoke(request)
