@@ -183,3 +183,14 @@ async def test_every_adapter_stream_cut_after_an_event_ends_in_an_error_frame(ri
     assert streamed_text(frames) == text[: 16 * KIB]
     name, data = frames[-1]
     assert name == "error" and json.loads(data)["error"]["code"] == "UNAVAILABLE", frames[-1]
+
+
+@pytest.mark.parametrize("size", NONEMPTY)
+async def test_a_text_reply_in_pieces_arrives_whole(rig: RigFactory, size: str) -> None:
+    """A plain-text reply (the HTTP adapter takes it as one text part) used to come back 200 and
+    cut short when it arrived in more than one piece."""
+    text = filler(SIZES[size], seed=29)
+    reply = Reply(body=text.encode(), headers={"content-type": "text/plain; charset=utf-8"}, max_chunk=4096)
+    async with rig(lambda _r: reply, agents(SHAPES["http"])) as r:
+        status, body, _ = await r.invoke("agent")
+    assert status == 200 and answer_text(body) == text
