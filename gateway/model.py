@@ -343,6 +343,9 @@ class GatewayError(Exception):
     # False only when the request certainly never reached the agent (connect refused,
     # breaker open, bulkhead full): then even a non-idempotent call may be retried.
     reached: bool = True
+    # The upstream's own error body (bounded), for the adapter and the failure log: it may hold
+    # a traceback, so callers see at most `server.upstream_body_excerpt` characters of it.
+    upstream_body: str = ""
 
     def __init__(
         self,

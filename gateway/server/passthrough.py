@@ -22,10 +22,10 @@ from yarl import URL
 
 from adapters.transport import mapped_errors
 from gateway.context import REQUEST_ID, context_from_headers, inject_headers
-from gateway.model import Context, GatewayError, InvalidRequest, NotFound
+from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
-from gateway.server.inbound import server_span
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.inbound import record_headers, server_span
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
 
 log = logging.getLogger("agent_gateway.passthrough")
@@ -134,6 +134,8 @@ class Passthrough:
             headers[key] = value
         body = _body(request) if request.body_exists else None
         response: web.StreamResponse | None = None
+        # One attempt, never retried (the body streams); its error answers say so too.
+        record = request[RECORD_KEY] = CallRecord(attempts=1)
         try:
             with mapped_errors(agent):
                 timeout = aiohttp.ClientTimeout(total=context.remaining(), sock_connect=10)
@@ -143,6 +145,7 @@ class Passthrough:
                     span.set_attribute("http.response.status_code", upstream.status)
                     response_headers = _forwardable(upstream.headers)
                     response_headers[REQUEST_ID] = context.request_id
+                    response_headers.update(record_headers(record))
                     response = web.StreamResponse(
                         status=upstream.status, reason=upstream.reason, headers=response_headers
                     )
