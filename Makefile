@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install frameworks run test lint typecheck pytest proto clean config-reference image-lock bench bench-quick
+.PHONY: install frameworks image-tools image run test lint typecheck pytest proto clean config-reference image-lock bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ install: $(STAMP)
 frameworks: install
 	$(PY) -m tests.frameworks.envs || [ "$$CI" != "true" ]
 
+# podman, debootstrap and runc, for the container image test (tests/deploy/test_image.py): installed
+# with apt-get when missing and this is root. Otherwise that test skips (under CI=true it fails).
+image-tools: install
+	$(PY) scripts/build_image.py --tools || [ "$$CI" != "true" ]
+
+# The image without Docker or registry access: podman on a debootstrapped Debian base
+# (scripts/build_image.py). With Docker: docker build -f deploy/Dockerfile -t agent-gateway:0.1.0 .
+image: image-tools
+	$(PY) scripts/build_image.py --tag agent-gateway:0.1.0
+
 run: install
 	$(PY) -m examples.run
 
@@ -31,7 +41,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install frameworks
+pytest: install frameworks image-tools
 	$(PY) -m pytest
 
 test: lint typecheck pytest
