@@ -186,6 +186,13 @@ def test_gateway_container_matches_its_config(entry: tuple[str, dict[str, Any], 
     assert container["securityContext"]["runAsUser"] == 10001  # the image's user
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
+    # A read-only root leaves the mounted volumes as the only place a SQLite state file can go.
+    if config.state is not None and config.state.backend == "sqlite":
+        writable = [m["mountPath"] for m in container.get("volumeMounts", []) if not m.get("readOnly")]
+        assert any(config.state.sqlite.path.startswith(f"{w}/") for w in writable), (
+            f"state goes to SQLite at {config.state.sqlite.path}, on the read-only root: set state.backend"
+        )
+
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     assert pre_stop > 0, "without a preStop pause, calls routed just before SIGTERM are refused"
