@@ -63,12 +63,7 @@ config-reference: install
 
 # The exact runtime dependency set baked into the image; run on Python 3.11 (the image's).
 image-lock:
-	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install -q .
-	{ echo '# Exact runtime dependency versions baked into the container image (deploy/Dockerfile).'; \
-	  echo '# Regenerate after changing pyproject.toml dependencies: make image-lock'; \
-	  .venv-lock/bin/pip freeze --exclude agent-gateway; } > deploy/requirements.lock
-	rm -rf .venv-lock
+	$(PYTHON) scripts/image_lock.py
 
 clean:
 	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache tests/frameworks/mastra/node_modules
