@@ -45,6 +45,7 @@ from examples import echo_agent
 from gateway import __version__
 from scripts import build_image
 from tests.conftest import start_app
+from tests.frameworks.otlp import KIND_SERVER, OtlpReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -574,6 +575,7 @@ class Pod:
     pod: dict[str, Any]  # the pod template's spec
     config: dict[str, Any]  # its gateway.yaml, as mounted
     ports: dict[str, int]  # the manifest's named container ports -> where they listen here
+    collector: OtlpReceiver  # plays the manifest's otel-collector
 
 
 def _sidecar() -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -600,7 +602,7 @@ def _require_services() -> None:
             _unavailable(f"the sidecar config needs {url}, which is not reachable: {exc}")
 
 
-def run_pod(image: Image, upstream: Upstream, tmp: Path) -> Pod:
+def run_pod(image: Image, upstream: Upstream, collector: OtlpReceiver, tmp: Path) -> Pod:
     _require_services()
     pod, spec, text = _sidecar()
     config = yaml.safe_load(text)
@@ -614,7 +616,7 @@ def run_pod(image: Image, upstream: Upstream, tmp: Path) -> Pod:
     for agent in local:
         agent["endpoint"] = upstream.url
     env = {e["name"]: e["value"] for e in spec["env"]}
-    env.update(REDIS_URL=REDIS_URL, NATS_URL=NATS_URL, OTLP_ENDPOINT=f"http://127.0.0.1:{free_ports(1)[0]}")
+    env.update(REDIS_URL=REDIS_URL, NATS_URL=NATS_URL, OTLP_ENDPOINT=collector.grpc_endpoint)
 
     security = spec["securityContext"]
     options = ["--network=host", f"--user={security['runAsUser']}:{security['runAsGroup']}"]
@@ -636,16 +638,17 @@ def run_pod(image: Image, upstream: Upstream, tmp: Path) -> Pod:
             size = _quantity(volume["emptyDir"].get("sizeLimit", "64Mi"))
             options.append(f"--tmpfs={mount['mountPath']}:rw,size={size},mode=1777")
     container = Container(image, *options, args=spec["args"])
-    return Pod(container, spec, pod, config, ports)
+    return Pod(container, spec, pod, config, ports, collector)
 
 
 @pytest.fixture
 def sidecar(image: Image, upstream: Upstream, tmp_path: Path) -> Iterator[Pod]:
-    pod = run_pod(image, upstream, tmp_path)
-    try:
-        yield pod
-    finally:
-        pod.container.remove()
+    with OtlpReceiver() as collector:
+        pod = run_pod(image, upstream, collector, tmp_path)
+        try:
+            yield pod
+        finally:
+            pod.container.remove()
 
 
 def probe(pod: Pod, kind: str) -> bool:
@@ -723,3 +726,6 @@ def test_the_sidecar_prestop_and_drain_fit_the_grace_period(sidecar: Pod, upstre
     assert json.loads(outcome[0][1]) == {"slept": str(delay)}
     assert finished - sent < drain, f"the drain took {finished - sent:.1f} s, server.drain_timeout is {drain:g} s"
     assert finished - started < grace, "the kubelet would have sent SIGKILL"
+    # The call's span reached the collector, under the manifest's service name, by the exit at the latest.
+    service = sidecar.config["telemetry"]["tracing"]["service_name"]
+    assert any(s.service == service and s.kind == KIND_SERVER for s in sidecar.collector.spans())
