@@ -40,6 +40,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict scripts/build_image.py scripts/image_lock.py
 
 pytest: install frameworks image-tools
 	$(PY) -m pytest
