@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -146,10 +147,10 @@ def _exclusive(name: str) -> Iterator[None]:
         yield
 
 
-def _run(argv: list[str], what: str, **kwargs: object) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+def _run(argv: list[str], what: str, timeout: float, stdin: IO[bytes] | None = None) -> None:
+    done = subprocess.run(argv, stdin=stdin, capture_output=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout or "").strip()[-2000:]
+        tail = (done.stderr or done.stdout).decode(errors="replace").strip()[-2000:]
         raise ImageBuildError(f"{what} failed (exit {done.returncode}): {' '.join(argv)}\n{tail}")
 
 

@@ -361,7 +361,7 @@ def test_the_lock_is_exactly_what_pyproject_needs_in_the_image(baked: Container)
     assert installed == lock, "the image's venv holds other versions than the lock"
 
 
-def test_the_closure_check_notices_a_missing_and_an_unneeded_package() -> None:
+def test_the_closure_follows_extras_and_markers_and_refuses_what_is_missing_or_out_of_range() -> None:
     dists = {
         "a": {"version": "1.0", "requires": ["b>=2", "c; extra == 'x'", "d; sys_platform == 'win32'"]},
         "b": {"version": "2.1", "requires": []},
