@@ -56,6 +56,8 @@ BASE_TRIM = (
 # trusts (a company proxy's CA included).
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BASE_REPOSITORY = "localhost/agw-base"
+# The Dockerfile's runtime stage carries it: how old untagged builds of this image are found.
+IMAGE_LABEL = "org.opencontainers.image.title=agent-gateway"
 
 # `podman` with the options every call here needs: runc (crun is refused by this kernel)
 # and cgroupfs (no systemd session to create scopes in).
@@ -201,6 +203,10 @@ def build(tag: str, base: str | None = None, log: bool = True) -> str:
     ).stdout.strip()
     if log:
         print(f"image {tag} ({image_id[:12]}): built in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    # Each changed checkout leaves its runtime layers behind as untagged images (the test suite
+    # builds one per run); a day of them stays as build cache, older ones of this image go.
+    prune = [*PODMAN, "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}", "--filter", "until=24h"]
+    subprocess.run(prune, capture_output=True, timeout=300, check=False)
     return image_id
 
 
