@@ -712,7 +712,9 @@ def test_the_sidecar_prestop_and_drain_fit_the_grace_period(sidecar: Pod, upstre
     started = time.monotonic()
     thread = threading.Thread(target=call, daemon=True)
     wait_until(lambda: time.monotonic() - started >= pause - 1, pause, "the preStop pause")
+    before = len(upstream.seen)
     thread.start()  # a call routed just before SIGTERM
+    wait_until(lambda: len(upstream.seen) > before, 20, "the call to reach the agent")
     wait_until(lambda: time.monotonic() - started >= pause, pause, "the preStop pause", 0.05)
     assert probe(sidecar, "readinessProbe"), "the gateway stopped serving during preStop"
     sidecar.container.kill(signal.SIGTERM)
