@@ -204,6 +204,9 @@ class Agent(Strict):
     tls: AgentTls | None = None
     # Named policies (top-level `policies`), merged in order; `default` applies when none is named.
     policies: list[Name] = Field(default_factory=list)
+    # The GenAI provider behind the agent (`openai`, `anthropic`, `aws.bedrock`, ...), when known:
+    # its spans carry it as gen_ai.provider.name.
+    provider: str | None = None
 
     @field_validator("endpoint")
     @classmethod
@@ -758,6 +761,17 @@ class RateLimit(Strict):
     burst: int = Field(ge=1)
 
 
+class TokenBudget(Strict):
+    """At most ``tokens`` model tokens per identity per ``window``, as the agents report their usage."""
+
+    # Identities this budget is for (shell-style patterns); each gets its own budget.
+    identities: list[str] = Field(default_factory=lambda: ["*"])
+    # Input plus output tokens allowed in one window; a call past it is refused (429) until the window ends.
+    tokens: int = Field(gt=0)
+    # The window's length; it starts at an identity's first call.
+    window: Duration = Field(default=3600.0, gt=0)
+
+
 class Security(Strict):
     # Callers authenticating with `x-api-key` (or `Authorization: ApiKey ...`).
     api_keys: list[ApiKey] = Field(default_factory=list)
@@ -769,6 +783,8 @@ class Security(Strict):
     authorization: list[AuthzRule] = Field(default_factory=list)
     # Token buckets per identity, shared by both fronts; the first matching rule applies.
     rate_limits: list[RateLimit] = Field(default_factory=list)
+    # Token budgets per identity, shared by both fronts; every matching budget applies.
+    token_budgets: list[TokenBudget] = Field(default_factory=list)
 
 
 class Tracing(Strict):

@@ -19,6 +19,7 @@ from gateway.runs.build import build_run_store
 from gateway.runs.manager import RunManager
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
+from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
@@ -100,13 +101,16 @@ class GatewayServer:
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
         limiter = RateLimiter(security.rate_limits)
+        budgets = TokenBudgets(security.token_budgets)
+        if security.token_budgets:
+            self.gateway.calls.on_finished.append(budgets.spent_by)
         http_address = grpc_address = None
         self.runner: web.AppRunner | None = None
         self.cert_reloader: HttpCertificateReloader | None = None
         if listeners.http is not None:
             http = listeners.http
             passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
-            app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter))
+            app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter, budgets))
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
             add_event_routes(app, self.events)
@@ -134,7 +138,7 @@ class GatewayServer:
         self.grpc_server = self.health = None
         if listeners.grpc is not None:
             grpc_listener = listeners.grpc
-            grpc_guard = ListenerGuard(grpc_listener, security, limiter)
+            grpc_guard = ListenerGuard(grpc_listener, security, limiter, budgets)
             extra = {}
             extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(self.events, grpc_guard))
             if self.state is not None and self.state_access is not None:

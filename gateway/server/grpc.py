@@ -21,7 +21,7 @@ from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_grpc
-from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
+from gateway.server.inbound import invocation_for, list_agents_response, record_headers, rpc_span, server_span
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
@@ -141,9 +141,8 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         async with RpcErrors(context, "AgentGateway/Invoke") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
-            with server_span(
-                self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, rpc_attributes("Invoke")
-            ):
+            name, attributes = rpc_span(SERVICE_NAME, "Invoke")
+            with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 result = await self.gateway.invoke(invocation)
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
             return wire.result_to_pb(result, invocation.context)
@@ -155,8 +154,8 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         async with RpcErrors(context, "AgentGateway/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
-            attributes = rpc_attributes("InvokeStream")
-            with server_span(self.gateway.tracer, "AgentGateway/InvokeStream", headers, invocation.context, attributes):
+            name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
+            with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
                 events = bounded(events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration)
                 collector = ResultCollector(agent)
@@ -174,10 +173,6 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         async with RpcErrors(context, "AgentGateway/ListAgents"):
             self.guard.authenticate(grpc_credentials(context))
         return list_agents_response(self.gateway)
-
-
-def rpc_attributes(method: str) -> dict[str, str]:
-    return {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
 
 
 def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:

@@ -31,7 +31,7 @@ from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import unless_caller_leaves
-from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
+from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
@@ -164,19 +164,15 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     return invocation, headers
 
 
-def _attributes(request: web.Request) -> dict[str, str]:
-    return {"http.request.method": request.method, "url.path": request.path}
-
-
 async def invoke(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
-    with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)) as span:
+    name, attributes = http_span(request)
+    with server_span(gateway.tracer, name, headers, invocation.context, attributes):
         if request.app[LISTENER_KEY].cancel_on_disconnect:
             result = await unless_caller_leaves(request, gateway.invoke(invocation))
         else:
             result = await gateway.invoke(invocation)
-        span.set_attribute("http.response.status_code", 200)
     body = wire_json.result_json(result, invocation.context)
     return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
 
@@ -192,7 +188,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
     request_id = invocation.context.request_id
-    with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)):
+    name, attributes = http_span(request)
+    with server_span(gateway.tracer, name, headers, invocation.context, attributes):
         agent, events = gateway.open_stream(invocation)
         listener = request.app[LISTENER_KEY]
         events = bounded(events, agent, listener.stream_idle_timeout, listener.stream_max_duration)
