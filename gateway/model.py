@@ -16,6 +16,7 @@ Errors::
     ├── Conflict                      ABORTED         409  no
     ├── ResourceExhausted             RESOURCE_EXHAUSTED 429/503 yes
     │   └── CircuitOpen               UNAVAILABLE     503  yes (fails fast, never reached the agent)
+    ├── Unavailable                   UNAVAILABLE     503  yes (the gateway itself: shutting down, full)
     ├── Cancelled                     CANCELLED       499  no
     └── UpstreamError                 (an agent failed; transient or permanent)
         ├── UpstreamUnavailable       UNAVAILABLE     503  yes (connect errors, resets, 502/503)
@@ -409,6 +410,15 @@ class CircuitOpen(ResourceExhausted):
     code = StatusCode.UNAVAILABLE
     http_status = 503
     reached = False
+
+
+class Unavailable(GatewayError):
+    """The gateway itself cannot take or finish the call (shutting down, at its connection
+    limit); another instance can."""
+
+    code = StatusCode.UNAVAILABLE
+    http_status = 503
+    transient = True
 
 
 class Cancelled(GatewayError):

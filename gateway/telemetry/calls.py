@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from opentelemetry import trace
 
-from gateway.model import GatewayError, Invocation
+from gateway.model import GatewayError, Invocation, StatusCode
 from gateway.policies.build import PolicyRegistry
 from gateway.telemetry.metrics import GatewayMetrics
 
@@ -106,7 +106,8 @@ class CallObserver:
             record.attempts,
             extra={"agw": fields},
         )
-        if error is not None:
+        if error is not None and error.code is not StatusCode.CANCELLED:
+            # A cancelled call (the caller left, a run was cancelled) is no failure: the access record tells it.
             self.failed(invocation, error, fields)
 
     def failed(self, invocation: Invocation, error: GatewayError, access_fields: dict[str, Any] | None = None) -> None:
