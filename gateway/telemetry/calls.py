@@ -64,10 +64,18 @@ class CallObserver:
         self.metrics.child(self.metrics.in_flight, self.label(invocation.agent)).inc()
         return time.perf_counter()
 
-    def finished(self, invocation: Invocation, started: float, error: GatewayError | None, streamed: bool) -> None:
+    def finished(
+        self,
+        invocation: Invocation,
+        started: float,
+        error: GatewayError | None,
+        streamed: bool,
+        answered: StatusCode | None = None,
+    ) -> None:
+        """``answered``: the code of an error answer the gateway relayed rather than raised (the passthrough)."""
         elapsed = time.perf_counter() - started
         record = invocation.record
-        outcome = "OK" if error is None else error.code.value
+        outcome = error.code.value if error is not None else answered.value if answered is not None else "OK"
         agent = self.label(invocation.agent)
         m = self.metrics
         m.child(m.in_flight, agent).dec()
