@@ -14,6 +14,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
+from gateway.context import context_from_headers
 from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
@@ -208,9 +209,14 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        async with RpcErrors(context, "AgentGatewayService/ListAgents"):
-            self.guard.authenticate(grpc_credentials(context))
-        return list_agents_response(self.gateway)
+        async with RpcErrors(context, "AgentGatewayService/ListAgents") as call:
+            credentials = grpc_credentials(context)
+            self.guard.authenticate(credentials)
+            call.request_id = request_id = context_from_headers(credentials.headers).request_id
+        response = list_agents_response(self.gateway)
+        response.request_id = request_id
+        context.set_trailing_metadata((("x-request-id", request_id),))
+        return response
 
 
 def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:

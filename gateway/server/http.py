@@ -296,7 +296,9 @@ async def _chain(first: list[Event], rest: AsyncIterator[Event]) -> AsyncIterato
 
 async def list_agents(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    return web.json_response(wire.to_json(list_agents_response(gateway)))
+    response = list_agents_response(gateway)
+    response.request_id = request[REQUEST_ID_KEY]
+    return web.json_response(wire.to_json(response))
 
 
 async def healthz(request: web.Request) -> web.Response:

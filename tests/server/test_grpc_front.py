@@ -161,3 +161,13 @@ async def test_unexpected_errors_are_internal_without_a_stack_trace(
         await pb_grpc.AgentGatewayServiceStub(channel).Invoke(request("echo"))
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert caught.value.details() == "internal gateway error"
+
+
+async def test_list_agents_names_its_request(channel: grpc.aio.Channel) -> None:
+    stub = pb_grpc.AgentGatewayServiceStub(channel)
+    call = stub.ListAgents(pb.ListAgentsRequest(), metadata=(("x-request-id", "req-list-1"),))
+    response = await call
+    assert response.request_id == "req-list-1"
+    assert ("x-request-id", "req-list-1") in tuple(await call.trailing_metadata())
+    generated = await stub.ListAgents(pb.ListAgentsRequest())
+    assert len(generated.request_id) == 32  # a fresh id when the caller sent none
