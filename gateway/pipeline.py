@@ -20,8 +20,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from adapters.base import Adapter, AdapterResources
 from adapters.registry import adapter_class
+from gateway.call_budget import CallTrees, TreeCall
 from gateway.config.schema import GatewayConfig
-from gateway.context import outbound_headers
+from gateway.context import HOPS_BAGGAGE, outbound_headers
 from gateway.evals.checks import CheckResult, build_check
 from gateway.evals.online import EvaluationPolicy, EvaluationRecorder, Evaluator
 from gateway.model import (
@@ -52,8 +53,7 @@ from gateway.telemetry import tracing as t
 from gateway.telemetry.calls import CallObserver
 from gateway.telemetry.metrics import GatewayMetrics
 
-# Baggage entry counting the hops of a call through gateways and workflow steps.
-HOPS_BAGGAGE = "agw.hops"
+__all__ = ["HOPS_BAGGAGE", "Gateway", "Upstream"]
 
 
 @dataclass(slots=True)
@@ -157,6 +157,8 @@ class Gateway:
         self.metrics = GatewayMetrics(lambda: self.policies)
         self.calls = CallObserver(self.metrics, self.policies, config.telemetry.logging.payloads)
         self.evaluation_recorder = EvaluationRecorder(tracer, [self._count_check])
+        # The request trees with calls in flight here, each with its call budget.
+        self.trees = CallTrees()
         self._load(config)
 
     def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
@@ -276,6 +278,19 @@ class Gateway:
     def _upstream_stream(self, invocation: Invocation) -> AsyncIterator[Event]:
         return self.upstreams[invocation.agent].stream(invocation)
 
+    def _enter(self, invocation: Invocation) -> tuple[Invocation, TreeCall]:
+        """Count the call in its hop count and its tree's call budget (both in the baggage)."""
+        invocation = self._next_hop(invocation)
+        invocation, call = self.trees.enter(invocation, self.config.server.max_calls)
+        invocation.record.tree_calls = call.tree.used
+        return invocation, call
+
+    def cancels_on_disconnect(self, agent: str) -> bool:
+        """Whether a foreground call of ``agent`` is cancelled when its caller hangs up
+        (workflows: unless they say otherwise), whatever the listener says."""
+        names = [agent, *(t for r in self.config.routes if r.match.agent == agent for t in r.targets)]
+        return any((wf := self.config.workflows.get(n)) is not None and wf.cancel_on_disconnect for n in names)
+
     def _next_hop(self, invocation: Invocation) -> Invocation:
         """Count the hop in the call's baggage; refuse calls nested too deep (loops)."""
         raw = invocation.context.baggage.get(HOPS_BAGGAGE, "0")
@@ -312,8 +327,9 @@ class Gateway:
         outermost = record.depth == 1
         started = self.calls.started(invocation) if outermost else 0.0
         error: GatewayError | None = None
+        tree: TreeCall | None = None
         try:
-            invocation = self._next_hop(invocation)
+            invocation, tree = self._enter(invocation)
             if invocation.agent in self.evaluators:
                 return await self._evaluated(invocation, await self._invoke(invocation))
             return await self._invoke(invocation)
@@ -324,6 +340,8 @@ class Gateway:
             error = Cancelled("the caller went away", agent=invocation.agent)
             raise
         finally:
+            if tree is not None:
+                self.trees.leave(tree, cancelled=isinstance(error, Cancelled))
             record.depth -= 1
             if outermost:
                 self.calls.finished(invocation, started, error, streamed=False)
@@ -348,20 +366,25 @@ class Gateway:
     def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         """Route now (so routing errors surface before any byte is sent) and
         return the answering agent's name with its event stream."""
+        tree: TreeCall | None = None
         try:
-            invocation = self._next_hop(invocation)
+            invocation, tree = self._enter(invocation)
             if invocation.agent in self.evaluators:
                 name, events = self._open_stream(invocation)
                 events = self._evaluated_stream(invocation, events)
             else:
                 name, events = self._open_stream(invocation)
         except GatewayError as error:
+            if tree is not None:
+                self.trees.leave(tree)
             if invocation.record.depth == 0:
                 self.calls.failed(invocation, error)
             raise
-        return name, self._watched(invocation, events)
+        return name, self._watched(invocation, events, tree)
 
-    async def _watched(self, invocation: Invocation, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async def _watched(
+        self, invocation: Invocation, events: AsyncIterator[Event], tree: TreeCall
+    ) -> AsyncIterator[Event]:
         record = invocation.record
         record.depth += 1
         outermost = record.depth == 1
@@ -379,6 +402,7 @@ class Gateway:
             error = Cancelled("the caller went away", agent=invocation.agent)
             raise
         finally:
+            self.trees.leave(tree, cancelled=isinstance(error, Cancelled))
             record.depth -= 1
             if outermost:
                 self.metrics.child(self.metrics.streams_open, self.calls.label(invocation.agent)).dec()

@@ -370,6 +370,23 @@ class Compensation(Strict):
     agent: Name
     # The document also holds `step`: the output of the step being undone.
     input: TemplateValue = "{{ step.text }}"
+    # This undo's own time budget (the workflow's `compensation_timeout` when unset): it
+    # starts when the compensation does, whatever is left of the workflow's deadline.
+    timeout: Duration | None = Field(default=None, gt=0)
+
+
+class WorkflowCommon(Strict):
+    """What every workflow kind has."""
+
+    # Shown by ListAgents, like an agent's.
+    description: str = ""
+    # A foreground call whose caller hangs up is cancelled with every call it started
+    # (compensations still run); false lets it run on (the listener's setting then decides).
+    cancel_on_disconnect: bool = True
+    # What callers without a `workflow_steps` grant see of the steps in the answer's
+    # metadata and in error details: none, status (names, agents, statuses, durations),
+    # or outputs (every intermediate output as well).
+    steps_in_answer: Literal["none", "status", "outputs"] = "none"
 
 
 class Step(Strict):
@@ -388,16 +405,17 @@ class Step(Strict):
     compensate: Compensation | None = None
 
 
-class SequentialWorkflow(Strict):
+class SequentialWorkflow(WorkflowCommon):
     """Steps run one after another, each seeing the outputs before it."""
 
     kind: Literal["sequential"]
-    # Shown by ListAgents, like an agent's.
-    description: str = ""
     # Run in order; a failed required step stops the workflow and runs compensations.
     steps: list[Step] = Field(min_length=1)
     # The workflow's answer; the last successful step's output when unset.
     output: TemplateValue = None
+    # The time budget of each compensation (undo), granted afresh after a deadline,
+    # an error, a cancellation or a drain, so undoing never inherits an expired deadline.
+    compensation_timeout: Duration = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> SequentialWorkflow:
@@ -418,12 +436,10 @@ class Branch(Strict):
     timeout: Duration | None = None
 
 
-class ParallelWorkflow(Strict):
+class ParallelWorkflow(WorkflowCommon):
     """Branches run at once; `aggregate` decides the answer."""
 
     kind: Literal["parallel"]
-    # Shown by ListAgents, like an agent's.
-    description: str = ""
     # Started together.
     branches: list[Branch] = Field(min_length=1)
     # all: every branch must answer; first: the first success wins; quorum: `quorum`
@@ -451,13 +467,11 @@ class ParallelWorkflow(Strict):
         return len(self.branches)
 
 
-class HierarchicalWorkflow(Strict):
+class HierarchicalWorkflow(WorkflowCommon):
     """A manager agent plans; the gateway runs the delegations it asks for and
     feeds the results back, until the manager answers (bounded rounds and fan-out)."""
 
     kind: Literal["hierarchical"]
-    # Shown by ListAgents, like an agent's.
-    description: str = ""
     # The agent that plans, delegates and answers.
     manager: Name
     # The agents, routes or workflows the manager may delegate to.
@@ -595,6 +609,9 @@ class AuthzRule(Strict):
     state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
     # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish).
     events: list[str] = Field(default_factory=list)
+    # Workflows (patterns) whose steps, with every intermediate output, these identities see
+    # in answers and error details (others see what the workflow's `steps_in_answer` says).
+    workflow_steps: list[str] = Field(default_factory=list)
 
 
 class RateLimit(Strict):
@@ -655,6 +672,10 @@ class Server(Strict):
     # Calls through gateways (and workflow steps) nest at most this deep, so a
     # manager or a workflow cannot loop forever; counted in the baggage entry agw.hops.
     max_hops: int = Field(default=16, ge=1, le=256)
+    # The calls one request tree may make in total (every routed call, workflow step and
+    # delegation, at every depth), counted in the baggage entries agw.tree/agw.calls and
+    # enforced by every gateway the tree passes: hops bound depth, this bounds breadth.
+    max_calls: int = Field(default=1000, ge=1, le=1_000_000)
     # Re-read the config file this often and apply agents, routes, policies, workflows and
     # checks without a restart (null: only on POST /reload of the admin listener).
     config_watch: Duration | None = 5.0

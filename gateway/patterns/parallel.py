@@ -55,11 +55,12 @@ class ParallelPattern:
         missing = [name for name in branches if name not in successes]
         if len(successes) < needed:
             reasons = "; ".join(f"{name}: {error.message}" for name, error in failures.items())
-            first = next(iter(failures.values()), None)
+            first = next(iter(failures.items()), None)
             raise run.failure(
                 f"workflow {run.name!r} needed {needed} of {len(branches)} branches, {len(successes)} succeeded "
                 f"({reasons})",
-                first,
+                first[1] if first else None,
+                first[0] if first else "",
             )
         ordered = [(name, successes[name]) for name in branches if name in successes]
         result = self._aggregate(run, ordered)

@@ -81,7 +81,27 @@ class StepRecord:
 
 
 class WorkflowFailed(UpstreamError):
-    """A workflow could not produce its answer; ``details.steps`` says what ran."""
+    """A workflow could not produce its answer with no step's error to blame (a manager
+    that never answered); ``details.steps`` says what ran."""
+
+
+def workflow_error(message: str, cause: GatewayError | None, agent: str, details: dict[str, JSON]) -> GatewayError:
+    """The workflow's error: the cause's class, code and status (a step's deadline stays
+    DEADLINE_EXCEEDED, a refused step keeps its code), the workflow's message and details."""
+    if cause is None:
+        return WorkflowFailed(message, agent=agent, details=details, transient=False)
+    error = type(cause).__new__(type(cause))
+    GatewayError.__init__(
+        error,
+        message,
+        agent=agent,
+        details={**details, "cause": {"code": cause.code.value, "message": cause.message, "agent": cause.agent}},
+        transient=cause.transient,
+        retry_after=cause.retry_after,
+        http_status=cause.status,
+        reached=cause.reached,
+    )
+    return error
 
 
 @dataclass
@@ -112,16 +132,32 @@ class WorkflowRun:
             **extra,
         }
 
-    async def call(self, step_name: str, agent: str, template: Template, timeout: float | None, **extra: Any) -> Result:
-        """Run one step as an ordinary routed invocation, in a span of its own."""
+    async def call(
+        self,
+        step_name: str,
+        agent: str,
+        template: Template,
+        timeout: float | None,
+        *,
+        budget: float | None = None,
+        **extra: Any,
+    ) -> Result:
+        """Run one step as an ordinary routed invocation, in a span of its own.
+
+        ``budget``: the step's own time budget from now, in place of what is left of the
+        workflow's deadline (compensations, which must run after that deadline passed).
+        """
         record = StepRecord(step_name, agent)
         self.records.append(record)
         value = template.render(self.document(**extra))
+        context = self.invocation.context
+        if budget is not None:
+            context = dataclasses.replace(context, deadline=time.monotonic() + budget)
         invocation = dataclasses.replace(
             self.invocation,
             agent=agent,
             messages=(message_for(value),),
-            context=self.invocation.context.with_timeout(timeout),
+            context=context.with_timeout(timeout),
             attempt=1,
         )
         await self.emit(
@@ -165,14 +201,24 @@ class WorkflowRun:
         )
         return result
 
-    def failure(self, message: str, cause: GatewayError | None = None) -> WorkflowFailed:
-        details: dict[str, JSON] = {"workflow": self.name, "steps": [r.as_json() for r in self.records]}
-        return WorkflowFailed(
-            message, agent=self.name, details=details, transient=cause.transient if cause is not None else False
-        )
+    def failure(self, message: str, cause: GatewayError | None = None, step: str = "") -> GatewayError:
+        """The workflow's error, keeping the cause's code; ``step``: where it failed."""
+        details: dict[str, JSON] = {
+            "workflow": self.name,
+            "run_id": self.run_id,
+            "steps": [r.as_json() for r in self.records],
+        }
+        if step:
+            details["step"] = step
+        return workflow_error(message, cause, self.name, details)
 
     def result(self, messages: tuple[Message, ...]) -> Result:
-        return Result(self.name, messages, {"workflow": self.name, "steps": [r.as_json() for r in self.records]})
+        metadata = {"workflow": self.name, "run_id": self.run_id, "steps": [r.as_json() for r in self.records]}
+        return Result(self.name, messages, metadata)
+
+    @property
+    def run_id(self) -> str:
+        return self.invocation.context.baggage.get(WORKFLOW_RUN_BAGGAGE, "")
 
 
 class Pattern(Protocol):
@@ -192,6 +238,8 @@ class WorkflowRunner:
         # Every run gets an id in the baggage: its steps (and whatever they call) share
         # the state service's workflow scope through it.
         run_id = uuid.uuid4().hex
+        if not invocation.record.workflow_run:
+            invocation.record.workflow_run = run_id  # the outermost run, for the caller
         baggage = {**invocation.context.baggage, WORKFLOW_RUN_BAGGAGE: run_id}
         invocation = dataclasses.replace(invocation, context=dataclasses.replace(invocation.context, baggage=baggage))
         attributes = {"agent_gateway.workflow": self.name, "agent_gateway.workflow.run": run_id}

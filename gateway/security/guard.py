@@ -89,6 +89,10 @@ class ListenerGuard:
             return frozenset()
         return frozenset(s for rule in self.authorizer.rules_for(identity) for s in rule.state_scopes)
 
+    def sees_steps(self, identity: Identity, workflow: str) -> bool:
+        """Whether a rule grants this identity the steps (every intermediate output) of ``workflow``."""
+        return self.enabled and self.authorizer.sees_steps(identity, workflow)
+
     def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
         """Authorize the target and pin the user id to the identity on untrusted listeners."""
         self.authorize(identity, invocation.agent)
