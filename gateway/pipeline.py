@@ -56,6 +56,16 @@ from gateway.telemetry.metrics import GatewayMetrics
 __all__ = ["HOPS_BAGGAGE", "Gateway", "Upstream"]
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a route or a name reaches: an agent's chain or a workflow's, with its default timeout."""
+
+    invoke: Handler
+    stream: StreamHandler
+    default_timeout: float | None
+    workflow: bool = False
+
+
 @dataclass(slots=True)
 class Upstream:
     """An agent with its adapter and its composed policy chain."""
@@ -224,6 +234,17 @@ class Gateway:
             name: WorkflowRunner(name, build_pattern(workflow, descriptions), self, tracer)
             for name, workflow in config.workflows.items()
         }
+        self.targets: dict[str, Target] = {
+            name: Target(u.invoke, u.stream, u.default_timeout) for name, u in self.upstreams.items()
+        }
+        for name, workflow in config.workflows.items():
+            # As on an agent: the workflow's policies wrap it, its checks sit innermost, so a
+            # failed sync check is a failed run that a retry or fallback acts on.
+            runner = self.workflows[name]
+            checks = [EvaluationPolicy(e) for e in self.evaluators.pop(name, [])]
+            chain = self._chain(workflow.policies, f"workflow/{name}") if workflow.policies else []
+            invoke, stream = compose([*chain, *checks], runner.invoke, runner.stream)
+            self.targets[name] = Target(invoke, stream, workflow.timeout, workflow=True)
         self._route_timeouts: Mapping[str, float | None] = {
             (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
         }
@@ -273,10 +294,10 @@ class Gateway:
         return build_chain(spec, owner, self.invoke, self.open_stream, self.policies)
 
     async def _upstream_invoke(self, invocation: Invocation) -> Result:
-        return await self.upstreams[invocation.agent].invoke(invocation)
+        return await self.targets[invocation.agent].invoke(invocation)
 
     def _upstream_stream(self, invocation: Invocation) -> AsyncIterator[Event]:
-        return self.upstreams[invocation.agent].stream(invocation)
+        return self.targets[invocation.agent].stream(invocation)
 
     def _enter(self, invocation: Invocation) -> tuple[Invocation, TreeCall]:
         """Count the call in its hop count and its tree's call budget (both in the baggage)."""
@@ -306,20 +327,23 @@ class Gateway:
         baggage = {**invocation.context.baggage, HOPS_BAGGAGE: str(hops + 1)}
         return evolve(invocation, context=evolve(invocation.context, baggage=baggage))
 
-    def _prepare(self, invocation: Invocation) -> tuple[Handler, StreamHandler, Invocation]:
+    def _prepare(self, invocation: Invocation) -> tuple[Handler, StreamHandler, Invocation, Target]:
         """The routed invocation and the handlers that take it: the route's chain when it
-        has policies (wrapping the agent's), else the agent's own chain."""
+        has policies (wrapping the target's), else the agent's or workflow's own chain."""
         decision = self.router.route_for(invocation)
-        upstream = self.upstreams[decision.agent]
+        target = self.targets[decision.agent]
         timeout = self._route_timeouts.get(decision.route) if decision.route else None
-        context = invocation.context.with_timeout(timeout if timeout is not None else upstream.default_timeout)
+        context = invocation.context.with_timeout(timeout if timeout is not None else target.default_timeout)
         span = trace.get_current_span()
         if decision.route:
             span.set_attribute(t.ATTR_ROUTE, decision.route)
         span.set_attribute(t.ATTR_AGENT, decision.agent)
-        invocation.record.route = decision.route or ""
-        invoke, stream = self.route_chains.get(decision.route or "", (upstream.invoke, upstream.stream))
-        return invoke, stream, evolve(invocation, agent=decision.agent, context=context)
+        if target.workflow:
+            span.set_attribute("agent_gateway.workflow", decision.agent)
+        if decision.route or not target.workflow:
+            invocation.record.route = decision.route or ""
+        invoke, stream = self.route_chains.get(decision.route or "", (target.invoke, target.stream))
+        return invoke, stream, evolve(invocation, agent=decision.agent, context=context), target
 
     async def invoke(self, invocation: Invocation) -> Result:
         record = invocation.record
@@ -347,17 +371,20 @@ class Gateway:
                 self.calls.finished(invocation, started, error, streamed=False)
 
     async def _invoke(self, invocation: Invocation) -> Result:
-        if (workflow := self._workflow_for(invocation)) is not None:
-            return await workflow.invoke(invocation)
-        invoke, _, invocation = self._prepare(invocation)
-        remaining = invocation.context.remaining()
-        try:
-            async with asyncio.timeout(remaining):
-                result = await invoke(invocation)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
-            ) from None
+        invoke, _, invocation, target = self._prepare(invocation)
+        if target.workflow:
+            # Its steps keep the deadline (so the step that ran out is the one named) and
+            # its compensations run after it; an outer timer would cancel them both.
+            result = await invoke(invocation)
+        else:
+            remaining = invocation.context.remaining()
+            try:
+                async with asyncio.timeout(remaining):
+                    result = await invoke(invocation)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
+                ) from None
         subject = self._route_publish.get(invocation.record.route)
         if subject is not None and self.publish_completion is not None:
             await self.publish_completion(subject, invocation, result)
@@ -409,16 +436,8 @@ class Gateway:
                 self.calls.finished(invocation, started, error, streamed=True)
 
     def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
-        if (workflow := self._workflow_for(invocation)) is not None:
-            return workflow.name, workflow.stream(invocation)
-        _, stream, invocation = self._prepare(invocation)
+        _, stream, invocation, _ = self._prepare(invocation)
         return invocation.agent, stream(invocation)
-
-    def _workflow_for(self, invocation: Invocation) -> WorkflowRunner | None:
-        workflow = self.workflows.get(invocation.agent)
-        if workflow is not None:
-            trace.get_current_span().set_attribute("agent_gateway.workflow", workflow.name)
-        return workflow
 
     def agents(self) -> list[tuple[AgentSpec, bool]]:
         listed = [(u.spec, type(u.adapter).streaming) for u in self.upstreams.values()]

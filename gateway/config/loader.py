@@ -203,13 +203,13 @@ def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):
             path = ("routes", i, "split", j, "agent") if route.split else ("routes", i, "target")
-            if target not in config.agents:
+            if target not in config.agents and target not in config.workflows:
                 problems.append(
                     ConfigProblem(
                         file,
                         _line_for(lines, path),
                         format_path(path),
-                        f"no agent named {target!r} is defined under 'agents'",
+                        f"no agent or workflow named {target!r} is defined under 'agents' or 'workflows'",
                     )
                 )
     problems.extend(_workflow_problems(config, file, lines))
@@ -229,6 +229,7 @@ def _policy_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, i
 
     users: list[tuple[PathKey, list[str]]] = [(("agents", n, "policies"), a.policies) for n, a in config.agents.items()]
     users += [(("routes", i, "policies"), r.policies) for i, r in enumerate(config.routes)]
+    users += [(("workflows", n, "policies"), w.policies) for n, w in config.workflows.items()]
     for path, names in users:
         for j, name in enumerate(names):
             if name not in config.policies:

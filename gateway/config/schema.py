@@ -333,7 +333,7 @@ class Route(Strict):
     # Shown in traces and errors.
     name: Name | None = None
     match: Match
-    # The agent that takes every matched call (or use `split`).
+    # The agent or workflow that takes every matched call (or use `split`).
     target: Name | None = None
     # Weighted destinations, for canaries (or use `target`).
     split: list[WeightedTarget] | None = None
@@ -387,6 +387,12 @@ class WorkflowCommon(Strict):
     # metadata and in error details: none, status (names, agents, statuses, durations),
     # or outputs (every intermediate output as well).
     steps_in_answer: Literal["none", "status", "outputs"] = "none"
+    # Named policies around the whole workflow, as on an agent: timeout (overall: the steps
+    # see the tightened deadline), retry (the whole run again), circuit breaker, concurrency,
+    # fallback; sync evaluations with `retryable: true` on the workflow sit inside them.
+    policies: list[Name] = Field(default_factory=list)
+    # The time budget of a call when the caller sets none (like an agent's `timeout`).
+    timeout: Duration | None = Field(default=None, gt=0)
 
 
 class Step(Strict):
@@ -447,6 +453,10 @@ class ParallelWorkflow(WorkflowCommon):
     aggregate: Literal["all", "first", "quorum", "merge"] = "all"
     # How many successes suffice (aggregate: quorum).
     quorum: int | None = Field(default=None, ge=1)
+    # first: answer as soon as `quorum` branches succeeded (the rest are cancelled);
+    # deadline: at least `quorum`, but keep waiting for late successes until every branch
+    # finished or the call's deadline (or `timeout`) passed, and answer with all of them.
+    quorum_wait: Literal["first", "deadline"] = "first"
 
     @model_validator(mode="after")
     def _check(self) -> ParallelWorkflow:

@@ -56,7 +56,7 @@ def test_route_needs_exactly_one_destination() -> None:
 
 def test_route_to_undefined_agent() -> None:
     text = BASE + "routes:\n  - match: {agent: a}\n    target: ghost\n"
-    assert problems(text) == ["gw.yaml:7: routes[0].target: no agent named 'ghost' is defined under 'agents'"]
+    assert problems(text) == ["gw.yaml:7: routes[0].target: no agent or workflow named 'ghost' is defined under 'agents' or 'workflows'"]
 
 
 def test_unknown_adapter_kind() -> None:

@@ -58,6 +58,12 @@ class ScriptedAgents:
             worker = data["workers"][0]["name"]
             fanout = 1 if name.startswith("self-manager-chain") else 2
             return _reply(None, {"delegate": [{"worker": worker, "input": "again"}] * fanout})
+        if name in ("flip", "improving"):
+            # flip: fails every other call (first fails); improving: a draft, then the final text.
+            attempt = len(self.names(name))
+            if name == "flip" and attempt % 2 == 1:
+                return web.json_response({"error": "flipped"}, status=503)
+            return _reply(f"{'draft' if attempt == 1 else 'final'}: {text}" if name == "improving" else text)
         if name == "upper":
             return _reply(text.upper())
         if name == "count":
@@ -121,7 +127,7 @@ class ScriptedAgents:
 
 AGENT_NAMES = ("upper", "count", "fail", "reject", "slow1", "slow3", "slow5", "slow20", "json-a", "json-b",
                "undo", "manager", "loop-manager", "rogue-manager", "plain", "judge", "hang", "self-manager",
-               "self-manager-chain", "self-manager-slow")
+               "self-manager-chain", "self-manager-slow", "flip", "improving")
 
 
 def agents_yaml(base_url: str) -> str:
