@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from gateway.patterns.template import check_template
+from gateway.patterns.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -361,6 +361,7 @@ class Route(Strict):
 
 
 TemplateValue = Annotated[Any, AfterValidator(check_template)]
+Condition = Annotated[str, AfterValidator(check_condition)]
 
 
 class Compensation(Strict):
@@ -406,6 +407,10 @@ class Step(Strict):
     input: TemplateValue = "{{ input.text }}"
     # A failed optional step is recorded and the workflow continues degraded.
     optional: bool = False
+    # Run the step only when this JMESPath expression over the workflow document (input,
+    # earlier steps' outputs, context) is truthy, e.g. "steps.check.data.approved"; else
+    # it is recorded as skipped and never called.
+    when: Condition | None = None
     # This step's time budget (within the workflow's).
     timeout: Duration | None = None
     compensate: Compensation | None = None

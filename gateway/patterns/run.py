@@ -201,6 +201,11 @@ class WorkflowRun:
         )
         return result
 
+    def skip(self, step_name: str, agent: str, reason: str) -> None:
+        """Record a step that was not called (its condition did not hold)."""
+        self.records.append(StepRecord(step_name, agent, status="skipped", error=reason))
+        self.steps[step_name] = {"text": "", "data": None, "status": "skipped"}
+
     def failure(self, message: str, cause: GatewayError | None = None, step: str = "") -> GatewayError:
         """The workflow's error, keeping the cause's code; ``step``: where it failed."""
         details: dict[str, JSON] = {

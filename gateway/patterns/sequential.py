@@ -3,7 +3,9 @@
 Steps run in order, each input rendered from the workflow input and earlier
 outputs. When a required step fails, the completed steps' compensations run
 in reverse order and the workflow fails, saying which steps ran, failed and
-were compensated; an optional step's failure is recorded and skipped.
+were compensated; an optional step's failure is recorded and skipped. A step
+with a condition (``when``, JMESPath over the document) that does not hold is
+skipped without being called.
 
 Compensations run whatever stopped the workflow: a step's error, the
 deadline passing, the caller cancelling or the gateway draining. Each undo
@@ -21,7 +23,7 @@ import logging
 from gateway.config.schema import SequentialWorkflow
 from gateway.model import GatewayError, Result, Role
 from gateway.patterns.run import WorkflowRun, message_for
-from gateway.patterns.template import Template
+from gateway.patterns.template import Condition, Template
 
 log = logging.getLogger("agent_gateway.workflow")
 
@@ -32,11 +34,16 @@ class SequentialPattern:
         self.inputs = {s.name: Template(s.input) for s in config.steps}
         self.compensations = {s.name: Template(s.compensate.input) for s in config.steps if s.compensate}
         self.output = Template(config.output) if config.output is not None else None
+        self.conditions = {s.name: Condition(s.when) for s in config.steps if s.when is not None}
 
     async def run(self, run: WorkflowRun) -> Result:
         done: list[str] = []
         last: Result | None = None
         for step in self.config.steps:
+            condition = self.conditions.get(step.name)
+            if condition is not None and not condition.holds(run.document()):
+                run.skip(step.name, step.agent, f"its condition {condition.source!r} did not hold")
+                continue
             try:
                 last = await run.call(step.name, step.agent, self.inputs[step.name], step.timeout)
             except GatewayError as exc:

@@ -31,6 +31,13 @@ routes:
   - {name: booking-route, match: {agent: book}, target: retried, timeout: 5s}
   - {name: saying, match: {agent: say}, split: [{agent: echoing, weight: 1}]}
 workflows:
+  gated:
+    kind: sequential
+    steps_in_answer: status
+    steps:
+      - {name: check, agent: count}
+      - {name: long, agent: upper, when: "steps.check.data.length > `3`"}
+      - {name: short, agent: plain, when: "steps.check.data.length <= `3`"}
   echoing:
     kind: sequential
     steps:
@@ -178,3 +185,36 @@ async def test_quorum_within_the_deadline_as_a_background_run(setup: tuple[Gatew
                     break
             await asyncio.sleep(0.05)
     assert [m["metadata"]["branch"] for m in result["messages"]] == ["a", "b"]
+
+
+# 10. Step conditions over earlier outputs (JMESPath).
+
+
+async def test_a_step_runs_only_when_its_condition_holds(setup: tuple[GatewayServer, ScriptedAgents]) -> None:
+    gw, agents = setup
+    status, body = await invoke(gw, "gated", "hi")
+    assert status == 200 and text_of(body) == "plain: hi"
+    assert [(s["name"], s["status"]) for s in body["metadata"]["steps"]] == [
+        ("check", "ok"), ("long", "skipped"), ("short", "ok"),
+    ]
+    assert gw.addresses.grpc is not None
+    async with AgentClient(gw.addresses.grpc) as client:
+        result = await client.invoke("gated", "longer")
+    assert result.text == "LONGER"
+    assert agents.names("upper") == ["upper"] and agents.names("plain") == ["plain"]
+
+
+def test_a_bad_condition_is_a_config_error() -> None:
+    from gateway.config import ConfigError, load_config_text
+
+    text = """agents:
+  a: {kind: http, endpoint: "http://127.0.0.1:1"}
+workflows:
+  w:
+    kind: sequential
+    steps:
+      - {name: s, agent: a, when: "steps.[["}
+"""
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, "wf.yaml", {})
+    assert any("workflows.w.steps[0].when: invalid condition" in str(p) for p in info.value.problems)
