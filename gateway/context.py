@@ -24,6 +24,7 @@ REQUEST_ID = "x-request-id"
 # Remaining time budget in milliseconds when the request was sent (HTTP hops).
 TIMEOUT_MS = "x-timeout-ms"
 ATTEMPT = "x-attempt"
+IDEMPOTENCY_KEY = "idempotency-key"
 # The W3C baggage entry naming the current workflow run (the state service's workflow scope).
 WORKFLOW_RUN_BAGGAGE = "agw.run"
 # Baggage entry counting the hops of a call through gateways and workflow steps.
@@ -120,6 +121,8 @@ def inject_headers(
         carrier[USER_ID] = context.user_id
     if context.request_id:
         carrier[REQUEST_ID] = context.request_id
+    if context.idempotency_key:
+        carrier[IDEMPOTENCY_KEY] = context.idempotency_key
     if context.deadline is not None:
         remaining = max(0.0, context.deadline - (time.monotonic() if now is None else now))
         carrier[TIMEOUT_MS] = str(int(remaining * 1000))

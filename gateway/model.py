@@ -125,6 +125,9 @@ class Context:
     request_id: str = ""
     baggage: Mapping[str, str] = field(default_factory=dict)
     deadline: float | None = None
+    # Sent to the agent as ``idempotency-key``: the same on every re-send of one logical call
+    # (a durable workflow's step resumed by another gateway).
+    idempotency_key: str = ""
 
     def remaining(self, now: float | None = None) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""

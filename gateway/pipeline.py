@@ -44,6 +44,7 @@ from gateway.model import (
     new_request_id,
 )
 from gateway.patterns.build import build_pattern
+from gateway.patterns.durable import DurableWorkflows
 from gateway.patterns.run import WorkflowRunner
 from gateway.policies.base import Handler, Policy, StreamHandler, compose
 from gateway.policies.build import DEFAULT_POLICY, PolicyRegistry, build_chain, merged
@@ -169,6 +170,8 @@ class Gateway:
         self.evaluation_recorder = EvaluationRecorder(tracer, [self._count_check])
         # The request trees with calls in flight here, each with its call budget.
         self.trees = CallTrees()
+        # Set by the server when a workflow is durable: the journal and the leases of its runs.
+        self.durable_workflows: DurableWorkflows | None = None
         self._load(config)
 
     def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
@@ -231,7 +234,13 @@ class Gateway:
         descriptions = {name: agent.description for name, agent in config.agents.items()}
         descriptions.update({name: wf.description for name, wf in config.workflows.items()})
         self.workflows = {
-            name: WorkflowRunner(name, build_pattern(workflow, descriptions), self, tracer)
+            name: WorkflowRunner(
+                name,
+                build_pattern(workflow, descriptions),
+                self,
+                tracer,
+                (lambda: self.durable_workflows) if workflow.durable else None,
+            )
             for name, workflow in config.workflows.items()
         }
         self.targets: dict[str, Target] = {

@@ -394,6 +394,10 @@ class WorkflowCommon(Strict):
     policies: list[Name] = Field(default_factory=list)
     # The time budget of a call when the caller sets none (like an agent's `timeout`).
     timeout: Duration | None = Field(default=None, gt=0)
+    # Journal each step's outcome in the runs store before the next starts, so a run whose
+    # gateway dies or drains resumes (here after a restart, or at another gateway sharing the
+    # store) from its last completed step; each step call carries `idempotency-key: <run>:<step>`.
+    durable: bool = False
 
 
 class Step(Strict):

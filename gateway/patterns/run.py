@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from gateway import model
 from gateway.context import WORKFLOW_RUN_BAGGAGE
 from gateway.model import (
     JSON,
@@ -27,7 +28,41 @@ from gateway.model import (
     TextPart,
     UpstreamError,
 )
+from gateway.patterns.durable import DurableRun, DurableWorkflows
 from gateway.patterns.template import Template
+
+# A journaled failure comes back as the class of its code.
+_ERROR_CLASSES: dict[str, type[GatewayError]] = {
+    cls.code.value: cls
+    for cls in (
+        model.UpstreamError,
+        model.UpstreamRejected,
+        model.UpstreamNotFound,
+        model.UpstreamTimeout,
+        model.UpstreamUnavailable,
+        model.ResourceExhausted,
+        model.CircuitOpen,
+        model.InvalidRequest,
+        model.PermissionDenied,
+        model.NotFound,
+        model.Conflict,
+        model.Cancelled,
+    )
+}
+
+
+def replayed_error(outcome: dict[str, Any]) -> GatewayError:
+    cls = _ERROR_CLASSES.get(str(outcome.get("code")), UpstreamError)
+    return cls(str(outcome.get("message", "")), agent=str(outcome.get("agent", "")))
+
+
+def replayed_result(agent: str, output: dict[str, Any]) -> Result:
+    parts: list[TextPart | DataPart] = []
+    if output.get("text"):
+        parts.append(TextPart(str(output["text"])))
+    if output.get("data") is not None:
+        parts.append(DataPart(output["data"]))
+    return Result(str(output.get("agent") or agent), (Message(Role.AGENT, tuple(parts)),))
 
 
 class Caller(Protocol):
@@ -115,6 +150,8 @@ class WorkflowRun:
     emit: Callable[[Event], Awaitable[None]]
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: list[StepRecord] = field(default_factory=list)
+    # Set for a durable workflow: recorded outcomes are replayed, new ones journaled.
+    durable: DurableRun | None = None
 
     def document(self, **extra: Any) -> dict[str, Any]:
         last = self.invocation.messages[-1]
@@ -153,6 +190,10 @@ class WorkflowRun:
         context = self.invocation.context
         if budget is not None:
             context = dataclasses.replace(context, deadline=time.monotonic() + budget)
+        if self.durable is not None:
+            if (outcome := self.durable.outcomes.get(step_name)) is not None:
+                return await self._replay(record, step_name, agent, outcome)
+            context = dataclasses.replace(context, idempotency_key=f"{self.run_id}:{step_name}")
         invocation = dataclasses.replace(
             self.invocation,
             agent=agent,
@@ -178,12 +219,30 @@ class WorkflowRun:
             except GatewayError as exc:
                 record.status, record.error = "failed", str(exc)
                 span.set_status(Status(StatusCode.ERROR, exc.message))
+                if self.durable is not None and not isinstance(exc, model.Cancelled):
+                    await self.durable.record(
+                        step_name, {"error": {"code": exc.code.value, "message": exc.message, "agent": exc.agent}}
+                    )
                 raise
             except asyncio.CancelledError:
                 record.status = "cancelled"
                 raise
             finally:
                 record.duration_ms = (time.monotonic() - started) * 1000
+        if self.durable is not None:
+            # Written before the next step starts: a run resumed elsewhere does not call it again.
+            await self.durable.record(step_name, {"ok": output_record(result)})
+        return await self._succeeded(record, step_name, agent, result)
+
+    async def _replay(self, record: StepRecord, step_name: str, agent: str, outcome: JSON) -> Result:
+        """A step a durable run already completed (before its gateway died): its recorded outcome."""
+        if isinstance(outcome, dict) and "error" in outcome:
+            record.status, record.error = "failed", str(outcome["error"].get("message", ""))
+            raise replayed_error(outcome["error"])
+        output = outcome.get("ok", {}) if isinstance(outcome, dict) else {}
+        return await self._succeeded(record, step_name, agent, replayed_result(agent, output))
+
+    async def _succeeded(self, record: StepRecord, step_name: str, agent: str, result: Result) -> Result:
         record.status = "ok"
         self.steps[step_name] = {**output_record(result), "status": "ok"}
         record.output = {"text": self.steps[step_name]["text"], "data": self.steps[step_name]["data"]}
@@ -233,16 +292,38 @@ class Pattern(Protocol):
 class WorkflowRunner:
     """Runs one configured workflow for both fronts: unary, or streamed step by step."""
 
-    def __init__(self, name: str, pattern: Pattern, caller: Caller, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        name: str,
+        pattern: Pattern,
+        caller: Caller,
+        tracer: Tracer,
+        durable: Callable[[], DurableWorkflows | None] | None = None,
+    ) -> None:
         self.name = name
         self.pattern = pattern
         self.caller = caller
         self.tracer = tracer
+        # The gateway's durable runs, for a workflow with `durable: true` (None: not durable).
+        self.durable = durable
 
-    async def _run(self, invocation: Invocation, emit: Callable[[Event], Awaitable[None]]) -> Result:
+    async def resume(self, invocation: Invocation, durable: DurableRun) -> Result:
+        """Run a journaled run again (its gateway died or drained): recorded steps replay."""
+
+        async def ignore(event: Event) -> None:
+            return None
+
+        return await self._run(invocation, ignore, durable)
+
+    async def _run(
+        self,
+        invocation: Invocation,
+        emit: Callable[[Event], Awaitable[None]],
+        resumed: DurableRun | None = None,
+    ) -> Result:
         # Every run gets an id in the baggage: its steps (and whatever they call) share
         # the state service's workflow scope through it.
-        run_id = uuid.uuid4().hex
+        run_id = resumed.run_id if resumed is not None else uuid.uuid4().hex
         if not invocation.record.workflow_run:
             invocation.record.workflow_run = run_id  # the outermost run, for the caller
         baggage = {**invocation.context.baggage, WORKFLOW_RUN_BAGGAGE: run_id}
@@ -252,11 +333,25 @@ class WorkflowRunner:
             f"workflow {self.name}", kind=SpanKind.INTERNAL, attributes=attributes
         ) as span:
             run = WorkflowRun(self.name, invocation, self.caller, self.tracer, emit)
+            durable = self.durable() if self.durable is not None else None
+            if durable is None:
+                try:
+                    return await self.pattern.run(run)
+                except GatewayError as exc:
+                    span.set_status(Status(StatusCode.ERROR, exc.message))
+                    raise
+            run.durable = resumed or await durable.begin(run_id, self.name, invocation)
+            outcome: JSON = {"cancelled": True}
             try:
-                return await self.pattern.run(run)
+                result = await self.pattern.run(run)
+                outcome = {"ok": output_record(result)}
+                return result
             except GatewayError as exc:
                 span.set_status(Status(StatusCode.ERROR, exc.message))
+                outcome = {"error": {"code": exc.code.value, "message": exc.message}}
                 raise
+            finally:
+                await asyncio.shield(durable.finish(run.durable, outcome))
 
     async def invoke(self, invocation: Invocation) -> Result:
         async def ignore(event: Event) -> None:

@@ -57,7 +57,8 @@ class SequentialPattern:
                     f"workflow {run.name!r} failed at step {step.name!r}: {exc.message}{note}", exc, step.name
                 ) from None
             except asyncio.CancelledError:
-                await self._compensate_shielded(run, done)
+                if run.durable is None or not run.durable.suspended:
+                    await self._compensate_shielded(run, done)  # a suspended run compensates where it resumes
                 raise
             done.append(step.name)
         if self.output is not None:

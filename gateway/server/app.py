@@ -13,9 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
+from gateway.patterns.durable import DurableWorkflows
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
-from gateway.runs.build import build_run_store
+from gateway.runs.build import build_journal, build_run_store
 from gateway.runs.manager import RunManager
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
@@ -92,6 +93,12 @@ class GatewayServer:
         self.events = EventRuntime(self.config, self.gateway, tracer)
         self.events.attach(self.gateway)
         await self.events.start()
+        self.durable: DurableWorkflows | None = None
+        if self.config.state is not None and any(w.durable for w in self.config.workflows.values()):
+            journal = build_journal(self.config.state, self.config.runs)
+            self.durable = DurableWorkflows(journal, self.config.runs.lease, lambda: self.gateway.workflows)
+            self.gateway.durable_workflows = self.durable
+            await self.durable.start()  # takes over runs left by a gateway that died
         if self.run_store is not None:
             webhooks = WebhookSender(self.config.runs.webhooks, self.http_session)
             self.runs = RunManager(self.run_store, self.gateway, self.config.runs, webhooks, self.events.publisher)
@@ -190,6 +197,9 @@ class GatewayServer:
         if self.runs is not None:
             # Alongside the fronts: followers of a run end when it does.
             waits.append(self.runs.aclose(grace))
+        if self.durable is not None:
+            # Durable workflow runs not done within the grace are suspended for another gateway.
+            waits.append(self.durable.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
