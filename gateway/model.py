@@ -16,6 +16,7 @@ Errors::
     ├── Conflict                      ABORTED         409  no
     ├── ResourceExhausted             RESOURCE_EXHAUSTED 429/503 yes
     │   └── CircuitOpen               UNAVAILABLE     503  yes (fails fast, never reached the agent)
+    ├── Unavailable                   UNAVAILABLE     503  yes (the gateway itself: shutting down, full)
     ├── Cancelled                     CANCELLED       499  no
     └── UpstreamError                 (an agent failed; transient or permanent)
         ├── UpstreamUnavailable       UNAVAILABLE     503  yes (connect errors, resets, 502/503)
@@ -164,12 +165,25 @@ class CallRecord:
     fallback_reason: str = ""
     # The route that took the call ("" when it went straight to an agent).
     route: str = ""
+    # Model tokens the answering attempts reported (None: the framework did not say).
+    usage: TokenUsage | None = None
     # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
     depth: int = 0
     # The calls its request tree had made (see gateway.call_budget) when this call last entered.
     tree_calls: int = 0
     # The workflow run it started, when it called a workflow ("" otherwise).
     workflow_run: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made the call, as the front authenticated it (routes may match on it); empty when anonymous."""
+
+    name: str = ""
+    claims: Mapping[str, JSON] = field(default_factory=dict)
+
+
+ANONYMOUS_CALLER = Caller()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +196,34 @@ class Invocation:
     options: Options = field(default_factory=Options)
     # Inbound headers / gRPC metadata (lower-case keys), for route matching.
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The HTTP call's query parameters (first value of each), for route matching.
+    query: Mapping[str, str] = field(default_factory=dict)
+    caller: Caller = ANONYMOUS_CALLER
     # 1 for the first upstream attempt; the retry policy counts up.
     attempt: int = 1
     record: CallRecord = field(default_factory=CallRecord, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Model tokens a call reported (the GenAI semantic conventions' input and output tokens)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def add_usage(total: TokenUsage | None, more: TokenUsage | None) -> TokenUsage | None:
+    """``total + more`` where either may be unknown (None)."""
+    if more is None:
+        return total
+    return more if total is None else total + more
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +231,8 @@ class Result:
     agent: str
     messages: tuple[Message, ...]
     metadata: Mapping[str, JSON] = field(default_factory=dict)
+    # What the framework reported the call cost in model tokens (None: it did not say).
+    usage: TokenUsage | None = None
 
     @property
     def text(self) -> str:
@@ -206,6 +247,8 @@ class Event:
     type: str
     message: Message | None = None
     data: JSON = None
+    # Tokens this event reports (a stream's usage is the sum of its events').
+    usage: TokenUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +272,8 @@ class AgentSpec:
     options: Mapping[str, JSON] = field(default_factory=dict)
     description: str = ""
     tls: UpstreamTls | None = None
+    # The GenAI provider behind the agent, when the config names it (gen_ai.provider.name).
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,14 +312,39 @@ class StatusCode(enum.StrEnum):
     UNAVAILABLE = "UNAVAILABLE"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    # The method is not served at this path (HTTP 405), or the operation at all.
+    UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
     UNKNOWN = "UNKNOWN"
+
+
+# The numbers of the canonical codes (google.rpc.Code), for rpc.grpc.status_code and the like.
+GRPC_CODE_NUMBERS = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
 
 
 class GatewayError(Exception):
     """Base of every error a caller can see; carries what both fronts need."""
 
-    code: ClassVar[StatusCode] = StatusCode.INTERNAL
+    # Instance-overridable: the Python client's ClientError carries the code the gateway sent.
+    code: StatusCode = StatusCode.INTERNAL
     http_status: ClassVar[int] = 500
     transient: bool = False
     # False only when the request certainly never reached the agent (connect refused,
@@ -347,6 +417,15 @@ class CircuitOpen(ResourceExhausted):
     code = StatusCode.UNAVAILABLE
     http_status = 503
     reached = False
+
+
+class Unavailable(GatewayError):
+    """The gateway itself cannot take or finish the call (shutting down, at its connection
+    limit); another instance can."""
+
+    code = StatusCode.UNAVAILABLE
+    http_status = 503
+    transient = True
 
 
 class Cancelled(GatewayError):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.config.schema import ListenerCommon, Security
 from gateway.context import SESSION_ID, THREAD_ID, USER_ID
-from gateway.model import Invocation, Unauthenticated
+from gateway.model import ANONYMOUS_CALLER, Invocation, Unauthenticated
 from gateway.security.authn import (
     REJECTED,
     ApiKeyAuthenticator,
@@ -17,6 +17,7 @@ from gateway.security.authn import (
     MtlsAuthenticator,
 )
 from gateway.security.authz import Authorizer
+from gateway.security.budgets import TokenBudgets
 from gateway.security.identity import ANONYMOUS, Credentials, Identity
 from gateway.security.ratelimit import RateLimiter
 
@@ -29,7 +30,9 @@ CONVERSATION_HEADERS = (SESSION_ID, THREAD_ID)
 
 
 class ListenerGuard:
-    def __init__(self, listener: ListenerCommon, security: Security, limiter: RateLimiter) -> None:
+    def __init__(
+        self, listener: ListenerCommon, security: Security, limiter: RateLimiter, budgets: TokenBudgets | None = None
+    ) -> None:
         self.enabled = bool(listener.auth)
         self.trusted = listener.trusts_identity_headers
         available: dict[str, Authenticator] = {
@@ -41,6 +44,7 @@ class ListenerGuard:
         self.authenticators: Sequence[Authenticator] = [available[m] for m in listener.auth]
         self.authorizer = Authorizer(security.authorization)
         self.limiter = limiter
+        self.budgets = budgets if budgets is not None else TokenBudgets([])
 
     def authenticate(self, credentials: Credentials) -> Identity:
         """The caller's identity; raises Unauthenticated (401) when it proves none."""
@@ -55,6 +59,7 @@ class ListenerGuard:
                 raise Unauthenticated(REJECTED)
             identity = found
         self.limiter.check(identity.name if identity is not ANONYMOUS else f"anonymous@{credentials.peer_address}")
+        self.budgets.check(identity.name)
         return identity
 
     @property
@@ -96,7 +101,8 @@ class ListenerGuard:
     def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
         """Authorize the target and pin the user id to the identity on untrusted listeners."""
         self.authorize(identity, invocation.agent)
+        caller = identity.caller
         if self.trusted:
-            return invocation
+            return invocation if caller is ANONYMOUS_CALLER else dataclasses.replace(invocation, caller=caller)
         context = dataclasses.replace(invocation.context, user_id=identity.user_id)
-        return dataclasses.replace(invocation, context=context)
+        return dataclasses.replace(invocation, context=context, caller=caller)

@@ -89,6 +89,9 @@ async def test_run_and_wait_stateless_carries_context_into_the_graph(
     assert trace_id == TRACE_ID
     attempt = next(s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
     assert format(attempt.context.span_id, "016x") == parent_span
+    # The report node's AIMessage states its usage_metadata (7 in, 4 out): it lands on the attempt span.
+    assert attempt.attributes is not None
+    assert (attempt.attributes["gen_ai.usage.input_tokens"], attempt.attributes["gen_ai.usage.output_tokens"]) == (7, 4)
 
 
 async def test_thread_runs_share_state_across_calls(
@@ -149,6 +152,19 @@ async def test_streamed_runs_in_each_stream_mode(
     assert [m.text for m in finished] == ["turn 1"]
 
 
+async def test_streamed_run_reports_its_tokens(
+    gateway_factory: GatewayFactory, langgraph_server: ServerProcess, span_exporter: InMemorySpanExporter
+) -> None:
+    async with gateway_factory(gateway_yaml(langgraph_server.url)) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc) as client:
+            await collect(client, "chat_stateless", "count tokens", stream_mode="messages")
+    attempt = next(s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
+    assert attempt.attributes is not None
+    # From the complete messages of the stream: the report node's AIMessage (7 in, 4 out).
+    assert (attempt.attributes["gen_ai.usage.input_tokens"], attempt.attributes["gen_ai.usage.output_tokens"]) == (7, 4)
+
+
 async def test_http_stream_relays_langgraph_events_and_result(
     gateway_factory: GatewayFactory, langgraph_server: ServerProcess
 ) -> None:
@@ -183,12 +199,12 @@ async def test_failures_are_classified(gateway_factory: GatewayFactory, langgrap
     # The graph raised: HTTP 200 with __error__ (wait) or `event: error` (stream); permanent either way.
     for error in (boom_invoke, boom_stream):
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.UNKNOWN
+        assert error.code == StatusCode.UNKNOWN
         assert not error.transient
         assert "boom from node" in error.message
     for error in (ghost_invoke, ghost_stream):
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.NOT_FOUND
+        assert error.code == StatusCode.NOT_FOUND
         assert not error.transient
         assert "no-such-graph" in error.message
 
@@ -208,7 +224,7 @@ async def test_killed_server_is_unavailable(
     finally:
         server.stop()
     assert alive.text.startswith("you said still there?")
-    assert info.value.status_code == StatusCode.UNAVAILABLE
+    assert info.value.code == StatusCode.UNAVAILABLE
     assert info.value.transient
 
 

@@ -20,8 +20,8 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import GatewayFactory, Starter
+from tests.frameworks.servers import free_port
 from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
-from tests.test_lifecycle import free_port
 
 
 class JournalAgents:

@@ -206,7 +206,7 @@ async def test_grpc_keeps_the_cause_too(setup: tuple[GatewayServer, ScriptedAgen
     async with AgentClient(gw.addresses.grpc) as client:
         with pytest.raises(ClientError) as info:
             await client.invoke("managed-badly", "x")
-    assert info.value.status_code == "UNAVAILABLE"
+    assert info.value.code == "UNAVAILABLE"
     assert info.value.details["workflow"] == "managed-badly"
     assert info.value.details["step"] == "manager.0"
 
