@@ -142,7 +142,8 @@ def _workflow_problems(config: GatewayConfig, callable_names: Set[str], out: Pro
             out.add(base, f"a workflow cannot have the name of agent {wf_name!r}")
         if isinstance(workflow, SequentialWorkflow):
             for i, step in enumerate(workflow.steps):
-                check(step.agent, (*base, "steps", i, "agent"))
+                if step.agent is not None:
+                    check(step.agent, (*base, "steps", i, "agent"))
                 if step.compensate is not None:
                     check(step.compensate.agent, (*base, "steps", i, "compensate", "agent"))
         elif isinstance(workflow, ParallelWorkflow):

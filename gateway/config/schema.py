@@ -567,13 +567,30 @@ class WorkflowCommon(Strict):
     durable: bool = False
 
 
+class WaitSpec(Strict):
+    """A step that pauses the workflow until someone (or something) resumes it: an approval."""
+
+    # What is being approved (a template like a step's input): its SHA-256 digest binds the
+    # approval to this exact input of this exact pending step.
+    input: TemplateValue = "{{ input }}"
+    # An event on this subject resumes it too; its data is
+    # {"run_id": ..., "digest": ..., "payload": ...} (publishers are authorized by `events` rules).
+    subject: str | None = None
+    # How long it waits; then the step fails DEADLINE_EXCEEDED (and the saga compensates).
+    expires: Duration = Field(default=24 * 3600.0, gt=0)
+
+
 class Step(Strict):
-    """One step of a sequential workflow."""
+    """One step of a sequential workflow: an agent call, or a wait."""
 
     # Unique in the workflow; later templates refer to it as steps.NAME.
     name: Name
-    # An agent, a route or another workflow.
-    agent: Name
+    # An agent, a route or another workflow (or use `wait`).
+    agent: Name | None = None
+    # Pause until resumed through POST /v1/workflow-runs/{run}/steps/{step}/resume by an
+    # identity whose rule lists the workflow under `approvals`, or by an event on `wait.subject`;
+    # steps.NAME.data is then {"payload": ..., "approver": ...}. Needs `durable: true`.
+    wait: WaitSpec | None = None
     # What the step receives: a template over input and earlier steps' outputs.
     input: TemplateValue = "{{ input.text }}"
     # A failed optional step is recorded and the workflow continues degraded.
@@ -602,6 +619,13 @@ class SequentialWorkflow(WorkflowCommon):
     @model_validator(mode="after")
     def _unique_steps(self) -> SequentialWorkflow:
         _check_unique([s.name for s in self.steps], "step")
+        for step in self.steps:
+            if (step.agent is None) == (step.wait is None):
+                raise ValueError(f"step {step.name!r} needs exactly one of 'agent' or 'wait'")
+            if step.wait is not None and not self.durable:
+                raise ValueError(
+                    f"step {step.name!r} waits: the workflow needs 'durable: true' to wait across restarts"
+                )
         return self
 
 
@@ -809,6 +833,8 @@ class AuthzRule(Strict):
     # Workflows (patterns) whose steps, with every intermediate output, these identities see
     # in answers and error details (others see what the workflow's `steps_in_answer` says).
     workflow_steps: list[str] = Field(default_factory=list)
+    # Workflows (patterns) whose waiting steps these identities may resume (approve).
+    approvals: list[str] = Field(default_factory=list)
 
 
 class RateLimit(Strict):

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.model import JSON, Context, DataPart, Invocation, Message, Role, TextPart
+from gateway.model import JSON, Conflict, Context, DataPart, Invocation, Message, NotFound, Role, TextPart
 from gateway.runs.journal import JournaledRun, WorkflowJournal
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class DurableWorkflows:
         self.active: dict[str, tuple[asyncio.Task[Any], DurableRun]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._resumed: set[asyncio.Task[None]] = set()
+        self.draining = False
 
     async def start(self) -> None:
         await self.journal.open()
@@ -97,15 +99,22 @@ class DurableWorkflows:
     async def begin(self, run_id: str, workflow: str, invocation: Invocation) -> DurableRun:
         run = JournaledRun(run_id, workflow, invocation_record(invocation), self.gateway_id)
         await self.journal.begin(run, self.lease)
-        durable = DurableRun(self.journal, run_id)
+        durable = DurableRun(self.journal, run_id, suspended=self.draining)
         task = asyncio.current_task()
         assert task is not None
         self.active[run_id] = (task, durable)
         return durable
 
-    async def finish(self, durable: DurableRun, outcome: JSON) -> None:
+    def begin_drain(self) -> None:
+        """From now on a cancelled run is suspended (resumed elsewhere), not compensated:
+        the fronts cancel their calls while draining, before :meth:`aclose` runs."""
+        self.draining = True
+        for _, durable in self.active.values():
+            durable.suspended = True
+
+    async def finish(self, durable: DurableRun, outcome: JSON, cancelled: bool) -> None:
         self.active.pop(durable.run_id, None)
-        if not durable.suspended:
+        if not (cancelled and durable.suspended):
             await self.journal.finish(durable.run_id, outcome)
 
     async def _keep_leases(self) -> None:
@@ -140,6 +149,28 @@ class DurableWorkflows:
         with contextlib.suppress(Exception):
             await runner.resume(invocation_from_record(run.invocation), durable)
 
+    async def pending(self, run_id: str, step: str) -> dict[str, Any]:
+        """A waiting step's pending record (workflow, digest, input, expiry); NotFound otherwise."""
+        found = await self.journal.get_wait(run_id, step)
+        if not isinstance(found, dict):
+            raise NotFound(f"run {run_id[:64]!r} has no step {step[:64]!r} waiting", agent="wait")
+        return found
+
+    async def resume_wait(self, run_id: str, step: str, digest: str, payload: JSON, approver: str) -> None:
+        """Resume a waiting step: only that step of that run, only for the input it waits with,
+        only before it expires, only once. The waiting run (at whichever gateway) sees it in the journal."""
+        pending = await self.pending(run_id, step)
+        if digest != pending.get("digest"):
+            raise Conflict(
+                f"the approval is for another input than step {step!r} waits with (digest mismatch)", agent="wait"
+            )
+        if time.time() >= float(pending.get("expires_at", 0)):
+            raise Conflict(f"step {step!r} expired before it was resumed", agent="wait")
+        if step in await self.journal.steps(run_id):
+            raise Conflict(f"step {step!r} was already resumed", agent="wait")
+        output = {"text": "", "data": {"payload": payload, "approver": approver}, "agent": "wait"}
+        await self.journal.record_step(run_id, step, {"ok": output})
+
     async def aclose(self, grace: float = 0.0) -> None:
         """Let runs finish for ``grace`` seconds, suspend the rest (another gateway resumes them)."""
         if self._loop is not None:
@@ -148,9 +179,9 @@ class DurableWorkflows:
         tasks = [task for task, _ in self.active.values()]
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)
+        self.begin_drain()
         suspended = {run_id: (task, durable) for run_id, (task, durable) in self.active.items() if not task.done()}
-        for task, durable in suspended.values():
-            durable.suspended = True
+        for task, _ in suspended.values():
             task.cancel()
         await asyncio.gather(*(task for task, _ in suspended.values()), return_exceptions=True)
         await asyncio.gather(*self._resumed, return_exceptions=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -260,6 +262,46 @@ class WorkflowRun:
         )
         return result
 
+    async def wait(self, step_name: str, template: Template, expires: float, poll: float) -> Result:
+        """Pause until the step is resumed (its outcome appears in the journal) or expires.
+
+        The pending wait is journaled with the digest of its rendered input, so the
+        approval binds to this step of this run with this input; a resumed run keeps
+        the original expiry.
+        """
+        assert self.durable is not None, "a wait step needs a durable workflow"
+        record = StepRecord(step_name, "wait")
+        self.records.append(record)
+        if (outcome := self.durable.outcomes.get(step_name)) is not None:
+            return await self._replay(record, step_name, "wait", outcome)
+        value = template.render(self.document())
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        pending = await self.durable.journal.put_wait(
+            self.run_id,
+            step_name,
+            {"workflow": self.name, "digest": digest, "input": value, "expires_at": time.time() + expires},
+        )
+        await self.emit(
+            Event(
+                "step",
+                data={"workflow": self.name, "step": step_name, "status": "waiting", "digest": pending["digest"]},
+            )
+        )
+        while True:
+            outcomes = await self.durable.journal.steps(self.run_id)
+            if (outcome := outcomes.get(step_name)) is not None:
+                self.durable.outcomes[step_name] = outcome
+                return await self._replay(record, step_name, "wait", outcome)
+            left = float(pending["expires_at"]) - time.time()
+            if left <= 0:
+                error = model.UpstreamTimeout(f"step {step_name!r} was not resumed before it expired", agent="wait")
+                record.status, record.error = "failed", error.message
+                await self.durable.record(
+                    step_name, {"error": {"code": error.code.value, "message": error.message, "agent": "wait"}}
+                )
+                raise error
+            await asyncio.sleep(min(poll, left))
+
     def skip(self, step_name: str, agent: str, reason: str) -> None:
         """Record a step that was not called (its condition did not hold)."""
         self.records.append(StepRecord(step_name, agent, status="skipped", error=reason))
@@ -351,7 +393,8 @@ class WorkflowRunner:
                 outcome = {"error": {"code": exc.code.value, "message": exc.message}}
                 raise
             finally:
-                await asyncio.shield(durable.finish(run.durable, outcome))
+                cancelled = outcome == {"cancelled": True}
+                await asyncio.shield(durable.finish(run.durable, outcome, cancelled))
 
     async def invoke(self, invocation: Invocation) -> Result:
         async def ignore(event: Event) -> None:

@@ -35,6 +35,9 @@ class SequentialPattern:
         self.compensations = {s.name: Template(s.compensate.input) for s in config.steps if s.compensate}
         self.output = Template(config.output) if config.output is not None else None
         self.conditions = {s.name: Condition(s.when) for s in config.steps if s.when is not None}
+        self.waits = {s.name: Template(s.wait.input) for s in config.steps if s.wait is not None}
+        # How often a waiting step looks for its resumption in the journal (any gateway may take it).
+        self.poll = 0.25
 
     async def run(self, run: WorkflowRun) -> Result:
         done: list[str] = []
@@ -42,10 +45,14 @@ class SequentialPattern:
         for step in self.config.steps:
             condition = self.conditions.get(step.name)
             if condition is not None and not condition.holds(run.document()):
-                run.skip(step.name, step.agent, f"its condition {condition.source!r} did not hold")
+                run.skip(step.name, step.agent or "wait", f"its condition {condition.source!r} did not hold")
                 continue
             try:
-                last = await run.call(step.name, step.agent, self.inputs[step.name], step.timeout)
+                if step.wait is not None:
+                    last = await run.wait(step.name, self.waits[step.name], step.wait.expires, self.poll)
+                else:
+                    assert step.agent is not None
+                    last = await run.call(step.name, step.agent, self.inputs[step.name], step.timeout)
             except GatewayError as exc:
                 if step.optional:
                     run.records[-1].status = "skipped"

@@ -81,5 +81,12 @@ class WorkflowJournal(ABC):
         """Give the leases up now (a draining gateway): another gateway may take the runs at once."""
 
     @abstractmethod
+    async def put_wait(self, run_id: str, step: str, pending: JSON) -> JSON:
+        """Record a pending wait unless one is recorded (a resumed run keeps its expiry); returns the one kept."""
+
+    @abstractmethod
+    async def get_wait(self, run_id: str, step: str) -> JSON: ...
+
+    @abstractmethod
     async def claim_lapsed(self, gateway_id: str, lease: float, limit: int = 16) -> list[JournaledRun]:
         """Take over unfinished runs whose lease lapsed; each is given to one gateway only."""

@@ -4,6 +4,7 @@ Layout (``{prefix}`` is ``runs.key_prefix``)::
 
     {prefix}wf:{id}          the run (JSON)
     {prefix}wf:{id}:steps    hash: step name -> outcome (JSON)
+    {prefix}wf:{id}:waits    hash: step name -> pending wait (JSON)
     {prefix}wf:{id}:lease    the gateway id holding the run, expiring with the lease
     {prefix}wf:open          set of unfinished run ids
 
@@ -79,6 +80,7 @@ class RedisWorkflowJournal(WorkflowJournal):
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.set(self._key(run_id), json.dumps(data), ex=ttl)
                 pipe.expire(self._key(run_id, ":steps"), ttl)
+                pipe.expire(self._key(run_id, ":waits"), ttl)
                 pipe.delete(self._key(run_id, ":lease"))
                 pipe.srem(f"{self.prefix}wf:open", run_id)
                 await pipe.execute()
@@ -92,6 +94,15 @@ class RedisWorkflowJournal(WorkflowJournal):
         holder = await self._call(lambda: self.client.get(self._key(run_id, ":lease")))
         run = JournaledRun.from_json(raw)
         return JournaledRun(**{**json.loads(run.to_json()), "gateway_id": _text(holder) if holder else ""})
+
+    async def put_wait(self, run_id: str, step: str, pending: JSON) -> JSON:
+        key = self._key(run_id, ":waits")
+        await self._call(lambda: self.client.hsetnx(key, step, json.dumps(pending)))
+        return await self.get_wait(run_id, step)
+
+    async def get_wait(self, run_id: str, step: str) -> JSON:
+        raw = await self._call(lambda: self.client.hget(self._key(run_id, ":waits"), step))
+        return json.loads(raw) if raw is not None else None
 
     async def renew(self, run_ids: list[str], gateway_id: str, lease: float) -> None:
         millis = max(1, round(lease * 1000))

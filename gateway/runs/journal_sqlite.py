@@ -20,6 +20,12 @@ CREATE TABLE IF NOT EXISTS agw_workflow_runs (
     finished    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS agw_workflow_runs_open ON agw_workflow_runs (lease_until) WHERE finished = 0;
+CREATE TABLE IF NOT EXISTS agw_workflow_waits (
+    run_id  TEXT NOT NULL,
+    step    TEXT NOT NULL,
+    pending TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agw_workflow_steps (
     run_id  TEXT NOT NULL,
     step    TEXT NOT NULL,
@@ -103,6 +109,28 @@ class SqliteWorkflowJournal(WorkflowJournal):
                 [(r, gateway_id) for r in run_ids],
             )
         )
+
+    async def put_wait(self, run_id: str, step: str, pending: JSON) -> JSON:
+        def work(db: sqlite3.Connection) -> JSON:
+            db.execute(
+                "INSERT OR IGNORE INTO agw_workflow_waits (run_id, step, pending) VALUES (?, ?, ?)",
+                (run_id, step, json.dumps(pending)),
+            )
+            row = db.execute(
+                "SELECT pending FROM agw_workflow_waits WHERE run_id = ? AND step = ?", (run_id, step)
+            ).fetchone()
+            return json.loads(row[0])
+
+        return await self.db.run(work)
+
+    async def get_wait(self, run_id: str, step: str) -> JSON:
+        def work(db: sqlite3.Connection) -> JSON:
+            row = db.execute(
+                "SELECT pending FROM agw_workflow_waits WHERE run_id = ? AND step = ?", (run_id, step)
+            ).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self.db.run(work)
 
     async def claim_lapsed(self, gateway_id: str, lease: float, limit: int = 16) -> list[JournaledRun]:
         now = time.time()

@@ -39,6 +39,7 @@ from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_h
 from gateway.server.runs_http import add_run_routes
 from gateway.server.state_grpc import STATE_SERVICE_NAME, StateServicer, state_method_handlers
 from gateway.server.state_http import add_state_routes
+from gateway.server.waits_http import add_wait_routes
 from gateway.state.access import ScopeAccess
 from gateway.state.build import build_access, build_store
 from gateway.state.store import StateStore
@@ -147,6 +148,8 @@ class GatewayServer:
             add_event_routes(app, events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
+            if self.durable is not None:
+                add_wait_routes(app, self.durable)
             # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
@@ -228,6 +231,8 @@ class GatewayServer:
         deadline = loop.time() + grace
         self.drain.begin(grace)
         self.serving = False  # readiness fails first, so load balancers stop sending
+        if self.durable is not None:
+            self.durable.begin_drain()  # durable runs the fronts cancel now are suspended, not undone
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         waits = []

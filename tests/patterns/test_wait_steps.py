@@ -1,0 +1,111 @@
+"""Wait steps (issue 17, item 9): a workflow paused for an approval, resumed through the API
+after a restart, by an identity the authorization rules allow, bound to the step and its input."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import GatewayFactory, Starter
+from tests.patterns.scripted import ScriptedAgents, agents_yaml
+
+ALICE, BOB = "alice-key-0123456789", "bob-key-0123456789"
+
+
+def config(url: str, db: Path) -> str:
+    return agents_yaml(url) + f"""
+listeners:
+  http: {{address: '127.0.0.1:0', auth: [api_key]}}
+  grpc: null
+security:
+  api_keys:
+    - {{identity: alice, sha256: {hashlib.sha256(ALICE.encode()).hexdigest()}}}
+    - {{identity: bob, sha256: {hashlib.sha256(BOB.encode()).hexdigest()}}}
+  authorization:
+    - {{identities: [alice, bob], agents: ["*"]}}
+    - {{identities: [alice], approvals: [order]}}
+workflows:
+  order:
+    kind: sequential
+    durable: true
+    steps_in_answer: status
+    steps:
+      - {{name: reserve, agent: upper, compensate: {{agent: undo}}}}
+      - {{name: approve, wait: {{input: {{order: "{{{{ steps.reserve.text }}}}"}}, expires: 30s}}}}
+      - {{name: charge, agent: plain, input: "{{{{ steps.approve.data.payload.amount }}}} by {{{{ steps.approve.data.approver }}}}"}}
+state: {{sqlite: {{path: '{db}'}}}}
+runs: {{lease: 1s}}
+server: {{drain_timeout: 500ms}}
+"""
+
+
+async def test_a_wait_is_resumed_through_the_api_after_a_restart(
+    tmp_path: Path, serve_app: Starter, gateway_factory: GatewayFactory
+) -> None:
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    text = config(url, tmp_path / "state.db")
+    payload = {"messages": [{"role": "ROLE_USER", "parts": [{"text": "order-3"}]}]}
+    async with gateway_factory(text) as first, aiohttp.ClientSession(headers={"x-api-key": BOB}) as session:
+        call = asyncio.create_task(
+            session.post(f"http://{first.addresses.http}/v1/agents/order/invoke", json=payload)
+        )
+        for _ in range(100):
+            if agents.names("upper"):
+                break
+            await asyncio.sleep(0.05)
+        run_id = agents.headers[0]["idempotency-key"].split(":")[0]
+        await asyncio.sleep(0.3)  # the run is waiting now
+    # The first gateway drained: its waiting run was suspended (not compensated), not lost.
+    call.cancel()
+    assert not agents.names("undo")
+    async with gateway_factory(text) as second:
+        base = f"http://{second.addresses.http}/v1/workflow-runs/{run_id}/steps/approve"
+        async with aiohttp.ClientSession(headers={"x-api-key": ALICE}) as alice:
+            pending: dict[str, Any] = {}
+            for _ in range(100):  # the second gateway takes the lapsed run over and waits again
+                async with alice.get(base) as response:
+                    if response.status == 200:
+                        pending = await response.json()
+                        break
+                await asyncio.sleep(0.05)
+            assert pending["input"] == {"order": "ORDER-3"}
+            digest = hashlib.sha256(json.dumps({"order": "ORDER-3"}, separators=(",", ":")).encode()).hexdigest()
+            assert pending["digest"] == digest
+            # Bound to the input: an approval of another input is refused.
+            async with alice.post(f"{base}/resume", json={"digest": "0" * 64, "payload": {}}) as response:
+                assert response.status == 409
+            # Bound to the step: no other step of the run is waiting.
+            async with alice.post(
+                f"http://{second.addresses.http}/v1/workflow-runs/{run_id}/steps/charge/resume",
+                json={"digest": digest},
+            ) as response:
+                assert response.status == 404
+            # Checked by the authorization rules: bob may call the workflow, not approve it.
+            async with aiohttp.ClientSession(headers={"x-api-key": BOB}) as bob:
+                async with bob.post(f"{base}/resume", json={"digest": digest, "payload": {"amount": 1}}) as response:
+                    assert response.status == 403
+            async with alice.post(f"{base}/resume", json={"digest": digest, "payload": {"amount": 42}}) as response:
+                assert response.status == 200, await response.text()
+                assert (await response.json())["approver"] == "alice"
+            async with alice.post(f"{base}/resume", json={"digest": digest, "payload": {"amount": 43}}) as response:
+                assert response.status == 409  # once only
+            for _ in range(100):
+                if agents.names("plain"):
+                    break
+                await asyncio.sleep(0.05)
+            assert second.durable is not None
+            journaled = None
+            for _ in range(100):
+                journaled = await second.durable.journal.get(run_id)
+                if journaled is not None and journaled.finished:
+                    break
+                await asyncio.sleep(0.05)
+    assert [c[1] for c in agents.calls if c[0] == "plain"] == ["42 by alice"]
+    assert agents.names("upper") == ["upper"]  # the completed step was not called again
+    assert journaled is not None and journaled.outcome["ok"]["text"] == "plain: 42 by alice"
