@@ -20,7 +20,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.model import JSON, Conflict, Context, DataPart, Invocation, Message, NotFound, Role, TextPart
+from gateway.bus.base import Delivery, EventBus
+from gateway.bus.consumer import Consumer, RedeliveryPolicy
+from gateway.config.schema import GatewayConfig
+from gateway.model import (
+    JSON,
+    Conflict,
+    Context,
+    DataPart,
+    InvalidRequest,
+    Invocation,
+    Message,
+    NotFound,
+    Role,
+    TextPart,
+)
 from gateway.runs.journal import JournaledRun, WorkflowJournal
 
 if TYPE_CHECKING:
@@ -90,6 +104,7 @@ class DurableWorkflows:
         self._loop: asyncio.Task[None] | None = None
         self._resumed: set[asyncio.Task[None]] = set()
         self.draining = False
+        self._consumers: list[Consumer] = []
 
     async def start(self) -> None:
         await self.journal.open()
@@ -171,8 +186,31 @@ class DurableWorkflows:
         output = {"text": "", "data": {"payload": payload, "approver": approver}, "agent": "wait"}
         await self.journal.record_step(run_id, step, {"ok": output})
 
+    async def listen(self, bus: EventBus, waits: Mapping[tuple[str, str], str]) -> None:
+        """Resume waiting steps from events: ``waits`` maps (workflow, step) to its subject.
+
+        An event's data is ``{"run_id", "digest", "payload"}``; the publisher was authorized
+        by the `events` rules, and the approver recorded is ``event:<subject>``. A refused
+        resumption (unknown run, another input, expired) is permanent: it is dead-lettered.
+        """
+        for (workflow, step), subject in waits.items():
+            subscription = await bus.subscribe(subject, f"agw-wait.{workflow}.{step}")
+
+            async def handle(delivery: Delivery, step: str = step) -> None:
+                data = delivery.json()
+                if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
+                    raise InvalidRequest('a resuming event carries {"run_id", "digest", "payload"}')
+                await self.resume_wait(
+                    data["run_id"], step, str(data.get("digest", "")), data.get("payload"), f"event:{delivery.subject}"
+                )
+
+            consumer = Consumer(bus, subscription, handle, RedeliveryPolicy(), name=f"wait {workflow}.{step}")
+            consumer.start()
+            self._consumers.append(consumer)
+
     async def aclose(self, grace: float = 0.0) -> None:
         """Let runs finish for ``grace`` seconds, suspend the rest (another gateway resumes them)."""
+        await asyncio.gather(*(c.stop() for c in self._consumers), return_exceptions=True)
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
@@ -189,3 +227,13 @@ class DurableWorkflows:
             with contextlib.suppress(Exception):
                 await self.journal.release(list(suspended), self.gateway_id)
         await self.journal.close()
+
+
+def wait_subjects(config: GatewayConfig) -> dict[tuple[str, str], str]:
+    """(workflow, step) -> subject of every wait step an event may resume."""
+    out: dict[tuple[str, str], str] = {}
+    for name, workflow in config.workflows.items():
+        for step in getattr(workflow, "steps", ()):
+            if step.wait is not None and step.wait.subject is not None:
+                out[(name, step.name)] = step.wait.subject
+    return out

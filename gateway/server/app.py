@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
-from gateway.patterns.durable import DurableWorkflows
+from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_journal, build_run_store
@@ -126,6 +126,7 @@ class GatewayServer:
             self.durable = DurableWorkflows(journal, self.config.runs.lease, lambda: gateway.workflows)
             gateway.durable_workflows = self.durable
             await self.durable.start()  # takes over runs left by a gateway that died
+            await self.durable.listen(events.bus, wait_subjects(self.config))
         if self.run_store is not None:
             webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
             self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)

@@ -109,3 +109,41 @@ async def test_a_wait_is_resumed_through_the_api_after_a_restart(
     assert [c[1] for c in agents.calls if c[0] == "plain"] == ["42 by alice"]
     assert agents.names("upper") == ["upper"]  # the completed step was not called again
     assert journaled is not None and journaled.outcome["ok"]["text"] == "plain: 42 by alice"
+
+
+async def test_a_wait_is_resumed_by_an_event(tmp_path: Path, serve_app: Starter, gateway_factory: GatewayFactory) -> None:
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    text = agents_yaml(url) + f"""
+workflows:
+  ticket:
+    kind: sequential
+    durable: true
+    steps:
+      - {{name: open, agent: upper}}
+      - {{name: signoff, wait: {{input: "{{{{ steps.open.text }}}}", subject: events.signoffs, expires: 30s}}}}
+      - {{name: close, agent: plain, input: "{{{{ steps.signoff.data.approver }}}}: {{{{ steps.signoff.data.payload }}}}"}}
+state: {{sqlite: {{path: '{tmp_path / "state.db"}'}}}}
+"""
+    payload = {"messages": [{"role": "ROLE_USER", "parts": [{"text": "t-1"}]}]}
+    async with gateway_factory(text) as gw, aiohttp.ClientSession() as session:
+        call = asyncio.create_task(session.post(f"http://{gw.addresses.http}/v1/agents/ticket/invoke", json=payload))
+        for _ in range(100):
+            if agents.names("upper"):
+                break
+            await asyncio.sleep(0.05)
+        run_id = agents.headers[0]["idempotency-key"].split(":")[0]
+        digest = hashlib.sha256(json.dumps("T-1").encode()).hexdigest()
+        await asyncio.sleep(0.3)
+        # An event for another input does not resume it (it is dead-lettered); the right one does.
+        for event_digest, note in ((("0" * 64), "wrong"), (digest, "signed")):
+            async with session.post(
+                f"http://{gw.addresses.http}/v1/events/events.signoffs",
+                json={"run_id": run_id, "digest": event_digest, "payload": note},
+            ) as response:
+                assert response.status == 202
+        response = await asyncio.wait_for(call, 10)
+        assert response.status == 200
+        body = await response.json()
+    assert body["messages"][0]["parts"][0]["text"] == "plain: event:events.signoffs: signed"
+    assert [c[1] for c in agents.calls if c[0] == "plain"] == ["event:events.signoffs: signed"]
