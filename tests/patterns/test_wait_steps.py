@@ -147,3 +147,51 @@ state: {{sqlite: {{path: '{tmp_path / "state.db"}'}}}}
         body = await response.json()
     assert body["messages"][0]["parts"][0]["text"] == "plain: event:events.signoffs: signed"
     assert [c[1] for c in agents.calls if c[0] == "plain"] == ["event:events.signoffs: signed"]
+
+
+async def test_a_background_run_waits_and_shows_no_step_outputs(
+    tmp_path: Path, serve_app: Starter, gateway_factory: GatewayFactory
+) -> None:
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    text = agents_yaml(url) + f"""
+workflows:
+  ticket:
+    kind: sequential
+    durable: true
+    steps:
+      - {{name: open, agent: upper}}
+      - {{name: signoff, wait: {{input: "{{{{ steps.open.text }}}}", expires: 30s}}}}
+      - {{name: close, agent: plain, input: "{{{{ steps.signoff.data.payload }}}}"}}
+state: {{sqlite: {{path: '{tmp_path / "state.db"}'}}}}
+"""
+    payload = {"agent": "ticket", "messages": [{"role": "ROLE_USER", "parts": [{"text": "secret-1"}]}]}
+    async with gateway_factory(text) as gw, aiohttp.ClientSession() as session:
+        base = f"http://{gw.addresses.http}"
+        async with session.post(f"{base}/v1/runs", json=payload) as response:
+            assert response.status == 202
+            background = (await response.json())["runId"]
+        for _ in range(100):
+            if agents.names("upper"):
+                break
+            await asyncio.sleep(0.05)
+        run_id = agents.headers[0]["idempotency-key"].split(":")[0]
+        await asyncio.sleep(0.3)
+        async with session.get(f"{base}/v1/workflow-runs/{run_id}/steps/signoff") as response:
+            digest = (await response.json())["digest"]
+        async with session.post(
+            f"{base}/v1/workflow-runs/{run_id}/steps/signoff/resume", json={"digest": digest, "payload": "ok"}
+        ) as response:
+            assert response.status == 200
+        result: dict[str, Any] = {}
+        for _ in range(100):
+            async with session.get(f"{base}/v1/runs/{background}/result") as response:
+                if response.status == 200:
+                    result = await response.json()
+                    break
+            await asyncio.sleep(0.05)
+        async with session.get(f"{base}/v1/runs/{background}/events", headers={"accept": "application/json"}) as r:
+            events = await r.text()
+    assert result["messages"][0]["parts"][0]["text"] == "plain: ok"
+    # The intermediate output (SECRET-1) is in no recorded event: the caller has no grant.
+    assert "SECRET-1" not in events and "waiting" in events
