@@ -195,3 +195,47 @@ state: {{sqlite: {{path: '{tmp_path / "state.db"}'}}}}
     assert result["messages"][0]["parts"][0]["text"] == "plain: ok"
     # The intermediate output (SECRET-1) is in no recorded event: the caller has no grant.
     assert "SECRET-1" not in events and "waiting" in events
+
+
+async def test_over_grpc_a_durable_wait_resumed_by_a_grpc_published_event(
+    tmp_path: Path, serve_app: Starter, gateway_factory: GatewayFactory
+) -> None:
+    import grpc
+    from google.protobuf import struct_pb2
+
+    from agentgateway.v1 import events_pb2, events_pb2_grpc
+    from gateway.client import AgentClient
+
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    text = agents_yaml(url) + f"""
+workflows:
+  ticket:
+    kind: sequential
+    durable: true
+    steps:
+      - {{name: open, agent: upper}}
+      - {{name: signoff, wait: {{input: "{{{{ steps.open.text }}}}", subject: events.signoffs, expires: 30s}}}}
+      - {{name: close, agent: plain, input: "{{{{ steps.signoff.data.payload }}}}"}}
+state: {{sqlite: {{path: '{tmp_path / "state.db"}'}}}}
+"""
+    async with gateway_factory(text) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc) as client:
+            call = asyncio.create_task(client.invoke("ticket", "g-1"))
+            for _ in range(100):
+                if agents.names("upper"):
+                    break
+                await asyncio.sleep(0.05)
+            run_id = agents.headers[0]["idempotency-key"].split(":")[0]
+            await asyncio.sleep(0.3)
+            async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
+                data = struct_pb2.Value()
+                data.struct_value.update(
+                    {"run_id": run_id, "digest": hashlib.sha256(json.dumps("G-1").encode()).hexdigest(), "payload": "yes"}
+                )
+                await events_pb2_grpc.EventsStub(channel).Publish(
+                    events_pb2.PublishEventRequest(subject="events.signoffs", data=data)
+                )
+            result = await asyncio.wait_for(call, 10)
+    assert result.text == "plain: yes"
