@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from gateway.client import AgentClient, ClientError
 from gateway.server.app import GatewayServer
@@ -228,3 +229,52 @@ async def test_the_run_id_comes_back_and_steps_are_cut(setup: tuple[GatewayServe
     _, body, _ = await invoke(gw, "booking", "x", timeout="0.5s")
     assert all("output" not in s for s in body["error"]["details"]["steps"])
     assert body["error"]["details"]["run_id"]
+
+
+async def test_calls_that_came_back_through_an_agent_stop_with_the_tree(
+    gateway_factory: GatewayFactory, serve_app: Starter
+) -> None:
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    gateway_url: list[str] = []
+
+    async def relay(request: web.Request) -> web.Response:
+        # An agent calling the gateway back with the context it got (baggage included), the
+        # way an agent uses its sidecar; like most servers it keeps going when its caller hangs up.
+        await request.read()
+        body = {"messages": [{"role": "ROLE_USER", "parts": [{"text": "relayed"}]}]}
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("baggage", "traceparent")}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{gateway_url[0]}/v1/agents/inner/invoke", json=body, headers=headers) as response,
+        ):
+            return web.json_response(await response.json(), status=response.status)
+
+    app = web.Application()
+    app.router.add_post("/invoke", relay)
+    relay_url = await serve_app(app)
+    extra = f"""
+  relay: {{kind: http, endpoint: "{relay_url}"}}
+workflows:
+  outer:
+    kind: sequential
+    steps: [{{name: hand-off, agent: relay}}]
+  inner:
+    kind: sequential
+    steps: [{{name: long, agent: slow20}}]
+server: {{drain_timeout: 1s}}
+"""
+    async with gateway_factory(agents_yaml(url) + extra) as gw:
+        gateway_url.append(f"http://{gw.addresses.http}")
+        payload = {"messages": [{"role": "ROLE_USER", "parts": [{"text": "x"}]}]}
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(asyncio.TimeoutError):
+                async with session.post(
+                    f"{gateway_url[0]}/v1/agents/outer/invoke", json=payload, timeout=aiohttp.ClientTimeout(total=0.5)
+                ):
+                    pass
+        # The inner call re-entered through the relay, whose own caller left: it is cancelled
+        # with the tree, so the 2 s agent sees its caller go well before it would finish.
+        await eventually(lambda: "slow20" in agents.cancelled, 1.2)
+        assert "slow20" in agents.cancelled
+        assert "slow20" not in agents.finished
