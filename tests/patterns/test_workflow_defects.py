@@ -7,6 +7,7 @@ and its input counted), asserting what a caller or an operator would notice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -278,3 +279,19 @@ server: {{drain_timeout: 1s}}
         await eventually(lambda: "slow20" in agents.cancelled, 1.2)
         assert "slow20" in agents.cancelled
         assert "slow20" not in agents.finished
+
+
+async def test_compensations_run_when_the_gateway_drains(gateway_factory: GatewayFactory, serve_app: Starter) -> None:
+    agents = ScriptedAgents()
+    url = await serve_app(agents.app())
+    payload = {"messages": [{"role": "ROLE_USER", "parts": [{"text": "order-9"}]}]}
+    server = "server: {drain_timeout: 300ms}\n"
+    async with gateway_factory(agents_yaml(url) + WORKFLOWS + server) as gw, aiohttp.ClientSession() as session:
+        call = asyncio.create_task(session.post(f"http://{gw.addresses.http}/v1/agents/booking/invoke", json=payload))
+        await eventually(lambda: bool(agents.names("hang")))
+        assert agents.names("hang")
+        # Leaving the block drains the gateway while step three hangs.
+    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+        await asyncio.wait_for(call, 5)
+    # The drain cancelled the run; its undo calls still ran, once each, before the gateway closed.
+    assert [c[1] for c in agents.calls if c[0] == "undo"] == ["undo two: plain: order-9", "ORDER-9"]
