@@ -234,7 +234,7 @@ state: {{sqlite: {{path: '{tmp_path / "state.db"}'}}}}
                 data.struct_value.update(
                     {"run_id": run_id, "digest": hashlib.sha256(json.dumps("G-1").encode()).hexdigest(), "payload": "yes"}
                 )
-                await events_pb2_grpc.EventsStub(channel).Publish(
+                await events_pb2_grpc.EventsServiceStub(channel).PublishEvent(
                     events_pb2.PublishEventRequest(subject="events.signoffs", data=data)
                 )
             result = await asyncio.wait_for(call, 10)
