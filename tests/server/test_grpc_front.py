@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -72,7 +73,10 @@ async def test_invoke_through_both_adapters(channel: grpc.aio.Channel, agent: st
     assert headers["x-user-id"] == "u-7"
     assert headers["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
     assert headers["traceparent"].split("-")[2] != TRACEPARENT.split("-")[2]  # a new attempt span
-    assert headers["baggage"] == "tier=gold,agw.hops=1,session.id=s-1,enduser.id=u-7"  # hops and ids as baggage
+    # Hops, the request tree with its call count, and the ids as baggage.
+    assert re.fullmatch(
+        r"tier=gold,agw.hops=1,agw.tree=[0-9a-f]{32},agw.calls=1,session.id=s-1,enduser.id=u-7", headers["baggage"]
+    )
     assert headers["x-request-id"] == response.context.request_id
     # The caller's gRPC deadline reaches the agent as remaining time.
     remaining = int(headers.get("x-timeout-ms") or headers["grpc-timeout-remaining-ms"])
