@@ -139,7 +139,7 @@ class GatewayServer:
             extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(self.events, grpc_guard))
             if self.state is not None and self.state_access is not None:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
-                    StateServicer(self.state, self.state_access, grpc_guard)
+                    StateServicer(self.state, self.state_access, grpc_guard, grpc_listener.max_json_depth)
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))

@@ -20,7 +20,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated
+from gateway.model import Event, GatewayError, InvalidRequest, Invocation, StatusCode, Unauthenticated
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -31,7 +31,7 @@ from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, MAX_JSON_DEPTH_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
@@ -74,10 +74,20 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
 
 
+def _utf8(name: str, value: str) -> str:
+    # aiohttp decodes header bytes that are not UTF-8 to lone surrogates; nothing downstream can encode those.
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"header {name} is not valid UTF-8") from None
+    return value
+
+
 def credentials(request: web.Request) -> Credentials:
     headers: dict[str, str] = {}
     for key, value in request.headers.items():
-        headers.setdefault(key.lower(), value)
+        headers.setdefault(key.lower(), _utf8(key, value))
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     peer = ssl_object.getpeercert() if ssl_object is not None else None
     peername = request.transport.get_extra_info("peername") if request.transport else None
@@ -215,6 +225,7 @@ def build_http_app(
     app[GATEWAY_KEY] = gateway
     app[GUARD_KEY] = guard
     app[LISTENER_KEY] = listener
+    app[MAX_JSON_DEPTH_KEY] = listener.max_json_depth
     app[PASSTHROUGH_KEY] = passthrough
     app.router.add_post("/v1/invoke", invoke)
     app.router.add_post("/v1/stream", stream)

@@ -12,3 +12,5 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 IDENTITY_KEY = web.RequestKey("identity", Identity)
 # Inbound headers as the gateway believes them (lower-case; identity headers settled by the guard).
 HEADERS_KEY = web.RequestKey("headers", dict)
+# How deep caller JSON may nest on this listener (listeners.http.max_json_depth).
+MAX_JSON_DEPTH_KEY = web.AppKey("max_json_depth", int)

@@ -1,0 +1,89 @@
+"""Decoding JSON a caller sent: UTF-8, bounded nesting, no unpaired surrogates.
+
+Every front decodes caller JSON here (HTTP bodies, the A2A front, the state
+service's ``json`` field on gRPC), so bad input is one ``InvalidRequest`` (400 /
+INVALID_ARGUMENT) with a message, never a ``RecursionError`` or a
+``UnicodeEncodeError`` further in. No I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from gateway.model import InvalidRequest
+
+# protobuf refuses messages nested more than 100 levels, and each JSON object level costs
+# three of them once in a Struct (Value, Struct, map entry): 32 keeps data that crosses
+# protobuf (the gRPC front and adapters, runs, events) inside that limit with room to spare.
+DEFAULT_MAX_DEPTH = 32
+# The C decoder recurses once per level; far below Python's recursion limit.
+MAX_DEPTH_LIMIT = 256
+
+# A JSON string (escapes included), or one bracket: what decides nesting depth.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_OPENERS = frozenset(b"[{")
+# An escaped surrogate (\uD800-\uDFFF): the only way JSON text can produce an unpaired one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def nesting_exceeds(text: bytes, max_depth: int) -> bool:
+    """Whether ``text`` opens more than ``max_depth`` arrays/objects inside each other
+    (brackets inside strings do not count). Found without recursing."""
+    if text.count(b"[") + text.count(b"{") <= max_depth:
+        return False  # too few brackets to nest that deep: the common case, two C scans
+    skeleton = _NOT_BRACKET.sub(b"", _STRING.sub(b"", text))
+    depth = 0
+    for byte in skeleton:
+        if byte in _OPENERS:
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(data: bytes | str, max_depth: int = DEFAULT_MAX_DEPTH, what: str = "request body") -> Any:
+    """The decoded JSON; ``InvalidRequest`` naming ``what`` when it is not UTF-8 JSON, nests
+    deeper than ``max_depth``, or holds an unpaired surrogate escape (``"\\ud800"``)."""
+    if isinstance(data, str):
+        try:
+            raw = data.encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"the {what} holds an unpaired UTF-16 surrogate; send valid Unicode") from None
+    else:
+        raw = data
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the {what} is not UTF-8 JSON (invalid byte at position {exc.start})") from None
+    if nesting_exceeds(raw, max_depth):
+        raise InvalidRequest(f"the {what} nests arrays and objects more than {max_depth} levels deep")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the {what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer of more digits than Python converts
+        raise InvalidRequest(f"the {what} is not valid JSON: {exc}") from None
+    except RecursionError:  # unreachable after the depth check; kept so no input can reach a 500
+        raise InvalidRequest(f"the {what} nests arrays and objects too deep") from None
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise InvalidRequest(
+            f"the {what} holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): send valid Unicode"
+        )
+    return value
