@@ -26,7 +26,7 @@ from gateway.server.admin import AdminApi, build_admin_app
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
-from gateway.server.http import build_http_app
+from gateway.server.http import build_http_app, protocol_log
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
@@ -119,6 +119,7 @@ class GatewayServer:
                 handle_signals=False,
                 max_field_size=http.max_header_bytes,
                 max_line_size=http.max_header_bytes,
+                logger=protocol_log(),
             )
             await self.runner.setup()
             ssl_context = None
@@ -168,7 +169,9 @@ class GatewayServer:
         if self.config.admin is None:
             return None
         api = AdminApi(self.gateway, self.config.admin, lambda: self.serving, self.reloader)
-        self.admin_runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False)
+        self.admin_runner = web.AppRunner(
+            build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log()
+        )
         await self.admin_runner.setup()
         host, port = _split(self.config.admin.address)
         await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()

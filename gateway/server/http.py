@@ -12,8 +12,10 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
@@ -36,6 +38,23 @@ from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
+
+
+class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger of aiohttp's connection handler. aiohttp logs every request it cannot
+    parse (the caller's fault, answered 400) as an ERROR with a traceback, so anyone could
+    fill the log; those become one INFO line. Anything else stays an ERROR."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info("%s: %s", str(msg) % args, exc_info.message or exc_info, **kwargs)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def protocol_log() -> ProtocolLog:
+    return ProtocolLog(logging.getLogger("aiohttp.server"))
+
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 LISTENER_KEY = web.AppKey("listener", HttpListener)
