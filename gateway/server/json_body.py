@@ -1,4 +1,5 @@
-"""Reading JSON request bodies on the HTTP front: one place for the 400s a malformed body gets."""
+"""Reading caller input on the HTTP front: one place for the 400s a malformed body gets, and
+for the whole numbers of queries and headers."""
 
 from __future__ import annotations
 
@@ -36,3 +37,9 @@ def invoke_request(data: Any, agent_in_path: str | None) -> pb.InvokeRequest | w
         request.agent = agent_in_path
         return request
     return dataclasses.replace(request, agent=agent_in_path)
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a non-negative integer in ASCII digits, else None (``str.isdigit`` also
+    accepts digits such as "²" that ``int`` refuses)."""
+    return int(raw) if raw.isascii() and raw.isdigit() else None

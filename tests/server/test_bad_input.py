@@ -276,3 +276,23 @@ async def test_grpc_run_with_control_characters_in_ids(gw: GatewayServer, errors
             await submit(rpb.SubmitRunRequest(invocation=invocation), timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert not errors_logged
+
+
+# -- whole numbers in queries and headers ------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "header"), [
+    ("/v1/runs?sessionId=s&pageSize=%C2%B2", None),
+    ("/v1/runs/run_x/events", "\u00b2"),
+    ("/v1/state/session?scopeId=s&limit=%C2%B2", None),
+])
+async def test_http_unicode_digits_are_not_numbers(
+    gw: GatewayServer, errors_logged: list[logging.LogRecord], path: str, header: str | None
+) -> None:
+    """'²'.isdigit() is true but int('²') fails: these answered 500."""
+    headers = {"x-session-id": "s", **({"last-event-id": header} if header else {})}
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://{gw.addresses.http}{path}", headers=headers
+    ) as response:
+        assert_invalid(response.status, await response.json(content_type=None))
+    assert not errors_logged
