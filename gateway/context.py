@@ -30,6 +30,11 @@ WORKFLOW_RUN_BAGGAGE = "agw.run"
 
 _ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
 # Baggage entries carrying the session, thread and user ids (OpenTelemetry attribute names).
+# The gateway vouches for them: outbound they are always its own values (the user id is the
+# authenticated identity's on listeners that do not trust identity headers; the session and
+# thread ids are the ones the call's context holds), or absent. An inbound entry under one of
+# these names (a baggage header, a body's context.baggage) is dropped where the context is
+# built, so it reaches no agent, no body and no log as if the gateway had said it.
 _ID_BAGGAGE = ("session.id", "gen_ai.conversation.id", "enduser.id")
 _MAX_ID_LENGTH = 256
 # Ids travel on as HTTP headers and gRPC metadata: visible ASCII (and inner spaces) only.
@@ -80,12 +85,13 @@ def context_from_headers(
     given = (explicit.session_id, explicit.thread_id, explicit.user_id, explicit.request_id)
     ids = {name: clean_id(name, value or headers.get(name, "")) for name, value in zip(_ID_HEADERS, given, strict=True)}
     inbound_baggage = {k: str(v) for k, v in otel_baggage.get_all(propagate.extract(headers)).items()}
+    baggage = {k: v for k, v in {**inbound_baggage, **explicit.baggage}.items() if k not in _ID_BAGGAGE}
     context = Context(
         session_id=ids[SESSION_ID],
         thread_id=ids[THREAD_ID],
         user_id=ids[USER_ID],
         request_id=ids[REQUEST_ID] or new_request_id(),
-        baggage={**inbound_baggage, **explicit.baggage},
+        baggage=baggage,
         deadline=explicit.deadline,
     )
     if raw := headers.get(TIMEOUT_MS):
