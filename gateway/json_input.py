@@ -21,29 +21,32 @@ DEFAULT_MAX_DEPTH = 32
 # The C decoder recurses once per level; far below Python's recursion limit.
 MAX_DEPTH_LIMIT = 256
 
-# A JSON string (escapes included), or one bracket: what decides nesting depth.
+# A JSON string (escapes included): brackets inside one do not nest.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
-_OPENERS = frozenset(b"[{")
+# Brackets only, all as "[" and "]": the kind does not change how deep the parser descends.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 # An escaped surrogate (\uD800-\uDFFF): the only way JSON text can produce an unpaired one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def nesting_exceeds(text: bytes, max_depth: int) -> bool:
     """Whether ``text`` opens more than ``max_depth`` arrays/objects inside each other
-    (brackets inside strings do not count). Found without recursing."""
+    (brackets inside strings do not count). Found without recursing, in C-speed passes."""
     if text.count(b"[") + text.count(b"{") <= max_depth:
-        return False  # too few brackets to nest that deep: the common case, two C scans
-    skeleton = _NOT_BRACKET.sub(b"", _STRING.sub(b"", text))
-    depth = 0
-    for byte in skeleton:
-        if byte in _OPENERS:
-            depth += 1
-            if depth > max_depth:
-                return True
-        else:
-            depth -= 1
-    return False
+        return False  # too few brackets to nest that deep: the common case, two scans
+    brackets = (_STRING.sub(b"", text) if b'"' in text else text).translate(_AS_SQUARE, _NOT_BRACKETS)
+    # Each pass removes the innermost pairs (one replace does not rescan what it joined): one
+    # level of every nest, so max_depth passes empty anything that nests no deeper.
+    for depth in range(max_depth + 1):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            # Unbalanced (invalid JSON): closers, then openers the parser would descend into.
+            return depth + len(brackets) - (brackets.rfind(b"]") + 1) > max_depth
+        brackets = shorter
+    return True
 
 
 def _has_lone_surrogate(value: Any) -> bool:
