@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -36,11 +36,25 @@ async def gw(gateway_factory: GatewayFactory, echo_url: str) -> AsyncIterator[Ga
         yield server
 
 
+class _Errors(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
 @pytest.fixture
-def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """The gateway's ERROR records during the test: bad input must log none (it is the caller's, not ours)."""
-    caplog.set_level(logging.ERROR)
-    return caplog.records
+def errors_logged() -> Iterator[list[logging.LogRecord]]:
+    """The process's ERROR records during the test: bad input must log none (it is the caller's, not ours)."""
+    records: list[logging.LogRecord] = []
+    handler = _Errors(records)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger().removeHandler(handler)
 
 
 async def post(url: str, data: str | bytes | io.BytesIO, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -295,4 +309,42 @@ async def test_http_unicode_digits_are_not_numbers(
         f"http://{gw.addresses.http}{path}", headers=headers
     ) as response:
         assert_invalid(response.status, await response.json(content_type=None))
+    assert not errors_logged
+
+
+# -- requests the libraries refuse ----------------------------------------------------------
+
+
+async def test_http_unparseable_request_is_400_without_an_error_log(
+    gw: GatewayServer, errors_logged: list[logging.LogRecord]
+) -> None:
+    """aiohttp answers 400 itself, and logged an ERROR with a traceback for each: anyone could fill the log."""
+    assert gw.addresses.http is not None
+    raw = b"GET /v1/agents HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nx-session-id: a\x00b\r\n\r\n"
+    host, port = gw.addresses.http.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(raw)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n", 1)[0]
+    assert not errors_logged
+
+
+@pytest.mark.parametrize("method", [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+])
+async def test_grpc_library_services_refuse_garbage_with_invalid_argument(
+    gw: GatewayServer, errors_logged: list[logging.LogRecord], method: str
+) -> None:
+    assert gw.addresses.grpc is not None
+    async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            if "Reflection" in method:
+                call = channel.stream_stream(method)(iter([b"\x00"]), timeout=10)
+                async for _ in call:
+                    pass
+            else:
+                await channel.unary_unary(method)(b"\x00", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
     assert not errors_logged
