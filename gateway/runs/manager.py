@@ -63,6 +63,9 @@ log = logging.getLogger("agent_gateway.runs")
 MEMORY_WINDOW = 1024
 # How long an explicit cancel waits for the run to record its cancelled status.
 CANCEL_WAIT = 10.0
+# The same at shutdown, past the drain deadline (a run not recorded by then is reported
+# failed by the fleet once its lease lapses).
+SHUTDOWN_CANCEL_WAIT = 1.0
 
 CancelReason = Literal["client", "shutdown"]
 
@@ -458,7 +461,10 @@ class RunManager:
 
     async def aclose(self, grace: float) -> None:
         """Refuse new runs, let running ones finish for ``grace`` seconds, then stop them
-        (recorded as failed: the gateway stopped) and finish the callbacks."""
+        (recorded as failed: the gateway stopped) and finish the callbacks: all within
+        ``grace`` and a second (the drain deadline), not a grace period per step."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self._closing = True
         if self._poller is not None:
             self._poller.cancel()
@@ -471,9 +477,9 @@ class RunManager:
             self._cancel_local(active, "shutdown")
         remaining = {a.task for a in self._active.values() if a.task is not None}
         if remaining:
-            await asyncio.wait(remaining, timeout=CANCEL_WAIT)
+            await asyncio.wait(remaining, timeout=SHUTDOWN_CANCEL_WAIT)
         if self._callbacks:
-            await asyncio.wait(set(self._callbacks), timeout=grace)
+            await asyncio.wait(set(self._callbacks), timeout=max(0.0, deadline - loop.time()))
         for task in list(self._callbacks):
             task.cancel()
 

@@ -11,8 +11,8 @@ from gateway.context import context_from_headers
 from gateway.model import InvalidRequest
 from gateway.patterns.events import EventRuntime
 from gateway.security.guard import ListenerGuard
-from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient, rpc_attributes
-from gateway.server.inbound import server_span
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
+from gateway.server.inbound import rpc_span, server_span
 
 EVENTS_SERVICE_NAME = pb_events.DESCRIPTOR.services_by_name["Events"].full_name
 
@@ -38,8 +38,8 @@ class EventsServicer:
             ctx = context_from_headers(headers, explicit)
             call.request_id = request_id = ctx.request_id
             data = json_format.MessageToDict(request.data) if request.HasField("data") else None
-            attributes = {**rpc_attributes("Publish"), "rpc.service": EVENTS_SERVICE_NAME}
-            with server_span(self.runtime.tracer, "Events/Publish", headers, ctx, attributes):
+            name, attributes = rpc_span(EVENTS_SERVICE_NAME, "Publish")
+            with server_span(self.runtime.tracer, name, headers, ctx, attributes):
                 ack = await self.runtime.publisher.publish(request.subject, data, ctx, request.event_id or None)
             context.set_trailing_metadata((("x-request-id", request_id),))
             return pb_events.PublishEventResponse(

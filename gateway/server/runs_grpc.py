@@ -18,8 +18,8 @@ from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
 from gateway.runs.store import RunRecord
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
-from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient, rpc_attributes
-from gateway.server.inbound import invocation_for, server_span
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
+from gateway.server.inbound import invocation_for, rpc_span, server_span
 
 RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
 DEFAULT_PAGE_SIZE = 50
@@ -67,8 +67,8 @@ class RunServicer:
             # The submit call's own deadline is not the run's: only options.timeout limits a run.
             invocation = invocation_for(request.invocation, headers, None)
             invocation = self.guard.admit(invocation, identity)
-            attributes = rpc_attributes("SubmitRun") | {"rpc.service": RUN_SERVICE_NAME}
-            with server_span(self.runs.gateway.tracer, "RunService/SubmitRun", headers, invocation.context, attributes):
+            name, attributes = rpc_span(RUN_SERVICE_NAME, "SubmitRun")
+            with server_span(self.runs.gateway.tracer, name, headers, invocation.context, attributes):
                 record = await self.runs.submit(invocation, identity.name, request.webhook_url)
             return run_to_pb(record)
 
