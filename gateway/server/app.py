@@ -31,7 +31,7 @@ from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
-from gateway.server.http import build_http_app
+from gateway.server.http import build_http_app, expectations_checked
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
@@ -144,6 +144,8 @@ class GatewayServer:
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
             )
             await self.runner.setup()
+            assert self.runner.server is not None
+            self.runner.server.request_handler = expectations_checked(self.runner.server.request_handler)
             ssl_context = None
             if http.tls is not None:
                 ssl_context = server_ssl_context(http.tls)
@@ -205,6 +207,8 @@ class GatewayServer:
             build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log()
         )
         await self.admin_runner.setup()
+        assert self.admin_runner.server is not None
+        self.admin_runner.server.request_handler = expectations_checked(self.admin_runner.server.request_handler)
         host, port = _split(self.config.admin.address)
         try:
             await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()

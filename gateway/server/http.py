@@ -163,6 +163,23 @@ async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> N
         rules.mark(origin, response)
 
 
+def expectations_checked(
+    handle: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The server's request handler, refusing an ``Expect`` other than ``100-continue``
+    with 417 first: aiohttp answers it before any middleware, echoing the value into
+    its 417, and a value that is not UTF-8 made that a 500 with an ERROR traceback."""
+
+    async def checked(request: web.BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get("expect")
+        if expect is not None and expect.strip().lower() != "100-continue":
+            error = InvalidRequest("the only Expect the gateway answers is 100-continue")
+            return web.json_response(wire.error_json(error), status=417)
+        return await handle(request)
+
+    return checked
+
+
 def credentials(request: web.Request) -> Credentials:
     headers: dict[str, str] = {}
     for key, value in request.headers.items():

@@ -192,14 +192,15 @@ def body_for(kind: str) -> st.SearchStrategy[bytes]:
 HEADER_NAMES = [
     "x-session-id", "x-thread-id", "x-user-id", "x-request-id", "x-timeout-ms", "traceparent", "tracestate",
     "baggage", "last-event-id", "if-match", "if-none-match", "x-event-id", "idempotency-key", "content-type",
-    "a2a-version", "authorization", "x-api-key", "accept", "x-agw-anything",
+    "a2a-version", "authorization", "x-api-key", "accept", "x-agw-anything", "origin", "content-encoding", "expect",
 ]
 # Header values: any bytes but CR and LF (those end the header; aiohttp answers 400 for the rest).
 header_values = st.one_of(
     st.binary(max_size=24).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
     st.text(max_size=24).map(lambda t: t.replace("\r", "").replace("\n", "").encode()),
     st.sampled_from([b"0", b"-1", b"1e999", b"\xc2\xb2", b"*", b'"x"', b"W/\"x\"", b"application/json; charset=bogus",
-                     b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", b"Bearer a.b.c", b"k=v;p=1,%zz"]),
+                     b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", b"Bearer a.b.c", b"k=v;p=1,%zz",
+                     b"gzip", b"deflate", b"br", b"100-continue", b"http://127.0.0.1:1", b"null"]),
 )
 headers = st.lists(st.tuples(st.sampled_from(HEADER_NAMES), header_values), max_size=3)
 # The caller's session, unless the fuzzed headers name another: state and runs need one.

@@ -348,3 +348,22 @@ async def test_grpc_library_services_refuse_garbage_with_invalid_argument(
                 await channel.unary_unary(method)(b"\x00", timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
     assert not errors_logged
+
+
+@pytest.mark.parametrize("path", ["/v1/invoke", "/no/such/route"])
+async def test_http_unknown_expect_is_417(gw: GatewayServer, errors_logged: list[logging.LogRecord], path: str) -> None:
+    """aiohttp answers Expect before any middleware and echoed a non-UTF-8 value into its 417: a 500."""
+    assert gw.addresses.http is not None
+    body = json.dumps({"agent": "echo", "messages": HI}).encode()
+    status, answer = await raw_http(gw.addresses.http, raw_post(path, b"expect: \xf1\xce!", body))
+    assert status == 417, answer
+    assert answer["error"]["code"] == "INVALID_ARGUMENT"
+    assert not errors_logged
+
+
+async def test_http_expect_100_continue_still_works(gw: GatewayServer) -> None:
+    body = json.dumps({"agent": "echo", "messages": HI}).encode()
+    async with aiohttp.ClientSession() as session, session.post(
+        f"http://{gw.addresses.http}/v1/invoke", data=body, expect100=True
+    ) as response:
+        assert response.status == 200
