@@ -77,12 +77,13 @@ def bind_failure(host: str, port: int) -> str | None:
 
 class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
     """The logger of aiohttp's connection handler. aiohttp logs every request it cannot
-    parse (the caller's fault, answered 400) as an ERROR with a traceback, so anyone could
-    fill the log; those become one INFO line. Anything else stays an ERROR."""
+    parse, or whose body it cannot decode (the caller's fault, answered 400), as an ERROR with
+    a traceback, so anyone could fill the log; those become one INFO line. Anything else stays
+    an ERROR."""
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        if isinstance(exc_info, HttpProcessingError):
-            self.info("%s: %s", str(msg) % args, exc_info.message or exc_info, **kwargs)
+        if isinstance(exc_info, HttpProcessingError | web.RequestPayloadError):
+            self.info("%s: %s", str(msg) % args, getattr(exc_info, "message", "") or exc_info, **kwargs)
             return
         super().exception(msg, *args, exc_info=exc_info, **kwargs)
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from adapters.sse import format_sse
@@ -33,7 +34,7 @@ from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import caller_gone, unless_caller_leaves
 from gateway.server.drain import Drain
 from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
-from gateway.server.json_body import invoke_request, read_json
+from gateway.server.json_body import invoke_request, read_json, unreadable_body
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import (
     DRAIN_KEY,
@@ -100,6 +101,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if not exc.agent and (agent := request.match_info.get("agent")):
             exc.agent = agent
         return error_response(exc, request[REQUEST_ID_KEY])
+    except (HttpProcessingError, web.RequestPayloadError) as exc:  # a body aiohttp cannot decode: the caller's
+        started = request.get(STARTED_KEY)
+        if started is not None:
+            return _cut(request, started)
+        return error_response(unreadable_body(exc), request[REQUEST_ID_KEY])
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted({*exc.allowed_methods, "OPTIONS"}))
         if request.method == "OPTIONS":  # RFC 9110 section 9.3.7: what this resource supports

@@ -43,3 +43,9 @@ def whole_number(raw: str) -> int | None:
     """``raw`` as a non-negative integer in ASCII digits, else None (``str.isdigit`` also
     accepts digits such as "²" that ``int`` refuses)."""
     return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def unreadable_body(error: BaseException) -> InvalidRequest:
+    """The 400 for a body aiohttp cannot decode (a Content-Encoding it is not in, broken chunks)."""
+    reason = getattr(error, "message", "") or str(error) or type(error).__name__
+    return InvalidRequest(f"the request body cannot be read: {reason}")

@@ -367,3 +367,12 @@ async def test_http_expect_100_continue_still_works(gw: GatewayServer) -> None:
         f"http://{gw.addresses.http}/v1/invoke", data=body, expect100=True
     ) as response:
         assert response.status == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/invoke", "/v1/events/events.test", "/v1/proxy/echo/invoke"])
+async def test_http_body_that_does_not_decode(gw: GatewayServer, errors_logged: list[logging.LogRecord], path: str) -> None:
+    """Content-Encoding: gzip on a body that is not gzip: aiohttp's decoding error was a 500."""
+    assert gw.addresses.http is not None
+    status, answer = await raw_http(gw.addresses.http, raw_post(path, b"content-encoding: gzip", b"{}"))
+    assert_invalid(status, answer, "cannot be read")
+    assert not errors_logged
