@@ -158,14 +158,14 @@ async def _http_stream(session: aiohttp.ClientSession, base: str, started: async
         return r.status, body.decode()
 
 
-async def _grpc_unary(stub: pb_grpc.AgentGatewayStub) -> grpc.aio.AioRpcError:
+async def _grpc_unary(stub: pb_grpc.AgentGatewayServiceStub) -> grpc.aio.AioRpcError:
     request = pb.InvokeRequest(agent="slow", messages=[pb.Message(parts=[pb.Part(text="hi")])])
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await stub.Invoke(request)
     return failure.value
 
 
-async def _grpc_stream(stub: pb_grpc.AgentGatewayStub, started: asyncio.Event) -> tuple[int, grpc.aio.AioRpcError]:
+async def _grpc_stream(stub: pb_grpc.AgentGatewayServiceStub, started: asyncio.Event) -> tuple[int, grpc.aio.AioRpcError]:
     request = pb.InvokeRequest(agent="slow", messages=[pb.Message(parts=[pb.Part(text="hi")])])
     received = 0
     with pytest.raises(grpc.aio.AioRpcError) as failure:
@@ -190,7 +190,7 @@ async def test_drain_deadline_answers_every_call_still_running(tmp_path: Path) -
             gateway.grpc
         ) as channel:
             base = f"http://{gateway.http}"
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayServiceStub(channel)
             http_started, grpc_started = asyncio.Event(), asyncio.Event()
             calls = (
                 asyncio.create_task(_http_invoke(session, base)),
@@ -273,7 +273,7 @@ async def test_a_second_gateway_on_a_grpc_port_in_use_fails_at_start(tmp_path: P
         assert stderr.splitlines() == [f"agent-gateway: cannot listen on {first.grpc}: address already in use"]
         # The first one still has the port to itself.
         async with grpc.aio.insecure_channel(first.grpc) as channel:
-            await pb_grpc.AgentGatewayStub(channel).ListAgents(pb.ListAgentsRequest(), timeout=5)
+            await pb_grpc.AgentGatewayServiceStub(channel).ListAgents(pb.ListAgentsRequest(), timeout=5)
 
 
 async def test_a_busy_http_port_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:

@@ -775,7 +775,7 @@ class AuthzRule(Strict):
     agents: list[str] = Field(default_factory=list)
     # State scopes the identities may name explicitly (see the state service).
     state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
-    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish):
+    # Event subjects the identities may publish on (POST /v1/events/{subject}, EventsService/PublishEvent):
     # bus subject patterns, ``*`` one token and a final ``>`` one or more (``events.alice.>``).
     events: list[SubjectPattern] = Field(default_factory=list)
 
@@ -863,6 +863,9 @@ class Server(Strict):
     # Re-read the config file this often and apply agents, routes, policies, workflows and
     # checks without a restart (null: only on POST /reload of the admin listener).
     config_watch: Duration | None = 5.0
+    # How many characters of an agent's own error reply (which may hold a stack trace) callers see,
+    # in the error's `details.upstream_body`; 0: none. The failure log (agent_gateway.failures) has it.
+    upstream_body_excerpt: int = Field(default=0, ge=0, le=4096)
 
 
 StateScopeName = Literal["session", "thread", "user", "workflow"]

@@ -36,7 +36,7 @@ from typing import Literal
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import wire
+from gateway import wire, wire_json
 from gateway.config.schema import RunsConfig
 from gateway.model import (
     JSON,
@@ -196,7 +196,7 @@ class RunManager:
                 result = collector.result()
                 outcome = {
                     "status": RunStatus.SUCCEEDED,
-                    "result": wire.to_json(wire.result_to_pb(result, invocation.context)),
+                    "result": wire_json.result_json(result, invocation.context),
                 }
             except asyncio.CancelledError:
                 if (task := asyncio.current_task()) is not None:
@@ -243,7 +243,8 @@ class RunManager:
         if sequence > self.config.max_events:
             active.record = active.record.updated(events_dropped=active.record.events_dropped + 1)
             return
-        stored = StoredEvent(sequence, json.dumps(wire.to_json(wire.event_to_pb(event, sequence))))
+        # The stored event is the wire's Event JSON, exact (what the HTTP stream sends), without protobuf.
+        stored = StoredEvent(sequence, json.dumps(wire_json.stream_event_json(event, sequence)["event"]))
         active.window.append(stored)
         active.pending.append(stored)
         active.record = active.record.updated(last_sequence=sequence)

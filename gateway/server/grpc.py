@@ -1,11 +1,11 @@
-"""The gRPC front: the AgentGateway service, standard health checking and reflection."""
+"""The gRPC front: the AgentGatewayService, standard health checking and reflection."""
 
 from __future__ import annotations
 
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -15,7 +15,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.model import GatewayError, InvalidRequest, Invocation, Unavailable
+from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -28,8 +28,9 @@ from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
 
+_Reply = TypeVar("_Reply", pb.InvokeResponse, pb.InvokeStreamResponse)
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
 
@@ -143,7 +144,7 @@ class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return guarded
 
 
-def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethodHandler]:
+def _method_handlers(servicer: AgentGatewayServiceServicer) -> dict[str, grpc.RpcMethodHandler]:
     return {
         "Invoke": grpc.unary_unary_rpc_method_handler(
             servicer.Invoke,
@@ -152,6 +153,7 @@ def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethod
         ),
         "InvokeStream": grpc.unary_stream_rpc_method_handler(
             servicer.InvokeStream,
+            # InvokeStreamRequest has InvokeRequest's fields, numbers and types: one parser, one request form.
             request_deserializer=lenient(pb.InvokeRequest.FromString),
             response_serializer=pb.InvokeStreamResponse.SerializeToString,
         ),
@@ -176,22 +178,27 @@ def _remaining(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None or remaining > _NO_DEADLINE else max(0.0, remaining)
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
+async def abort_with(
+    context: grpc.aio.ServicerContext, error: GatewayError, request_id: str, record: CallRecord | None = None
+) -> None:
     detail = wire.error_to_pb(error, request_id).SerializeToString()
-    await context.abort(
-        grpc.StatusCode[error.code.value], error.message, trailing_metadata=((wire.ERROR_TRAILER, detail),)
-    )
+    trailers: tuple[tuple[str, str | bytes], ...] = ((wire.ERROR_TRAILER, detail), *record_headers(record).items())
+    if request_id:
+        trailers += (("x-request-id", request_id),)
+    await context.abort(grpc.StatusCode[error.code.value], error.message, trailing_metadata=trailers)
 
 
 class RpcErrors:
     """``async with RpcErrors(context, "Service/Method") as call:`` around a servicer's work: a
     GatewayError aborts with its status and an ErrorDetail trailer (carrying ``call.request_id``);
-    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller."""
+    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller. Either
+    way the trailers carry ``x-agw-attempts`` (of ``call.record``, 0 without one)."""
 
     def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self.context = context
         self.method = method
         self.request_id = ""
+        self.record: CallRecord | None = None
         drain = CURRENT_DRAIN.get()
         # Inside the error mapping, so a call still running at the drain deadline aborts UNAVAILABLE.
         self._drain = drain.scope() if drain is not None else None
@@ -213,10 +220,11 @@ class RpcErrors:
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
             return False  # success, cancellation, or an abort already under way
         if isinstance(error, GatewayError):
-            await abort_with(self.context, error, self.request_id)
+            await abort_with(self.context, error, self.request_id, self.record)
         else:
             log.error("unhandled error in %s", self.method, exc_info=error)
-            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+            trailers = tuple(record_headers(self.record).items())
+            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error", trailing_metadata=trailers)
         return False
 
 
@@ -225,7 +233,7 @@ def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
 
 
-class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
+class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
     def __init__(self, gateway: Gateway, listener: GrpcListener, guard: ListenerGuard) -> None:
         self.gateway = gateway
         self.listener = listener
@@ -244,22 +252,24 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         return self.guard.admit(invocation, identity), headers
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
-        async with RpcErrors(context, "AgentGateway/Invoke") as call:
+        async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "Invoke")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 result = await self.gateway.invoke(invocation)
-            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
-            return wire.result_to_pb(result, invocation.context)
+            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation.record).items()))
+            return self._fitting(wire.result_to_pb(result, invocation.context))
         raise AssertionError("unreachable: RpcErrors aborts")
 
     async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
-        async with RpcErrors(context, "AgentGateway/InvokeStream") as call:
+        async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
@@ -269,14 +279,28 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
                 async for event in events:
                     sequence += 1
                     collector.add(event)
-                    yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
-                yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-                context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
+                    yield self._fitting(pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence)))
+                final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+                yield self._fitting(final)
+                trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
+                context.set_trailing_metadata(trailers)
+
+    def _fitting(self, message: _Reply) -> _Reply:
+        """``message``, or a clear RESOURCE_EXHAUSTED (with the call's trailers) when it is over the
+        listener's limit, instead of grpc's own failure after the handler is done."""
+        size, limit = message.ByteSize(), self.listener.max_message_bytes
+        if size > limit:
+            raise ResourceExhausted(
+                f"the reply is {size} bytes, over this listener's {limit}-byte message limit: raise "
+                "listeners.grpc.max_message_bytes (and the client's receive limit)",
+                transient=False,
+            )
+        return message
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        async with RpcErrors(context, "AgentGateway/ListAgents"):
+        async with RpcErrors(context, "AgentGatewayService/ListAgents"):
             self.guard.authenticate(grpc_credentials(context))
         return list_agents_response(self.gateway)
 
@@ -346,7 +370,7 @@ def build_grpc_server(
     drain: Drain,
     extra_services: Mapping[str, Mapping[str, grpc.RpcMethodHandler]] | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The server with AgentGateway, health, reflection and ``extra_services`` (name -> handlers)."""
+    """The server with AgentGatewayService, health, reflection and ``extra_services`` (name -> handlers)."""
     server = grpc.aio.server(
         interceptors=[MalformedRequests()],
         options=[
@@ -360,7 +384,7 @@ def build_grpc_server(
         ],
     )
     services = {
-        SERVICE_NAME: _method_handlers(AgentGatewayServicer(gateway, listener, guard)),
+        SERVICE_NAME: _method_handlers(AgentGatewayServiceServicer(gateway, listener, guard)),
         **(extra_services or {}),
     }
     for name, methods in services.items():

@@ -366,19 +366,26 @@ async def test_http_routes_answer_every_body_and_header(gateway: GatewayServer, 
 # -- gRPC: raw bytes on every method --------------------------------------------------
 
 SERVICES = [
-    gateway_pb2.DESCRIPTOR.services_by_name["AgentGateway"],
+    gateway_pb2.DESCRIPTOR.services_by_name["AgentGatewayService"],
     runs_pb2.DESCRIPTOR.services_by_name["RunService"],
     state_pb2.DESCRIPTOR.services_by_name["StateService"],
-    events_pb2.DESCRIPTOR.services_by_name["Events"],
+    events_pb2.DESCRIPTOR.services_by_name["EventsService"],
     health_pb2.DESCRIPTOR.services_by_name["Health"],
     reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
 ]
-METHODS: list[MethodDescriptor] = [m for s in SERVICES for m in s.methods]
+# (path, method): every method of every service the gateway serves; reflection v1 is v1alpha's messages.
+_REFLECTION_V1 = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+METHODS: list[tuple[str, MethodDescriptor]] = [
+    *((f"/{s.full_name}/{m.name}", m) for s in SERVICES for m in s.methods),
+    (_REFLECTION_V1, reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods_by_name[
+        "ServerReflectionInfo"]),
+]
 HI = gateway_pb2.Message(role=gateway_pb2.ROLE_USER, parts=[gateway_pb2.Part(text="hi")])
 INVOKE = gateway_pb2.InvokeRequest(agent="echo", messages=[HI], context=gateway_pb2.Context(session_id="s-1"))
 # One well-formed request per message type, for mutations that reach past the parser.
 SAMPLES: dict[str, bytes] = {
     "agentgateway.v1.InvokeRequest": INVOKE.SerializeToString(),
+    "agentgateway.v1.InvokeStreamRequest": INVOKE.SerializeToString(),  # the same fields
     "agentgateway.v1.SubmitRunRequest": runs_pb2.SubmitRunRequest(invocation=INVOKE).SerializeToString(),
     "agentgateway.v1.PutStateRequest": state_pb2.PutStateRequest(
         scope=state_pb2.STATE_SCOPE_SESSION, scope_id="s-1", key="k", json='{"a": [1, 2]}').SerializeToString(),
@@ -413,7 +420,7 @@ def _invoke_bytes(body: dict[str, Any], descriptor: Descriptor) -> bytes | None:
     return bytes(request.SerializeToString())
 
 
-INVOKE_TYPES = {"agentgateway.v1.InvokeRequest", "agentgateway.v1.SubmitRunRequest"}
+INVOKE_TYPES = {"agentgateway.v1.InvokeRequest", "agentgateway.v1.InvokeStreamRequest", "agentgateway.v1.SubmitRunRequest"}
 
 
 @st.composite
@@ -446,8 +453,7 @@ GRPC_SESSION = (("x-session-id", "s-1"),)
 BROKEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 
 
-async def grpc_call(channel: grpc.aio.Channel, method: MethodDescriptor, data: bytes) -> grpc.StatusCode:
-    path = f"/{method.containing_service.full_name}/{method.name}"
+async def grpc_call(channel: grpc.aio.Channel, path: str, method: MethodDescriptor, data: bytes) -> grpc.StatusCode:
     start = time.monotonic()
     try:
         if method.client_streaming:
@@ -490,21 +496,22 @@ async def test_grpc_methods_answer_every_message(gateway: GatewayServer, error_l
 
         @budget(300)
         @seed(SEED)
-        @given(case=st.sampled_from(METHODS).flatmap(lambda m: st.tuples(st.just(m), grpc_payloads(m.input_type))))
-        def probe(case: tuple[MethodDescriptor, bytes]) -> None:
-            method, data = case
-            code = asyncio.run_coroutine_threadsafe(grpc_call(channel, method, data), loop).result(CASE_TIMEOUT + 5)
+        @given(case=st.sampled_from(METHODS).flatmap(lambda c: st.tuples(st.just(c), grpc_payloads(c[1].input_type))))
+        def probe(case: tuple[tuple[str, MethodDescriptor], bytes]) -> None:
+            (path, method), data = case
+            call = grpc_call(channel, path, method, data)
+            code = asyncio.run_coroutine_threadsafe(call, loop).result(CASE_TIMEOUT + 5)
             logged = error_log.take()
-            assert not logged, f"{method.full_name} {data!r}: logged {logged}"
-            codes.setdefault(method.full_name, set()).add(code)
+            assert not logged, f"{path} {data!r}: logged {logged}"
+            codes.setdefault(path, set()).add(code)
 
         await drive(probe)()
     await asyncio.sleep(0.2)
     assert not error_log.take()
-    assert len(codes) == len(METHODS), f"methods never called: {set(m.full_name for m in METHODS) - set(codes)}"
+    assert len(codes) == len(METHODS), f"methods never called: {set(p for p, _ in METHODS) - set(codes)}"
     assert grpc.StatusCode.INVALID_ARGUMENT in set().union(*codes.values())
     print("codes by method:", {k: sorted(c.name for c in v) for k, v in codes.items()})
-    assert grpc.StatusCode.OK in codes["agentgateway.v1.AgentGateway.Invoke"]
+    assert grpc.StatusCode.OK in codes["/agentgateway.v1.AgentGatewayService/Invoke"]
 
 
 # -- parsers --------------------------------------------------------------------------

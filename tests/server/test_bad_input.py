@@ -100,7 +100,7 @@ async def test_grpc_control_characters_in_body_ids(
     assert gw.addresses.grpc is not None
     async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
         invoke = channel.unary_unary(
-            "/agentgateway.v1.AgentGateway/Invoke",
+            "/agentgateway.v1.AgentGatewayService/Invoke",
             request_serializer=pb.InvokeRequest.SerializeToString,
             response_deserializer=pb.InvokeResponse.FromString,
         )
@@ -195,7 +195,7 @@ async def test_grpc_invalid_utf8_strings(gw: GatewayServer, errors_logged: list[
     publish = b"\x0a" + bytes([len(subject)]) + subject  # field 1 (subject), written by hand
     assert epb.PublishEventRequest.FromString(b"\x0a\x04a.bc").subject == "a.bc"  # the framing is right
     async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-        raw = channel.unary_unary("/agentgateway.v1.Events/Publish")
+        raw = channel.unary_unary("/agentgateway.v1.EventsService/PublishEvent")
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await raw(publish, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -263,9 +263,9 @@ async def test_grpc_state_json_too_deep(gw: GatewayServer, errors_logged: list[l
     assert gw.addresses.grpc is not None
     async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
         put = channel.unary_unary(
-            "/agentgateway.v1.StateService/Put",
+            "/agentgateway.v1.StateService/PutState",
             request_serializer=spb.PutStateRequest.SerializeToString,
-            response_deserializer=spb.StateEntry.FromString,
+            response_deserializer=spb.PutStateResponse.FromString,
         )
         request = spb.PutStateRequest(scope=spb.STATE_SCOPE_SESSION, scope_id="s", key="k", json="[" * 1_000_000)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -281,7 +281,7 @@ async def test_grpc_run_with_control_characters_in_ids(gw: GatewayServer, errors
         submit = channel.unary_unary(
             "/agentgateway.v1.RunService/SubmitRun",
             request_serializer=rpb.SubmitRunRequest.SerializeToString,
-            response_deserializer=rpb.Run.FromString,
+            response_deserializer=rpb.SubmitRunResponse.FromString,
         )
         invocation = pb.InvokeRequest(
             agent="echo", messages=[pb.Message(parts=[pb.Part(text="hi")])], context=pb.Context(session_id="s\r\nx")
@@ -375,4 +375,28 @@ async def test_http_body_that_does_not_decode(gw: GatewayServer, errors_logged: 
     assert gw.addresses.http is not None
     status, answer = await raw_http(gw.addresses.http, raw_post(path, b"content-encoding: gzip", b"{}"))
     assert_invalid(status, answer, "cannot be read")
+    assert not errors_logged
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[" * 100_000, "levels deep"),
+    ('"\\ud800"', "surrogate"),
+    ('{"a": NaN}', "NaN"),
+])
+async def test_grpc_json_text_fields_are_checked(
+    gw: GatewayServer, errors_logged: list[logging.LogRecord], text: str, words: str
+) -> None:
+    """Structured data crosses gRPC as JSON text (Part.data_json): the same decoder as HTTP bodies."""
+    assert gw.addresses.grpc is not None
+    async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
+        invoke = channel.unary_unary(
+            "/agentgateway.v1.AgentGatewayService/Invoke",
+            request_serializer=pb.InvokeRequest.SerializeToString,
+            response_deserializer=pb.InvokeResponse.FromString,
+        )
+        request = pb.InvokeRequest(agent="echo", messages=[pb.Message(parts=[pb.Part(data_json=text)])])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await invoke(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
+    assert words in (caught.value.details() or "")
     assert not errors_logged

@@ -47,7 +47,7 @@ async def test_reflection_v1_lists_and_describes_the_services(gateway_factory: G
             V1_METHOD,
             [
                 reflection_pb2.ServerReflectionRequest(list_services=""),
-                reflection_pb2.ServerReflectionRequest(file_containing_symbol="agentgateway.v1.AgentGateway"),
+                reflection_pb2.ServerReflectionRequest(file_containing_symbol="agentgateway.v1.AgentGatewayService"),
                 reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection"),
             ],
         )
@@ -59,7 +59,7 @@ async def test_reflection_v1_lists_and_describes_the_services(gateway_factory: G
         )
     names = {s.name for s in listed.list_services_response.service}
     assert {
-        "agentgateway.v1.AgentGateway",
+        "agentgateway.v1.AgentGatewayService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
@@ -67,7 +67,7 @@ async def test_reflection_v1_lists_and_describes_the_services(gateway_factory: G
     assert {s.name for s in old.list_services_response.service} == names
 
     services = {s.name: s for f in _files(gateway_file) if f.package == "agentgateway.v1" for s in f.service}
-    assert {"Invoke", "InvokeStream", "ListAgents"} <= {m.name for m in services["AgentGateway"].method}
+    assert {"Invoke", "InvokeStream", "ListAgents"} <= {m.name for m in services["AgentGatewayService"].method}
 
     (described,) = [f for f in _files(v1_file) if f.package == "grpc.reflection.v1"]
     assert described.name == "grpc/reflection/v1/reflection.proto"
@@ -82,10 +82,10 @@ async def test_health_list_reports_every_service(gateway_factory: GatewayFactory
     async with gateway_factory(CONFIG) as gw, grpc.aio.insecure_channel(gw.addresses.grpc or "") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         listed = await stub.List(health_pb2.HealthListRequest(), timeout=5)
-        checked = await stub.Check(health_pb2.HealthCheckRequest(service="agentgateway.v1.AgentGateway"), timeout=5)
+        checked = await stub.Check(health_pb2.HealthCheckRequest(service="agentgateway.v1.AgentGatewayService"), timeout=5)
     serving = health_pb2.HealthCheckResponse.SERVING
     assert {name: s.status for name, s in listed.statuses.items()} == {
         "": serving,
-        "agentgateway.v1.AgentGateway": serving,
+        "agentgateway.v1.AgentGatewayService": serving,
     }
     assert checked.status == serving

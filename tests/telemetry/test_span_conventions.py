@@ -57,15 +57,15 @@ async def test_grpc_server_spans_name_the_full_method(
     async with gateway_factory(AGENTS.format(echo=echo_url)) as gw:
         assert gw.addresses.grpc is not None
         async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayServiceStub(channel)
             message = pb.Message(role=pb.ROLE_USER, parts=[pb.Part(text="hi")])
             await stub.Invoke(pb.InvokeRequest(agent="echo", messages=[message]))
             with pytest.raises(grpc.aio.AioRpcError):
                 await stub.Invoke(pb.InvokeRequest(agent="down", messages=[message]))
             [_ async for _ in stub.InvokeStream(pb.InvokeRequest(agent="echo", messages=[message]))]
     ok, down, streamed = servers(span_exporter)
-    assert ok["name"] == "agentgateway.v1.AgentGateway/Invoke"
-    assert (ok["rpc.system"], ok["rpc.service"], ok["rpc.method"]) == ("grpc", "agentgateway.v1.AgentGateway", "Invoke")
+    assert ok["name"] == "agentgateway.v1.AgentGatewayService/Invoke"
+    assert (ok["rpc.system"], ok["rpc.service"], ok["rpc.method"]) == ("grpc", "agentgateway.v1.AgentGatewayService", "Invoke")
     assert ok["rpc.grpc.status_code"] == 0
     assert down["rpc.grpc.status_code"] == 14  # UNAVAILABLE
-    assert streamed["name"] == "agentgateway.v1.AgentGateway/InvokeStream" and streamed["rpc.grpc.status_code"] == 0
+    assert streamed["name"] == "agentgateway.v1.AgentGatewayService/InvokeStream" and streamed["rpc.grpc.status_code"] == 0
