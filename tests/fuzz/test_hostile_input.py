@@ -380,7 +380,8 @@ METHODS: list[tuple[str, MethodDescriptor]] = [
     (_REFLECTION_V1, reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods_by_name[
         "ServerReflectionInfo"]),
 ]
-HI = gateway_pb2.Message(role=gateway_pb2.ROLE_USER, parts=[gateway_pb2.Part(text="hi")])
+HI = gateway_pb2.Message(role=gateway_pb2.ROLE_USER, parts=[
+    gateway_pb2.Part(text="hi"), gateway_pb2.Part(data_json='{"k": [1, {"a": "\\u00e9"}]}')])
 INVOKE = gateway_pb2.InvokeRequest(agent="echo", messages=[HI], context=gateway_pb2.Context(session_id="s-1"))
 # One well-formed request per message type, for mutations that reach past the parser.
 SAMPLES: dict[str, bytes] = {
