@@ -27,6 +27,7 @@ from gateway.model import Context, GatewayError, InvalidRequest, Invocation, Mes
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.server.inbound import server_span
+from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 
 _KEEP_TASKS = 1000
@@ -104,9 +105,9 @@ class A2AFront:
         request_id: Any = None
         try:
             try:
-                envelope = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise JsonRpcError(_PARSE_ERROR, "Parse error") from None
+                envelope = await read_json(request, "JSON-RPC request")
+            except InvalidRequest as exc:
+                raise JsonRpcError(_PARSE_ERROR, f"Parse error: {exc.message}") from None
             if not isinstance(envelope, dict) or envelope.get("jsonrpc") != "2.0" or "method" not in envelope:
                 raise JsonRpcError(_INVALID_REQUEST, "Invalid Request")
             request_id = envelope.get("id")
