@@ -16,6 +16,7 @@ import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -67,12 +68,29 @@ def _message_json(message: Message, version: str, context_id: str, task_id: str)
     return out
 
 
+@dataclass(slots=True)
+class _OwnedTask:
+    """A task and who may see it: the identity that created it, on the agent it was sent to."""
+
+    owner: str
+    agent: str
+    task: dict[str, Any]
+
+
 class A2AFront:
     """The A2A surface over a :class:`Gateway`; keeps recent tasks for ``GetTask``."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.tasks: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.tasks: OrderedDict[str, _OwnedTask] = OrderedDict()
+
+    def _owned(self, request: web.Request, agent: str, task_id: str) -> _OwnedTask:
+        """The caller's task on this agent; TaskNotFound for an unknown or someone else's
+        (the same answer, so a caller learns nothing about other identities' tasks)."""
+        owned = self.tasks.get(task_id)
+        if owned is None or owned.owner != request[IDENTITY_KEY].name or owned.agent != agent:
+            raise JsonRpcError(_TASK_NOT_FOUND, "Task not found")
+        return owned
 
     def _agent(self, request: web.Request) -> str:
         name = request.match_info["agent"]
@@ -101,6 +119,8 @@ class A2AFront:
 
     async def rpc(self, request: web.Request) -> web.StreamResponse:
         name = self._agent(request)
+        # Every method, reads included, needs the right to call this agent.
+        request.app[GUARD_KEY].authorize(request[IDENTITY_KEY], name)
         request_id: Any = None
         try:
             try:
@@ -125,9 +145,7 @@ class A2AFront:
             if method in _STREAM:
                 return await self._stream(request, name, params, _STREAM[method], request_id)
             if method in _GET:
-                task = self.tasks.get(str(params.get("id", "")))
-                if task is None:
-                    raise JsonRpcError(_TASK_NOT_FOUND, "Task not found")
+                task = self._owned(request, name, str(params.get("id", ""))).task
                 return web.json_response({"jsonrpc": "2.0", "id": request_id, "result": task})
             raise JsonRpcError(_METHOD_NOT_FOUND, "Method not found")
         except JsonRpcError as exc:
@@ -150,14 +168,15 @@ class A2AFront:
         user = Message(Role.USER, user.parts, user.metadata, user.message_id)
         invocation = Invocation(name, (user,), context, headers=headers)
         invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
-        return (
-            invocation,
-            context_id,
-            str(message.get("taskId") or uuid.uuid4()),
-        )
+        # Task ids are the gateway's: a client may name only a task of its own.
+        task_id = str(message.get("taskId") or "")
+        if task_id:
+            self._owned(request, name, task_id)
+        return invocation, context_id, task_id or str(uuid.uuid4())
 
     def _task(
         self,
+        request: web.Request,
         version: str,
         task_id: str,
         context_id: str,
@@ -182,7 +201,9 @@ class A2AFront:
             ]
         if version == "0.3":
             task["kind"] = "task"
-        self.tasks[task_id] = task
+        agent = request.match_info["agent"]
+        self.tasks[task_id] = _OwnedTask(request[IDENTITY_KEY].name, agent, task)
+        self.tasks.move_to_end(task_id)
         while len(self.tasks) > _KEEP_TASKS:
             self.tasks.popitem(last=False)
         return task
@@ -201,9 +222,9 @@ class A2AFront:
             except NotFound as exc:
                 raise JsonRpcError(_INVALID_PARAMS, exc.message) from None
             except GatewayError as exc:
-                task = self._task(version, task_id, context_id, "failed", invocation.messages[0], None, exc)
+                task = self._task(request, version, task_id, context_id, "failed", invocation.messages[0], None, exc)
                 return {"task": task} if version == "1.0" else task
-        task = self._task(version, task_id, context_id, "completed", invocation.messages[0], result, None)
+        task = self._task(request, version, task_id, context_id, "completed", invocation.messages[0], result, None)
         return {"task": task} if version == "1.0" else task
 
     async def _stream(
@@ -235,7 +256,7 @@ class A2AFront:
                 return {"statusUpdate": update}
             return {**update, "kind": "status-update", "final": final}
 
-        submitted = self._task(version, task_id, context_id, "submitted", invocation.messages[0], None, None)
+        submitted = self._task(request, version, task_id, context_id, "submitted", invocation.messages[0], None, None)
         await send({"task": submitted} if version == "1.0" else submitted)
         with server_span(
             self.gateway.tracer,
@@ -269,10 +290,12 @@ class A2AFront:
                     await send(
                         {"artifactUpdate": update} if version == "1.0" else {**update, "kind": "artifact-update"}
                     )
-                self._task(version, task_id, context_id, "completed", invocation.messages[0], collector.result(), None)
+                self._task(
+                    request, version, task_id, context_id, "completed", invocation.messages[0], collector.result(), None
+                )
                 await send(status_update("completed", True))
             except GatewayError as exc:
-                self._task(version, task_id, context_id, "failed", invocation.messages[0], None, exc)
+                self._task(request, version, task_id, context_id, "failed", invocation.messages[0], None, exc)
                 await send(status_update("failed", True, exc))
         await response.write_eof()
         return response
