@@ -17,11 +17,14 @@ from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_run_store
 from gateway.runs.manager import RunManager
+from gateway.runs.sqlite import SqliteRunStore
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
+from gateway.server.a2a import A2AFront, add_a2a_routes
+from gateway.server.a2a_operations import A2AOperations
 from gateway.server.admin import AdminApi, build_admin_app
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
@@ -36,6 +39,9 @@ from gateway.server.state_http import add_state_routes
 from gateway.state.access import ScopeAccess
 from gateway.state.build import build_access, build_store
 from gateway.state.store import StateStore
+from gateway.tasks.build import build_task_store
+from gateway.tasks.service import TaskService
+from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
@@ -76,6 +82,9 @@ class GatewayServer:
             build_run_store(config.state, config.runs) if config.state is not None else None
         )
         self.runs: RunManager | None = None
+        # A2A tasks beside the runs executing their turns (in memory without a state backend).
+        self.task_store: TaskStore = build_task_store(config.state, config.runs)
+        self._a2a_run_store: RunStore | None = None
 
     async def start(self) -> BoundAddresses:
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
@@ -84,6 +93,7 @@ class GatewayServer:
             await self.state.open()
         if self.run_store is not None:
             await self.run_store.open()
+        await self.task_store.open()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
@@ -92,10 +102,19 @@ class GatewayServer:
         self.events = EventRuntime(self.config, self.gateway, tracer)
         self.events.attach(self.gateway)
         await self.events.start()
+        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session)
         if self.run_store is not None:
-            webhooks = WebhookSender(self.config.runs.webhooks, self.http_session)
             self.runs = RunManager(self.run_store, self.gateway, self.config.runs, webhooks, self.events.publisher)
             await self.runs.start()
+        self.a2a_runs = self.runs
+        if self.a2a_runs is None:
+            # No state backend: A2A tasks and their runs live as long as the process.
+            self._a2a_run_store = SqliteRunStore(":memory:", self.config.runs.retention)
+            await self._a2a_run_store.open()
+            self.a2a_runs = RunManager(self._a2a_run_store, self.gateway, self.config.runs, webhooks)
+            await self.a2a_runs.start()
+        push = bool(self.config.runs.webhooks.allowed_prefixes)
+        self.tasks = TaskService(self.task_store, self.a2a_runs, webhooks, push)
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
@@ -112,6 +131,7 @@ class GatewayServer:
             add_event_routes(app, self.events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
+            add_a2a_routes(app, A2AFront(self.gateway, A2AOperations(self.gateway, self.tasks), http.sse_keepalive))
             self.runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -187,10 +207,11 @@ class GatewayServer:
             waits.append(self.grpc_server.stop(grace))
         if self.runner is not None:
             waits.append(self.runner.cleanup())
-        if self.runs is not None:
+        if self.a2a_runs is not None:
             # Alongside the fronts: followers of a run end when it does.
-            waits.append(self.runs.aclose(grace))
+            waits.append(self.a2a_runs.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
+        await self.tasks.aclose()
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
         await self.events.aclose(grace)
@@ -203,6 +224,9 @@ class GatewayServer:
             await self.state.close()
         if self.run_store is not None:
             await self.run_store.close()
+        if self._a2a_run_store is not None:
+            await self._a2a_run_store.close()
+        await self.task_store.close()
         await self.http_session.close()
         await self.passthrough_session.close()
         if self._owns_provider:
