@@ -1,6 +1,8 @@
 """Expose every routed agent as an A2A agent: its agent card and the JSON-RPC binding.
 
 ``GET /a2a/{agent}/.well-known/agent-card.json`` describes the agent;
+``GET /.well-known/agent-card.json`` the configured default agent (``a2a.default_agent``)
+or the gateway; ``GET /a2a`` lists the cards of every agent the caller may call;
 ``POST /a2a/{agent}`` serves every core operation of A2A 1.0 over JSON-RPC 2.0
 (:mod:`gateway.server.a2a_operations`), under their 1.0 names (``SendMessage``,
 ``GetTask``, ...) in 1.0 shapes and their 0.3 names (``message/send``,
@@ -132,13 +134,61 @@ class A2AFront:
 
     def _agent(self, request: web.Request) -> str:
         name = request.match_info["agent"]
-        if name not in self.gateway.upstreams and not any(r.match.agent == name for r in self.gateway.config.routes):
+        if name not in self.agent_names():
             raise NotFound(f"no agent or route named {name!r}", agent=name)
         return name
 
-    def card_for(self, request: web.Request, name: str, *, extended: bool = False) -> dict[str, Any]:
+    def agent_names(self) -> list[str]:
+        """Every name a caller can reach: the agents and the routes' agent names."""
+        names = dict.fromkeys(self.gateway.upstreams)
+        names.update(dict.fromkeys(r.match.agent for r in self.gateway.config.routes if r.match.agent))
+        return list(names)
+
+    def _callable(self, request: web.Request) -> list[str]:
+        """The names this caller is authorized to call."""
+        guard, identity = request.app[GUARD_KEY], request[IDENTITY_KEY]
+        allowed = []
+        for name in self.agent_names():
+            try:
+                guard.authorize(identity, name)
+            except GatewayError:
+                continue
+            allowed.append(name)
+        return allowed
+
+    async def origin_card(self, request: web.Request) -> web.Response:
+        """The origin's card: the configured default agent's, or the gateway's own (its agents as
+        skills, their cards in the catalog at ``/a2a``)."""
+        default = self.gateway.config.a2a.default_agent
+        if default is not None:
+            return web.json_response(self.card_for(request, default))
+        skills = [
+            {"id": name, "name": name, "description": self._description(name), "tags": ["agent-gateway"]}
+            for name in self._callable(request)
+        ]
+        card = {
+            "name": "agent-gateway",
+            "description": "An agent gateway: each agent's card is at /a2a/{agent}/.well-known/agent-card.json,"
+            " and GET /a2a lists the cards of the agents you may call",
+            "version": "1.0.0",
+            "supportedInterfaces": [],
+            "capabilities": {"streaming": True, "pushNotifications": self.operations.push_notifications},
+            "defaultInputModes": ["text/plain", "application/json"],
+            "defaultOutputModes": ["text/plain", "application/json"],
+            "skills": skills,
+        }
+        return web.json_response(card)
+
+    async def catalog(self, request: web.Request) -> web.Response:
+        """The cards of every routed agent the caller may call."""
+        return web.json_response({"agents": [self.card_for(request, name) for name in self._callable(request)]})
+
+    def _description(self, name: str) -> str:
         upstream = self.gateway.upstreams.get(name)
-        description = (upstream.spec.description if upstream else "") or f"{name}, reached through agent-gateway"
+        return (upstream.spec.description if upstream else "") or f"{name}, reached through agent-gateway"
+
+    def card_for(self, request: web.Request, name: str, *, extended: bool = False) -> dict[str, Any]:
+        description = self._description(name)
         url = f"{request.scheme}://{request.host}/a2a/{name}"
         guard = request.app[GUARD_KEY]
         card: dict[str, Any] = {
@@ -300,5 +350,7 @@ def _security_schemes(authenticators: Any) -> dict[str, Any]:
 
 
 def add_a2a_routes(app: web.Application, front: A2AFront) -> None:
+    app.router.add_get("/.well-known/agent-card.json", front.origin_card)
+    app.router.add_get("/a2a", front.catalog)
     app.router.add_get("/a2a/{agent}/.well-known/agent-card.json", front.card)
     app.router.add_post("/a2a/{agent}", front.rpc)

@@ -174,3 +174,42 @@ async def test_another_identity_cannot_read_or_overwrite_a_task(
         mine = (await rpc(get, alice))["result"]
         assert mine == task
         assert "alice's secret plan" in json.dumps(mine) and "bob was here" not in json.dumps(mine)
+
+
+async def test_discovery_origin_card_and_catalog_follow_authorization(
+    gateway_factory: GatewayFactory, echo_url: str, tmp_path: Path
+) -> None:
+    issuer = TokenIssuer(tmp_path / "jwks.json")
+    yaml = secured_a2a_yaml(echo_url, issuer.jwks_file).replace(
+        "agents:\n", f"agents:\n  vault: {{kind: http, endpoint: {echo_url}}}\n"
+    ) + "    - {identities: [bob], agents: [vault]}\n"
+    async with gateway_factory(yaml) as gw, aiohttp.ClientSession() as session:
+        base = f"http://{gw.addresses.http}"
+
+        async def get(path: str, key: str) -> Any:
+            async with session.get(base + path, headers={"x-api-key": key}) as response:
+                assert response.status == 200
+                return await response.json()
+
+        card = await get("/.well-known/agent-card.json", KEY_A)
+        assert card["name"] == "agent-gateway" and [s["id"] for s in card["skills"]] == ["echo"]
+        assert [s["id"] for s in (await get("/.well-known/agent-card.json", KEY_B))["skills"]] == ["vault", "echo"]
+        catalog = await get("/a2a", KEY_A)
+        assert [c["name"] for c in catalog["agents"]] == ["echo"]  # alice may not call vault: not listed
+        assert catalog["agents"][0]["supportedInterfaces"][0]["url"] == f"{base}/a2a/echo"
+        assert catalog["agents"][0]["securitySchemes"] == {"apiKey": {"apiKeySecurityScheme": {
+            "location": "header", "name": "x-api-key"}}, "bearer": {"httpAuthSecurityScheme": {
+                "scheme": "Bearer", "bearerFormat": "JWT"}}}
+        assert [c["name"] for c in (await get("/a2a", KEY_B))["agents"]] == ["vault", "echo"]
+    async with gateway_factory(yaml_for(echo_url) + "a2a: {default_agent: echo}\n") as gw, \
+            aiohttp.ClientSession() as session:
+        async with session.get(f"http://{gw.addresses.http}/.well-known/agent-card.json") as response:
+            card = await response.json()
+        assert card["name"] == "echo" and card["url"] == f"http://{gw.addresses.http}/a2a/echo"
+
+
+def test_default_agent_must_exist() -> None:
+    from gateway.config import ConfigError, load_config_text
+
+    with pytest.raises(ConfigError, match=r"a2a\.default_agent 'ghost'"):
+        load_config_text("agents: {echo: {kind: http, endpoint: 'http://127.0.0.1:1'}}\na2a: {default_agent: ghost}\n")
