@@ -259,15 +259,11 @@ class A2AFront:
             if method not in _UNARY and method not in _STREAMING:
                 raise JsonRpcError(_METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
             caller = self._caller(request, name)
+            if method in _STREAMING:
+                operation, version = _STREAMING[method]
+                return await self._sse(request, request_id, self._opened(caller, operation, params, request), version)
             try:
                 requested_version(request)
-                if method in _STREAMING:
-                    operation, version = _STREAMING[method]
-                    opener: Callable[[Caller, Any], Awaitable[AsyncIterator[dict[str, Any]]]] = getattr(
-                        self.operations, operation
-                    )
-                    frames = await opener(caller, params)
-                    return await self._sse(request, request_id, frames, version)
                 operation, version = _UNARY[method]
                 result = await self._unary(request, caller, operation, params)
             except GatewayError as exc:
@@ -292,6 +288,16 @@ class A2AFront:
         method: Callable[[Caller, Any], Awaitable[Any]] = getattr(self.operations, operation)
         return await method(caller, params)
 
+    async def _opened(
+        self, caller: Caller, operation: str, params: Any, request: web.Request
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The frames of a streaming operation; its failure before the first frame (bad
+        params, an unknown task) ends the stream as an error frame, as streaming clients expect."""
+        requested_version(request)
+        opener: Callable[[Caller, Any], Awaitable[AsyncIterator[dict[str, Any]]]] = getattr(self.operations, operation)
+        async for frame in await opener(caller, params):
+            yield frame
+
     async def _sse(
         self, request: web.Request, request_id: Any, frames: AsyncIterator[dict[str, Any]], version: str
     ) -> web.StreamResponse:
@@ -305,7 +311,7 @@ class A2AFront:
                     payload = frame if version == "1.0" else stream_v03(frame)
                     await writer.send(format_sse(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": payload})))
             except GatewayError as exc:
-                # Headers are gone: the error travels as the stream's last frame.
+                # Headers are gone (or a stream was asked for): the error travels as the last frame.
                 error = _rpc_error(exc)
                 body = {"jsonrpc": "2.0", "id": request_id, "error": _error_object(error.code, error.message)}
                 await writer.send(format_sse(json.dumps(body)))

@@ -263,7 +263,8 @@ class A2AOperations:
         return {
             "tasks": [task_json(r, history, artifacts=artifacts) for r in page.tasks],
             "nextPageToken": page.next_cursor,
-            "pageSize": page_size,
+            # "The page size used for this response": how many tasks it holds.
+            "pageSize": len(page.tasks),
             "totalSize": page.total,
         }
 
