@@ -84,6 +84,11 @@ class JsonRpcError(Exception):
         self.message = message
 
 
+def error_reason(code: int) -> str:
+    """The A2A error's reason (``TASK_NOT_FOUND``...) for ``google.rpc.ErrorInfo``; empty for others."""
+    return _ERROR_REASONS.get(code, "")
+
+
 def _error_object(code: int, message: str) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if code in _ERROR_REASONS:
@@ -132,7 +137,8 @@ class A2AFront:
         self.operations = operations
         self.sse_keepalive = sse_keepalive
 
-    def _agent(self, request: web.Request) -> str:
+    def agent_for(self, request: web.Request) -> str:
+        """The agent of the endpoint; NotFound (404) for a name nothing routes."""
         name = request.match_info["agent"]
         if name not in self.agent_names():
             raise NotFound(f"no agent or route named {name!r}", agent=name)
@@ -197,6 +203,7 @@ class A2AFront:
             "version": "1.0.0",
             "supportedInterfaces": [
                 {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+                {"url": f"{url}/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
                 {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
             ],
             "url": url,  # 0.3 clients read the endpoint here
@@ -220,9 +227,10 @@ class A2AFront:
         return card
 
     async def card(self, request: web.Request) -> web.Response:
-        return web.json_response(self.card_for(request, self._agent(request)))
+        return web.json_response(self.card_for(request, self.agent_for(request)))
 
-    def _caller(self, request: web.Request, name: str) -> Caller:
+    def caller_for(self, request: web.Request, name: str) -> Caller:
+        """The caller, authorized for the agent (PermissionDenied, 403, otherwise)."""
         identity = request[IDENTITY_KEY]
         guard = request.app[GUARD_KEY]
         # Every method, reads included, needs the right to call this agent.
@@ -231,7 +239,7 @@ class A2AFront:
         return Caller(name, identity, headers, guard)
 
     async def rpc(self, request: web.Request) -> web.StreamResponse:
-        name = self._agent(request)
+        name = self.agent_for(request)
         request_id: Any = None
         try:
             try:
@@ -258,7 +266,7 @@ class A2AFront:
             params = envelope.get("params")
             if method not in _UNARY and method not in _STREAMING:
                 raise JsonRpcError(_METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
-            caller = self._caller(request, name)
+            caller = self.caller_for(request, name)
             if method in _STREAMING:
                 operation, version = _STREAMING[method]
                 return await self._sse(request, request_id, self._opened(caller, operation, params, request), version)
@@ -278,13 +286,17 @@ class A2AFront:
                 {"jsonrpc": "2.0", "id": request_id, "error": _error_object(exc.code, exc.message)}
             )
 
+    def extended_card(self, request: web.Request, caller: Caller) -> dict[str, Any]:
+        """GetExtendedAgentCard: only for authenticated callers (UnsupportedOperation otherwise)."""
+        if not request.app[GUARD_KEY].enabled:
+            raise UnsupportedOperation("this gateway has no extended agent card: its listener authenticates nobody")
+        return self.card_for(request, caller.agent, extended=True)
+
     async def _unary(self, request: web.Request, caller: Caller, operation: str, params: Any) -> Any:
         if operation == "extended_card":
-            if not request.app[GUARD_KEY].enabled:
-                raise UnsupportedOperation("this gateway has no extended agent card: its listener authenticates nobody")
             if params not in (None, {}) and not (isinstance(params, dict) and set(params) <= {"tenant"}):
                 raise InvalidRequest("GetExtendedAgentCard takes no parameters but 'tenant'")
-            return self.card_for(request, caller.agent, extended=True)
+            return self.extended_card(request, caller)
         method: Callable[[Caller, Any], Awaitable[Any]] = getattr(self.operations, operation)
         return await method(caller, params)
 

@@ -25,6 +25,7 @@ from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
 from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.a2a_operations import A2AOperations
+from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
@@ -131,7 +132,9 @@ class GatewayServer:
             add_event_routes(app, self.events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
-            add_a2a_routes(app, A2AFront(self.gateway, A2AOperations(self.gateway, self.tasks), http.sse_keepalive))
+            a2a = A2AFront(self.gateway, A2AOperations(self.gateway, self.tasks), http.sse_keepalive)
+            add_a2a_routes(app, a2a)
+            A2ARestBinding(a2a).add_routes(app)
             self.runner = web.AppRunner(
                 app,
                 access_log=None,

@@ -19,7 +19,15 @@ import aiohttp
 import httpx
 import pytest
 from a2a.client import ClientConfig, create_client
-from a2a.types import CancelTaskRequest, GetTaskRequest, ListTasksRequest, SubscribeToTaskRequest
+from a2a.helpers import new_text_message
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Role,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+)
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
@@ -452,3 +460,51 @@ runs: {{key_prefix: "{redis_prefix}", poll_interval: 50ms}}
         chunks = [f["artifactUpdate"]["artifact"]["parts"][0]["text"] for f in followed if "artifactUpdate" in f]
         assert chunks == ["part1 ", "part2"]
         assert followed[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+async def test_rest_binding_through_the_a2a_sdk_client(gateway_factory: GatewayFactory, held: HeldAgent) -> None:
+    async with gateway_factory(agents_yaml(held.url)) as gw, aiohttp.ClientSession() as session, \
+            httpx.AsyncClient(timeout=10) as http:
+        base = f"http://{gw.addresses.http}/a2a/held"
+        client = await create_client(base, client_config=ClientConfig(
+            streaming=True, httpx_client=http, supported_protocol_bindings=["HTTP+JSON"]))
+        request = SendMessageRequest(message=new_text_message("over rest", role=Role.ROLE_USER))
+        frames: list[dict[str, Any]] = []
+        async for frame in client.send_message(request):
+            frames.append(MessageToDict(frame))
+            if "artifactUpdate" in frames[-1]:
+                break
+        task_id = frames[0]["task"]["id"]
+        listed = MessageToDict(await client.list_tasks(ListTasksRequest()))
+        assert [t["id"] for t in listed["tasks"]] == [task_id]
+        follower = asyncio.create_task(
+            _collect(client.subscribe(SubscribeToTaskRequest(id=task_id)))
+        )
+        await asyncio.sleep(0.2)
+        held.release.set()
+        followed = await asyncio.wait_for(follower, 10)
+        assert followed[0]["task"]["id"] == task_id
+        assert followed[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        done = MessageToDict(await client.get_task(GetTaskRequest(id=task_id, history_length=1)))
+        assert done["artifacts"][0]["parts"] == [{"text": "part1 part2"}] and len(done["history"]) == 1
+        await client.close()
+        # Raw REST: errors are google.rpc.Status with the A2A reason; a finished task is not cancelable.
+        async with session.post(f"{base}/rest/tasks/{task_id}:cancel", headers=V1) as response:
+            assert response.status == 400
+            error = (await response.json())["error"]
+        assert error["details"][0]["reason"] == "TASK_NOT_CANCELABLE"
+        async with session.get(f"{base}/rest/tasks/{uuid.uuid4()}", headers=V1) as response:
+            assert response.status == 404
+            assert (await response.json())["error"]["details"][0]["reason"] == "TASK_NOT_FOUND"
+        async with session.get(f"{base}/rest/tasks?pageSize=0", headers=V1) as response:
+            assert response.status == 400
+        async with session.get(f"{base}/rest/tasks", headers={"a2a-version": "9.9"}) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["details"][0]["reason"] == "VERSION_NOT_SUPPORTED"
+        async with session.post(f"{base}/rest/message:send", json={**message("again", taskId=task_id)}) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["details"][0]["reason"] == "UNSUPPORTED_OPERATION"
+
+
+async def _collect(frames: AsyncIterator[Any]) -> list[dict[str, Any]]:
+    return [MessageToDict(f) async for f in frames]
