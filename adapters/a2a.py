@@ -5,7 +5,11 @@ parts, ``TASK_STATE_*`` states, ``{"task"|"message"|"statusUpdate"|
 "artifactUpdate"}`` stream frames) and reads the 0.3 shapes too (``kind``
 discriminators, lower-case states), since servers in the wild mix them.
 The JSON-RPC endpoint comes from the agent card
-(``/.well-known/agent-card.json``) unless ``rpc_url`` is set. The gateway's
+(``/.well-known/agent-card.json``) unless ``rpc_url`` is set. The card only
+chooses a path: a card URL on another origin (scheme, host, port) than the
+configured endpoint is called on the endpoint's origin, unless
+``follow_card_url`` is on; and the configured ``headers`` (credentials) go
+only to the configured origins, never to one a card named. The gateway's
 thread (or session) id maps to the A2A ``contextId``. A stream abandoned
 before its task ended (the caller went away, the deadline passed) cancels the
 task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
@@ -21,6 +25,7 @@ from typing import Any, Literal
 
 import aiohttp
 from pydantic import Field
+from yarl import URL
 
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.transport import HttpTransport
@@ -38,6 +43,7 @@ from gateway.model import (
     TextPart,
     UpstreamError,
     UpstreamRejected,
+    UpstreamTls,
 )
 
 CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
@@ -59,7 +65,18 @@ class A2AOptions(AdapterOptions):
     # The JSON-RPC endpoint; discovered from the agent card when empty.
     rpc_url: str = ""
     card_path: str = CARD_PATH
+    # Sent to the endpoint's origin (and rpc_url's) only: typically credentials.
     headers: dict[str, str] = Field(default_factory=dict)
+    # Call a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
+    # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
+    follow_card_url: bool = False
+
+
+Origin = tuple[str, str, int | None]
+
+
+def origin_of(url: URL) -> Origin:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
 
 
 def normalize_state(state: Any) -> str:
@@ -122,11 +139,31 @@ class A2AAdapter(Adapter):
     def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
         super().__init__(spec, resources)
         self.options: A2AOptions
-        headers = dict(self.options.headers)
-        if self.options.protocol_version == "1.0":
-            headers["a2a-version"] = "1.0"
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
+        protocol = {"a2a-version": "1.0"} if self.options.protocol_version == "1.0" else {}
+        self.transport = HttpTransport(
+            resources.http, spec.name, spec.endpoint, {**self.options.headers, **protocol}, tls=spec.tls
+        )
+        # For a card URL on another origin (follow_card_url): no configured headers, no client
+        # certificate, no server-name override; the configured CA still verifies it.
+        foreign_tls = UpstreamTls(ca_file=spec.tls.ca_file) if spec.tls is not None and spec.tls.ca_file else None
+        self.foreign = HttpTransport(resources.http, spec.name, spec.endpoint, protocol, tls=foreign_tls)
+        self.endpoint = URL(spec.endpoint)
+        self.trusted = {origin_of(self.endpoint)}
+        if self.options.rpc_url:
+            self.trusted.add(origin_of(URL(self.options.rpc_url)))
         self._rpc_url: str = self.options.rpc_url
+
+    def transport_for(self, url: str) -> HttpTransport:
+        """The configured transport (credentials included) on a configured origin, else the bare one."""
+        return self.transport if origin_of(URL(url)) in self.trusted else self.foreign
+
+    def _card_target(self, named: str) -> str:
+        url = self.endpoint.join(URL(named))  # a relative card URL is relative to the endpoint
+        if url.scheme not in ("http", "https"):
+            raise ValueError(named)
+        if origin_of(url) in self.trusted or self.options.follow_card_url:
+            return str(url)
+        return str(self.endpoint.origin().join(URL(url.raw_path_qs, encoded=True)))
 
     async def rpc_url(self, call: Call) -> str:
         """The JSON-RPC endpoint, from the agent card on first use."""
@@ -135,15 +172,23 @@ class A2AAdapter(Adapter):
         _, card = await self.transport.request_json(call, "GET", self.options.card_path)
         if not isinstance(card, dict):
             raise UpstreamError("the agent card is not a JSON object", agent=self.spec.name)
+        named = ""
         for interface in card.get("supportedInterfaces") or card.get("additionalInterfaces") or []:
             binding = str(interface.get("protocolBinding") or interface.get("transport") or "").upper()
             if binding == "JSONRPC" and interface.get("url"):
-                self._rpc_url = str(interface["url"])
-                return self._rpc_url
-        if isinstance(card.get("url"), str):
-            self._rpc_url = card["url"]
-            return self._rpc_url
-        raise UpstreamError("the agent card names no JSON-RPC interface", agent=self.spec.name)
+                named = str(interface["url"])
+                break
+        if not named and isinstance(card.get("url"), str):
+            named = card["url"]
+        if not named:
+            raise UpstreamError("the agent card names no JSON-RPC interface", agent=self.spec.name)
+        try:
+            self._rpc_url = self._card_target(named)
+        except ValueError:
+            raise UpstreamError(
+                f"the agent card's URL {named[:200]!r} is not an http(s) URL", agent=self.spec.name
+            ) from None
+        return self._rpc_url
 
     def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
         version = self.options.protocol_version
@@ -196,7 +241,7 @@ class A2AAdapter(Adapter):
 
     async def invoke(self, call: Call) -> Result:
         url = await self.rpc_url(call)
-        _, envelope = await self.transport.request_json(call, "POST", url, self._request(call, False))
+        _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
         kind, payload = frame_kind(self._result(envelope))
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
@@ -227,7 +272,7 @@ class A2AAdapter(Adapter):
         state = ""
         ended = False  # the upstream closed the stream itself (even in input-required: the task waits)
         try:
-            async for sse in self.transport.stream_sse(call, "POST", url, self._request(call, True)):
+            async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
                 try:
                     envelope = json.loads(sse.data)
                 except json.JSONDecodeError:
@@ -252,7 +297,7 @@ class A2AAdapter(Adapter):
             "method": _CANCEL_METHOD[self.options.protocol_version],
             "params": {"id": upstream["task_id"]},
         }
-        headers = {**self.transport.static_headers, **call.headers}
+        headers = {**self.transport_for(upstream["rpc_url"]).static_headers, **call.headers}
         headers.pop("x-timeout-ms", None)
         timeout = aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):

@@ -8,7 +8,7 @@ from gateway.client import AgentClient
 
 
 async def main() -> None:
-    async with AgentClient("127.0.0.1:50051") as client:
+    async with AgentClient.from_env() as client:  # $AGENT_GATEWAY_GRPC, default 127.0.0.1:50051
         for agent in await client.list_agents():
             print(f"agent {agent.name:10} kind={agent.kind:5} {agent.description}")
         result = await client.invoke("echo", "hello from Python", session_id="demo-session", timeout=5)

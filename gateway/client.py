@@ -49,7 +49,7 @@ class ClientError(GatewayError):
         details: Mapping[str, JSON] | None = None,
     ) -> None:
         super().__init__(message, agent=agent, transient=transient, details=details)
-        self.status_code = code
+        self.code = code
         self.request_id = request_id
 
 
@@ -260,7 +260,7 @@ class StateClient:
         try:
             return _record(await self._call(self.stub.Get, request))
         except ClientError as exc:
-            if exc.status_code is StatusCode.NOT_FOUND:
+            if exc.code is StatusCode.NOT_FOUND:
                 return None
             raise
 
@@ -308,7 +308,7 @@ class StateClient:
         try:
             await self._call(self.stub.Delete, request)
         except ClientError as exc:
-            if exc.status_code is StatusCode.NOT_FOUND:
+            if exc.code is StatusCode.NOT_FOUND:
                 return False
             raise
         return True

@@ -29,6 +29,11 @@ WORKFLOW_RUN_BAGGAGE = "agw.run"
 
 _ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
 # Baggage entries carrying the session, thread and user ids (OpenTelemetry attribute names).
+# The gateway vouches for them: outbound they are always its own values (the user id is the
+# authenticated identity's on listeners that do not trust identity headers; the session and
+# thread ids are the ones the call's context holds), or absent. An inbound entry under one of
+# these names (a baggage header, a body's context.baggage) is dropped where the context is
+# built, so it reaches no agent, no body and no log as if the gateway had said it.
 _ID_BAGGAGE = ("session.id", "gen_ai.conversation.id", "enduser.id")
 _MAX_ID_LENGTH = 256
 
@@ -64,12 +69,13 @@ def context_from_headers(
     explicit = explicit or Context()
     ids = {name: _clean_id(name, headers.get(name, "")) for name in _ID_HEADERS}
     inbound_baggage = {k: str(v) for k, v in otel_baggage.get_all(propagate.extract(headers)).items()}
+    baggage = {k: v for k, v in {**inbound_baggage, **explicit.baggage}.items() if k not in _ID_BAGGAGE}
     context = Context(
         session_id=explicit.session_id or ids[SESSION_ID],
         thread_id=explicit.thread_id or ids[THREAD_ID],
         user_id=explicit.user_id or ids[USER_ID],
         request_id=explicit.request_id or ids[REQUEST_ID] or new_request_id(),
-        baggage={**inbound_baggage, **explicit.baggage},
+        baggage=baggage,
         deadline=explicit.deadline,
     )
     if raw := headers.get(TIMEOUT_MS):

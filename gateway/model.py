@@ -166,6 +166,17 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made the call, as the front authenticated it (routes may match on it); empty when anonymous."""
+
+    name: str = ""
+    claims: Mapping[str, JSON] = field(default_factory=dict)
+
+
+ANONYMOUS_CALLER = Caller()
+
+
+@dataclass(frozen=True, slots=True)
 class Invocation:
     """One normalized call to a logical agent name."""
 
@@ -175,6 +186,9 @@ class Invocation:
     options: Options = field(default_factory=Options)
     # Inbound headers / gRPC metadata (lower-case keys), for route matching.
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The HTTP call's query parameters (first value of each), for route matching.
+    query: Mapping[str, str] = field(default_factory=dict)
+    caller: Caller = ANONYMOUS_CALLER
     # 1 for the first upstream attempt; the retry policy counts up.
     attempt: int = 1
     record: CallRecord = field(default_factory=CallRecord, compare=False, repr=False)
@@ -260,6 +274,8 @@ class StatusCode(enum.StrEnum):
     UNAVAILABLE = "UNAVAILABLE"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    # The method is not served at this path (HTTP 405), or the operation at all.
+    UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
     UNKNOWN = "UNKNOWN"
 
@@ -267,7 +283,8 @@ class StatusCode(enum.StrEnum):
 class GatewayError(Exception):
     """Base of every error a caller can see; carries what both fronts need."""
 
-    code: ClassVar[StatusCode] = StatusCode.INTERNAL
+    # Instance-overridable: the Python client's ClientError carries the code the gateway sent.
+    code: StatusCode = StatusCode.INTERNAL
     http_status: ClassVar[int] = 500
     transient: bool = False
     # False only when the request certainly never reached the agent (connect refused,

@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.config import schema
 from gateway.config.schema import GatewayConfig, parse_duration
 
 HEADER = """\
@@ -49,7 +50,15 @@ class Row:
 
 
 def field_comments(model: type[BaseModel]) -> dict[str, str]:
-    """The comment lines directly above each field of a model's class body."""
+    """The comment lines directly above each field of a model's class body (or of the base that declares it)."""
+    comments: dict[str, str] = {}
+    for base in reversed(model.__mro__):
+        if isinstance(base, type) and issubclass(base, BaseModel) and base is not BaseModel:
+            comments.update(_own_field_comments(base))
+    return comments
+
+
+def _own_field_comments(model: type[BaseModel]) -> dict[str, str]:
     comments: dict[str, str] = {}
     pending: list[str] = []
     try:
@@ -155,7 +164,9 @@ def default_of(field: FieldInfo, kind: str) -> str:
     value = field.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return ""
-    if kind == "duration" and isinstance(value, float):
+    if kind.startswith("list of duration") and isinstance(value, list):
+        return "`[" + ", ".join(f"{v:g}s" for v in value) + "]`"
+    if "duration" in kind.split(" or ") and isinstance(value, int | float) and not isinstance(value, bool):
         return f"`{value:g}s`"
     return f"`{_render_value(value)}`"
 
@@ -212,7 +223,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ") if "\\|" not in text else text.replace("\n", " ")
 
 
+def _resolve_forward_references() -> None:
+    """Models that name a class defined later in the schema keep a ForwardRef until rebuilt."""
+    for value in vars(schema).values():
+        if inspect.isclass(value) and issubclass(value, BaseModel) and value.__module__ == schema.__name__:
+            value.model_rebuild(force=True, _types_namespace=vars(schema))
+
+
 def render() -> str:
+    _resolve_forward_references()
     lines = [HEADER, "| Key | Type | Default | Description |", "|---|---|---|---|"]
     for row in rows(GatewayConfig):
         lines.append(f"| `{row.key}` | {_cell(row.type)} | {row.default} | {_cell(row.description)} |")

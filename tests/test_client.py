@@ -56,10 +56,10 @@ async def test_client_stream_and_errors(gateway_factory: GatewayFactory, echo_ur
             assert "".join(deltas) == "echo: x y "
             with pytest.raises(ClientError) as info:
                 await client.invoke("down", "hi")
-            assert info.value.status_code == StatusCode.UNAVAILABLE
+            assert info.value.code == StatusCode.UNAVAILABLE
             assert info.value.agent == "down"
             assert info.value.transient
             assert info.value.request_id
             with pytest.raises(ClientError) as missing:
                 [e async for e in client.stream("ghost", "hi")]
-            assert missing.value.status_code == StatusCode.NOT_FOUND
+            assert missing.value.code == StatusCode.NOT_FOUND

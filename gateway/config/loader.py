@@ -8,47 +8,30 @@ reads ``routes.yaml:14: routes[1].split[0].weight: Input should be ...``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from gateway.config.problems import ConfigError, ConfigProblem, PathKey, format_path, line_for
+from gateway.config.references import reference_problems
 from gateway.config.schema import GatewayConfig
 
-PathKey = tuple[str | int, ...]
+__all__ = ["ConfigError", "ConfigProblem", "load_config", "load_config_text", "parse_yaml"]
+
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    file: str
-    line: int | None
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """Raised when a config file cannot be loaded; lists every problem found."""
-
-    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-def format_path(path: PathKey) -> str:
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out
+# Sections whose entries are validated apart: a bad entry is set aside so the rest is still checked.
+_KEYED_SECTIONS = ("agents", "policies", "workflows", "checks")
+_LISTED_SECTIONS = ("routes", "evaluations", "triggers")
+# Each pass sets aside at least one bad part; a file has only so many sections.
+_MAX_PASSES = 16
+# Marks a list entry set aside; None cannot, since YAML may hold a null entry the schema must see.
+_HOLE = object()
 
 
 class _Builder:
@@ -136,14 +119,6 @@ def parse_yaml(text: str, file: str, environ: Mapping[str, str] | None = None) -
     return builder.build(node, ()), builder
 
 
-def _line_for(lines: Mapping[PathKey, int], path: PathKey) -> int | None:
-    # Fall back to the nearest enclosing path: a missing key is reported at its parent.
-    for end in range(len(path), -1, -1):
-        if (line := lines.get(path[:end])) is not None:
-            return line
-    return None
-
-
 def _data_path(data: Any, loc: Sequence[str | int]) -> PathKey:
     """The part of a pydantic location that names data: union tags (``sequential``)
     and validator names (``function-after[...]``) are not keys of the document."""
@@ -164,190 +139,87 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> PathKey:
     return tuple(path)
 
 
-def _pydantic_problems(exc: ValidationError, file: str, lines: Mapping[PathKey, int], data: Any) -> list[ConfigProblem]:
+def _problems_of(
+    errors: Sequence[Any], locations: Sequence[PathKey], file: str, lines: Mapping[PathKey, int]
+) -> list[ConfigProblem]:
     problems = []
-    for error in exc.errors(include_url=False):
-        loc = _data_path(data, error["loc"])
+    for error, loc in zip(errors, locations, strict=True):
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; unknown keys are not ignored)"
-        problems.append(ConfigProblem(file, _line_for(lines, loc), format_path(loc), message))
+        problems.append(ConfigProblem(file, line_for(lines, loc), format_path(loc), message))
     return problems
 
 
-def _reference_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
-    from adapters.registry import adapter_class, known_kinds  # lazy: only names, no framework imports
-
-    problems = []
-    for name, agent in config.agents.items():
-        path: PathKey = ("agents", name, "kind")
-        try:
-            cls = adapter_class(agent.kind)
-        except LookupError:
-            kinds = ", ".join(known_kinds())
-            problems.append(
-                ConfigProblem(
-                    file,
-                    _line_for(lines, path),
-                    format_path(path),
-                    f"unknown adapter kind {agent.kind!r} (known: {kinds})",
-                )
-            )
+def _set_aside(data: dict[str, Any], locations: Sequence[PathKey], pruned: dict[str, set[str]]) -> bool:
+    """Remove the smallest section entries holding ``locations``; False when nothing could be removed."""
+    removed = False
+    for loc in locations:
+        if not loc or not isinstance(section := data.get(str(loc[0])), dict | list):
             continue
+        name = str(loc[0])
+        if len(loc) > 1 and name in _KEYED_SECTIONS and isinstance(section, dict) and loc[1] in section:
+            del section[loc[1]]
+            pruned.setdefault(name, set()).add(str(loc[1]))
+        elif len(loc) > 1 and name in _LISTED_SECTIONS and isinstance(section, list) and isinstance(loc[1], int):
+            if 0 <= loc[1] < len(section) and section[loc[1]] is not _HOLE:
+                section[loc[1]] = _HOLE  # a hole keeps the later entries' indexes (and lines); dropped below
+            else:
+                continue
+        else:
+            del data[name]  # a settings section: its defaults stand in while the rest is checked
+        removed = True
+    return removed
+
+
+def _validate(
+    data: dict[str, Any], file: str, lines: Mapping[PathKey, int]
+) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
+    """The config, or every schema and cross-reference problem of the document, however many there are."""
+    problems: list[ConfigProblem] = []
+    pruned: dict[str, set[str]] = {}
+    work = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for _ in range(_MAX_PASSES):
+        holes = {
+            name: [i for i, entry in enumerate(work[name]) if entry is _HOLE]
+            for name in _LISTED_SECTIONS
+            if isinstance(work.get(name), list)
+        }
+        candidate = {k: ([e for e in v if e is not _HOLE] if k in holes else v) for k, v in work.items()}
         try:
-            cls.validate_options(agent.options)
+            config = GatewayConfig.model_validate(candidate)
         except ValidationError as exc:
-            for p in _pydantic_problems(exc, file, {}, dict(agent.options)):
-                opt_path: PathKey = ("agents", name, "options", *[k for k in p.path.split(".") if k])
-                problems.append(ConfigProblem(file, _line_for(lines, opt_path), format_path(opt_path), p.message))
-    for i, route in enumerate(config.routes):
-        for j, target in enumerate(route.targets):
-            path = ("routes", i, "split", j, "agent") if route.split else ("routes", i, "target")
-            if target not in config.agents:
-                problems.append(
-                    ConfigProblem(
-                        file,
-                        _line_for(lines, path),
-                        format_path(path),
-                        f"no agent named {target!r} is defined under 'agents'",
-                    )
-                )
-    problems.extend(_workflow_problems(config, file, lines))
-    problems.extend(_evaluation_problems(config, file, lines))
-    problems.extend(_policy_problems(config, file, lines))
-    problems.extend(_trigger_problems(config, file, lines))
-    return problems
+            errors = exc.errors(include_url=False)
+            locations = [_original_index(_data_path(candidate, e["loc"]), holes) for e in errors]
+            problems.extend(_problems_of(errors, locations, file, lines))
+            if not _set_aside(work, locations, pruned):
+                return None, problems
+            continue
+        problems += reference_problems(config, file, lines, pruned, functools.partial(_original_index, holes=holes))
+        return (None if problems else config), problems
+    return None, problems
 
 
-def _policy_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
-    """Policies must exist; fallback agents must be callable."""
-    callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
-    problems = []
-
-    def problem(path: PathKey, message: str) -> None:
-        problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
-
-    users: list[tuple[PathKey, list[str]]] = [(("agents", n, "policies"), a.policies) for n, a in config.agents.items()]
-    users += [(("routes", i, "policies"), r.policies) for i, r in enumerate(config.routes)]
-    for path, names in users:
-        for j, name in enumerate(names):
-            if name not in config.policies:
-                problem((*path, j), f"no policy named {name!r} is defined under 'policies'")
-    for name, spec in config.policies.items():
-        for j, target in enumerate(spec.fallback.targets if spec.fallback else []):
-            if target.agent is not None and target.agent not in callable_names:
-                problem(
-                    ("policies", name, "fallback", "targets", j, "agent"),
-                    f"{target.agent!r} is not an agent, a route or a workflow",
-                )
-    return problems
-
-
-def _trigger_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
-    """Triggers must invoke something callable, on subjects under the bus prefixes."""
-    callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
-    prefixes = config.bus.prefixes
-    problems = []
-
-    def problem(path: PathKey, message: str) -> None:
-        problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
-
-    for i, route in enumerate(config.routes):
-        if route.publish is not None and route.publish.split(".", 1)[0] not in prefixes:
-            problem(("routes", i, "publish"), f"the subject must start with one of bus.prefixes {prefixes}")
-    for i, trigger in enumerate(config.triggers):
-        if trigger.agent not in callable_names:
-            problem(("triggers", i, "agent"), f"{trigger.agent!r} is not an agent, a route or a workflow")
-        if trigger.subject.split(".", 1)[0] not in (*prefixes, config.bus.dead_letter_prefix):
-            problem(("triggers", i, "subject"), f"the subject must start with one of bus.prefixes {prefixes}")
-        if trigger.publish is not None and trigger.publish.split(".", 1)[0] not in prefixes:
-            problem(("triggers", i, "publish"), f"the subject must start with one of bus.prefixes {prefixes}")
-    return problems
-
-
-def _evaluation_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
-    from gateway.evals.checks import check_config_problem  # lazy: jsonschema loads only when used
-
-    targets = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
-    problems = []
-
-    def problem(path: PathKey, message: str) -> None:
-        problems.append(ConfigProblem(file, _line_for(lines, path), format_path(path), message))
-
-    for name, check in config.checks.items():
-        if check.kind == "judge" and check.agent not in targets:
-            problem(("checks", name, "agent"), f"the judge {check.agent!r} is not an agent, a route or a workflow")
-        elif (reason := check_config_problem(check)) is not None:
-            problem(("checks", name), reason)
-    for i, evaluation in enumerate(config.evaluations):
-        if evaluation.target not in targets:
-            problem(("evaluations", i, "target"), f"{evaluation.target!r} is not an agent, a route or a workflow")
-        named: list[tuple[PathKey, str]] = [
-            (("evaluations", i, "checks", j), c) for j, c in enumerate(evaluation.checks)
-        ]
-        named += [
-            (("evaluations", i, "steps", step, j), c) for step, cs in evaluation.steps.items() for j, c in enumerate(cs)
-        ]
-        for path, check_name in named:
-            if check_name not in config.checks:
-                problem(path, f"no check named {check_name!r} is defined under 'checks'")
-    return problems
-
-
-def _workflow_problems(config: GatewayConfig, file: str, lines: Mapping[PathKey, int]) -> list[ConfigProblem]:
-    """Workflow steps must name something callable; workflow names must not shadow agents."""
-    from gateway.config.schema import HierarchicalWorkflow, ParallelWorkflow, SequentialWorkflow
-
-    callable_names = {*config.agents, *config.workflows, *(r.match.agent for r in config.routes)}
-    problems = []
-
-    def check(name: str, path: PathKey) -> None:
-        if name not in callable_names:
-            problems.append(
-                ConfigProblem(
-                    file, _line_for(lines, path), format_path(path), f"{name!r} is not an agent, a route or a workflow"
-                )
-            )
-
-    for wf_name, workflow in config.workflows.items():
-        base: PathKey = ("workflows", wf_name)
-        if wf_name in config.agents:
-            problems.append(
-                ConfigProblem(
-                    file,
-                    _line_for(lines, base),
-                    format_path(base),
-                    f"a workflow cannot have the name of agent {wf_name!r}",
-                )
-            )
-        if isinstance(workflow, SequentialWorkflow):
-            for i, step in enumerate(workflow.steps):
-                check(step.agent, (*base, "steps", i, "agent"))
-                if step.compensate is not None:
-                    check(step.compensate.agent, (*base, "steps", i, "compensate", "agent"))
-        elif isinstance(workflow, ParallelWorkflow):
-            for i, branch in enumerate(workflow.branches):
-                check(branch.agent, (*base, "branches", i, "agent"))
-        elif isinstance(workflow, HierarchicalWorkflow):
-            check(workflow.manager, (*base, "manager"))
-            for i, worker in enumerate(workflow.workers):
-                check(worker, (*base, "workers", i))
-    return problems
+def _original_index(loc: PathKey, holes: Mapping[str, list[int]]) -> PathKey:
+    """A location in the compacted document -> the same entry's location in the file."""
+    if len(loc) > 1 and isinstance(loc[1], int) and str(loc[0]) in holes:
+        index = loc[1]
+        for hole in holes[str(loc[0])]:
+            if hole <= index:
+                index += 1
+        return (loc[0], index, *loc[2:])
+    return loc
 
 
 def load_config_text(text: str, file: str = "<config>", environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Parse and validate YAML text; raise :class:`ConfigError` listing every problem."""
+    """Parse and validate YAML text; raise :class:`ConfigError` listing every problem of the file."""
     data, builder = parse_yaml(text, file, environ)
-    if builder.problems:
-        raise ConfigError(builder.problems)
     if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(file, 1, "", "the top level must be a mapping (listeners, agents, routes)")])
-    try:
-        config = GatewayConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, file, builder.lines, data)) from None
-    if problems := _reference_problems(config, file, builder.lines):
-        raise ConfigError(problems)
+        problem = ConfigProblem(file, 1, "", "the top level must be a mapping (listeners, agents, routes)")
+        raise ConfigError([*builder.problems, problem])
+    config, problems = _validate(data, file, builder.lines)
+    if builder.problems or config is None:
+        raise ConfigError(builder.problems + problems)
     return config
 
 

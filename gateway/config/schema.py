@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from gateway.outbound import check_allowed_entry
 from gateway.patterns.template import check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -55,10 +56,13 @@ Address = Annotated[str, BeforeValidator(lambda v: _check_address(str(v)))]
 class ServerTls(Strict):
     """TLS for a listener; files are re-read when they change (no restart)."""
 
+    # The listener's certificate chain (PEM).
     cert_file: str
+    # The private key of cert_file (PEM).
     key_file: str
-    # CA bundle for client certificates (mTLS); `client_cert` says whether one is required.
+    # CA bundle for client certificates (mTLS).
     client_ca_file: str | None = None
+    # Whether callers must present a client certificate signed by client_ca_file.
     client_cert: Literal["none", "optional", "require"] = "none"
 
     @model_validator(mode="after")
@@ -78,8 +82,9 @@ class ListenerCommon(Strict):
     # true only without authentication (the local agent's loopback listener).
     trusted: bool | None = None
     tls: ServerTls | None = None
-    # Streams: give up when no event came for this long / after this long in all (off when unset).
+    # Streams: give up when no event came for this long (off when unset).
     stream_idle_timeout: Duration | None = None
+    # Streams: give up after this long in all (off when unset).
     stream_max_duration: Duration | None = None
     # Cancel a foreground call upstream (LangGraph run cancel, A2A task cancel, closing the
     # stream) when its caller goes away; off: the call runs to its end and its answer is dropped.
@@ -90,6 +95,48 @@ class ListenerCommon(Strict):
         return self.trusted if self.trusted is not None else not self.auth
 
 
+class Cors(Strict):
+    """Which browser origins may call the HTTP front, with which methods and headers (the Fetch standard's CORS)."""
+
+    # Origins exactly as browsers send them (`https://app.example.com`, no path); "*" allows any origin.
+    allow_origins: list[str] = Field(min_length=1)
+    # Methods a cross-origin call may use.
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "DELETE"])
+    # Request headers a cross-origin call may send (matched case-insensitively).
+    allow_headers: list[str] = Field(
+        default_factory=lambda: [
+            "content-type",
+            "authorization",
+            "x-api-key",
+            "traceparent",
+            "tracestate",
+            "baggage",
+            "x-request-id",
+            "x-session-id",
+            "x-thread-id",
+            "x-timeout-ms",
+            "last-event-id",
+        ]
+    )
+    # Response headers page scripts may read.
+    expose_headers: list[str] = Field(
+        default_factory=lambda: ["x-request-id", "x-agw-attempts", "x-agw-fallback", "retry-after"]
+    )
+    # Let pages send cookies or HTTP authentication (never together with the "*" origin).
+    allow_credentials: bool = False
+    # How long browsers may cache a preflight's answer.
+    max_age: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _credentials_need_named_origins(self) -> Cors:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError("allow_credentials needs named origins: browsers refuse credentials with origin '*'")
+        for origin in self.allow_origins:
+            if origin != "*" and (origin.rstrip("/") != origin or origin.count("/") != 2 or "://" not in origin):
+                raise ValueError(f"an origin is scheme://host[:port] with no path, got {origin!r}")
+        return self
+
+
 class HttpListener(ListenerCommon):
     """The HTTP front: JSON invoke, server-sent events, passthrough."""
 
@@ -97,9 +144,12 @@ class HttpListener(ListenerCommon):
     address: Address = "127.0.0.1:8080"
     # The largest request body accepted by the invoke endpoints (passthrough streams).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # The largest header line or header field a caller may send.
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # An SSE comment (`: keep-alive`) after this long without an event, so proxies keep idle streams open.
     sse_keepalive: Duration | None = Field(default=15.0, gt=0)
+    # Cross-origin calls from browser pages (preflights answered here); off when unset.
+    cors: Cors | None = None
 
 
 class GrpcListener(ListenerCommon):
@@ -109,6 +159,7 @@ class GrpcListener(ListenerCommon):
     address: Address = "127.0.0.1:50051"
     # The largest request or response message.
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # The largest metadata (headers) of a call; larger calls are refused.
     max_metadata_bytes: int = Field(default=16 * 1024, ge=1024)
     # HTTP/2 keepalive pings on each connection this often (null: none), so idle long streams survive.
     keepalive_time: Duration | None = Field(default=30.0, gt=0)
@@ -121,6 +172,7 @@ class GrpcListener(ListenerCommon):
 class AdminListener(Strict):
     """Health, metrics, breakers and reload, on their own port (keep it off the public network)."""
 
+    # Where the admin API listens (probes, metrics, breakers, reload); keep it private.
     address: Address = "127.0.0.1:9901"
     # Readiness fails while the breaker of any of these agents is open (empty: listeners up is ready).
     ready_requires: list[str] = Field(default_factory=list)
@@ -173,8 +225,11 @@ class TimeoutSpec(Strict):
 class Backoff(Strict):
     """Exponential backoff with full jitter: sleep uniform(0, min(max, base * multiplier**retry))."""
 
+    # The first retry's delay ceiling.
     base: Duration = 0.1
+    # No delay is longer than this.
     max: Duration = 5.0
+    # Each retry multiplies the ceiling by this.
     multiplier: float = Field(default=2.0, ge=1.0)
 
 
@@ -182,8 +237,11 @@ class RetryBudget(Strict):
     """Retries may add at most ``ratio`` of the calls seen in ``window`` (plus a floor),
     so retries cannot multiply an outage (Envoy retry budgets, Linkerd)."""
 
+    # The share of calls that may be retries.
     ratio: float = Field(default=0.2, gt=0, le=1)
+    # Retries always allowed per second, however few calls there are.
     min_retries_per_second: float = Field(default=3.0, ge=0)
+    # The time over which calls and retries are counted.
     window: Duration = 10.0
 
 
@@ -205,45 +263,62 @@ def _transient() -> list[RetryCondition]:
 
 
 class RetrySpec(Strict):
+    # Attempts in all, the first included.
     max_attempts: int = Field(default=3, ge=1, le=20)
+    # The wait between attempts.
     backoff: Backoff = Field(default_factory=Backoff)
+    # What may be retried: `transient` (the adapters' classification) and/or codes.
     retry_on: list[RetryCondition] = Field(default_factory=_transient)
     # Codes never retried even when retry_on would (e.g. DEADLINE_EXCEEDED for slow, costly agents).
     never_on: list[RetryCondition] = Field(default_factory=list)
+    # Wait what an upstream's Retry-After asks (up to max_retry_after) instead of the backoff.
     honor_retry_after: bool = True
     # A Retry-After longer than this is not waited for: the call fails (or falls back) instead.
     max_retry_after: Duration = 30.0
+    # The cap on retries across calls (null: none).
     budget: RetryBudget | None = Field(default_factory=RetryBudget)
 
 
 class CircuitBreakerSpec(Strict):
     """pybreaker per upstream: opens on consecutive failures or on a failure rate."""
 
+    # Open after this many failures in a row.
     consecutive_failures: int = Field(default=5, ge=1)
     # Open when at least this share of the calls in ``window`` failed (and there were minimum_calls).
     failure_rate: float | None = Field(default=None, gt=0, le=1)
+    # failure_rate is judged only over at least this many calls.
     minimum_calls: int = Field(default=20, ge=1)
+    # The time over which failure_rate is measured.
     window: Duration = 30.0
+    # How long the breaker stays open before half-open trial calls.
     reset_timeout: Duration = 30.0
-    # Half-open: this many trial calls at once; this many successes close the breaker.
+    # Half-open: this many trial calls at once.
     half_open_probes: int = Field(default=1, ge=1)
+    # Half-open: this many successful trial calls close the breaker.
     success_threshold: int = Field(default=1, ge=1)
     # redis: the state lives in Redis, so every gateway sharing it trips together.
     storage: Literal["memory", "redis"] = "memory"
+    # storage: redis: the server holding the shared state.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # storage: redis: the key prefix, so deployments sharing a server stay apart.
     namespace: str = "agent-gateway"
 
 
 class ConcurrencySpec(Strict):
     """A bulkhead: at most ``max_in_flight`` calls, ``max_queue`` more waiting up to ``queue_timeout``."""
 
+    # Calls running at once.
     max_in_flight: int = Field(ge=1)
+    # Calls waiting for a slot; more are refused at once (503).
     max_queue: int = Field(default=0, ge=0)
+    # How long a call waits for a slot before it is refused (503).
     queue_timeout: Duration = 1.0
 
 
 class StaticResponse(Strict):
+    # The answer's text.
     text: str | None = None
+    # The answer's structured data part (any JSON).
     data: Any = None
 
     @model_validator(mode="after")
@@ -254,7 +329,9 @@ class StaticResponse(Strict):
 
 
 class FallbackTarget(Strict):
+    # An agent, route or workflow to call instead (or use `static`).
     agent: Name | None = None
+    # A fixed answer (or use `agent`).
     static: StaticResponse | None = None
 
     @model_validator(mode="after")
@@ -270,6 +347,7 @@ FallbackCondition = Literal["transient", "any"]
 
 
 class FallbackSpec(Strict):
+    # Tried in order until one answers.
     targets: list[FallbackTarget] = Field(min_length=1)
     # ("when", not "on": YAML reads a bare `on` key as the boolean true.)
     when: FallbackCondition = "transient"
@@ -282,19 +360,28 @@ class PolicySpec(Strict):
     concurrency > circuit_breaker > timeout.per_try > the upstream call.
     """
 
+    # Per-attempt and overall time budgets.
     timeout: TimeoutSpec | None = None
+    # Retries of failed attempts.
     retry: RetrySpec | None = None
+    # Fail fast while the upstream keeps failing.
     circuit_breaker: CircuitBreakerSpec | None = None
+    # A bulkhead: calls at once and waiting.
     concurrency: ConcurrencySpec | None = None
+    # Answers from elsewhere when the chain fails.
     fallback: FallbackSpec | None = None
 
 
 class AgentTls(Strict):
     """TLS towards an agent: a CA bundle to verify it and a client certificate for mTLS."""
 
+    # The CA bundle (PEM) the agent's certificate must chain to (system CAs when unset).
     ca_file: str | None = None
+    # A client certificate chain (PEM) to present, for mTLS.
     cert_file: str | None = None
+    # The private key of cert_file (PEM).
     key_file: str | None = None
+    # The name the agent's certificate must carry (SNI too), when it differs from the endpoint's host.
     server_name: str | None = None
 
     @model_validator(mode="after")
@@ -304,18 +391,72 @@ class AgentTls(Strict):
         return self
 
 
+class ValueMatch(Strict):
+    """One header, gRPC metadata entry or query parameter, by exactly one of exact value, prefix,
+    regular expression (Python syntax, matched against the whole value) or presence."""
+
+    # Header and metadata names are case-insensitive; query parameter names are not.
+    name: str = Field(min_length=1)
+    # The whole value.
+    exact: str | None = None
+    # The value starts with this.
+    prefix: str | None = None
+    # A Python regular expression the whole value matches.
+    regex: str | None = None
+    # true: the entry must be there (any value); false: it must be absent.
+    present: bool | None = None
+    # Holds when the test above does not (Envoy's invert_match).
+    invert: bool = False
+
+    @model_validator(mode="after")
+    def _one_test(self) -> ValueMatch:
+        given = [k for k in ("exact", "prefix", "regex", "present") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of exact, prefix, regex or present (got {given or 'none'})")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {self.regex!r}: {exc}") from None
+        return self
+
+
+def _headers_as_matches(value: Any) -> Any:
+    # The short form `{name: value}` means exact values, as before.
+    if isinstance(value, dict):
+        return [{"name": k, "exact": v} for k, v in value.items()]
+    return value
+
+
+def _lower_names(value: list[ValueMatch]) -> list[ValueMatch]:
+    return [m.model_copy(update={"name": m.name.lower()}) for m in value]
+
+
 class Match(Strict):
-    """Which invocations a route takes. All given conditions must hold."""
+    """Which calls a route takes. Every condition given must hold (see the README's "Routing")."""
 
     # The agent name callers ask for (it need not be a defined agent).
     agent: str
-    # Exact header (HTTP) / metadata (gRPC) values; header names are case-insensitive.
-    headers: dict[str, str] = Field(default_factory=dict)
+    # Header (HTTP) / metadata (gRPC) conditions: `{name: value}` for exact values, or a list of
+    # `{name, exact | prefix | regex | present, invert}`.
+    headers: Annotated[list[ValueMatch], BeforeValidator(_headers_as_matches), AfterValidator(_lower_names)] = Field(
+        default_factory=list
+    )
+    # Query parameter conditions (HTTP calls only), in the same shapes as `headers`.
+    query: Annotated[list[ValueMatch], BeforeValidator(_headers_as_matches)] = Field(default_factory=list)
+    # Passthrough calls only (/v1/proxy/<agent>/...): the HTTP methods taken.
+    methods: list[str] | None = None
+    # Passthrough calls only: the path below /v1/proxy/<agent> must start with this.
+    path_prefix: str | None = Field(default=None, pattern=r"^/")
+    # Authenticated identity names (security.api_keys / jwt / mtls) taken.
+    identities: list[str] | None = None
+    # JWT claims: each must equal one of the values given (a list claim, such as groups, must hold one of them).
+    claims: dict[str, str | list[str]] = Field(default_factory=dict)
 
-    @field_validator("headers")
+    @field_validator("methods")
     @classmethod
-    def _lower_case(cls, value: dict[str, str]) -> dict[str, str]:
-        return {k.lower(): v for k, v in value.items()}
+    def _upper_case(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [m.upper() for m in value]
 
 
 class WeightedTarget(Strict):
@@ -556,20 +697,28 @@ class Evaluation(Strict):
 
 
 class ApiKey(Strict):
+    # The identity a caller with this key gets (authorization rules match it).
     identity: Name
     # Hex SHA-256 of the key (never the key itself); use ${ENV} substitution.
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class JwtAuth(Strict):
+    # A JWKS file with the issuer's public keys (re-read when it changes).
     jwks_file: str | None = None
+    # Or the issuer's JWKS URL (keys cached for five minutes).
     jwks_url: str | None = None
+    # The `iss` every token must carry.
     issuer: str
+    # The `aud` every token must carry.
     audience: str
+    # Accepted signature algorithms (asymmetric only).
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
     # The claim naming the caller (matched by authorization rules) and the user it acts for.
     identity_claim: str = "sub"
+    # The claim naming the user the caller acts for (x-user-id upstream).
     user_claim: str = "sub"
+    # Clock skew tolerated on exp, nbf and iat.
     leeway: Duration = 30.0
 
     @model_validator(mode="after")
@@ -582,34 +731,43 @@ class JwtAuth(Strict):
 
 
 class MtlsAuth(Strict):
+    # Which part of a verified client certificate names the caller.
     identity_from: Literal["subject_cn", "san_uri", "san_dns"] = "subject_cn"
 
 
 class AuthzRule(Strict):
     """Who may call what: shell-style patterns (``billing-*``, ``*``)."""
 
+    # Identities this rule is for (shell-style patterns).
     identities: list[str] = Field(min_length=1)
     # Agents, routes and workflows, by the name callers use.
     agents: list[str] = Field(default_factory=list)
     # State scopes the identities may name explicitly (see the state service).
     state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
-    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish).
-    events: list[str] = Field(default_factory=list)
+    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish):
+    # bus subject patterns, ``*`` one token and a final ``>`` one or more (``events.alice.>``).
+    events: list[SubjectPattern] = Field(default_factory=list)
 
 
 class RateLimit(Strict):
+    # Identities limited by this rule (shell-style patterns); each gets its own bucket.
     identities: list[str] = Field(default_factory=lambda: ["*"])
     # Tokens per second per identity, and the bucket size (bursts).
     rate: float = Field(gt=0)
+    # The most calls at once after a quiet spell (the bucket size).
     burst: int = Field(ge=1)
 
 
 class Security(Strict):
+    # Callers authenticating with `x-api-key` (or `Authorization: ApiKey ...`).
     api_keys: list[ApiKey] = Field(default_factory=list)
+    # Callers authenticating with `Authorization: Bearer <JWT>`.
     jwt: JwtAuth | None = None
+    # Callers authenticating with a client certificate.
     mtls: MtlsAuth = Field(default_factory=MtlsAuth)
     # Default deny: on an authenticating listener only what a rule allows passes.
     authorization: list[AuthzRule] = Field(default_factory=list)
+    # Token buckets per identity, shared by both fronts; the first matching rule applies.
     rate_limits: list[RateLimit] = Field(default_factory=list)
 
 
@@ -629,7 +787,9 @@ class Tracing(Strict):
 class LoggingConfig(Strict):
     """Logs: JSON lines (one access line per call, one failure record per failed call) or text."""
 
+    # JSON lines or plain text.
     format: Literal["json", "text"] = "json"
+    # The least severe level written.
     level: Literal["debug", "info", "warning", "error"] = "info"
     # The access log (logger agent_gateway.access, INFO): off to keep only failures.
     access_log: bool = True
@@ -669,6 +829,7 @@ class SqliteState(Strict):
 
 
 class RedisState(Strict):
+    # The Redis server (redis://, rediss:// or unix://).
     url: str = "redis://127.0.0.1:6379/0"
     # Every key the gateway writes starts with this; give each deployment its own.
     key_prefix: str = Field(default="agw:state:", min_length=1)
@@ -682,16 +843,22 @@ class RedisState(Strict):
 
 
 class StateLimits(Strict):
+    # The largest value one key may hold.
     max_value_bytes: int = Field(default=1024 * 1024, gt=0)
+    # The most keys one scope (a session, a user...) may hold.
     max_keys_per_scope: int = Field(default=10_000, gt=0)
 
 
 class StateTtl(Strict):
     """The default time to live of a key per scope when a write sets none (unset: forever)."""
 
+    # Keys of session scopes.
     session: Duration | None = None
+    # Keys of thread scopes.
     thread: Duration | None = None
+    # Keys of user scopes.
     user: Duration | None = None
+    # Keys of workflow scopes.
     workflow: Duration | None = None
 
     @model_validator(mode="after")
@@ -705,10 +872,15 @@ class StateTtl(Strict):
 class StateConfig(Strict):
     """The shared state service (``/v1/state`` and the StateService RPCs)."""
 
+    # Where state lives: a SQLite file (one gateway) or Redis (a fleet).
     backend: Literal["sqlite", "redis"] = "sqlite"
+    # backend: sqlite.
     sqlite: SqliteState = Field(default_factory=SqliteState)
+    # backend: redis.
     redis: RedisState = Field(default_factory=RedisState)
+    # Bounds on what callers may store.
     limits: StateLimits = Field(default_factory=StateLimits)
+    # Default times to live per scope.
     ttl: StateTtl = Field(default_factory=StateTtl)
     # Scopes whose id a caller may name explicitly even when it is not its own
     # (for example `workflow`, for an orchestrator that reads a run it started).
@@ -751,6 +923,7 @@ class Redelivery(Strict):
 class Bus(Strict):
     """The event bus: in-process (``memory``, the default) or NATS JetStream."""
 
+    # In-process (one gateway) or NATS JetStream (a fleet, durable).
     backend: Literal["memory", "nats"] = "memory"
     # Subjects must start with one of these tokens; with NATS each gets a stream.
     prefixes: list[Prefix] = Field(default_factory=lambda: ["events"], min_length=1)
@@ -763,15 +936,18 @@ class Bus(Strict):
     # already handled does not run its agent again (memory: in-process, bounded;
     # nats: a key-value bucket with this time to live).
     processed_ttl: Duration = 3600.0
+    # memory: the most handled event ids remembered.
     processed_max: int = Field(default=100_000, ge=1)
     # memory: events waiting per consumer group before publish fails (backpressure).
     max_pending: int = Field(default=10_000, ge=1)
     # nats: the server, stream names <stream_prefix>_<PREFIX>, the key-value bucket.
     url: str = "nats://127.0.0.1:4222"
+    # nats: stream names are <stream_prefix>_<PREFIX>.
     stream_prefix: Prefix = "AGW"
     # nats: how long a delivery may stay unacknowledged (while a handler runs the
     # gateway extends it) before the server redelivers it, e.g. after a crash.
     ack_wait: Duration = Field(default=30.0, gt=0)
+    # nats: how long to wait for the server at start.
     connect_timeout: Duration = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
@@ -789,7 +965,9 @@ class Trigger(Strict):
     """On an event matching ``subject``, invoke ``agent`` with input built from the event;
     optionally publish the result as a new event (so agents chain through events)."""
 
+    # Shown in logs, metrics and traces; the default consumer group.
     name: Name
+    # The events it takes: `*` matches one token, `>` the rest.
     subject: SubjectPattern
     # An agent, a route or a workflow.
     agent: Name
@@ -798,9 +976,11 @@ class Trigger(Strict):
     # The consumer group (durable consumer with NATS); defaults to the trigger name.
     # Gateways sharing a group share the work; each group sees every event once.
     group: Name | None = None
+    # Publish the result on this subject (so agents chain through events).
     publish: Subject | None = None
     # The published payload; the document also holds `result`: text, data, agent.
     output: TemplateValue = "{{ result }}"
+    # The time budget of each handled event's call.
     timeout: Duration | None = None
     redelivery: Redelivery | None = None
     # Concurrent handlers of this trigger in this gateway.
@@ -810,7 +990,9 @@ class Trigger(Strict):
 class Webhooks(Strict):
     """Completion callbacks of background runs: a signed POST to the run's webhook URL."""
 
-    # URLs a run's webhook may start with (for example https://hooks.example.com/); empty: webhooks are refused.
+    # Where a run's webhook may point (for example https://hooks.example.com/agw/): a webhook URL must have
+    # an entry's scheme, host and port exactly (no port: the scheme's default) and a path under the entry's;
+    # user-info and the gateway's own listeners are always refused. Empty: webhooks are refused.
     allowed_prefixes: list[str] = Field(default_factory=list)
     # The HMAC-SHA256 key of the x-agw-signature header; use ${ENV} substitution.
     secret: str = ""
@@ -825,8 +1007,7 @@ class Webhooks(Strict):
         if self.allowed_prefixes and not self.secret:
             raise ValueError("webhooks need a 'secret' to sign their payloads")
         for prefix in self.allowed_prefixes:
-            if not prefix.startswith(("http://", "https://")):
-                raise ValueError(f"a webhook prefix must be an http:// or https:// URL, got {prefix!r}")
+            check_allowed_entry(prefix, "runs.webhooks.allowed_prefixes")
         return self
 
 
@@ -879,9 +1060,11 @@ class GatewayConfig(Strict):
     policies: dict[Name, PolicySpec] = Field(default_factory=dict)
     agents: dict[Name, Agent] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
+    # Named workflows (sequential, parallel, hierarchical), callable like agents.
     workflows: dict[Name, Workflow] = Field(default_factory=dict)
     checks: dict[Name, CheckConfig] = Field(default_factory=dict)
     evaluations: list[Evaluation] = Field(default_factory=list)
+    # Inbound authentication, authorization and rate limits.
     security: Security = Field(default_factory=Security)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     server: Server = Field(default_factory=Server)

@@ -15,12 +15,14 @@ import hmac
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import aiohttp
+from yarl import URL
 
 from gateway.config.schema import Webhooks
 from gateway.model import JSON, InvalidRequest
+from gateway.outbound import OutboundUrlPolicy
 
 log = logging.getLogger("agent_gateway.runs")
 
@@ -40,25 +42,21 @@ def verify(secret: str, body: bytes, signature: str) -> bool:
 
 
 class WebhookSender:
-    """Checks webhook URLs against the allowed prefixes and delivers callbacks."""
+    """Checks webhook URLs against the outbound-URL policy and delivers callbacks."""
 
-    def __init__(self, config: Webhooks, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        config: Webhooks,
+        session: aiohttp.ClientSession,
+        own_listeners: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
         self.config = config
         self.session = session
+        self.policy = OutboundUrlPolicy(config.allowed_prefixes, "runs.webhooks.allowed_prefixes", own_listeners)
 
     def check_url(self, url: str) -> str:
-        """Raise InvalidRequest unless ``url`` starts with an allowed prefix (and stays on its host)."""
-        if not self.config.allowed_prefixes:
-            raise InvalidRequest(
-                "this gateway does not send webhooks: list the allowed URLs in runs.webhooks.allowed_prefixes"
-            )
-        for prefix in self.config.allowed_prefixes:
-            # A prefix without a trailing '/' must not match a longer host name.
-            if url.startswith(prefix) and (prefix.endswith("/") or url[len(prefix) : len(prefix) + 1] in "/?#:"):
-                return url
-        raise InvalidRequest(
-            f"the webhook URL {url[:200]!r} is not allowed: it must start with one of runs.webhooks.allowed_prefixes"
-        )
+        """``url`` as it will be called; raises InvalidRequest unless the policy allows it."""
+        return self.policy.check(url, "the webhook URL")
 
     def _backoff(self, retry: int) -> float:
         spec = self.config.backoff
@@ -70,6 +68,12 @@ class WebhookSender:
         """POST the callback until it is accepted (2xx), refused (4xx but 429) or out of attempts;
         returns what happened, for the run's ``webhookStatus``. ``extra_headers`` (an A2A push
         notification's token and credentials) never replace the signature or delivery id."""
+        try:
+            # Again at delivery: the gateway's listeners are all bound by now (a run may outlive a restart).
+            target = URL(self.check_url(url), encoded=True)
+        except InvalidRequest as exc:
+            log.warning("webhook of %s not sent: %s", payload.get("runId"), exc.message)
+            return f"refused by the gateway: {exc.message}"[:300]
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"content-type": "application/json", **(extra_headers or {})}
         headers.update({SIGNATURE_HEADER: sign(self.config.secret, body), DELIVERY_HEADER: delivery_id})
@@ -81,7 +85,7 @@ class WebhookSender:
         for attempt in range(1, attempts + 1):
             try:
                 async with self.session.post(
-                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                    target, data=body, headers=headers, timeout=timeout, allow_redirects=False
                 ) as response:
                     await response.read()
                     if 200 <= response.status < 300:

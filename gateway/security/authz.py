@@ -1,7 +1,10 @@
 """Authorization: which identities may call which agents (and name which state scopes).
 
-Rules are allow-lists with shell-style patterns; with authentication on,
-anything no rule allows is denied.
+Rules are allow-lists; with authentication on, anything no rule allows is
+denied. Identities and agents match shell-style patterns; event grants match
+with the bus's own subject semantics (``*`` exactly one token, a final ``>``
+one or more), the one matcher the bus routes with, so a grant allows exactly
+the subjects a subscription with the same pattern would receive.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
+from gateway.bus.base import subject_matches
 from gateway.config.schema import AuthzRule
 from gateway.model import PermissionDenied
 from gateway.security.identity import Identity
@@ -27,7 +31,7 @@ class Authorizer:
         return any(fnmatchcase(target, p) for rule in self.rules_for(identity) for p in rule.agents)
 
     def check_publish(self, identity: Identity, subject: str) -> None:
-        if not any(fnmatchcase(subject, p) for rule in self.rules_for(identity) for p in rule.events):
+        if not any(subject_matches(p, subject) for rule in self.rules_for(identity) for p in rule.events):
             raise PermissionDenied(f"{DENIED}: {identity.name} may not publish on {subject}")
 
     def check_call(self, identity: Identity, target: str) -> None:

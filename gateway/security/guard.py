@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.config.schema import ListenerCommon, Security
 from gateway.context import SESSION_ID, THREAD_ID, USER_ID
-from gateway.model import Invocation, Unauthenticated
+from gateway.model import ANONYMOUS_CALLER, Invocation, Unauthenticated
 from gateway.security.authn import (
     REJECTED,
     ApiKeyAuthenticator,
@@ -92,7 +92,8 @@ class ListenerGuard:
     def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
         """Authorize the target and pin the user id to the identity on untrusted listeners."""
         self.authorize(identity, invocation.agent)
+        caller = identity.caller
         if self.trusted:
-            return invocation
+            return invocation if caller is ANONYMOUS_CALLER else dataclasses.replace(invocation, caller=caller)
         context = dataclasses.replace(invocation.context, user_id=identity.user_id)
-        return dataclasses.replace(invocation, context=context)
+        return dataclasses.replace(invocation, context=context, caller=caller)

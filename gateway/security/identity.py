@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.model import ANONYMOUS_CALLER, Caller
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -27,6 +29,13 @@ class Identity:
     method: str
     user_id: str = ""
     claims: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def caller(self) -> Caller:
+        """The identity as routes see it (the model's view, without how it was proven)."""
+        if self.method == "none":
+            return ANONYMOUS_CALLER
+        return Caller(self.name, self.claims)
 
 
 ANONYMOUS = Identity("anonymous", "none")

@@ -103,7 +103,7 @@ class GatewayServer:
         self.events = EventRuntime(self.config, self.gateway, tracer)
         self.events.attach(self.gateway)
         await self.events.start()
-        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session)
+        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
         if self.run_store is not None:
             self.runs = RunManager(self.run_store, self.gateway, self.config.runs, webhooks, self.events.publisher)
             await self.runs.start()
@@ -181,6 +181,13 @@ class GatewayServer:
         self.serving = True
         log.info("agent-gateway listening: http=%s grpc=%s admin=%s", http_address, grpc_address, admin_address)
         return self.addresses
+
+    def _own_listeners(self) -> list[str]:
+        """The gateway's listener addresses, configured and bound: outbound calls never go there."""
+        listeners = self.config.listeners
+        configured = [listeners.http, listeners.grpc, self.config.admin]
+        bound = [self.addresses.http, self.addresses.grpc, self.addresses.admin]
+        return [a for a in (*(c.address for c in configured if c is not None), *bound) if a]
 
     async def _start_admin(self) -> str | None:
         self.reloader = None

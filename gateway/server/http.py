@@ -9,23 +9,26 @@ matches the error's class, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated
+from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated, new_request_id
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
+from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
@@ -40,6 +43,7 @@ GATEWAY_KEY = web.AppKey("gateway", Gateway)
 LISTENER_KEY = web.AppKey("listener", HttpListener)
 PASSTHROUGH_KEY = web.AppKey("passthrough", Passthrough)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CORS_KEY = web.AppKey("cors", CorsRules)
 
 
 def error_response(error: GatewayError, request_id: str = "") -> web.Response:
@@ -52,25 +56,70 @@ def error_response(error: GatewayError, request_id: str = "") -> web.Response:
     return web.json_response(body, status=error.status, headers=headers)
 
 
+_HTTP_EXCEPTION_CODES = {404: StatusCode.NOT_FOUND, 405: StatusCode.UNIMPLEMENTED, 413: StatusCode.INVALID_ARGUMENT}
+
+
+def _inbound_request_id(request: web.Request) -> str:
+    """The caller's x-request-id when it is a usable one, else a new id (a bad one is reported later, with this)."""
+    given = request.headers.get(REQUEST_ID, "").strip()
+    if 0 < len(given) <= 256 and given.isascii() and given.isprintable():
+        return given
+    return new_request_id()
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a structured error body; unexpected ones are logged, not leaked."""
+    """Every failure becomes a structured error body with the request id; unexpected ones are logged, not leaked."""
+    request[REQUEST_ID_KEY] = _inbound_request_id(request)
     try:
         return await handler(request)
     except GatewayError as exc:
-        return error_response(exc, request.get(REQUEST_ID_KEY, ""))
+        if not exc.agent and (agent := request.match_info.get("agent")):
+            exc.agent = agent
+        return error_response(exc, request[REQUEST_ID_KEY])
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted({*exc.allowed_methods, "OPTIONS"}))
+        if request.method == "OPTIONS":  # RFC 9110 section 9.3.7: what this resource supports
+            return web.Response(status=204, headers={"allow": allowed})
+        error = GatewayError(f"{request.method} is not served at {request.path}; use {allowed}")
+        error.code = StatusCode.UNIMPLEMENTED
+        response = error_response(error, request[REQUEST_ID_KEY])
+        response.set_status(405)
+        response.headers["allow"] = allowed
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: StatusCode.NOT_FOUND, 405: StatusCode.INVALID_ARGUMENT, 413: StatusCode.INVALID_ARGUMENT}
-        detail = pb.ErrorDetail(code=code.get(exc.status, StatusCode.INVALID_ARGUMENT).value, message=exc.reason)
+        code = _HTTP_EXCEPTION_CODES.get(exc.status, StatusCode.INVALID_ARGUMENT)
+        detail = pb.ErrorDetail(code=code.value, message=exc.reason, request_id=request[REQUEST_ID_KEY])
         return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         detail = pb.ErrorDetail(
-            code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request.get(REQUEST_ID_KEY, "")
+            code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request[REQUEST_ID_KEY]
         )
         return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
+
+
+def cors_middleware(rules: CorsRules) -> Middleware:
+    """Preflights are answered before authentication (browsers send them without credentials)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if is_preflight(request):
+            return rules.preflight(request, request.headers["origin"])
+        return await handler(request)
+
+    return middleware
+
+
+async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer of the listener, streams and passthrough included, names its request."""
+    if REQUEST_ID not in response.headers and (request_id := request.get(REQUEST_ID_KEY)):
+        response.headers[REQUEST_ID] = request_id
+    rules = request.app.get(CORS_KEY)
+    if rules is not None and (origin := request.headers.get("origin")):
+        rules.mark(origin, response)
 
 
 def credentials(request: web.Request) -> Credentials:
@@ -93,7 +142,9 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     creds = credentials(request)
     identity = guard.authenticate(creds)
     request[IDENTITY_KEY] = identity
-    request[HEADERS_KEY] = guard.headers_for(creds.headers, identity)
+    believed = guard.headers_for(creds.headers, identity)
+    believed[REQUEST_ID] = request[REQUEST_ID_KEY]  # the id errors already use, unless the body names one
+    request[HEADERS_KEY] = believed
     return await handler(request)
 
 
@@ -105,6 +156,8 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     headers: dict[str, str] = request[HEADERS_KEY]
     body = await _read_request(request, request.match_info.get("agent"))
     invocation = invocation_for(body, headers, None)
+    if request.query:  # routes may match on query parameters (first value of each)
+        invocation = dataclasses.replace(invocation, query={k: request.query[k] for k in request.query})
     request[REQUEST_ID_KEY] = invocation.context.request_id
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     return invocation, headers
@@ -210,7 +263,14 @@ async def healthz(request: web.Request) -> web.Response:
 def build_http_app(
     gateway: Gateway, passthrough: Passthrough, listener: HttpListener, guard: ListenerGuard
 ) -> web.Application:
-    app = web.Application(client_max_size=listener.max_body_bytes, middlewares=[errors_middleware, security_middleware])
+    cors = CorsRules(listener.cors) if listener.cors is not None else None
+    middlewares: list[Middleware] = [errors_middleware, security_middleware]
+    if cors is not None:
+        middlewares.insert(1, cors_middleware(cors))
+    app = web.Application(client_max_size=listener.max_body_bytes, middlewares=middlewares)
+    if cors is not None:
+        app[CORS_KEY] = cors
+    app.on_response_prepare.append(_stamp_answer)
     app[GATEWAY_KEY] = gateway
     app[GUARD_KEY] = guard
     app[LISTENER_KEY] = listener

@@ -9,13 +9,16 @@ framework's own client (langgraph-sdk, an A2A client, ...) can be pointed at
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from yarl import URL
 
 from adapters.transport import mapped_errors
 from gateway.context import REQUEST_ID, context_from_headers, inject_headers
@@ -44,7 +47,45 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _CHUNK = 64 * 1024
-# The request id of the call being served, for error bodies.
+# Context headers the gateway writes itself on every hop: the W3C ones always (a caller's
+# baggage must not pass even when the configured propagators would not write one).
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_PREFIX = "/v1/proxy/"
+# What an upstream may take for a path separator, once the caller's segment is decoded.
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+def upstream_url(endpoint: str, raw_target: str, agent: str) -> URL:
+    """The upstream URL for a passthrough request target: the caller's path below
+    ``/v1/proxy/<agent>/`` and its query, byte for byte (never decoded, never re-encoded),
+    below the endpoint's base path.
+
+    Raises InvalidRequest when the path would resolve above the base: a ``..`` segment,
+    in any spelling one decoding makes of it (``%2e%2e``, ``.%2E``, ``..%2f``, ``..\\``,
+    ``..;x``), climbing out of what the earlier segments descended. One decoding only, as
+    an upstream does once: ``%252e%252e`` is a name, and passes as it came.
+    """
+    path, _, _fragment = raw_target.partition("#")  # a fragment is not part of a request target
+    path, question, query = path.partition("?")
+    head, _, tail = path.removeprefix(_PREFIX).partition("/")
+    if not path.startswith(_PREFIX) or unquote(head) != agent:
+        raise InvalidRequest(f"the passthrough path must start with {_PREFIX}{agent}/", agent=agent)
+    depth = 0
+    for segment in tail.split("/"):
+        for part in _SEPARATORS.split(unquote(segment)):
+            name = part.split(";", 1)[0]  # `..;x` is `..` to servers that strip path parameters
+            if name == "..":
+                depth -= 1
+                if depth < 0:
+                    raise InvalidRequest(
+                        "the passthrough path climbs above the agent's endpoint ('..' segments); send a path below it",
+                        agent=agent,
+                    )
+            elif name not in ("", "."):
+                depth += 1
+    base = URL(endpoint)
+    prefix = base.raw_path.rstrip("/")
+    return URL(f"{base.origin()}{prefix}/{tail}{question}{query}", encoded=True)
 
 
 def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
@@ -74,18 +115,18 @@ class Passthrough:
         inbound: dict[str, str] = request[HEADERS_KEY]
         context = context_from_headers(inbound, timeout=upstream.default_timeout)
         request[REQUEST_ID_KEY] = context.request_id
-        tail = request.match_info["tail"]
-        url = f"{upstream.spec.endpoint.rstrip('/')}/{tail}"
-        if request.query_string:
-            url = f"{url}?{request.query_string}"
+        url = upstream_url(upstream.spec.endpoint, request.raw_path, name)
         attributes = {"http.request.method": request.method, "url.path": request.path, t.ATTR_AGENT: name}
         with server_span(self.tracer, f"{request.method} /v1/proxy/{name}", inbound, context, attributes):
             return await self._forward(request, url, name, context)
 
-    async def _forward(self, request: web.Request, url: str, agent: str, context: Context) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, url: URL, agent: str, context: Context) -> web.StreamResponse:
         span = self.tracer.start_span(f"proxy {agent}", kind=SpanKind.CLIENT, attributes={t.ATTR_AGENT: agent})
         headers = _forwardable(request.headers)
-        for key in request.app[GUARD_KEY].dropped_headers:  # believed identity values are injected below
+        # Believed identity values and the gateway's own trace context and baggage are
+        # injected below; the caller's versions never stand (not even when the gateway has
+        # nothing to say, such as a token naming no user: then the agent gets no claim at all).
+        for key in (*request.app[GUARD_KEY].dropped_headers, *(_W3C_FIELDS | propagate.get_global_textmap().fields)):
             headers.popall(key, None)
         outbound: dict[str, str] = {}
         inject_headers(context, outbound, trace.set_span_in_context(span))

@@ -130,3 +130,69 @@ def test_values_yaml_cannot_construct_are_config_errors() -> None:
 def test_boolean_looking_keys_are_reported() -> None:
     with pytest.raises(ConfigError, match=r"x\.yaml:3: policies\.p: the key 'on' reads as a boolean in YAML; quote it"):
         load_config_text("policies:\n  p:\n    on: any\n", "x.yaml")
+
+
+ALL_AT_ONCE = """\
+agents:
+  broken:
+    kind: http
+    endpoint: "no scheme here"
+  odd:
+    kind: carrier-pigeon
+    endpoint: http://127.0.0.1:9102
+  echo:
+    kind: http
+    endpoint: http://127.0.0.1:9101
+    options:
+      invoke_pth: /x
+routes:
+  - name: r1
+    match: {agent: a}
+    target: ghost
+  - name: r2
+    match: {agent: b}
+    target: broken
+    policies: [nope]
+  - name: r1
+    match: {agent: c}
+    target: echo
+"""
+
+
+def test_every_problem_of_a_file_is_reported_in_one_run_sorted_by_line() -> None:
+    # One bad endpoint used to hide the rest: four rounds of fixing for one file.
+    found = problems(ALL_AT_ONCE)
+    assert [p.split(":", 2)[1] for p in found] == sorted((p.split(":", 2)[1] for p in found), key=int)
+    assert found[0].startswith("gw.yaml:4: agents.broken.endpoint: ")
+    assert found[1:] == [
+        "gw.yaml:6: agents.odd.kind: unknown adapter kind 'carrier-pigeon' (known: a2a, crewai, grpc, http, langgraph, mastra)",
+        "gw.yaml:12: agents.echo.options.invoke_pth: unknown key (check the spelling; unknown keys are not ignored)",
+        "gw.yaml:16: routes[0].target: no agent named 'ghost' is defined under 'agents'",
+        # routes[1] targets the agent with the bad endpoint: defined, only invalid, so not a second problem.
+        "gw.yaml:20: routes[1].policies[0]: no policy named 'nope' is defined under 'policies'",
+        "gw.yaml:21: routes[2].name: duplicate route name 'r1' (also routes[0])",
+    ]
+
+
+def test_problems_after_a_bad_list_entry_keep_their_own_index_and_line() -> None:
+    text = BASE + """\
+routes:
+  - match: {agent: a}
+    target: echo
+    timeout: forever
+  - match: {agent: b}
+    target: ghost
+"""
+    assert problems(text) == [
+        "gw.yaml:8: routes[0].timeout: " + problems(BASE + "routes:\n  - {match: {agent: a}, target: echo, timeout: forever}\n")[0].split(": ", 2)[2],
+        "gw.yaml:10: routes[1].target: no agent named 'ghost' is defined under 'agents'",
+    ]
+
+
+@pytest.mark.parametrize("form", [["run", "-c"], ["run"], ["validate", "-c"], ["validate"], ["validate", "--config"]])
+def test_cli_takes_the_file_bare_or_with_c(tmp_path: Path, form: list[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BASE + "    retries: 3\n")
+    done = subprocess.run([sys.executable, "-m", "gateway", *form, str(bad)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"{bad}:5: agents.echo.retries: unknown key" in done.stderr

@@ -54,3 +54,30 @@ def test_rows_carry_types_defaults_and_descriptions() -> None:
     assert rows["example.size"].description == "Given explicitly."
     assert rows["example.name"].default == "required"
     assert rows["example.name"].description == ""
+
+
+def test_every_row_is_described_resolved_and_consistent() -> None:
+    rows = list(_script().rows(GatewayConfig))
+    script = _script()
+    script._resolve_forward_references()
+    rendered = script.render()
+    assert "ForwardRef" not in rendered, "a type named before its class: rebuild the models"
+    assert [r.key for r in rows if not r.description] == [], "give these fields a comment in gateway/config/schema.py"
+    assert "agents.<name>.tls.ca_file" in {r.key for r in script.rows(GatewayConfig)}
+    # Durations read the same everywhere: `15s`, never a bare `15.0` beside `20s`.
+    durations = [r for r in script.rows(GatewayConfig) if "duration" in r.type and r.default not in ("`null`", "required")]
+    assert durations and [r.key for r in durations if not r.default.rstrip("]`").endswith("s")] == []
+
+
+def test_operations_guide_names_only_real_keys() -> None:
+    """Every `section.key` the guide mentions exists in the schema (it once documented `fallback.on`)."""
+    import re
+
+    keys = {row.key for row in _script().rows(GatewayConfig)}
+    suffixes = {".".join(part for part in key.replace("[]", "").split(".") if not part.startswith("<")) for key in keys}
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    sections = ("retry", "fallback", "timeout", "circuit_breaker", "concurrency", "server", "runs", "bus", "state")
+    alternatives = "|".join(sections)
+    mentioned = set(re.findall(rf"`((?:{alternatives})\.[a-z_.]+)`", text))
+    unknown = sorted(m for m in mentioned if not any(s == m or s.endswith("." + m) for s in suffixes))
+    assert unknown == []

@@ -102,7 +102,7 @@ async def test_failed_task_is_a_permanent_error(gateway_factory: GatewayFactory,
                 async for event in client.stream("echo03", "fail again", timeout=10):
                     seen.append(event)
     for error in (unary.value, streamed.value):
-        assert error.status_code == StatusCode.UNKNOWN
+        assert error.code == StatusCode.UNKNOWN
         assert not error.transient
         assert "the A2A task ended failed: cannot do that" in error.message
     assert [e.data["state"] for e in seen if e.type == "status"] == ["submitted", "working"]

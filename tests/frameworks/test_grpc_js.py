@@ -128,10 +128,10 @@ async def test_node_agent_statuses_are_classified(
             )
     for error in outcomes[:2]:
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.FAILED_PRECONDITION  # INVALID_ARGUMENT upstream: a rejection
+        assert error.code == StatusCode.FAILED_PRECONDITION  # INVALID_ARGUMENT upstream: a rejection
         assert not error.transient
         assert "cannot handle: invalid input" in error.message
     for error in outcomes[2:]:
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.UNAVAILABLE
+        assert error.code == StatusCode.UNAVAILABLE
         assert error.transient

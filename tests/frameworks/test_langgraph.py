@@ -183,12 +183,12 @@ async def test_failures_are_classified(gateway_factory: GatewayFactory, langgrap
     # The graph raised: HTTP 200 with __error__ (wait) or `event: error` (stream); permanent either way.
     for error in (boom_invoke, boom_stream):
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.UNKNOWN
+        assert error.code == StatusCode.UNKNOWN
         assert not error.transient
         assert "boom from node" in error.message
     for error in (ghost_invoke, ghost_stream):
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.NOT_FOUND
+        assert error.code == StatusCode.NOT_FOUND
         assert not error.transient
         assert "no-such-graph" in error.message
 
@@ -208,7 +208,7 @@ async def test_killed_server_is_unavailable(
     finally:
         server.stop()
     assert alive.text.startswith("you said still there?")
-    assert info.value.status_code == StatusCode.UNAVAILABLE
+    assert info.value.code == StatusCode.UNAVAILABLE
     assert info.value.transient
 
 

@@ -196,18 +196,18 @@ async def test_failures_are_classified(gateway_factory: GatewayFactory, mastra_s
     # The model threw: HTTP 500 (generate) or an `error` chunk (stream); the agent's own failure, not retried.
     for error in (model_invoke, model_stream):
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.UNKNOWN
+        assert error.code == StatusCode.UNKNOWN
         assert not error.transient
     assert isinstance(model_invoke, ClientError) and "HTTP 500" in model_invoke.message
     assert isinstance(model_stream, ClientError) and "model refused: fail again" in model_stream.message
     for error in (ghost_invoke, ghost_stream):
         assert isinstance(error, ClientError), error
-        assert error.status_code == StatusCode.NOT_FOUND
+        assert error.code == StatusCode.NOT_FOUND
         assert not error.transient
         assert "no-such-agent" in error.message
     # Mastra validates the body: a 400 is a permanent rejection.
     assert isinstance(rejected, ClientError), rejected
-    assert rejected.status_code == StatusCode.FAILED_PRECONDITION
+    assert rejected.code == StatusCode.FAILED_PRECONDITION
     assert not rejected.transient
 
 
@@ -229,5 +229,5 @@ async def test_killed_server_is_unavailable(
         server.stop()
     assert alive.text == "you said still there? (turn 1)"
     for error in (unary.value, streamed.value):
-        assert error.status_code == StatusCode.UNAVAILABLE
+        assert error.code == StatusCode.UNAVAILABLE
         assert error.transient

@@ -36,5 +36,5 @@ async def test_submit_watch_resume_result_and_cancel(
             assert cancelled.status == "cancelled"
             with pytest.raises(ClientError) as caught:
                 await client.runs.result(slow.run_id)
-            assert caught.value.status_code is StatusCode.CANCELLED
+            assert caught.value.code is StatusCode.CANCELLED
             await asyncio.wait_for(slow_agent.disconnected.wait(), 5)  # the cancel reached the agent

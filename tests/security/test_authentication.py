@@ -243,3 +243,30 @@ async def test_baggage_cannot_claim_another_user(gateway: GatewayServer) -> None
     baggage = seen_headers(response)["baggage"]
     assert "enduser.id=billing-agent" in baggage and "alice" not in baggage
     assert "tenant=acme" in baggage
+
+
+ROUTED_BY_IDENTITY = """
+routes:
+  - {name: admins, match: {agent: assistant, claims: {groups: admins}}, target: secret}
+  - {name: billing, match: {agent: assistant, identities: [billing-agent]}, target: echo}
+  - {name: debug, match: {agent: assistant, query: [{name: debug, exact: "1"}]}, target: secret}
+"""
+
+
+async def test_routes_match_the_authenticated_identity_and_its_claims(
+    gateway_factory: GatewayFactory, echo_url: str, issuer: TokenIssuer
+) -> None:
+    yaml_text = secured_yaml(echo_url, issuer.jwks_file, extra=ROUTED_BY_IDENTITY)
+    yaml_text = yaml_text.replace("agents: ['*']}", "agents: ['*']}\n    - {identities: ['*'], agents: [assistant]}")
+    async with gateway_factory(yaml_text) as gw:
+        admin = {"authorization": f"Bearer {issuer.token('user-1', groups=['staff', 'admins'])}"}
+        staff = {"authorization": f"Bearer {issuer.token('user-2', groups=['staff'])}"}
+        status, _, response = await post(url(gw, "assistant"), body(), admin)
+        assert status == 200 and response["agent"] == "secret"
+        status, _, response = await post(url(gw, "assistant"), body(), {"x-api-key": KEY})
+        assert status == 200 and response["agent"] == "echo"
+        # A claim cannot be spoofed with a header: only the verified token's claims count.
+        status, _, response = await post(url(gw, "assistant"), body(), {**staff, "groups": "admins"})
+        assert status == 404, response
+        status, _, response = await post(url(gw, "assistant") + "?debug=1", body(), staff)
+        assert status == 200 and response["agent"] == "secret"

@@ -310,10 +310,10 @@ async def test_python_client_and_both_fronts_share_one_store(gw: GatewayServer, 
         updated = await client.state.compare_and_set("session", "plan", record.etag, {"steps": ["write"]})
         with pytest.raises(ClientError) as info:
             await client.state.compare_and_set("session", "plan", record.etag, {"steps": []})
-        assert info.value.status_code is StatusCode.ABORTED
+        assert info.value.code is StatusCode.ABORTED
         with pytest.raises(ClientError) as info:
             await client.state.compare_and_set("session", "plan", None, {"steps": []})
-        assert info.value.status_code is StatusCode.ABORTED
+        assert info.value.code is StatusCode.ABORTED
         got = await client.state.get("session", "plan")
         assert got is not None and got.etag == updated.etag and got.value.json() == {"steps": ["write"]}
         await client.state.put("user", "avatar", b"\x89PNG", ttl=60)
@@ -328,7 +328,7 @@ async def test_python_client_and_both_fronts_share_one_store(gw: GatewayServer, 
         assert await client.state.get("session", "note/0") is None
         with pytest.raises(ClientError) as info:
             await client.state.get("session", "plan", scope_id="s-2")
-        assert info.value.status_code is StatusCode.PERMISSION_DENIED
+        assert info.value.code is StatusCode.PERMISSION_DENIED
 
 
 class StepAgents:
