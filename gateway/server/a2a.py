@@ -28,6 +28,7 @@ from aiohttp import web
 from adapters.sse import format_sse
 from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
+from gateway.security.guard import ListenerGuard
 from gateway.server.a2a_operations import A2AOperations, Caller
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 from gateway.server.sse import SseWriter
@@ -113,7 +114,12 @@ def _rpc_error(exc: GatewayError) -> JsonRpcError:
 
 def requested_version(request: web.Request) -> str:
     """The A2A version the client speaks (``A2A-Version`` header or query parameter; empty: 0.3)."""
-    raw = (request.headers.get(VERSION_HEADER) or request.query.get("A2A-Version") or "").strip()
+    return check_version(request.headers.get(VERSION_HEADER) or request.query.get("A2A-Version") or "")
+
+
+def check_version(value: str) -> str:
+    """The version a client names (VersionNotSupported unless it is one this gateway speaks)."""
+    raw = value.strip()
     if not raw:
         return "0.3"
     # Patch numbers do not take part in negotiation (spec §3.6).
@@ -136,6 +142,10 @@ class A2AFront:
         self.gateway = gateway
         self.operations = operations
         self.sse_keepalive = sse_keepalive
+        # Set once the listeners are bound: the gRPC binding's address (cards list it) and the
+        # HTTP origin (cards asked for over gRPC name it).
+        self.grpc_address = ""
+        self.http_origin = ""
 
     def agent_for(self, request: web.Request) -> str:
         """The agent of the endpoint; NotFound (404) for a name nothing routes."""
@@ -194,18 +204,29 @@ class A2AFront:
         return (upstream.spec.description if upstream else "") or f"{name}, reached through agent-gateway"
 
     def card_for(self, request: web.Request, name: str, *, extended: bool = False) -> dict[str, Any]:
+        """The agent's card as seen through this HTTP request's origin."""
+        caller = request[IDENTITY_KEY].name if extended else None
+        return self.card(f"{request.scheme}://{request.host}", request.app[GUARD_KEY], name, caller)
+
+    def card(self, origin: str, guard: ListenerGuard, name: str, extended_for: str | None = None) -> dict[str, Any]:
+        """The agent's card: every binding that serves it, the listener's security schemes."""
         description = self._description(name)
-        url = f"{request.scheme}://{request.host}/a2a/{name}"
-        guard = request.app[GUARD_KEY]
+        url = f"{origin}/a2a/{name}"
+        interfaces = [
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+            {"url": f"{url}/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+        ]
+        if self.grpc_address:
+            # One gRPC service for every agent: the tenant names the agent.
+            interfaces.append(
+                {"url": self.grpc_address, "protocolBinding": "GRPC", "protocolVersion": "1.0", "tenant": name}
+            )
+        interfaces.append({"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"})
         card: dict[str, Any] = {
             "name": name,
             "description": description,
             "version": "1.0.0",
-            "supportedInterfaces": [
-                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-                {"url": f"{url}/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
-                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
-            ],
+            "supportedInterfaces": interfaces,
             "url": url,  # 0.3 clients read the endpoint here
             "preferredTransport": "JSONRPC",
             "protocolVersion": "1.0",
@@ -222,11 +243,11 @@ class A2AFront:
         if schemes:
             card["securitySchemes"] = schemes
             card["securityRequirements"] = [{"schemes": {name: {"list": []}}} for name in schemes]
-        if extended:
-            card["description"] = f"{description} (as seen by {request[IDENTITY_KEY].name})"
+        if extended_for is not None:
+            card["description"] = f"{description} (as seen by {extended_for})"
         return card
 
-    async def card(self, request: web.Request) -> web.Response:
+    async def agent_card(self, request: web.Request) -> web.Response:
         return web.json_response(self.card_for(request, self.agent_for(request)))
 
     def caller_for(self, request: web.Request, name: str) -> Caller:
@@ -288,9 +309,12 @@ class A2AFront:
 
     def extended_card(self, request: web.Request, caller: Caller) -> dict[str, Any]:
         """GetExtendedAgentCard: only for authenticated callers (UnsupportedOperation otherwise)."""
-        if not request.app[GUARD_KEY].enabled:
+        return self.extended_card_of(caller, f"{request.scheme}://{request.host}")
+
+    def extended_card_of(self, caller: Caller, origin: str = "") -> dict[str, Any]:
+        if not caller.guard.enabled:
             raise UnsupportedOperation("this gateway has no extended agent card: its listener authenticates nobody")
-        return self.card_for(request, caller.agent, extended=True)
+        return self.card(origin or self.http_origin, caller.guard, caller.agent, caller.owner)
 
     async def _unary(self, request: web.Request, caller: Caller, operation: str, params: Any) -> Any:
         if operation == "extended_card":
@@ -370,5 +394,5 @@ def _security_schemes(authenticators: Any) -> dict[str, Any]:
 def add_a2a_routes(app: web.Application, front: A2AFront) -> None:
     app.router.add_get("/.well-known/agent-card.json", front.origin_card)
     app.router.add_get("/a2a", front.catalog)
-    app.router.add_get("/a2a/{agent}/.well-known/agent-card.json", front.card)
+    app.router.add_get("/a2a/{agent}/.well-known/agent-card.json", front.agent_card)
     app.router.add_post("/a2a/{agent}", front.rpc)

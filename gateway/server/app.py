@@ -24,6 +24,7 @@ from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
 from gateway.server.a2a import A2AFront, add_a2a_routes
+from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_method_handlers
 from gateway.server.a2a_operations import A2AOperations
 from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
@@ -123,6 +124,11 @@ class GatewayServer:
         http_address = grpc_address = None
         self.runner: web.AppRunner | None = None
         self.cert_reloader: HttpCertificateReloader | None = None
+        a2a = A2AFront(
+            self.gateway,
+            A2AOperations(self.gateway, self.tasks),
+            listeners.http.sse_keepalive if listeners.http is not None else None,
+        )
         if listeners.http is not None:
             http = listeners.http
             passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
@@ -132,7 +138,6 @@ class GatewayServer:
             add_event_routes(app, self.events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
-            a2a = A2AFront(self.gateway, A2AOperations(self.gateway, self.tasks), http.sse_keepalive)
             add_a2a_routes(app, a2a)
             A2ARestBinding(a2a).add_routes(app)
             self.runner = web.AppRunner(
@@ -166,6 +171,7 @@ class GatewayServer:
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
+            extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
             self.grpc_server, self.health = build_grpc_server(self.gateway, grpc_listener, grpc_guard, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
@@ -176,6 +182,9 @@ class GatewayServer:
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
+        a2a.grpc_address = grpc_address or ""
+        if http_address and listeners.http is not None:
+            a2a.http_origin = f"{'https' if listeners.http.tls else 'http'}://{http_address}"
         admin_address = await self._start_admin()
         self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
         self.serving = True

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import httpx
 import pytest
 from a2a.client import ClientConfig, create_client
@@ -27,6 +28,8 @@ from a2a.types import (
     Role,
     SendMessageRequest,
     SubscribeToTaskRequest,
+    a2a_pb2,
+    a2a_pb2_grpc,
 )
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
@@ -508,3 +511,51 @@ async def test_rest_binding_through_the_a2a_sdk_client(gateway_factory: GatewayF
 
 async def _collect(frames: AsyncIterator[Any]) -> list[dict[str, Any]]:
     return [MessageToDict(f) async for f in frames]
+
+
+async def test_grpc_binding_through_the_a2a_sdk_client(gateway_factory: GatewayFactory, held: HeldAgent) -> None:
+    async with gateway_factory(agents_yaml(held.url)) as gw, httpx.AsyncClient(timeout=10) as http:
+        base = f"http://{gw.addresses.http}/a2a/held"
+        card = (await http.get(f"{base}/.well-known/agent-card.json")).json()
+        grpc_interface = next(i for i in card["supportedInterfaces"] if i["protocolBinding"] == "GRPC")
+        assert grpc_interface == {"url": gw.addresses.grpc, "protocolBinding": "GRPC", "protocolVersion": "1.0",
+                                  "tenant": "held"}
+        client = await create_client(base, client_config=ClientConfig(
+            streaming=True, httpx_client=http, supported_protocol_bindings=["GRPC"],
+            grpc_channel_factory=grpc.aio.insecure_channel))
+        frames: list[dict[str, Any]] = []
+        async for frame in client.send_message(SendMessageRequest(message=new_text_message("over grpc"))):
+            frames.append(MessageToDict(frame))
+            if "artifactUpdate" in frames[-1]:
+                break
+        task_id = frames[0]["task"]["id"]
+        listed = MessageToDict(await client.list_tasks(ListTasksRequest()))
+        assert [t["id"] for t in listed["tasks"]] == [task_id]
+        follower = asyncio.create_task(_collect(client.subscribe(SubscribeToTaskRequest(id=task_id))))
+        await asyncio.sleep(0.2)
+        held.release.set()
+        followed = await asyncio.wait_for(follower, 10)
+        assert followed[0]["task"]["id"] == task_id
+        assert followed[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        done = MessageToDict(await client.get_task(GetTaskRequest(id=task_id)))
+        assert done["artifacts"][0]["parts"] == [{"text": "part1 part2"}]
+        await client.close()
+        # Raw stub: the spec's status codes; the tenant names the agent.
+        async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
+            stub = a2a_pb2_grpc.A2AServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.CancelTask(a2a_pb2.CancelTaskRequest(tenant="held", id=task_id))
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            details = dict(caught.value.trailing_metadata() or ())["grpc-status-details-bin"]
+            assert b"TASK_NOT_CANCELABLE" in details and b"a2a-protocol.org" in details
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=str(uuid.uuid4())))
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="nobody", id=task_id))
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=task_id), metadata=(("a2a-version", "7.0"),))
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            task = await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=task_id, history_length=1))
+            assert task.status.state == a2a_pb2.TASK_STATE_COMPLETED and len(task.history) == 1
