@@ -59,6 +59,8 @@ _TERMINAL = {"completed", "failed", "canceled", "rejected"}
 # Terminal and interrupted states, normalized to the 0.3 spelling.
 _FAILED = {"failed", "canceled"}
 _REJECTED = {"rejected"}
+# The task waits for the client.
+_WAITING = {"input-required", "auth-required"}
 
 
 class A2AOptions(AdapterOptions):
@@ -375,7 +377,12 @@ class A2AAdapter(Adapter):
             return events
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
-        return [
+        events = []
+        status_message = payload.get("status", {}).get("message")
+        if state in _WAITING and isinstance(status_message, dict):
+            # What the agent asks the client (the answer continues the task): part of the reply.
+            events.append(Event("message", message=gateway_message(status_message)))
+        events.append(
             Event(
                 "status",
                 data={
@@ -384,4 +391,5 @@ class A2AAdapter(Adapter):
                     "context_id": payload.get("contextId"),
                 },
             )
-        ]
+        )
+        return events

@@ -231,6 +231,9 @@ class RunManager:
         result = await self.gateway.invoke(invocation)
         for message in result.messages:
             yield Event("message", message=message)
+        if result.metadata:
+            # What the adapter read of the framework's status (an A2A task waiting for input...).
+            yield Event("status", data=dict(result.metadata))
 
     def _cancelled_outcome(self, active: ActiveRun) -> dict[str, object]:
         record = active.record

@@ -38,9 +38,11 @@ from gateway.tasks.errors import (
 )
 from gateway.tasks.shapes import agent_text, artifact_json, message_json, part_json, timestamp
 from gateway.tasks.store import (
+    AUTH_REQUIRED,
     CANCELED,
     COMPLETED,
     FAILED,
+    INPUT_REQUIRED,
     INTERRUPTED,
     SUBMITTED,
     WORKING,
@@ -54,6 +56,9 @@ from gateway.tasks.store import (
 
 log = logging.getLogger("agent_gateway.a2a")
 
+# How many of a turn's last events are searched for the status that says it waits for input.
+_STATUS_LOOKBACK = 20
+_WAITING = {"input-required": INPUT_REQUIRED, "auth-required": AUTH_REQUIRED}
 # How long CancelTask waits for a run on another gateway to record its cancel.
 CANCEL_WAIT = 10.0
 NOTIFICATION_TOKEN_HEADER = "x-a2a-notification-token"
@@ -122,11 +127,25 @@ class TaskService:
                 return record
             record = record.updated(state=state)
         else:
-            record = self._finished(record, run)
+            record = self._finished(record, run, await self._interruption(run))
         await self.store.save(record)
         return record
 
-    def _finished(self, record: TaskRecord, run: RunRecord) -> TaskRecord:
+    async def _interruption(self, run: RunRecord) -> str | None:
+        """INPUT_REQUIRED or AUTH_REQUIRED when the turn's last status event says the agent
+        waits for the client (an A2A upstream's task state, as its adapter reports it)."""
+        if run.status != RunStatus.SUCCEEDED:
+            return None
+        recent = await self.runs.store.events(run.run_id, max(0, run.last_sequence - _STATUS_LOOKBACK))
+        for stored in reversed(recent):
+            event = wire.event_from_pb(event_pb(stored))
+            if event.type != "status" or not isinstance(event.data, dict):
+                continue
+            state = str(event.data.get("state") or event.data.get("a2a_state") or "")
+            return _WAITING.get(state.lower().removeprefix("task_state_").replace("_", "-"))
+        return None
+
+    def _finished(self, record: TaskRecord, run: RunRecord, interrupted: str | None = None) -> TaskRecord:
         """The task once its turn's run ended. Deterministic (ids and times come from the run),
         so gateways settling the same task at once write the same record."""
         turn = record.turns
@@ -138,12 +157,21 @@ class TaskService:
                 for i, m in enumerate(result.messages)
             )
             parts = tuple(p for m in result.messages for p in m.parts)
-            reply = Message(Role.AGENT, parts, message_id=f"{record.task_id}-{turn}-reply")
+            reply = message_json(
+                Message(Role.AGENT, parts, message_id=f"{record.task_id}-{turn}-reply"),
+                record.context_id,
+                record.task_id,
+            )
+            if interrupted is not None:
+                # The agent asks something: its reply is the status message, the task waits for the answer.
+                return dataclasses.replace(
+                    settled, state=interrupted, status_message=reply, history=(*record.history, reply)
+                )
             return dataclasses.replace(
                 settled,
                 state=COMPLETED,
                 artifacts=(*record.artifacts, *artifacts),
-                history=(*record.history, message_json(reply, record.context_id, record.task_id)),
+                history=(*record.history, reply),
             )
         if run.status == RunStatus.CANCELLED:
             return dataclasses.replace(settled, state=CANCELED)

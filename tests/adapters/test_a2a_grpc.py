@@ -12,9 +12,11 @@ import grpc
 import httpx
 import pytest
 from a2a.client import ClientConfig, create_client
-from a2a.helpers import new_text_message
+from a2a.helpers import new_task_from_user_message, new_text_message, new_text_part
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler, GrpcHandler
-from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import (
     AgentCapabilities,
     AgentCard,
@@ -142,3 +144,70 @@ async def test_cancel_reaches_the_grpc_agent(gateway_factory: GatewayFactory, gr
                 break
             await asyncio.sleep(0.05)
         assert states == [a2a_pb2.TASK_STATE_CANCELED]
+
+
+class BookingExecutor(AgentExecutor):
+    """Asks for a date when told to book; books on the answer. Records the contexts it saw."""
+
+    def __init__(self) -> None:
+        self.contexts: list[str] = []
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.message is not None
+        task = context.current_task or new_task_from_user_message(context.message)
+        await event_queue.enqueue_event(task)
+        self.contexts.append(task.context_id)
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        await updater.start_work()
+        text = context.get_user_input()
+        if text.startswith("book"):
+            await updater.requires_input(new_text_message("which day?", role=Role.ROLE_AGENT))
+            return
+        await updater.add_artifact([new_text_part(f"booked for {text}")], artifact_id="booking")
+        await updater.complete()
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("method", ["SendMessage", "SendStreamingMessage"])
+async def test_multi_turn_continues_a_task_waiting_for_input(gateway_factory: GatewayFactory, method: str) -> None:
+    executor = BookingExecutor()
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    card = AgentCard(name="booking", description="books", version="1.0.0",
+                     capabilities=AgentCapabilities(streaming=True))
+    handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)  # type: ignore[no-untyped-call]
+    await server.start()
+    target = f"127.0.0.1:{port}"
+    yaml = f"agents:\n  booking: {{kind: a2a, endpoint: 'http://{target}', options: {{binding: GRPC, grpc_target: '{target}'}}}}\n"
+    try:
+        async with gateway_factory(yaml) as gw, httpx.AsyncClient(timeout=20) as http:
+            rpc, headers = f"http://{gw.addresses.http}/a2a/booking", {"a2a-version": "1.0"}
+
+            async def send(text: str, task_id: str = "") -> dict[str, Any]:
+                message: dict[str, Any] = {"role": "ROLE_USER", "messageId": text, "parts": [{"text": text}]}
+                if task_id:
+                    message["taskId"] = task_id
+                body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}}
+                if method == "SendMessage":
+                    return (await http.post(rpc, json=body, headers=headers)).json()["result"]["task"]
+                async with http.stream("POST", rpc, json=body, headers=headers) as response:
+                    frames = [json.loads(line[6:]) async for line in response.aiter_lines() if line.startswith("data: ")]
+                task_id = frames[0]["result"]["task"]["id"]
+                get = {"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task_id}}
+                return (await http.post(rpc, json=get, headers=headers)).json()["result"]
+
+            first = await send("book a table")
+            assert first["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+            assert first["status"]["message"]["parts"][0]["text"].startswith("which day?")
+            second = await send("friday", first["id"])
+            assert second["id"] == first["id"] and second["status"]["state"] == "TASK_STATE_COMPLETED"
+            assert [m["role"] for m in second["history"]] == ["ROLE_USER", "ROLE_AGENT", "ROLE_USER", "ROLE_AGENT"]
+            assert second["history"][2]["parts"] == [{"text": "friday"}]
+            assert "booked for friday" in json.dumps(second["artifacts"])
+        # The upstream saw one conversation: the task's context, both turns.
+        assert len(executor.contexts) == 2 and executor.contexts[0] == executor.contexts[1]
+    finally:
+        await server.stop(None)
