@@ -559,3 +559,50 @@ async def test_grpc_binding_through_the_a2a_sdk_client(gateway_factory: GatewayF
             assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             task = await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=task_id, history_length=1))
             assert task.status.state == a2a_pb2.TASK_STATE_COMPLETED and len(task.history) == 1
+
+
+async def test_push_configs_and_extended_card_on_rest_and_grpc(
+    gateway_factory: GatewayFactory, held: HeldAgent, serve_app: Starter
+) -> None:
+    hooks = await serve_app(web.Application())
+    extra = f"runs: {{poll_interval: 50ms, webhooks: {{allowed_prefixes: ['{hooks}/hooks/'], secret: s3cret}}}}"
+    yaml = secured_yaml(held.url).replace("runs: {poll_interval: 50ms}\n", "") + extra
+    async with gateway_factory(yaml) as gw, aiohttp.ClientSession() as session:
+        alice = Rpc(session, f"http://{gw.addresses.http}", {"x-api-key": KEY_A})
+        task_id = (await alice.result("SendMessage", {**message("p"), "configuration": {"returnImmediately": True}}))[
+            "task"]["id"]
+        rest = f"http://{gw.addresses.http}/a2a/held/rest"
+        auth = {**V1, "x-api-key": KEY_A}
+        async with session.post(f"{rest}/tasks/{task_id}/pushNotificationConfigs", headers=auth,
+                                json={"url": f"{hooks}/hooks/rest"}) as response:
+            assert response.status == 200
+            created = await response.json()
+        async with session.get(f"{rest}/tasks/{task_id}/pushNotificationConfigs/{created['id']}", headers=auth) as r:
+            assert await r.json() == created
+        async with session.delete(f"{rest}/tasks/{task_id}/pushNotificationConfigs/{created['id']}", headers=auth) as r:
+            assert r.status == 200
+        async with session.get(f"{rest}/tasks/{task_id}/pushNotificationConfigs", headers=auth) as r:
+            assert (await r.json())["configs"] == []
+        async with session.get(f"{rest}/extendedAgentCard", headers=auth) as r:
+            assert (await r.json())["description"].endswith("(as seen by alice)")
+        metadata = (("x-api-key", KEY_A), ("a2a-version", "1.0"))
+        async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
+            stub = a2a_pb2_grpc.A2AServiceStub(channel)
+            config = await stub.CreateTaskPushNotificationConfig(a2a_pb2.TaskPushNotificationConfig(
+                tenant="held", task_id=task_id, url=f"{hooks}/hooks/grpc"), metadata=metadata)
+            listed = await stub.ListTaskPushNotificationConfigs(
+                a2a_pb2.ListTaskPushNotificationConfigsRequest(tenant="held", task_id=task_id), metadata=metadata)
+            assert [c.id for c in listed.configs] == [config.id]
+            await stub.DeleteTaskPushNotificationConfig(a2a_pb2.DeleteTaskPushNotificationConfigRequest(
+                tenant="held", task_id=task_id, id=config.id), metadata=metadata)
+            card = await stub.GetExtendedAgentCard(a2a_pb2.GetExtendedAgentCardRequest(tenant="held"),
+                                                   metadata=metadata)
+            assert card.name == "held" and card.description.endswith("(as seen by alice)")
+            with pytest.raises(grpc.aio.AioRpcError) as caught:  # bob may call held but not see alice's task
+                await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=task_id),
+                                   metadata=(("x-api-key", KEY_B),))
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=task_id))
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        held.release.set()
