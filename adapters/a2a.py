@@ -37,6 +37,7 @@ from gateway.model import (
     DataPart,
     Event,
     FilePart,
+    GatewayError,
     Message,
     Part,
     Result,
@@ -73,8 +74,9 @@ class A2AOptions(AdapterOptions):
     # Call a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
     # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
     follow_card_url: bool = False
-    # The binding to the upstream: JSON-RPC, gRPC, or "auto" (the card's JSON-RPC interface, else its gRPC one).
-    binding: Literal["auto", "JSONRPC", "GRPC"] = "auto"
+    # The binding to the upstream: JSON-RPC, HTTP+JSON (REST), gRPC, or "auto" (the card's JSON-RPC
+    # interface, else its HTTP+JSON one, else its gRPC one). With HTTP+JSON, rpc_url is the REST base URL.
+    binding: Literal["auto", "JSONRPC", "HTTP+JSON", "GRPC"] = "auto"
     # The gRPC target (host:port) and tenant; from the card's GRPC interface when empty.
     grpc_target: str = ""
     grpc_tenant: str = ""
@@ -161,6 +163,8 @@ class A2AAdapter(Adapter):
             self.trusted.add(origin_of(URL(self.options.rpc_url)))
         self._rpc_url: str = self.options.rpc_url
         self._grpc: A2AGrpcUpstream | None = None
+        # HTTP+JSON: rpc_url is the REST base (``{base}/message:send``...).
+        self._rest = self.options.binding == "HTTP+JSON"
         if self.options.binding == "GRPC" and self.options.grpc_target:
             self._grpc = self._grpc_upstream(self.options.grpc_target, self.options.grpc_tenant)
 
@@ -190,23 +194,26 @@ class A2AAdapter(Adapter):
         _, card = await self.transport.request_json(call, "GET", self.options.card_path)
         if not isinstance(card, dict):
             raise UpstreamError("the agent card is not a JSON object", agent=self.spec.name)
-        named = ""
-        grpc_interface: Mapping[str, Any] | None = None
+        found: dict[str, Mapping[str, Any]] = {}
         for interface in card.get("supportedInterfaces") or card.get("additionalInterfaces") or []:
             binding = str(interface.get("protocolBinding") or interface.get("transport") or "").upper()
-            if binding == "JSONRPC" and interface.get("url") and not named:
-                named = str(interface["url"])
-            if binding == "GRPC" and interface.get("url") and grpc_interface is None:
-                grpc_interface = interface
-        if not named and isinstance(card.get("url"), str) and self.options.binding != "GRPC":
+            if interface.get("url") and binding not in found:
+                found[binding] = interface
+        wanted = self.options.binding
+        if wanted == "auto":
+            wanted = next((b for b in ("JSONRPC", "HTTP+JSON", "GRPC") if b in found), "JSONRPC")
+        self._rest = wanted == "HTTP+JSON"
+        named = str(found[wanted]["url"]) if wanted in found and wanted != "GRPC" else ""
+        grpc_interface = found.get("GRPC") if wanted == "GRPC" else None
+        if not named and isinstance(card.get("url"), str) and wanted == "JSONRPC":
             named = card["url"]
-        if grpc_interface is not None and (self.options.binding == "GRPC" or not named):
+        if grpc_interface is not None:
             self._grpc = self._grpc_upstream(
                 self._grpc_target(str(grpc_interface["url"])), str(grpc_interface.get("tenant") or "")
             )
             return ""
         if not named:
-            raise UpstreamError("the agent card names no JSON-RPC or gRPC interface", agent=self.spec.name)
+            raise UpstreamError(f"the agent card names no {wanted} interface", agent=self.spec.name)
         try:
             self._rpc_url = self._card_target(named)
         except ValueError:
@@ -230,7 +237,7 @@ class A2AAdapter(Adapter):
 
     def _params(self, call: Call) -> dict[str, Any]:
         """The ``SendMessageRequest`` (JSON-RPC ``params``; over gRPC always in 1.0 shapes)."""
-        version = self.options.protocol_version if self._grpc is None else "1.0"
+        version = "1.0" if self._grpc is not None or self._rest else self.options.protocol_version
         source = call.invocation.messages[-1]
         message: dict[str, Any] = {
             "role": "ROLE_USER" if version == "1.0" else "user",
@@ -266,6 +273,17 @@ class A2AAdapter(Adapter):
             raise UpstreamError("the JSON-RPC response has no result", agent=self.spec.name)
         return result
 
+    def _rest_result(self, answer: Any) -> Mapping[str, Any]:
+        """An HTTP+JSON answer or stream frame; an error body (google.rpc.Status) is the agent's refusal."""
+        if not isinstance(answer, dict):
+            raise UpstreamError("the agent sent a malformed HTTP+JSON answer", agent=self.spec.name)
+        if isinstance(answer.get("error"), dict):
+            error = answer["error"]
+            raise UpstreamRejected(
+                f"A2A error {error.get('status', '')}: {error.get('message', '')}", agent=self.spec.name
+            )
+        return answer
+
     def _check_state(self, state: str, task: Mapping[str, Any]) -> None:
         if state in _FAILED | _REJECTED:
             status_message = task.get("status", {}).get("message") if isinstance(task.get("status"), dict) else None
@@ -282,6 +300,11 @@ class A2AAdapter(Adapter):
         reply: Mapping[str, Any]
         if self._grpc is not None:
             reply = await self._grpc.send(call, self._params(call))
+        elif self._rest:
+            _, answer = await self.transport_for(url).request_json(
+                call, "POST", f"{url}/message:send", self._params(call)
+            )
+            reply = self._rest_result(answer)
         else:
             _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
             reply = self._result(envelope)
@@ -334,6 +357,14 @@ class A2AAdapter(Adapter):
             async for frame in self._grpc.stream(call, self._params(call)):
                 yield frame
             return
+        if self._rest:
+            transport = self.transport_for(url)
+            async for sse in transport.stream_sse(call, "POST", f"{url}/message:stream", self._params(call)):
+                try:
+                    yield self._rest_result(json.loads(sse.data))
+                except json.JSONDecodeError:
+                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+            return
         async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
             try:
                 envelope = json.loads(sse.data)
@@ -345,6 +376,11 @@ class A2AAdapter(Adapter):
         """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
         if self._grpc is not None:
             await self._grpc.cancel(call, upstream["task_id"])
+            return
+        if self._rest:
+            url = f"{upstream['rpc_url']}/tasks/{upstream['task_id']}:cancel"
+            with contextlib.suppress(GatewayError):
+                await self.transport_for(upstream["rpc_url"]).request_json(call, "POST", url, {})
             return
         body = {
             "jsonrpc": "2.0",

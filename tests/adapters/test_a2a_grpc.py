@@ -211,3 +211,22 @@ async def test_multi_turn_continues_a_task_waiting_for_input(gateway_factory: Ga
         assert len(executor.contexts) == 2 and executor.contexts[0] == executor.contexts[1]
     finally:
         await server.stop(None)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_a_jsonrpc_client_reaches_an_agent_over_http_json(
+    gateway_factory: GatewayFactory, echo_url: str, streaming: bool
+) -> None:
+    """Gateway A's JSON-RPC front, A's adapter over HTTP+JSON (chosen from the card), gateway B's REST front."""
+    async with gateway_factory(f"agents:\n  echo: {{kind: http, endpoint: {echo_url}}}\n") as b:
+        yaml = f"agents:\n  far: {{kind: a2a, endpoint: 'http://{b.addresses.http}/a2a/echo', options: {{binding: HTTP+JSON}}}}\n"
+        async with gateway_factory(yaml) as a:
+            frames = await _ask(a.addresses.http, "far", "across bindings", streaming)
+            adapter: Any = a.gateway.upstreams["far"].adapter
+            assert adapter._rpc_url == f"http://{b.addresses.http}/a2a/echo/rest"  # the card's HTTP+JSON interface
+            # B saw the call on its REST binding: its task is listed there.
+            async with httpx.AsyncClient(timeout=10) as http:
+                listed = (await http.get(f"http://{b.addresses.http}/a2a/echo/rest/tasks",
+                                         headers={"a2a-version": "1.0"})).json()
+    assert "echo: across bindings" in _texts(frames)
+    assert listed["totalSize"] == 1
