@@ -224,7 +224,13 @@ class A2AAdapter(Adapter):
 
     def _grpc_target(self, named: str) -> str:
         """A card's gRPC target; on another host than the endpoint's only with follow_card_url."""
-        target = named.removeprefix("grpc://").removeprefix("grpcs://").rstrip("/")
+        # Cards write it as a URL (http(s)://host:port, as the spec's example) or a bare host:port.
+        if "://" in named:
+            url = URL(named)
+            raw_host = url.raw_host or ""
+            target = f"[{raw_host}]:{url.port}" if ":" in raw_host else f"{raw_host}:{url.port}"
+        else:
+            target = named.rstrip("/")
         host, _, port = target.rpartition(":")
         if host.strip("[]").lower() == (self.endpoint.host or "").lower() or self.options.follow_card_url:
             return target

@@ -142,14 +142,15 @@ class A2AFront:
         self.gateway = gateway
         self.operations = operations
         self.sse_keepalive = sse_keepalive
-        # Set once the listeners are bound: the gRPC binding's address (cards list it) and the
-        # HTTP origin (cards asked for over gRPC name it).
-        self.grpc_address = ""
+        # Set once the listeners are bound: the gRPC binding's URL (cards list it, as the spec
+        # writes it: http(s)://host:port) and the HTTP origin (cards asked for over gRPC name it).
+        self.grpc_url = ""
         self.http_origin = ""
 
     def agent_for(self, request: web.Request) -> str:
         """The agent of the endpoint; NotFound (404) for a name nothing routes."""
-        name = request.match_info["agent"]
+        # The origin's own REST routes serve a2a.default_agent.
+        name = request.match_info.get("agent") or self.gateway.config.a2a.default_agent or ""
         if name not in self.agent_names():
             raise NotFound(f"no agent or route named {name!r}", agent=name)
         return name
@@ -216,10 +217,10 @@ class A2AFront:
             {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
             {"url": f"{url}/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
         ]
-        if self.grpc_address:
+        if self.grpc_url:
             # One gRPC service for every agent: the tenant names the agent.
             interfaces.append(
-                {"url": self.grpc_address, "protocolBinding": "GRPC", "protocolVersion": "1.0", "tenant": name}
+                {"url": self.grpc_url, "protocolBinding": "GRPC", "protocolVersion": "1.0", "tenant": name}
             )
         interfaces.append({"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"})
         card: dict[str, Any] = {

@@ -134,7 +134,9 @@ class A2ARestBinding:
         await response.write_eof()
         return response
 
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application, prefix: str = PREFIX) -> None:
+        """The routes under ``prefix`` (its ``{agent}`` names the agent; without one, the default agent)."""
+
         async def body(request: web.Request) -> Any:
             return await _body(request)
 
@@ -168,11 +170,11 @@ class A2ARestBinding:
 
             return await self._call(request, run)
 
-        task = PREFIX + "/tasks/{id:[^/:]+}"
+        task = prefix + "/tasks/{id:[^/:]+}"
         router = app.router
-        router.add_post(PREFIX + "/message:send", self._unary("send", body))
-        router.add_post(PREFIX + "/message:stream", self._streaming("stream", body))
-        router.add_get(PREFIX + "/tasks", self._unary("list_tasks", list_query))
+        router.add_post(prefix + "/message:send", self._unary("send", body))
+        router.add_post(prefix + "/message:stream", self._streaming("stream", body))
+        router.add_get(prefix + "/tasks", self._unary("list_tasks", list_query))
         router.add_get(task, self._unary("get_task", task_query))
         router.add_post(task + ":cancel", self._unary("cancel_task", task_body))
         subscribe = self._streaming("subscribe", task_query)
@@ -182,4 +184,4 @@ class A2ARestBinding:
         router.add_get(task + "/pushNotificationConfigs", self._unary("list_push_configs", push_query))
         router.add_get(task + "/pushNotificationConfigs/{config_id}", self._unary("get_push_config", push_query))
         router.add_delete(task + "/pushNotificationConfigs/{config_id}", self._unary("delete_push_config", push_query))
-        router.add_get(PREFIX + "/extendedAgentCard", extended)
+        router.add_get(prefix + "/extendedAgentCard", extended)

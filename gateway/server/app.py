@@ -139,7 +139,10 @@ class GatewayServer:
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             add_a2a_routes(app, a2a)
-            A2ARestBinding(a2a).add_routes(app)
+            rest = A2ARestBinding(a2a)
+            rest.add_routes(app, "/a2a/{agent}/rest")
+            if self.config.a2a.default_agent is not None:
+                rest.add_routes(app, "")  # the origin is the default agent's REST interface too
             self.runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -182,7 +185,8 @@ class GatewayServer:
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
-        a2a.grpc_address = grpc_address or ""
+        if grpc_address and listeners.grpc is not None:
+            a2a.grpc_url = f"{'https' if listeners.grpc.tls else 'http'}://{grpc_address}"
         if http_address and listeners.http is not None:
             a2a.http_origin = f"{'https' if listeners.http.tls else 'http'}://{http_address}"
         admin_address = await self._start_admin()

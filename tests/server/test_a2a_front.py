@@ -206,6 +206,12 @@ async def test_discovery_origin_card_and_catalog_follow_authorization(
         async with session.get(f"http://{gw.addresses.http}/.well-known/agent-card.json") as response:
             card = await response.json()
         assert card["name"] == "echo" and card["url"] == f"http://{gw.addresses.http}/a2a/echo"
+        # The origin is the default agent's REST interface too (clients that join paths at the root).
+        send = {"message": {"role": "ROLE_USER", "messageId": "m-root", "parts": [{"text": "at the root"}]}}
+        async with session.post(f"http://{gw.addresses.http}/message:send", json=send,
+                                headers={"a2a-version": "1.0"}) as response:
+            task = (await response.json())["task"]
+        assert task["artifacts"][0]["parts"][0] == {"text": "echo: at the root"}
 
 
 def test_default_agent_must_exist() -> None:

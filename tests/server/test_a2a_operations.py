@@ -518,11 +518,11 @@ async def test_grpc_binding_through_the_a2a_sdk_client(gateway_factory: GatewayF
         base = f"http://{gw.addresses.http}/a2a/held"
         card = (await http.get(f"{base}/.well-known/agent-card.json")).json()
         grpc_interface = next(i for i in card["supportedInterfaces"] if i["protocolBinding"] == "GRPC")
-        assert grpc_interface == {"url": gw.addresses.grpc, "protocolBinding": "GRPC", "protocolVersion": "1.0",
-                                  "tenant": "held"}
+        assert grpc_interface == {"url": f"http://{gw.addresses.grpc}", "protocolBinding": "GRPC",
+                                  "protocolVersion": "1.0", "tenant": "held"}
         client = await create_client(base, client_config=ClientConfig(
             streaming=True, httpx_client=http, supported_protocol_bindings=["GRPC"],
-            grpc_channel_factory=grpc.aio.insecure_channel))
+            grpc_channel_factory=lambda url: grpc.aio.insecure_channel(url.split("://", 1)[-1])))
         frames: list[dict[str, Any]] = []
         async for frame in client.send_message(SendMessageRequest(message=new_text_message("over grpc"))):
             frames.append(MessageToDict(frame))
