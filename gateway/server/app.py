@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import grpc
 from aiohttp import web
+from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
@@ -20,6 +22,7 @@ from gateway.runs.manager import RunManager
 from gateway.runs.sqlite import SqliteRunStore
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
+from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
@@ -28,6 +31,8 @@ from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_metho
 from gateway.server.a2a_operations import A2AOperations
 from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
+from gateway.server.connections import ListenError, ListenerSite, bind_failure
+from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
@@ -47,6 +52,9 @@ from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
+
+# After the drain deadline, the time the fronts have to write the UNAVAILABLE answers.
+ANSWER_TIME = 0.5
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -84,58 +92,81 @@ class GatewayServer:
             build_run_store(config.state, config.runs) if config.state is not None else None
         )
         self.runs: RunManager | None = None
+        self.drain = Drain()
+        # What start() opened, so stop() also undoes a start that failed halfway.
+        self.http_session: aiohttp.ClientSession | None = None
+        self.passthrough_session: aiohttp.ClientSession | None = None
+        self.gateway: Gateway | None = None
+        self.events: EventRuntime | None = None
+        self.runner: web.AppRunner | None = None
+        self.cert_reloader: HttpCertificateReloader | None = None
+        self.grpc_server: grpc.aio.Server | None = None
+        self.health: health.aio.HealthServicer | None = None
+        self.reloader: ConfigReloader | None = None
+        self.admin_runner: web.AppRunner | None = None
+        self._opened: list[StateStore | RunStore | TaskStore] = []
         # A2A tasks beside the runs executing their turns (in memory without a state backend).
         self.task_store: TaskStore = build_task_store(config.state, config.runs)
-        self._a2a_run_store: RunStore | None = None
+        self.a2a_runs: RunManager | None = None
+        self.tasks: TaskService | None = None
 
     async def start(self) -> BoundAddresses:
+        """Open the stores, then the fronts; raises ListenError when a listener cannot bind
+        (call :meth:`stop` then, to close what did open)."""
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
         if self.state is not None:
             # First, so an unreachable Redis fails the start before anything is listening.
             await self.state.open()
+            self._opened.append(self.state)
         if self.run_store is not None:
             await self.run_store.open()
+            self._opened.append(self.run_store)
         await self.task_store.open()
+        self._opened.append(self.task_store)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
-        self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
-        self.events = EventRuntime(self.config, self.gateway, tracer)
-        self.events.attach(self.gateway)
-        await self.events.start()
+        self.gateway = gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
+        self.events = events = EventRuntime(self.config, gateway, tracer)
+        events.attach(gateway)
+        await events.start()
         webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
         if self.run_store is not None:
-            self.runs = RunManager(self.run_store, self.gateway, self.config.runs, webhooks, self.events.publisher)
+            self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
             await self.runs.start()
         self.a2a_runs = self.runs
         if self.a2a_runs is None:
             # No state backend: A2A tasks and their runs live as long as the process.
-            self._a2a_run_store = SqliteRunStore(":memory:", self.config.runs.retention)
-            await self._a2a_run_store.open()
-            self.a2a_runs = RunManager(self._a2a_run_store, self.gateway, self.config.runs, webhooks)
+            a2a_run_store = SqliteRunStore(":memory:", self.config.runs.retention)
+            await a2a_run_store.open()
+            self._opened.append(a2a_run_store)
+            self.a2a_runs = RunManager(a2a_run_store, gateway, self.config.runs, webhooks)
             await self.a2a_runs.start()
-        push = bool(self.config.runs.webhooks.allowed_prefixes)
-        self.tasks = TaskService(self.task_store, self.a2a_runs, webhooks, push)
+        self.tasks = TaskService(
+            self.task_store, self.a2a_runs, webhooks, bool(self.config.runs.webhooks.allowed_prefixes)
+        )
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
         limiter = RateLimiter(security.rate_limits)
+        budgets = TokenBudgets(security.token_budgets)
+        if security.token_budgets:
+            self.gateway.calls.on_finished.append(budgets.spent_by)
         http_address = grpc_address = None
-        self.runner: web.AppRunner | None = None
-        self.cert_reloader: HttpCertificateReloader | None = None
         a2a = A2AFront(
-            self.gateway,
-            A2AOperations(self.gateway, self.tasks),
+            gateway,
+            A2AOperations(gateway, self.tasks),
             listeners.http.sse_keepalive if listeners.http is not None else None,
         )
         if listeners.http is not None:
             http = listeners.http
-            passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
-            app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter))
+            passthrough = Passthrough(gateway, self.passthrough_session, tracer)
+            guard = ListenerGuard(http, security, limiter, budgets)
+            app = build_http_app(gateway, passthrough, http, guard, self.drain)
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
-            add_event_routes(app, self.events)
+            add_event_routes(app, events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             add_a2a_routes(app, a2a)
@@ -143,13 +174,9 @@ class GatewayServer:
             rest.add_routes(app, "/a2a/{agent}/rest")
             if self.config.a2a.default_agent is not None:
                 rest.add_routes(app, "")  # the origin is the default agent's REST interface too
+            # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
-                app,
-                access_log=None,
-                shutdown_timeout=self.config.server.drain_timeout,
-                handle_signals=False,
-                max_field_size=http.max_header_bytes,
-                max_line_size=http.max_header_bytes,
+                app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
             )
             await self.runner.setup()
             ssl_context = None
@@ -158,16 +185,14 @@ class GatewayServer:
                 self.cert_reloader = HttpCertificateReloader(http.tls, ssl_context)
                 self.cert_reloader.start()
             host, port = _split(http.address)
-            site = web.TCPSite(self.runner, host, port, reuse_address=True, ssl_context=ssl_context)
-            await site.start()
+            await ListenerSite(self.runner, host, port, http, ssl_context).start()
             bound = self.runner.addresses[0]
             http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
-        self.grpc_server = self.health = None
         if listeners.grpc is not None:
             grpc_listener = listeners.grpc
-            grpc_guard = ListenerGuard(grpc_listener, security, limiter)
+            grpc_guard = ListenerGuard(grpc_listener, security, limiter, budgets)
             extra = {}
-            extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(self.events, grpc_guard))
+            extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(events, grpc_guard))
             if self.state is not None and self.state_access is not None:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
                     StateServicer(self.state, self.state_access, grpc_guard)
@@ -175,13 +200,20 @@ class GatewayServer:
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
             extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
-            self.grpc_server, self.health = build_grpc_server(self.gateway, grpc_listener, grpc_guard, extra)
+            self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-            if grpc_listener.tls is not None:
-                bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
-            else:
-                bound_port = self.grpc_server.add_insecure_port(target)
+            # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
+            failure = bind_failure(host, port) if port and not grpc_listener.so_reuseport else None
+            if failure is not None:
+                raise ListenError(grpc_listener.address, failure)
+            try:
+                if grpc_listener.tls is not None:
+                    bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
+                else:
+                    bound_port = self.grpc_server.add_insecure_port(target)
+            except RuntimeError:
+                raise ListenError(grpc_listener.address, bind_failure(host, port) or "gRPC could not bind it") from None
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
@@ -189,7 +221,7 @@ class GatewayServer:
             a2a.grpc_url = f"{'https' if listeners.grpc.tls else 'http'}://{grpc_address}"
         if http_address and listeners.http is not None:
             a2a.http_origin = f"{'https' if listeners.http.tls else 'http'}://{http_address}"
-        admin_address = await self._start_admin()
+        admin_address = await self._start_admin(gateway)
         self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
         self.serving = True
         log.info("agent-gateway listening: http=%s grpc=%s admin=%s", http_address, grpc_address, admin_address)
@@ -202,56 +234,62 @@ class GatewayServer:
         bound = [self.addresses.http, self.addresses.grpc, self.addresses.admin]
         return [a for a in (*(c.address for c in configured if c is not None), *bound) if a]
 
-    async def _start_admin(self) -> str | None:
-        self.reloader = None
+    async def _start_admin(self, gateway: Gateway) -> str | None:
         if self.config_path is not None:
-            self.reloader = ConfigReloader(self.config_path, self.gateway, self.config.server.drain_timeout)
+            self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
             self.reloader.start(self.config.server.config_watch)
-        self.admin_runner: web.AppRunner | None = None
         if self.config.admin is None:
             return None
-        api = AdminApi(self.gateway, self.config.admin, lambda: self.serving, self.reloader)
+        api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
         self.admin_runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False)
         await self.admin_runner.setup()
         host, port = _split(self.config.admin.address)
-        await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
+        try:
+            await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
+        except OSError as exc:
+            raise ListenError.from_os_error(self.config.admin.address, exc) from None
         bound = self.admin_runner.addresses[0]
         return f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
 
     async def stop(self) -> None:
-        """Drain: report NOT_SERVING, stop accepting, let in-flight calls finish
-        (up to ``server.drain_timeout``), then close upstream connections."""
+        """Drain: report NOT_SERVING, stop accepting, let in-flight calls run until
+        ``server.drain_timeout``, answer the ones still running UNAVAILABLE, then close the
+        rest. Safe after a start that failed halfway."""
         grace = self.config.server.drain_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        self.drain.begin(grace)
         self.serving = False  # readiness fails first, so load balancers stop sending
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         waits = []
         if self.grpc_server is not None:
-            waits.append(self.grpc_server.stop(grace))
+            waits.append(self.grpc_server.stop(grace + ANSWER_TIME))
         if self.runner is not None:
             waits.append(self.runner.cleanup())
         if self.a2a_runs is not None:
             # Alongside the fronts: followers of a run end when it does.
             waits.append(self.a2a_runs.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
-        await self.tasks.aclose()
+        if self.tasks is not None:
+            await self.tasks.aclose()
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
-        await self.events.aclose(grace)
+        if self.events is not None:
+            # After the fronts, whose calls may still publish; its handlers get what is left of the drain.
+            await self.events.aclose(max(0.0, deadline - loop.time()))
         if self.reloader is not None:
             await self.reloader.stop()
-        await self.gateway.aclose()
+        if self.gateway is not None:
+            await self.gateway.aclose()
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()
-        if self.state is not None:
-            await self.state.close()
-        if self.run_store is not None:
-            await self.run_store.close()
-        if self._a2a_run_store is not None:
-            await self._a2a_run_store.close()
-        await self.task_store.close()
-        await self.http_session.close()
-        await self.passthrough_session.close()
+        for store in reversed(self._opened):
+            await store.close()
+        for session in (self.http_session, self.passthrough_session):
+            if session is not None:
+                await session.close()
+        self.drain.close()
         if self._owns_provider:
             self.tracer_provider.shutdown()
 
