@@ -333,6 +333,26 @@ GRPC_CODE_NUMBERS = {
 }
 
 
+def code_for_http_status(status: int) -> StatusCode | None:
+    """The canonical code of an HTTP answer (None for success), as gRPC-HTTP mappings read statuses."""
+    if status < 400:
+        return None
+    known = {
+        400: StatusCode.INVALID_ARGUMENT,
+        401: StatusCode.UNAUTHENTICATED,
+        403: StatusCode.PERMISSION_DENIED,
+        404: StatusCode.NOT_FOUND,
+        409: StatusCode.ABORTED,
+        429: StatusCode.RESOURCE_EXHAUSTED,
+        499: StatusCode.CANCELLED,
+        501: StatusCode.UNIMPLEMENTED,
+        502: StatusCode.UNAVAILABLE,
+        503: StatusCode.UNAVAILABLE,
+        504: StatusCode.DEADLINE_EXCEEDED,
+    }
+    return known.get(status, StatusCode.FAILED_PRECONDITION if status < 500 else StatusCode.UNKNOWN)
+
+
 class GatewayError(Exception):
     """Base of every error a caller can see; carries what both fronts need."""
 
@@ -343,6 +363,9 @@ class GatewayError(Exception):
     # False only when the request certainly never reached the agent (connect refused,
     # breaker open, bulkhead full): then even a non-idempotent call may be retried.
     reached: bool = True
+    # The upstream's own error body (bounded), for the adapter and the failure log: it may hold
+    # a traceback, so callers see at most `server.upstream_body_excerpt` characters of it.
+    upstream_body: str = ""
 
     def __init__(
         self,

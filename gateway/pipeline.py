@@ -210,6 +210,7 @@ class Gateway:
             raise
         self.calls.policies = self.policies
         self.calls.payloads = config.telemetry.logging.payloads
+        self.calls.upstream_body_excerpt = config.server.upstream_body_excerpt
         self.calls.known = frozenset([*self.upstreams, *self.workflows, *(r.match.agent for r in config.routes)])
 
     def _build(self, config: GatewayConfig) -> None:

@@ -858,6 +858,9 @@ class Server(Strict):
     # Re-read the config file this often and apply agents, routes, policies, workflows and
     # checks without a restart (null: only on POST /reload of the admin listener).
     config_watch: Duration | None = 5.0
+    # How many characters of an agent's own error reply (which may hold a stack trace) callers see,
+    # in the error's `details.upstream_body`; 0: none. The failure log (agent_gateway.failures) has it.
+    upstream_body_excerpt: int = Field(default=0, ge=0, le=4096)
 
 
 StateScopeName = Literal["session", "thread", "user", "workflow"]

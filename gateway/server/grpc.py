@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -14,7 +14,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.model import GatewayError, InvalidRequest, Invocation, Unavailable
+from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -29,6 +29,7 @@ log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
 
+_Reply = TypeVar("_Reply", pb.InvokeResponse, pb.InvokeStreamResponse)
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
 
@@ -85,22 +86,27 @@ def _remaining(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None or remaining > _NO_DEADLINE else max(0.0, remaining)
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
+async def abort_with(
+    context: grpc.aio.ServicerContext, error: GatewayError, request_id: str, record: CallRecord | None = None
+) -> None:
     detail = wire.error_to_pb(error, request_id).SerializeToString()
-    await context.abort(
-        grpc.StatusCode[error.code.value], error.message, trailing_metadata=((wire.ERROR_TRAILER, detail),)
-    )
+    trailers: tuple[tuple[str, str | bytes], ...] = ((wire.ERROR_TRAILER, detail), *record_headers(record).items())
+    if request_id:
+        trailers += (("x-request-id", request_id),)
+    await context.abort(grpc.StatusCode[error.code.value], error.message, trailing_metadata=trailers)
 
 
 class RpcErrors:
     """``async with RpcErrors(context, "Service/Method") as call:`` around a servicer's work: a
     GatewayError aborts with its status and an ErrorDetail trailer (carrying ``call.request_id``);
-    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller."""
+    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller. Either
+    way the trailers carry ``x-agw-attempts`` (of ``call.record``, 0 without one)."""
 
     def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self.context = context
         self.method = method
         self.request_id = ""
+        self.record: CallRecord | None = None
         drain = CURRENT_DRAIN.get()
         # Inside the error mapping, so a call still running at the drain deadline aborts UNAVAILABLE.
         self._drain = drain.scope() if drain is not None else None
@@ -122,10 +128,11 @@ class RpcErrors:
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
             return False  # success, cancellation, or an abort already under way
         if isinstance(error, GatewayError):
-            await abort_with(self.context, error, self.request_id)
+            await abort_with(self.context, error, self.request_id, self.record)
         else:
             log.error("unhandled error in %s", self.method, exc_info=error)
-            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+            trailers = tuple(record_headers(self.record).items())
+            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error", trailing_metadata=trailers)
         return False
 
 
@@ -156,11 +163,12 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
         async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "Invoke")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 result = await self.gateway.invoke(invocation)
-            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
-            return wire.result_to_pb(result, invocation.context)
+            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation.record).items()))
+            return self._fitting(wire.result_to_pb(result, invocation.context))
         raise AssertionError("unreachable: RpcErrors aborts")
 
     async def InvokeStream(
@@ -169,6 +177,7 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
         async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
@@ -178,9 +187,23 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
                 async for event in events:
                     sequence += 1
                     collector.add(event)
-                    yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
-                yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-                context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
+                    yield self._fitting(pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence)))
+                final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
+                yield self._fitting(final)
+                trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
+                context.set_trailing_metadata(trailers)
+
+    def _fitting(self, message: _Reply) -> _Reply:
+        """``message``, or a clear RESOURCE_EXHAUSTED (with the call's trailers) when it is over the
+        listener's limit, instead of grpc's own failure after the handler is done."""
+        size, limit = message.ByteSize(), self.listener.max_message_bytes
+        if size > limit:
+            raise ResourceExhausted(
+                f"the reply is {size} bytes, over this listener's {limit}-byte message limit: raise "
+                "listeners.grpc.max_message_bytes (and the client's receive limit)",
+                transient=False,
+            )
+        return message
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext

@@ -22,7 +22,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated, new_request_id
+from gateway.model import CallRecord, Event, GatewayError, Invocation, StatusCode, Unauthenticated, new_request_id
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -34,7 +34,15 @@ from gateway.server.drain import Drain
 from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
-from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY, STARTED_KEY
+from gateway.server.request_keys import (
+    DRAIN_KEY,
+    GUARD_KEY,
+    HEADERS_KEY,
+    IDENTITY_KEY,
+    RECORD_KEY,
+    REQUEST_ID_KEY,
+    STARTED_KEY,
+)
 from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
@@ -47,13 +55,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_KEY = web.AppKey("cors", CorsRules)
 
 
-def error_response(error: GatewayError, request_id: str = "") -> web.Response:
+def error_response(error: GatewayError, request_id: str = "", record: CallRecord | None = None) -> web.Response:
     body = wire.error_json(error, request_id)
-    headers = {REQUEST_ID: request_id} if request_id else None
+    headers = record_headers(record)
+    if request_id:
+        headers[REQUEST_ID] = request_id
     if error.retry_after is not None:
-        headers = {**(headers or {}), "retry-after": str(max(1, round(error.retry_after)))}
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
     if isinstance(error, Unauthenticated):
-        headers = {**(headers or {}), "www-authenticate": 'Bearer realm="agent-gateway"'}
+        headers["www-authenticate"] = 'Bearer realm="agent-gateway"'
     return web.json_response(body, status=error.status, headers=headers)
 
 
@@ -78,7 +88,8 @@ def _inbound_request_id(request: web.Request) -> str:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a structured error body with the request id; unexpected ones are logged, not leaked."""
+    """Every failure becomes a structured error body with the request id and x-agw-attempts (like
+    every answer); unexpected ones are logged, not leaked."""
     request[REQUEST_ID_KEY] = _inbound_request_id(request)
     try:
         return await handler(request)
@@ -89,14 +100,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             return _cut(request, started)
         if not exc.agent and (agent := request.match_info.get("agent")):
             exc.agent = agent
-        return error_response(exc, request[REQUEST_ID_KEY])
+        return error_response(exc, request[REQUEST_ID_KEY], request.get(RECORD_KEY))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted({*exc.allowed_methods, "OPTIONS"}))
         if request.method == "OPTIONS":  # RFC 9110 section 9.3.7: what this resource supports
             return web.Response(status=204, headers={"allow": allowed})
         error = GatewayError(f"{request.method} is not served at {request.path}; use {allowed}")
         error.code = StatusCode.UNIMPLEMENTED
-        response = error_response(error, request[REQUEST_ID_KEY])
+        response = error_response(error, request[REQUEST_ID_KEY], request.get(RECORD_KEY))
         response.set_status(405)
         response.headers["allow"] = allowed
         return response
@@ -105,7 +116,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         code = _HTTP_EXCEPTION_CODES.get(exc.status, StatusCode.INVALID_ARGUMENT)
         detail = pb.ErrorDetail(code=code.value, message=exc.reason, request_id=request[REQUEST_ID_KEY])
-        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
+        body = {"error": wire.to_json(detail, with_defaults=True)}
+        return web.json_response(body, status=exc.status, headers=record_headers(request.get(RECORD_KEY)))
     except Exception as exc:
         if isinstance(exc, ConnectionResetError) and caller_gone(request):
             # The caller closed the connection mid-answer (a dropped stream): normal, not an error.
@@ -117,7 +129,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         detail = pb.ErrorDetail(
             code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request[REQUEST_ID_KEY]
         )
-        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
+        body = {"error": wire.to_json(detail, with_defaults=True)}
+        return web.json_response(body, status=500, headers=record_headers(request.get(RECORD_KEY)))
 
 
 def cors_middleware(rules: CorsRules) -> Middleware:
@@ -187,6 +200,7 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     if request.query:  # routes may match on query parameters (first value of each)
         invocation = dataclasses.replace(invocation, query={k: request.query[k] for k in request.query})
     request[REQUEST_ID_KEY] = invocation.context.request_id
+    request[RECORD_KEY] = invocation.record
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     return invocation, headers
 
@@ -201,7 +215,8 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         else:
             result = await gateway.invoke(invocation)
     body = wire_json.result_json(result, invocation.context)
-    return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
+    answer_headers = {REQUEST_ID: invocation.context.request_id, **record_headers(invocation.record)}
+    return web.json_response(body, headers=answer_headers)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -237,7 +252,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 "x-accel-buffering": "no",
                 REQUEST_ID: request_id,
                 # Retries and fallbacks happen only before the first event (known by now unless it is slow).
-                **record_headers(invocation),
+                **record_headers(invocation.record),
             }
         )
         await response.prepare(request)
