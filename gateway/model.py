@@ -126,6 +126,9 @@ class Context:
     request_id: str = ""
     baggage: Mapping[str, str] = field(default_factory=dict)
     deadline: float | None = None
+    # Sent to the agent as ``idempotency-key``: the same on every re-send of one logical call
+    # (a durable workflow's step resumed by another gateway).
+    idempotency_key: str = ""
 
     def remaining(self, now: float | None = None) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""
@@ -166,6 +169,10 @@ class CallRecord:
     usage: TokenUsage | None = None
     # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
     depth: int = 0
+    # The calls its request tree had made (see gateway.call_budget) when this call last entered.
+    tree_calls: int = 0
+    # The workflow run it started, when it called a workflow ("" otherwise).
+    workflow_run: str = ""
 
 
 @dataclass(frozen=True, slots=True)

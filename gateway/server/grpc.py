@@ -14,6 +14,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
+from gateway.context import context_from_headers
 from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
@@ -23,6 +24,7 @@ from gateway.security.tls import peer_identities_from_grpc
 from gateway.server.drain import CURRENT_DRAIN, Drain
 from gateway.server.grpc_standard import add_health, add_reflection
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, rpc_span, server_span
+from gateway.server.steps_view import StepsView
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
@@ -149,7 +151,7 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
 
     def _invocation(
         self, request: pb.InvokeRequest | MalformedRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[Invocation, dict[str, str]]:
+    ) -> tuple[Invocation, dict[str, str], StepsView]:
         # Authenticate before looking at the request, so strangers learn nothing from parse errors.
         credentials = grpc_credentials(context)
         identity = self.guard.authenticate(credentials)
@@ -157,39 +159,49 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
             raise InvalidRequest(f"the request is not a valid agentgateway.v1.InvokeRequest: {request.reason}")
         headers = self.guard.headers_for(credentials.headers, identity)
         invocation = invocation_for(request, headers, _remaining(context))
-        return self.guard.admit(invocation, identity), headers
+        return self.guard.admit(invocation, identity), headers, StepsView(self.gateway, self.guard, identity)
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
-            invocation, headers = self._invocation(request, context)
+            invocation, headers, view = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
             call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "Invoke")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
-                result = await self.gateway.invoke(invocation)
+                try:
+                    result = await self.gateway.invoke(invocation)
+                except GatewayError as exc:
+                    raise view.error(exc) from None
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation.record).items()))
-            return self._fitting(wire.result_to_pb(result, invocation.context))
+            return self._fitting(wire.result_to_pb(view.result(result), invocation.context))
         raise AssertionError("unreachable: RpcErrors aborts")
 
     async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
         async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
-            invocation, headers = self._invocation(request, context)
+            invocation, headers, view = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
             call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
-                agent, events = self.gateway.open_stream(invocation)
-                events = bounded(events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration)
-                collector = ResultCollector(agent)
-                sequence = 0
-                async for event in events:
-                    sequence += 1
-                    collector.add(event)
-                    yield self._fitting(pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence)))
-                final = pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-                yield self._fitting(final)
+                try:
+                    agent, events = self.gateway.open_stream(invocation)
+                    events = bounded(
+                        events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration
+                    )
+                    collector = ResultCollector(agent)
+                    sequence = 0
+                    async for event in events:
+                        sequence += 1
+                        collector.add(event)
+                        yield self._fitting(
+                            pb.InvokeStreamResponse(event=wire.event_to_pb(view.event(event), sequence))
+                        )
+                except GatewayError as exc:
+                    raise view.error(exc) from None
+                result = view.result(collector.result())
+                yield self._fitting(pb.InvokeStreamResponse(result=wire.result_to_pb(result, invocation.context)))
                 trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
                 context.set_trailing_metadata(trailers)
 
@@ -208,9 +220,14 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        async with RpcErrors(context, "AgentGatewayService/ListAgents"):
-            self.guard.authenticate(grpc_credentials(context))
-        return list_agents_response(self.gateway)
+        async with RpcErrors(context, "AgentGatewayService/ListAgents") as call:
+            credentials = grpc_credentials(context)
+            self.guard.authenticate(credentials)
+            call.request_id = request_id = context_from_headers(credentials.headers).request_id
+        response = list_agents_response(self.gateway)
+        response.request_id = request_id
+        context.set_trailing_metadata((("x-request-id", request_id),))
+        return response
 
 
 def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:

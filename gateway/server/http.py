@@ -44,6 +44,7 @@ from gateway.server.request_keys import (
     STARTED_KEY,
 )
 from gateway.server.sse import SseWriter, current_task_canceller
+from gateway.server.steps_view import StepsView
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
@@ -205,16 +206,24 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     return invocation, headers
 
 
+def _steps_view(request: web.Request) -> StepsView:
+    return StepsView(request.app[GATEWAY_KEY], request.app[GUARD_KEY], request[IDENTITY_KEY])
+
+
 async def invoke(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
+    view = _steps_view(request)
     name, attributes = http_span(request)
     with server_span(gateway.tracer, name, headers, invocation.context, attributes):
-        if request.app[LISTENER_KEY].cancel_on_disconnect:
-            result = await unless_caller_leaves(request, gateway.invoke(invocation))
-        else:
-            result = await gateway.invoke(invocation)
-    body = wire_json.result_json(result, invocation.context)
+        try:
+            if request.app[LISTENER_KEY].cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent):
+                result = await unless_caller_leaves(request, gateway.invoke(invocation))
+            else:
+                result = await gateway.invoke(invocation)
+        except GatewayError as exc:
+            raise view.error(exc) from None
+    body = wire_json.result_json(view.result(result), invocation.context)
     answer_headers = {REQUEST_ID: invocation.context.request_id, **record_headers(invocation.record)}
     return web.json_response(body, headers=answer_headers)
 
@@ -243,8 +252,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         except BaseException:
             first_event.cancel()
             raise
-        if first_event.done():
-            first_event.result()  # a failure before any event: a proper error status
+        view = _steps_view(request)
+        if first_event.done() and (failure := first_event.exception()) is not None:
+            # A failure before any event: a proper error status.
+            raise view.error(failure) if isinstance(failure, GatewayError) else failure
         response = web.StreamResponse(
             headers={
                 "content-type": "text/event-stream",
@@ -257,7 +268,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         # Keep-alives while the agent is silent; a keep-alive that cannot be written means the caller left.
-        gone = current_task_canceller() if listener.cancel_on_disconnect else None
+        cancels = listener.cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent)
+        gone = current_task_canceller() if cancels else None
         async with SseWriter(response, listener.sse_keepalive, gone) as writer:
             sequence = 0
             try:
@@ -268,13 +280,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     async for event in _chain(pending, iterator):
                         sequence += 1
                         collector.add(event)
-                        item = wire_json.stream_event_json(event, sequence)
+                        item = wire_json.stream_event_json(view.event(event), sequence)
                         await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
-                final = wire_json.stream_result_json(collector.result(), invocation.context)
+                final = wire_json.stream_result_json(view.result(collector.result()), invocation.context)
                 await writer.send(format_sse(json.dumps(final), "result"))
             except GatewayError as exc:
                 # Headers are gone: the error travels as the stream's last event.
-                await writer.send(format_sse(json.dumps(wire.error_json(exc, request_id)), "error"))
+                await writer.send(format_sse(json.dumps(wire.error_json(view.error(exc), request_id)), "error"))
         await response.write_eof()
     return response
 
@@ -295,7 +307,9 @@ async def _chain(first: list[Event], rest: AsyncIterator[Event]) -> AsyncIterato
 
 async def list_agents(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    return web.json_response(wire.to_json(list_agents_response(gateway)))
+    response = list_agents_response(gateway)
+    response.request_id = request[REQUEST_ID_KEY]
+    return web.json_response(wire.to_json(response))
 
 
 async def healthz(request: web.Request) -> web.Response:

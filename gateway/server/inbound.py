@@ -112,6 +112,8 @@ def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:
 
 ATTEMPTS_HEADER = "x-agw-attempts"
 FALLBACK_HEADER = "x-agw-fallback"
+# The workflow run a call started (the state service's workflow scope, the runs store's key).
+WORKFLOW_RUN_HEADER = "x-agw-workflow-run"
 
 
 def record_headers(record: CallRecord | None) -> dict[str, str]:
@@ -122,4 +124,6 @@ def record_headers(record: CallRecord | None) -> dict[str, str]:
     headers = {ATTEMPTS_HEADER: str(record.attempts)}
     if record.fallback:
         headers[FALLBACK_HEADER] = record.fallback
+    if record.workflow_run:
+        headers[WORKFLOW_RUN_HEADER] = record.workflow_run
     return headers

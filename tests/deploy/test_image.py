@@ -514,7 +514,7 @@ def test_calls_through_both_fronts_reach_the_host_agent_with_context_headers(
             messages=[pb.Message(role=pb.ROLE_USER, parts=[pb.Part(text="over grpc")])],
             context=pb.Context(session_id="s-1"),
         )
-        response = pb_grpc.AgentGatewayStub(channel).Invoke(
+        response = pb_grpc.AgentGatewayServiceStub(channel).Invoke(
             request, metadata=(("traceparent", TRACEPARENT),), timeout=10
         )
     assert response.messages[0].parts[0].text == "echo: over grpc"

@@ -373,6 +373,7 @@ agents:
 workflows:
   pass-note:
     kind: sequential
+    steps_in_answer: outputs
     steps:
       - {{name: write, agent: writer}}
       - {{name: read, agent: reader}}
