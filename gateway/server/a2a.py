@@ -31,7 +31,7 @@ from gateway.pipeline import Gateway
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a_operations import A2AOperations, Caller
 from gateway.server.json_body import read_json
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
+from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 from gateway.server.sse import SseWriter
 from gateway.tasks.errors import A2AError, UnsupportedOperation, VersionNotSupported
 from gateway.tasks.shapes import stream_v03, task_v03
@@ -346,9 +346,12 @@ class A2AFront:
         await response.prepare(request)
         async with SseWriter(response, self.sse_keepalive) as writer:
             try:
-                async for frame in frames:
-                    payload = frame if version == "1.0" else stream_v03(frame)
-                    await writer.send(format_sse(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": payload})))
+                # Its own drain scope, so a stream still running at the drain deadline ends with an error frame.
+                async with request.app[DRAIN_KEY].scope():
+                    async for frame in frames:
+                        payload = frame if version == "1.0" else stream_v03(frame)
+                        result = {"jsonrpc": "2.0", "id": request_id, "result": payload}
+                        await writer.send(format_sse(json.dumps(result)))
             except GatewayError as exc:
                 # Headers are gone (or a stream was asked for): the error travels as the last frame.
                 error = _rpc_error(exc)

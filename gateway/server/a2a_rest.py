@@ -22,6 +22,7 @@ from gateway.model import GatewayError
 from gateway.server.a2a import A2AFront, error_reason, requested_version
 from gateway.server.a2a_operations import Caller
 from gateway.server.json_body import read_json
+from gateway.server.request_keys import DRAIN_KEY
 from gateway.server.sse import SseWriter
 from gateway.tasks.errors import A2AError, InvalidParams
 
@@ -123,8 +124,9 @@ class A2ARestBinding:
         await response.prepare(request)
         async with SseWriter(response, self.front.sse_keepalive) as writer:
             try:
-                async for frame in frames:
-                    await writer.send(format_sse(json.dumps(frame)))
+                async with request.app[DRAIN_KEY].scope():  # the drain deadline ends it with an error frame
+                    async for frame in frames:
+                        await writer.send(format_sse(json.dumps(frame)))
             except GatewayError as exc:
                 body = json.loads(error_response(exc).text or "{}")
                 await writer.send(format_sse(json.dumps(body)))
