@@ -27,6 +27,7 @@ import aiohttp
 from pydantic import Field
 from yarl import URL
 
+from adapters.a2a_grpc import A2AGrpcUpstream
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.transport import HttpTransport
 from adapters.usage import token_usage
@@ -37,6 +38,7 @@ from gateway.model import (
     DataPart,
     Event,
     FilePart,
+    GatewayError,
     Message,
     Part,
     Result,
@@ -59,6 +61,8 @@ _TERMINAL = {"completed", "failed", "canceled", "rejected"}
 # Terminal and interrupted states, normalized to the 0.3 spelling.
 _FAILED = {"failed", "canceled"}
 _REJECTED = {"rejected"}
+# The task waits for the client.
+_WAITING = {"input-required", "auth-required"}
 
 
 class A2AOptions(AdapterOptions):
@@ -71,6 +75,12 @@ class A2AOptions(AdapterOptions):
     # Call a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
     # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
     follow_card_url: bool = False
+    # The binding to the upstream: JSON-RPC, HTTP+JSON (REST), gRPC, or "auto" (the card's JSON-RPC
+    # interface, else its HTTP+JSON one, else its gRPC one). With HTTP+JSON, rpc_url is the REST base URL.
+    binding: Literal["auto", "JSONRPC", "HTTP+JSON", "GRPC"] = "auto"
+    # The gRPC target (host:port) and tenant; from the card's GRPC interface when empty.
+    grpc_target: str = ""
+    grpc_tenant: str = ""
 
 
 Origin = tuple[str, str, int | None]
@@ -153,6 +163,18 @@ class A2AAdapter(Adapter):
         if self.options.rpc_url:
             self.trusted.add(origin_of(URL(self.options.rpc_url)))
         self._rpc_url: str = self.options.rpc_url
+        self._grpc: A2AGrpcUpstream | None = None
+        # HTTP+JSON: rpc_url is the REST base (``{base}/message:send``...).
+        self._rest = self.options.binding == "HTTP+JSON"
+        if self.options.binding == "GRPC" and self.options.grpc_target:
+            self._grpc = self._grpc_upstream(self.options.grpc_target, self.options.grpc_tenant)
+
+    def _grpc_upstream(self, target: str, tenant: str) -> A2AGrpcUpstream:
+        host = target.rpartition(":")[0].strip("[]").lower()
+        # Credentials (headers, the client certificate) only to the endpoint's host or a configured target.
+        trusted = host == (self.endpoint.host or "").lower() or target == self.options.grpc_target
+        metadata = {**self.options.headers, "a2a-version": "1.0"} if trusted else {"a2a-version": "1.0"}
+        return A2AGrpcUpstream(self.spec.name, target, tenant, metadata, self.spec.tls if trusted else None)
 
     def transport_for(self, url: str) -> HttpTransport:
         """The configured transport (credentials included) on a configured origin, else the bare one."""
@@ -167,22 +189,32 @@ class A2AAdapter(Adapter):
         return str(self.endpoint.origin().join(URL(url.raw_path_qs, encoded=True)))
 
     async def rpc_url(self, call: Call) -> str:
-        """The JSON-RPC endpoint, from the agent card on first use."""
-        if self._rpc_url:
+        """The JSON-RPC endpoint, from the agent card on first use ("" once the card chose gRPC)."""
+        if self._rpc_url or self._grpc is not None:
             return self._rpc_url
         _, card = await self.transport.request_json(call, "GET", self.options.card_path)
         if not isinstance(card, dict):
             raise UpstreamError("the agent card is not a JSON object", agent=self.spec.name)
-        named = ""
+        found: dict[str, Mapping[str, Any]] = {}
         for interface in card.get("supportedInterfaces") or card.get("additionalInterfaces") or []:
             binding = str(interface.get("protocolBinding") or interface.get("transport") or "").upper()
-            if binding == "JSONRPC" and interface.get("url"):
-                named = str(interface["url"])
-                break
-        if not named and isinstance(card.get("url"), str):
+            if interface.get("url") and binding not in found:
+                found[binding] = interface
+        wanted = self.options.binding
+        if wanted == "auto":
+            wanted = next((b for b in ("JSONRPC", "HTTP+JSON", "GRPC") if b in found), "JSONRPC")
+        self._rest = wanted == "HTTP+JSON"
+        named = str(found[wanted]["url"]) if wanted in found and wanted != "GRPC" else ""
+        grpc_interface = found.get("GRPC") if wanted == "GRPC" else None
+        if not named and isinstance(card.get("url"), str) and wanted == "JSONRPC":
             named = card["url"]
+        if grpc_interface is not None:
+            self._grpc = self._grpc_upstream(
+                self._grpc_target(str(grpc_interface["url"])), str(grpc_interface.get("tenant") or "")
+            )
+            return ""
         if not named:
-            raise UpstreamError("the agent card names no JSON-RPC interface", agent=self.spec.name)
+            raise UpstreamError(f"the agent card names no {wanted} interface", agent=self.spec.name)
         try:
             self._rpc_url = self._card_target(named)
         except ValueError:
@@ -191,8 +223,28 @@ class A2AAdapter(Adapter):
             ) from None
         return self._rpc_url
 
+    def _grpc_target(self, named: str) -> str:
+        """A card's gRPC target; on another host than the endpoint's only with follow_card_url."""
+        # Cards write it as a URL (http(s)://host:port, as the spec's example) or a bare host:port.
+        if "://" in named:
+            url = URL(named)
+            raw_host = url.raw_host or ""
+            target = f"[{raw_host}]:{url.port}" if ":" in raw_host else f"{raw_host}:{url.port}"
+        else:
+            target = named.rstrip("/")
+        host, _, port = target.rpartition(":")
+        if host.strip("[]").lower() == (self.endpoint.host or "").lower() or self.options.follow_card_url:
+            return target
+        endpoint_host = self.endpoint.host or ""
+        return f"[{endpoint_host}]:{port}" if ":" in endpoint_host else f"{endpoint_host}:{port}"
+
     def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
-        version = self.options.protocol_version
+        method = _METHODS[self.options.protocol_version][1 if streaming else 0]
+        return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": self._params(call)}
+
+    def _params(self, call: Call) -> dict[str, Any]:
+        """The ``SendMessageRequest`` (JSON-RPC ``params``; over gRPC always in 1.0 shapes)."""
+        version = "1.0" if self._grpc is not None or self._rest else self.options.protocol_version
         source = call.invocation.messages[-1]
         message: dict[str, Any] = {
             "role": "ROLE_USER" if version == "1.0" else "user",
@@ -210,8 +262,7 @@ class A2AAdapter(Adapter):
             params["configuration"] = extra["configuration"]
         if isinstance(extra.get("metadata"), dict):
             params["metadata"] = extra["metadata"]
-        method = _METHODS[version][1 if streaming else 0]
-        return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
+        return params
 
     def _result(self, envelope: Any) -> Mapping[str, Any]:
         if not isinstance(envelope, dict):
@@ -229,6 +280,17 @@ class A2AAdapter(Adapter):
             raise UpstreamError("the JSON-RPC response has no result", agent=self.spec.name)
         return result
 
+    def _rest_result(self, answer: Any) -> Mapping[str, Any]:
+        """An HTTP+JSON answer or stream frame; an error body (google.rpc.Status) is the agent's refusal."""
+        if not isinstance(answer, dict):
+            raise UpstreamError("the agent sent a malformed HTTP+JSON answer", agent=self.spec.name)
+        if isinstance(answer.get("error"), dict):
+            error = answer["error"]
+            raise UpstreamRejected(
+                f"A2A error {error.get('status', '')}: {error.get('message', '')}", agent=self.spec.name
+            )
+        return answer
+
     def _check_state(self, state: str, task: Mapping[str, Any]) -> None:
         if state in _FAILED | _REJECTED:
             status_message = task.get("status", {}).get("message") if isinstance(task.get("status"), dict) else None
@@ -242,8 +304,18 @@ class A2AAdapter(Adapter):
 
     async def invoke(self, call: Call) -> Result:
         url = await self.rpc_url(call)
-        _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
-        kind, payload = frame_kind(self._result(envelope))
+        reply: Mapping[str, Any]
+        if self._grpc is not None:
+            reply = await self._grpc.send(call, self._params(call))
+        elif self._rest:
+            _, answer = await self.transport_for(url).request_json(
+                call, "POST", f"{url}/message:send", self._params(call)
+            )
+            reply = self._rest_result(answer)
+        else:
+            _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
+            reply = self._result(envelope)
+        kind, payload = frame_kind(reply)
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
         state = normalize_state(payload.get("status", {}).get("state"))
@@ -276,12 +348,8 @@ class A2AAdapter(Adapter):
         state = ""
         ended = False  # the upstream closed the stream itself (even in input-required: the task waits)
         try:
-            async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
-                try:
-                    envelope = json.loads(sse.data)
-                except json.JSONDecodeError:
-                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
-                kind, payload = frame_kind(self._result(envelope))
+            async for frame in self._frames(call, url):
+                kind, payload = frame_kind(frame)
                 if kind != "message":
                     task_id = str(payload.get("id") if kind == "task" else payload.get("taskId") or task_id)
                 if isinstance(payload.get("status"), dict):
@@ -293,8 +361,37 @@ class A2AAdapter(Adapter):
             if task_id and not ended and state not in _TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
 
+    async def _frames(self, call: Call, url: str) -> AsyncIterator[Mapping[str, Any]]:
+        """The stream's results (StreamResponse JSON), whichever binding carries them."""
+        if self._grpc is not None:
+            async for frame in self._grpc.stream(call, self._params(call)):
+                yield frame
+            return
+        if self._rest:
+            transport = self.transport_for(url)
+            async for sse in transport.stream_sse(call, "POST", f"{url}/message:stream", self._params(call)):
+                try:
+                    yield self._rest_result(json.loads(sse.data))
+                except json.JSONDecodeError:
+                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+            return
+        async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
+            try:
+                envelope = json.loads(sse.data)
+            except json.JSONDecodeError:
+                raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+            yield self._result(envelope)
+
     async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
         """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
+        if self._grpc is not None:
+            await self._grpc.cancel(call, upstream["task_id"])
+            return
+        if self._rest:
+            url = f"{upstream['rpc_url']}/tasks/{upstream['task_id']}:cancel"
+            with contextlib.suppress(GatewayError):
+                await self.transport_for(upstream["rpc_url"]).request_json(call, "POST", url, {})
+            return
         body = {
             "jsonrpc": "2.0",
             "id": uuid.uuid4().hex,
@@ -310,6 +407,11 @@ class A2AAdapter(Adapter):
             ) as response:
                 await response.read()
 
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._grpc is not None:
+            await self._grpc.aclose()
+
     def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
         if kind == "message":
             return [Event("message", message=gateway_message(payload))]
@@ -321,7 +423,12 @@ class A2AAdapter(Adapter):
             return events
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
-        return [
+        events = []
+        status_message = payload.get("status", {}).get("message")
+        if state in _WAITING and isinstance(status_message, dict):
+            # What the agent asks the client (the answer continues the task): part of the reply.
+            events.append(Event("message", message=gateway_message(status_message)))
+        events.append(
             Event(
                 "status",
                 data={
@@ -330,4 +437,5 @@ class A2AAdapter(Adapter):
                     "context_id": payload.get("contextId"),
                 },
             )
-        ]
+        )
+        return events

@@ -1070,6 +1070,14 @@ class RunsConfig(Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
 
 
+class A2AConfig(Strict):
+    """The A2A front (``/a2a/{agent}``) and discovery (``/.well-known/agent-card.json``, ``/a2a``)."""
+
+    # The agent the origin's agent card describes (an agent or a route's agent name);
+    # without one the card describes the gateway and lists its agents as skills.
+    default_agent: Name | None = None
+
+
 class GatewayConfig(Strict):
     """The root of a gateway YAML file."""
 
@@ -1107,6 +1115,14 @@ class GatewayConfig(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     # Background runs; they need the state service (``state`` not null).
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    a2a: A2AConfig = Field(default_factory=A2AConfig)
+
+    @model_validator(mode="after")
+    def _a2a_default_agent_exists(self) -> GatewayConfig:
+        name = self.a2a.default_agent
+        if name is not None and name not in self.agents and not any(r.match.agent == name for r in self.routes):
+            raise ValueError(f"a2a.default_agent {name!r} is neither an agent nor a route's agent name")
+        return self
 
     @model_validator(mode="after")
     def _completion_subject_on_bus(self) -> GatewayConfig:

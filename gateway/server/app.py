@@ -19,12 +19,17 @@ from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_run_store
 from gateway.runs.manager import RunManager
+from gateway.runs.sqlite import SqliteRunStore
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
 from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
+from gateway.server.a2a import A2AFront, add_a2a_routes
+from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_method_handlers
+from gateway.server.a2a_operations import A2AOperations
+from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
 from gateway.server.connections import ListenError, ListenerSite, bind_failure
 from gateway.server.drain import Drain
@@ -41,6 +46,9 @@ from gateway.server.state_http import add_state_routes
 from gateway.state.access import ScopeAccess
 from gateway.state.build import build_access, build_store
 from gateway.state.store import StateStore
+from gateway.tasks.build import build_task_store
+from gateway.tasks.service import TaskService
+from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
@@ -96,7 +104,11 @@ class GatewayServer:
         self.health: health.aio.HealthServicer | None = None
         self.reloader: ConfigReloader | None = None
         self.admin_runner: web.AppRunner | None = None
-        self._opened: list[StateStore | RunStore] = []
+        # A2A tasks beside the runs executing their turns (in memory without a state backend).
+        self.task_store: TaskStore = build_task_store(config.state, config.runs)
+        self.a2a_runs: RunManager | None = None
+        self.tasks: TaskService | None = None
+        self._opened: list[StateStore | RunStore | TaskStore] = []
 
     async def start(self) -> BoundAddresses:
         """Open the stores, then the fronts; raises ListenError when a listener cannot bind
@@ -109,6 +121,8 @@ class GatewayServer:
         if self.run_store is not None:
             await self.run_store.open()
             self._opened.append(self.run_store)
+        await self.task_store.open()
+        self._opened.append(self.task_store)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
@@ -117,18 +131,33 @@ class GatewayServer:
         self.events = events = EventRuntime(self.config, gateway, tracer)
         events.attach(gateway)
         await events.start()
+        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
         if self.run_store is not None:
-            webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
             self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
             await self.runs.start()
+        self.a2a_runs = self.runs
+        if self.a2a_runs is None:
+            # No state backend: A2A tasks and their runs live as long as the process.
+            memory_runs = SqliteRunStore(":memory:", self.config.runs.retention)
+            await memory_runs.open()
+            self._opened.append(memory_runs)
+            self.a2a_runs = RunManager(memory_runs, gateway, self.config.runs, webhooks)
+            await self.a2a_runs.start()
+        push = bool(self.config.runs.webhooks.allowed_prefixes)
+        self.tasks = TaskService(self.task_store, self.a2a_runs, webhooks, push)
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
         limiter = RateLimiter(security.rate_limits)
         budgets = TokenBudgets(security.token_budgets)
         if security.token_budgets:
-            self.gateway.calls.on_finished.append(budgets.spent_by)
+            gateway.calls.on_finished.append(budgets.spent_by)
         http_address = grpc_address = None
+        a2a = A2AFront(
+            gateway,
+            A2AOperations(gateway, self.tasks),
+            listeners.http.sse_keepalive if listeners.http is not None else None,
+        )
         if listeners.http is not None:
             http = listeners.http
             passthrough = Passthrough(gateway, self.passthrough_session, tracer)
@@ -139,6 +168,11 @@ class GatewayServer:
             add_event_routes(app, events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
+            add_a2a_routes(app, a2a)
+            rest = A2ARestBinding(a2a)
+            rest.add_routes(app, "/a2a/{agent}/rest")
+            if self.config.a2a.default_agent is not None:
+                rest.add_routes(app, "")  # the origin is the default agent's REST interface too
             # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
@@ -164,6 +198,7 @@ class GatewayServer:
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
+            extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
             self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
@@ -181,6 +216,10 @@ class GatewayServer:
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
+        if grpc_address and listeners.grpc is not None:
+            a2a.grpc_url = f"{'https' if listeners.grpc.tls else 'http'}://{grpc_address}"
+        if http_address and listeners.http is not None:
+            a2a.http_origin = f"{'https' if listeners.http.tls else 'http'}://{http_address}"
         admin_address = await self._start_admin(gateway)
         self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
         self.serving = True
@@ -227,10 +266,12 @@ class GatewayServer:
             waits.append(self.grpc_server.stop(grace + ANSWER_TIME))
         if self.runner is not None:
             waits.append(self.runner.cleanup())
-        if self.runs is not None:
+        if self.a2a_runs is not None:
             # Alongside the fronts: followers of a run end when it does.
-            waits.append(self.runs.aclose(grace))
+            waits.append(self.a2a_runs.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
+        if self.tasks is not None:
+            await self.tasks.aclose()
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
         if self.events is not None:

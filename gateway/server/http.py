@@ -28,7 +28,6 @@ from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
-from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import caller_gone, unless_caller_leaves
 from gateway.server.drain import Drain
@@ -311,5 +310,4 @@ def build_http_app(
     app.router.add_get("/v1/agents", list_agents)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/v1/proxy/{agent}/{tail:.*}", passthrough.handle)
-    add_a2a_routes(app, A2AFront(gateway))
     return app
