@@ -104,11 +104,11 @@ class GatewayServer:
         self.health: health.aio.HealthServicer | None = None
         self.reloader: ConfigReloader | None = None
         self.admin_runner: web.AppRunner | None = None
+        self._opened: list[StateStore | RunStore | TaskStore] = []
         # A2A tasks beside the runs executing their turns (in memory without a state backend).
         self.task_store: TaskStore = build_task_store(config.state, config.runs)
         self.a2a_runs: RunManager | None = None
         self.tasks: TaskService | None = None
-        self._opened: list[StateStore | RunStore | TaskStore] = []
 
     async def start(self) -> BoundAddresses:
         """Open the stores, then the fronts; raises ListenError when a listener cannot bind
@@ -138,20 +138,21 @@ class GatewayServer:
         self.a2a_runs = self.runs
         if self.a2a_runs is None:
             # No state backend: A2A tasks and their runs live as long as the process.
-            memory_runs = SqliteRunStore(":memory:", self.config.runs.retention)
-            await memory_runs.open()
-            self._opened.append(memory_runs)
-            self.a2a_runs = RunManager(memory_runs, gateway, self.config.runs, webhooks)
+            a2a_run_store = SqliteRunStore(":memory:", self.config.runs.retention)
+            await a2a_run_store.open()
+            self._opened.append(a2a_run_store)
+            self.a2a_runs = RunManager(a2a_run_store, gateway, self.config.runs, webhooks)
             await self.a2a_runs.start()
-        push = bool(self.config.runs.webhooks.allowed_prefixes)
-        self.tasks = TaskService(self.task_store, self.a2a_runs, webhooks, push)
+        self.tasks = TaskService(
+            self.task_store, self.a2a_runs, webhooks, bool(self.config.runs.webhooks.allowed_prefixes)
+        )
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
         limiter = RateLimiter(security.rate_limits)
         budgets = TokenBudgets(security.token_budgets)
         if security.token_budgets:
-            gateway.calls.on_finished.append(budgets.spent_by)
+            self.gateway.calls.on_finished.append(budgets.spent_by)
         http_address = grpc_address = None
         a2a = A2AFront(
             gateway,

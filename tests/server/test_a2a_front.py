@@ -219,3 +219,35 @@ def test_default_agent_must_exist() -> None:
 
     with pytest.raises(ConfigError, match=r"a2a\.default_agent 'ghost'"):
         load_config_text("agents: {echo: {kind: http, endpoint: 'http://127.0.0.1:1'}}\na2a: {default_agent: ghost}\n")
+
+
+async def test_guardrails_apply_to_a2a_messages(gateway_factory: GatewayFactory, echo_url: str) -> None:
+    """A sync check on the agent's output fails the task (a stream's checks are only recorded:
+    the stream already reached the caller, as on every front)."""
+    method = "SendMessage"
+    yaml = yaml_for(echo_url) + """
+checks:
+  no-secrets: {kind: regex, pattern: "^(?!.*secret).*$"}
+evaluations:
+  - {target: echo, checks: [no-secrets], mode: sync}
+"""
+    async with gateway_factory(yaml) as gw, aiohttp.ClientSession() as session:
+        url, headers = f"http://{gw.addresses.http}/a2a/echo", {"a2a-version": "1.0"}
+
+        async def send(text: str) -> dict[str, Any]:
+            body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": {
+                "role": "ROLE_USER", "messageId": uuid.uuid4().hex, "parts": [{"text": text}]}}}
+            async with session.post(url, json=body, headers=headers) as response:
+                frames = [json.loads(line[6:]) async for line in response.content if line.startswith(b"data: ")] \
+                    if method == "SendStreamingMessage" else [await response.json()]
+            task_id = frames[0]["result"]["task"]["id"]
+            get = {"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task_id}}
+            async with session.post(url, json=get, headers=headers) as response:
+                task: dict[str, Any] = (await response.json())["result"]
+            return task
+
+        assert (await send("hello"))["status"]["state"] == "TASK_STATE_COMPLETED"
+        blocked = await send("the secret plan")
+        assert blocked["status"]["state"] == "TASK_STATE_FAILED"
+        assert "no-secrets" in json.dumps(blocked["status"])
+        assert "artifacts" not in blocked or blocked["artifacts"] == []
