@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
@@ -105,6 +105,14 @@ class ActiveRun:
             self.window_start += drop
 
 
+class AnswerView(Protocol):
+    """What a run's owner may see of its events and its error (the fronts' steps view)."""
+
+    def event(self, event: Event) -> Event: ...
+
+    def error(self, error: GatewayError) -> GatewayError: ...
+
+
 class RunNotFinished(GatewayError):
     """The result of a run that is still going was asked for."""
 
@@ -140,12 +148,20 @@ class RunManager:
     # -- submit and execute ------------------------------------------------
 
     async def submit(
-        self, invocation: Invocation, owner: str, webhook_url: str = "", *, streaming: bool = True
+        self,
+        invocation: Invocation,
+        owner: str,
+        webhook_url: str = "",
+        view: AnswerView | None = None,
+        *,
+        streaming: bool = True,
     ) -> RunRecord:
         """Route the invocation now (so a bad call fails at once), record the run, start it.
 
-        ``streaming=False`` runs it as a foreground invoke would (the adapter's unary call,
-        whose reply may differ from its stream), recorded as one ``message`` event per reply message.
+        ``view`` cuts what the owner may not see (a workflow's steps) from events and errors
+        before they are recorded. ``streaming=False`` runs it as a foreground invoke would (the
+        adapter's unary call, whose reply may differ from its stream), recorded as one ``message``
+        event per reply message.
         """
         if self._closing:
             raise UpstreamUnavailable("the gateway is shutting down: submit the run to another gateway")
@@ -172,7 +188,7 @@ class RunManager:
         self._active[record.run_id] = active
         parent = otel_context.get_current()
         active.task = asyncio.create_task(
-            self._execute(active, invocation, answering, events, parent), name=f"agw-run-{record.run_id}"
+            self._execute(active, invocation, answering, events, parent, view), name=f"agw-run-{record.run_id}"
         )
         return record
 
@@ -183,6 +199,7 @@ class RunManager:
         answering: str,
         events: AsyncIterator[Event],
         parent: otel_context.Context,
+        view: AnswerView | None = None,
     ) -> None:
         active.started = True
         record = active.record
@@ -200,6 +217,8 @@ class RunManager:
                 sequence = 0
                 async for event in events:
                     sequence += 1
+                    if view is not None:
+                        event = view.event(event)
                     collector.add(event)
                     self._record_event(active, event, sequence)
                 result = collector.result()
@@ -212,6 +231,7 @@ class RunManager:
                     task.uncancel()
                 outcome = self._cancelled_outcome(active)
             except GatewayError as exc:
+                exc = view.error(exc) if view is not None else exc
                 outcome = {"status": RunStatus.FAILED, "error": wire.error_json(exc, record.request_id)["error"]}
                 outcome["error_status"] = exc.status
             except Exception as exc:
