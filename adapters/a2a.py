@@ -76,7 +76,7 @@ _REJECTED = {"rejected"}
 # The task waits for the client.
 _WAITING = {"input-required", "auth-required"}
 # Accepted but not done: a non-blocking server's answer to SendMessage.
-_PENDING = {"submitted", "working", ""}
+_PENDING = {"submitted", "working"}
 
 
 class A2AOptions(AdapterOptions):

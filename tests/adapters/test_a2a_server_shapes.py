@@ -10,8 +10,12 @@ test (``tests/frameworks/test_a2a_peers.py``) tries the real server.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
+import pytest
+from a2a.types import a2a_pb2, a2a_pb2_grpc
 from aiohttp import web
 
 from gateway.client import AgentClient
@@ -99,3 +103,51 @@ async def test_a_replaced_artifact_yields_only_what_its_chunks_had_not(
         async with AgentClient(gw.addresses.grpc) as client:
             events = [e async for e in client.stream("peer", "hi", timeout=10)]
     assert [e.message.text for e in events if e.type == "delta" and e.message is not None] == ["one ", "two"]
+
+
+class NonBlockingGrpcAgent(a2a_pb2_grpc.A2AServiceServicer):  # type: ignore[misc]
+    """SendMessage answers the task submitted; GetTask answers it working, then completed."""
+
+    def __init__(self) -> None:
+        self.gets: list[tuple[str, str]] = []
+
+    async def SendMessage(self, request: Any, context: Any) -> Any:
+        task = a2a_pb2.Task(id="t-1", context_id="c-1")
+        task.status.state = a2a_pb2.TASK_STATE_SUBMITTED
+        return a2a_pb2.SendMessageResponse(task=task)
+
+    async def GetTask(self, request: Any, context: Any) -> Any:
+        self.gets.append((request.id, request.tenant))
+        task = a2a_pb2.Task(id=request.id, context_id="c-1")
+        if len(self.gets) < 2:
+            task.status.state = a2a_pb2.TASK_STATE_WORKING
+            return task
+        task.status.state = a2a_pb2.TASK_STATE_COMPLETED
+        task.artifacts.add(artifact_id="a-1").parts.add(text="done over grpc")
+        return task
+
+
+@pytest.fixture
+async def grpc_agent() -> AsyncIterator[tuple[str, NonBlockingGrpcAgent]]:
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    agent = NonBlockingGrpcAgent()
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(agent, server)  # type: ignore[no-untyped-call]
+    await server.start()
+    yield f"127.0.0.1:{port}", agent
+    await server.stop(None)
+
+
+async def test_a_grpc_task_answered_submitted_is_polled_too(
+    gateway_factory: GatewayFactory, grpc_agent: tuple[str, NonBlockingGrpcAgent]
+) -> None:
+    target, agent = grpc_agent
+    options = f"{{binding: GRPC, grpc_target: '{target}', grpc_tenant: t}}"
+    async with gateway_factory(
+        f"agents:\n  peer: {{kind: a2a, endpoint: 'http://{target}', options: {options}}}\n"
+    ) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc) as client:
+            result = await client.invoke("peer", "hi", timeout=10)
+    assert result.text == "done over grpc"
+    assert agent.gets == [("t-1", "t"), ("t-1", "t")]
