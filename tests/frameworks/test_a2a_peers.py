@@ -241,6 +241,22 @@ async def test_failing_agent_is_a_permanent_error(
     assert next(e.data["state"] for e in seen if e.type == "status") == "submitted"
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_failing_agent_fails_the_a2a_task(
+    gateway_factory: GatewayFactory, peer: tuple[Peer, ServerProcess], streaming: bool
+) -> None:
+    spec, server = peer
+    async with gateway_factory(gateway_yaml(server.url)) as gw, httpx.AsyncClient(timeout=20) as http:
+        config = ClientConfig(streaming=streaming, httpx_client=http)
+        client = await create_client(f"http://{gw.addresses.http}/a2a/peer", client_config=config)
+        request = SendMessageRequest(message=new_text_message("fail through the front", role=Role.ROLE_USER))
+        frames = [MessageToDict(f) async for f in client.send_message(request)]
+        await client.close()
+    final = frames[-1].get("task") or frames[-1]["statusUpdate"]
+    assert final["status"]["state"] == "TASK_STATE_FAILED"
+    assert spec.failure in final["status"]["message"]["parts"][0]["text"]
+
+
 async def test_killed_server_is_unavailable(
     gateway_factory: GatewayFactory,
     peer: tuple[Peer, ServerProcess],
