@@ -95,6 +95,9 @@ class A2AOptions(AdapterOptions):
     # The gRPC target (host:port) and tenant; from the card's GRPC interface when empty.
     grpc_target: str = ""
     grpc_tenant: str = ""
+    # A unary call is sent as a stream and its frames assembled into the task, so abandoning it
+    # (a cancelled run, a caller gone) cancels the upstream task too. Off for agents without streaming.
+    invoke_by_stream: bool = True
 
 
 Origin = tuple[str, str, int | None]
@@ -157,6 +160,10 @@ def frame_kind(result: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     return ("task", result) if "status" in result and "id" in result else ("message", result)
 
 
+class _NotStreamed(Exception):
+    """The agent refused the stream a unary call was sent as."""
+
+
 class A2AAdapter(Adapter):
     kind = "a2a"
     Options = A2AOptions
@@ -178,6 +185,8 @@ class A2AAdapter(Adapter):
             self.trusted.add(origin_of(URL(self.options.rpc_url)))
         self._rpc_url: str = self.options.rpc_url
         self._grpc: A2AGrpcUpstream | None = None
+        # Set once the agent refused to stream: unary calls are then sent as such.
+        self._unary_only = False
         # HTTP+JSON: rpc_url is the REST base (``{base}/message:send``...).
         self._rest = self.options.binding == "HTTP+JSON"
         if self.options.binding == "GRPC" and self.options.grpc_target:
@@ -318,17 +327,15 @@ class A2AAdapter(Adapter):
 
     async def invoke(self, call: Call) -> Result:
         url = await self.rpc_url(call)
-        reply: Mapping[str, Any]
-        if self._grpc is not None:
-            reply = await self._grpc.send(call, self._params(call))
-        elif self._rest:
-            _, answer = await self.transport_for(url).request_json(
-                call, "POST", f"{url}/message:send", self._params(call)
-            )
-            reply = self._rest_result(answer)
+        if self.options.invoke_by_stream and not self._unary_only:
+            try:
+                reply = await self._assembled(call, url)
+            except _NotStreamed:
+                # The agent does not stream (UnsupportedOperation, a plain JSON answer): ask it plainly from now on.
+                self._unary_only = True
+                reply = await self._unary(call, url)
         else:
-            _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
-            reply = self._result(envelope)
+            reply = await self._unary(call, url)
         kind, payload = frame_kind(reply)
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
@@ -411,6 +418,65 @@ class A2AAdapter(Adapter):
         finally:
             if task_id and not ended and state not in _TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
+
+    async def _unary(self, call: Call, url: str) -> Mapping[str, Any]:
+        """``SendMessage`` on the binding in use: the task (or message) it answers."""
+        if self._grpc is not None:
+            return await self._grpc.send(call, self._params(call))
+        if self._rest:
+            _, answer = await self.transport_for(url).request_json(
+                call, "POST", f"{url}/message:send", self._params(call)
+            )
+            return self._rest_result(answer)
+        _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
+        return self._result(envelope)
+
+    async def _assembled(self, call: Call, url: str) -> Mapping[str, Any]:
+        """The stream's frames assembled as the unary answer would be (the task, its artifacts with
+        appended parts joined); an abandoned stream cancels the task upstream."""
+        task: dict[str, Any] = {}
+        artifacts: dict[str, dict[str, Any]] = {}
+        task_id = state = ""
+        ended = received = False
+        try:
+            async for frame in self._frames(call, url):
+                received = True
+                kind, payload = frame_kind(frame)
+                if kind == "message":
+                    ended = True
+                    return {"message": payload}
+                if kind == "task":
+                    task = dict(payload)
+                    task_id = str(payload.get("id") or "")
+                    for artifact in payload.get("artifacts") or []:
+                        artifacts[str(artifact.get("artifactId"))] = {
+                            **artifact,
+                            "parts": list(artifact.get("parts", [])),
+                        }
+                elif kind == "artifact-update":
+                    artifact = payload.get("artifact") or {}
+                    key = str(artifact.get("artifactId"))
+                    if payload.get("append") and key in artifacts:
+                        artifacts[key]["parts"] += list(artifact.get("parts", []))
+                    else:
+                        artifacts[key] = {**artifact, "parts": list(artifact.get("parts", []))}
+                task_id = task_id or str(payload.get("taskId") or "")
+                if isinstance(payload.get("status"), dict):
+                    task["status"] = payload["status"]
+                    state = normalize_state(payload["status"].get("state"))
+                task.setdefault("id", task_id)
+                task.setdefault("contextId", payload.get("contextId"))
+            ended = True
+        except (UpstreamError, UpstreamRejected) as exc:
+            # Refused before any frame, and not for being unreachable or slow: it does not stream.
+            if received or type(exc) not in (UpstreamError, UpstreamRejected):
+                raise
+            raise _NotStreamed from exc
+        finally:
+            if task_id and not ended and state not in _TERMINAL:
+                self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
+        task["artifacts"] = list(artifacts.values())
+        return {"task": task}
 
     async def _frames(self, call: Call, url: str) -> AsyncIterator[Mapping[str, Any]]:
         """The stream's results (StreamResponse JSON), whichever binding carries them."""

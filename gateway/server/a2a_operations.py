@@ -244,10 +244,14 @@ class A2AOperations:
             ),
         )
         state = _string(data, "status", "params")
+        if state in ("TASK_STATE_UNSPECIFIED", "UNRECOGNIZED"):
+            # No filter, as clients that write every field say it: the proto's default, and what
+            # @a2a-js/sdk (ts-proto) writes for an unset enum.
+            state = ""
         if state:
             state = state_from_v03(state)
             if state not in STATES:
-                raise InvalidParams(f"params.status must be one of {', '.join(STATES)}")
+                raise InvalidParams(f"params.status {state[:40]!r} is not one of {', '.join(STATES)}")
         page_size = _count(data, "pageSize", "params", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
         history = _count(data, "historyLength", "params")
         after = None

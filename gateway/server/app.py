@@ -135,13 +135,13 @@ class GatewayServer:
         self.events = events = EventRuntime(self.config, gateway, tracer)
         events.attach(gateway)
         await events.start()
-        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
         if self.config.state is not None and any(w.durable for w in self.config.workflows.values()):
             journal = build_journal(self.config.state, self.config.runs)
             self.durable = DurableWorkflows(journal, self.config.runs.lease, lambda: gateway.workflows)
             gateway.durable_workflows = self.durable
             await self.durable.start()  # takes over runs left by a gateway that died
             await self.durable.listen(events.bus, wait_subjects(self.config))
+        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
         if self.run_store is not None:
             self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
             await self.runs.start()
@@ -179,13 +179,13 @@ class GatewayServer:
             add_event_routes(app, events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
+            if self.durable is not None:
+                add_wait_routes(app, self.durable)
             add_a2a_routes(app, a2a)
             rest = A2ARestBinding(a2a)
             rest.add_routes(app, "/a2a/{agent}/rest")
             if self.config.a2a.default_agent is not None:
                 rest.add_routes(app, "")  # the origin is the default agent's REST interface too
-            if self.durable is not None:
-                add_wait_routes(app, self.durable)
             # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False

@@ -112,7 +112,8 @@ async def test_the_card_chooses_grpc_when_it_offers_nothing_else(
     assert _texts(frames).startswith("echo: picked by card")
 
 
-async def test_cancel_reaches_the_grpc_agent(gateway_factory: GatewayFactory, grpc_agent: str) -> None:
+@pytest.mark.parametrize("method", ["SendStreamingMessage", "SendMessage"])
+async def test_cancel_reaches_the_grpc_agent(gateway_factory: GatewayFactory, grpc_agent: str, method: str) -> None:
     yaml = (
         "agents:\n"
         f"  remote: {{kind: a2a, endpoint: 'http://{grpc_agent}', options: {{binding: GRPC, grpc_target: '{grpc_agent}'}}}}\n"
@@ -120,16 +121,15 @@ async def test_cancel_reaches_the_grpc_agent(gateway_factory: GatewayFactory, gr
     async with gateway_factory(yaml) as gw, httpx.AsyncClient(timeout=20) as http:
         rpc = f"http://{gw.addresses.http}/a2a/remote"
         headers = {"a2a-version": "1.0"}
-        send = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {
-            "message": {"role": "ROLE_USER", "messageId": "m-slow", "parts": [{"text": "slow please"}]}}}
-        task_id = ""
-        async with http.stream("POST", rpc, json=send, headers=headers) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    frame = json.loads(line[6:])["result"]
-                    task_id = task_id or frame.get("task", {}).get("id", "")
-                    if "artifactUpdate" in frame:
-                        break  # the upstream is ticking; the caller leaves, the task goes on
+        message = {"role": "ROLE_USER", "messageId": "m-slow", "parts": [{"text": "slow please"}]}
+        if method == "SendMessage":
+            # A unary turn (returnImmediately): the adapter follows it as a stream, so it knows the upstream task.
+            send = {"jsonrpc": "2.0", "id": 1, "method": method,
+                    "params": {"message": message, "configuration": {"returnImmediately": True}}}
+            task_id = (await http.post(rpc, json=send, headers=headers)).json()["result"]["task"]["id"]
+            await asyncio.sleep(0.5)
+        else:
+            task_id = await _stream_until_first_chunk(http, rpc, {"message": message})
         cancel = {"jsonrpc": "2.0", "id": 2, "method": "CancelTask", "params": {"id": task_id}}
         cancelled = (await http.post(rpc, json=cancel, headers=headers)).json()["result"]
         assert cancelled["status"]["state"] == "TASK_STATE_CANCELED"
@@ -144,6 +144,20 @@ async def test_cancel_reaches_the_grpc_agent(gateway_factory: GatewayFactory, gr
                 break
             await asyncio.sleep(0.05)
         assert states == [a2a_pb2.TASK_STATE_CANCELED]
+
+
+async def _stream_until_first_chunk(http: httpx.AsyncClient, rpc: str, params: dict[str, Any]) -> str:
+    """SendStreamingMessage, left after the first artifact chunk (the task goes on); its task id."""
+    send = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": params}
+    task_id = ""
+    async with http.stream("POST", rpc, json=send, headers={"a2a-version": "1.0"}) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                frame = json.loads(line[6:])["result"]
+                task_id = task_id or frame.get("task", {}).get("id", "")
+                if "artifactUpdate" in frame:
+                    break
+    return task_id
 
 
 class BookingExecutor(AgentExecutor):
@@ -230,3 +244,4 @@ async def test_a_jsonrpc_client_reaches_an_agent_over_http_json(
                                          headers={"a2a-version": "1.0"})).json()
     assert "echo: across bindings" in _texts(frames)
     assert listed["totalSize"] == 1
+
