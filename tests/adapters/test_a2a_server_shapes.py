@@ -85,7 +85,9 @@ async def test_a_task_answered_submitted_is_polled_until_it_ends(
 ) -> None:
     polled: list[str] = []
     url = await serve_app(non_blocking_agent(polled))
-    async with gateway_factory(f"agents:\n  peer: {{kind: a2a, endpoint: '{url}'}}\n") as gw:
+    # The unary path (invoke_by_stream off; or an agent that does not stream).
+    options = "options: {invoke_by_stream: false}"
+    async with gateway_factory(f"agents:\n  peer: {{kind: a2a, endpoint: '{url}', {options}}}\n") as gw:
         assert gw.addresses.grpc is not None
         async with AgentClient(gw.addresses.grpc) as client:
             result = await client.invoke("peer", "hi", timeout=10)

@@ -280,6 +280,21 @@ async def test_killed_server_is_unavailable(
     assert info.value.transient
 
 
+async def test_pydantic_ai_unary_send_is_polled_until_the_task_ends(
+    gateway_factory: GatewayFactory, pydantic_ai_server: ServerProcess
+) -> None:
+    # FastA2A answers SendMessage with the task still submitted: the unary path polls GetTask.
+    yaml_text = gateway_yaml(pydantic_ai_server.url) + "    options: {invoke_by_stream: false}\n"
+    async with gateway_factory(yaml_text) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc) as client:
+            result = await client.invoke("peer", "asked plainly", timeout=20)
+            failed = await asyncio.gather(client.invoke("peer", "fail plainly", timeout=20), return_exceptions=True)
+    assert result.text == "echo: asked plainly "
+    assert result.metadata["a2a_state"] == "completed"
+    assert isinstance(failed[0], ClientError) and "the A2A task ended failed" in failed[0].message
+
+
 async def test_pydantic_ai_structured_output_is_an_exact_data_part(
     gateway_factory: GatewayFactory, pydantic_ai_server: ServerProcess
 ) -> None:
@@ -334,20 +349,7 @@ async def test_adk_abandoned_stream_cancels_the_task(
     assert state == "TASK_STATE_CANCELED"
 
 
-@pytest.mark.parametrize(
-    "streaming",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a task run through the adapter's unary SendMessage: the upstream task id is unknown "
-                "until the blocking call answers, so abandoning the call leaves ADK's task running",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("streaming", [False, True])
 async def test_adk_task_cancelled_through_the_a2a_front(
     gateway_factory: GatewayFactory, adk_server: ServerProcess, streaming: bool
 ) -> None:
@@ -362,6 +364,8 @@ async def test_adk_task_cancelled_through_the_a2a_front(
         async for frame in client.send_message(request):
             task_id = MessageToDict(frame)["task"]["id"]
             break  # the task is the stream's first frame (and the whole answer when unary)
+        # Either way the gateway runs the turn as a stream to ADK (the adapter's invoke_by_stream),
+        # so the upstream task's id is known and a CancelTask reaches it.
         # Wait until ADK has the task (the gateway's run reached it), then cancel through the front.
         upstream: list[dict[str, Any]] = []
         deadline = time.monotonic() + 10
