@@ -385,3 +385,41 @@ async def test_adk_task_cancelled_through_the_a2a_front(
     assert cancelled["status"]["state"] == "TASK_STATE_CANCELED"
     # The front's CancelTask reached ADK (the adapter's CancelTask), well before the model's 30 s.
     assert state == "TASK_STATE_CANCELED"
+
+
+async def test_the_0_3_protocol_and_the_grpc_front_trace(
+    gateway_factory: GatewayFactory, peer: tuple[Peer, ServerProcess]
+) -> None:
+    spec, server = peer
+    yaml_text = gateway_yaml(server.url) + '    options: {protocol_version: "0.3"}\n'
+    async with gateway_factory(yaml_text) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc, inbound={"traceparent": INBOUND_TRACEPARENT}) as client:
+            result = await client.invoke("peer", "old names", session_id="s-03", timeout=20)
+            events = [e async for e in client.stream("peer", "old stream", timeout=20)]
+            traced = await client.invoke("peer", "trace old", timeout=20)
+    assert result.text == spec.echo("old names")
+    assert result.metadata["a2a_context_id"] == str(uuid.uuid5(CONTEXT_NAMESPACE, "peer:s-03"))
+    assert [e.message.text for e in events if e.type == "delta" and e.message is not None] == spec.deltas("old stream")
+    assert [e.data["state"] for e in events if e.type == "status"][-1] == "completed"
+    assert traced.text == f"trace: {TRACE_ID}"
+
+
+async def test_pydantic_ai_data_part_through_the_a2a_front_is_exact(
+    gateway_factory: GatewayFactory, pydantic_ai_server: ServerProcess
+) -> None:
+    send = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"role": "ROLE_USER", "messageId": "m-json", "parts": [{"text": "json"}]}},
+    }
+    async with gateway_factory(gateway_yaml(pydantic_ai_server.url)) as gw, aiohttp.ClientSession() as http:
+        async with http.post(
+            f"http://{gw.addresses.http}/a2a/peer", json=send, headers={"a2a-version": "1.0"}
+        ) as response:
+            raw = await response.text()
+    task = json.loads(raw)["result"]["task"]
+    parts = [p for a in task["artifacts"] for p in a["parts"] if "data" in p]
+    # Integers stay integers on the way through the gateway's A2A JSON (no protobuf Struct in between).
+    assert [json.dumps(p["data"]) for p in parts] == [json.dumps({"result": {"values": READING}})]
