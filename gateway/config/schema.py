@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
 from gateway.patterns.template import check_condition, check_template
 
@@ -89,6 +90,10 @@ class ListenerCommon(Strict):
     # Cancel a foreground call upstream (LangGraph run cancel, A2A task cancel, closing the
     # stream) when its caller goes away; off: the call runs to its end and its answer is dropped.
     cancel_on_disconnect: bool = False
+    # JSON a caller sends (HTTP bodies, the A2A front, the state service's `json` field)
+    # may nest arrays and objects this deep; deeper is refused with 400 / INVALID_ARGUMENT
+    # before it is parsed.
+    max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=4, le=MAX_DEPTH_LIMIT)
 
     @property
     def trusts_identity_headers(self) -> bool:

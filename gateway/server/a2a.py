@@ -30,6 +30,7 @@ from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a_operations import A2AOperations, Caller
+from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 from gateway.server.sse import SseWriter
 from gateway.tasks.errors import A2AError, UnsupportedOperation, VersionNotSupported
@@ -265,9 +266,10 @@ class A2AFront:
         request_id: Any = None
         try:
             try:
-                envelope = json.loads(await request.read())
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-                raise JsonRpcError(_PARSE_ERROR, "Invalid JSON payload") from None
+                # One JSON decoder for every front (UTF-8, bounded nesting, no unpaired surrogates).
+                envelope = await read_json(request, "JSON-RPC request")
+            except InvalidRequest as exc:
+                raise JsonRpcError(_PARSE_ERROR, f"Invalid JSON payload: {exc.message}") from None
             if not isinstance(envelope, dict):
                 raise JsonRpcError(_INVALID_REQUEST, "Request payload validation error: not a JSON-RPC request object")
             if not _valid_id(envelope.get("id")):

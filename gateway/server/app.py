@@ -32,12 +32,12 @@ from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_metho
 from gateway.server.a2a_operations import A2AOperations
 from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
-from gateway.server.connections import ListenError, ListenerSite, bind_failure
+from gateway.server.connections import ListenError, ListenerSite, bind_failure, protocol_log
 from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
-from gateway.server.http import build_http_app
+from gateway.server.http import build_http_app, expectations_checked
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
@@ -191,6 +191,8 @@ class GatewayServer:
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
             )
             await self.runner.setup()
+            assert self.runner.server is not None
+            self.runner.server.request_handler = expectations_checked(self.runner.server.request_handler)
             ssl_context = None
             if http.tls is not None:
                 ssl_context = server_ssl_context(http.tls)
@@ -207,7 +209,7 @@ class GatewayServer:
             extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(events, grpc_guard))
             if self.state is not None and self.state_access is not None:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
-                    StateServicer(self.state, self.state_access, grpc_guard)
+                    StateServicer(self.state, self.state_access, grpc_guard, grpc_listener.max_json_depth)
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
@@ -253,8 +255,12 @@ class GatewayServer:
         if self.config.admin is None:
             return None
         api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
-        self.admin_runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False)
+        self.admin_runner = web.AppRunner(
+            build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log()
+        )
         await self.admin_runner.setup()
+        assert self.admin_runner.server is not None
+        self.admin_runner.server.request_handler = expectations_checked(self.admin_runner.server.request_handler)
         host, port = _split(self.config.admin.address)
         try:
             await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
