@@ -13,10 +13,18 @@ only to the configured origins, never to one a card named. The gateway's
 thread (or session) id maps to the A2A ``contextId``. A stream abandoned
 before its task ended (the caller went away, the deadline passed) cancels the
 task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
+
+Servers differ in two ways the adapter absorbs: one that answers
+``SendMessage`` with a task still submitted or working (FastA2A, which serves
+Pydantic AI, never blocks) is polled with ``GetTask`` until the task ends or
+waits for the client; and a stream that sends an artifact in chunks and then
+the whole artifact again (``append`` false, the same ``artifactId``: a
+replacement) yields only the text the chunks had not already given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -56,6 +64,10 @@ _METHODS = {
     "0.3": ("message/send", "message/stream"),
 }
 _CANCEL_METHOD = {"1.0": "CancelTask", "0.3": "tasks/cancel"}
+_GET_METHOD = {"1.0": "GetTask", "0.3": "tasks/get"}
+# Polling a task the agent answered before it ended: the first wait, doubling up to the last.
+POLL_FIRST = 0.05
+POLL_MAX = 1.0
 CANCEL_TIMEOUT = 5.0
 _TERMINAL = {"completed", "failed", "canceled", "rejected"}
 # Terminal and interrupted states, normalized to the 0.3 spelling.
@@ -63,6 +75,8 @@ _FAILED = {"failed", "canceled"}
 _REJECTED = {"rejected"}
 # The task waits for the client.
 _WAITING = {"input-required", "auth-required"}
+# Accepted but not done: a non-blocking server's answer to SendMessage.
+_PENDING = {"submitted", "working"}
 
 
 class A2AOptions(AdapterOptions):
@@ -325,6 +339,8 @@ class A2AAdapter(Adapter):
         kind, payload = frame_kind(reply)
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
+        if normalize_state(payload.get("status", {}).get("state")) in _PENDING:
+            payload = await self._settled(call, url, payload)
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
         messages = [
@@ -349,11 +365,46 @@ class A2AAdapter(Adapter):
         usage = token_usage(task_metadata.get("usage")) if isinstance(task_metadata, dict) else None
         return Result(self.spec.name, tuple(messages), metadata, usage)
 
+    async def _settled(self, call: Call, url: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The task polled with ``GetTask`` until it ends or waits for the client (within the call's
+        deadline); given up on (deadline, caller gone, failure), it is cancelled upstream."""
+        task_id = str(task.get("id") or "")
+        if not task_id:
+            return task
+        delay = POLL_FIRST
+        settled = False
+        try:
+            while normalize_state(task.get("status", {}).get("state")) in _PENDING:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, POLL_MAX)
+                task = await self._get_task(call, url, task_id)
+            settled = True
+        finally:
+            if not settled:
+                self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
+        return task
+
+    async def _get_task(self, call: Call, url: str, task_id: str) -> Mapping[str, Any]:
+        if self._grpc is not None:
+            return await self._grpc.get(call, task_id)
+        if self._rest:
+            _, answer = await self.transport_for(url).request_json(call, "GET", f"{url}/tasks/{task_id}")
+            return frame_kind(self._rest_result(answer))[1]
+        body = {
+            "jsonrpc": "2.0",
+            "id": uuid.uuid4().hex,
+            "method": _GET_METHOD[self.options.protocol_version],
+            "params": {"id": task_id},
+        }
+        _, envelope = await self.transport_for(url).request_json(call, "POST", url, body)
+        return frame_kind(self._result(envelope))[1]
+
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         url = await self.rpc_url(call)
         task_id = ""
         state = ""
         ended = False  # the upstream closed the stream itself (even in input-required: the task waits)
+        streamed: dict[str, str] = {}  # artifactId -> the text its chunks gave so far
         try:
             async for frame in self._frames(call, url):
                 kind, payload = frame_kind(frame)
@@ -361,7 +412,7 @@ class A2AAdapter(Adapter):
                     task_id = str(payload.get("id") if kind == "task" else payload.get("taskId") or task_id)
                 if isinstance(payload.get("status"), dict):
                     state = normalize_state(payload["status"].get("state"))
-                for event in self._events(kind, payload):
+                for event in self._events(kind, payload, streamed):
                     yield event
             ended = True
         finally:
@@ -476,13 +527,23 @@ class A2AAdapter(Adapter):
         if self._grpc is not None:
             await self._grpc.aclose()
 
-    def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
+    def _events(self, kind: str, payload: Mapping[str, Any], streamed: dict[str, str]) -> list[Event]:
         if kind == "message":
             return [Event("message", message=gateway_message(payload))]
         if kind == "artifact-update":
             artifact = payload.get("artifact") or {}
             parts = [p for p in (gateway_part(x) for x in artifact.get("parts", [])) if p]
-            events = [Event("delta", message=Message(Role.AGENT, (p,))) for p in parts if isinstance(p, TextPart)]
+            texts = [p for p in parts if isinstance(p, TextPart)]
+            artifact_id = str(artifact.get("artifactId") or "")
+            text = "".join(p.text for p in texts)
+            before = streamed.get(artifact_id, "")
+            if payload.get("append") or not before:
+                streamed[artifact_id] = before + text
+            elif text.startswith(before):
+                # The whole artifact after its chunks (a replacement): only what they had not given.
+                streamed[artifact_id] = text
+                texts = [TextPart(text[len(before) :])] if len(text) > len(before) else []
+            events = [Event("delta", message=Message(Role.AGENT, (p,))) for p in texts]
             events += [Event("data", data=p.data) for p in parts if isinstance(p, DataPart)]
             return events
         state = normalize_state(payload.get("status", {}).get("state"))

@@ -75,6 +75,15 @@ class A2AGrpcUpstream:
         finally:
             rpc.cancel()
 
+    async def get(self, call: Call, task_id: str) -> dict[str, Any]:
+        """``GetTask``: the task as 1.0 JSON."""
+        request = a2a_pb.GetTaskRequest(id=task_id, tenant=self.tenant)
+        try:
+            task = await self.stub.GetTask(request, metadata=self._metadata(call), timeout=call.timeout())
+        except grpc.aio.AioRpcError as exc:
+            raise rpc_error(self.agent, exc) from None
+        return MessageToDict(task)
+
     async def cancel(self, call: Call, task_id: str) -> None:
         request = a2a_pb.CancelTaskRequest(id=task_id, tenant=self.tenant)
         with contextlib.suppress(grpc.aio.AioRpcError):  # best effort: the task may have ended meanwhile

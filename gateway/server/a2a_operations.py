@@ -21,6 +21,7 @@ from gateway.model import Context, InvalidRequest, Invocation, Message, Role
 from gateway.pipeline import Gateway
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
+from gateway.server.inbound import server_span
 from gateway.tasks.errors import InvalidParams, UnsupportedOperation
 from gateway.tasks.service import TaskService, status_update, task_json
 from gateway.tasks.shapes import gateway_part, message_json, parse_timestamp, state_from_v03
@@ -182,7 +183,18 @@ class A2AOperations:
             raise InvalidParams(exc.message) from None
         invocation = Invocation(caller.agent, (user,), context, headers=dict(caller.headers))
         invocation = caller.guard.admit(invocation, caller.identity)
-        record = await self.tasks.start(invocation, caller.owner, context_id, canonical, existing, streaming=streaming)
+        method = "SendStreamingMessage" if streaming else "SendMessage"
+        # The task's run is started inside the call's SERVER span, so it continues the caller's trace.
+        with server_span(
+            self.gateway.tracer,
+            f"A2A {method} {caller.agent}",
+            invocation.headers,
+            invocation.context,
+            {"rpc.method": method},
+        ):
+            record = await self.tasks.start(
+                invocation, caller.owner, context_id, canonical, existing, streaming=streaming
+            )
         push = configuration.get("taskPushNotificationConfig") or configuration.get("pushNotificationConfig")
         if push is not None:
             await self.tasks.set_push_config(record, fields(push, _PUSH_FIELDS, "params.configuration.pushConfig"))

@@ -17,6 +17,7 @@ from a2a.helpers import new_text_message
 from a2a.types import Role, SendMessageRequest
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from examples import echo_agent
 from tests.conftest import GatewayFactory, start_app
@@ -251,3 +252,20 @@ evaluations:
         assert blocked["status"]["state"] == "TASK_STATE_FAILED"
         assert "no-secrets" in json.dumps(blocked["status"])
         assert "artifacts" not in blocked or blocked["artifacts"] == []
+
+
+@pytest.mark.parametrize("method", ["SendMessage", "SendStreamingMessage"])
+async def test_a2a_task_continues_the_callers_trace(
+    gateway_factory: GatewayFactory, echo_url: str, span_exporter: InMemorySpanExporter, method: str
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"a2a-version": "1.0", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    send = {"jsonrpc": "2.0", "id": 1, "method": method,
+            "params": {"message": {"role": "ROLE_USER", "messageId": "m-trace", "parts": [{"text": "traced"}]}}}
+    async with gateway_factory(yaml_for(echo_url)) as gw, aiohttp.ClientSession() as session:
+        async with session.post(f"http://{gw.addresses.http}/a2a/echo", json=send, headers=headers) as response:
+            assert "TASK_STATE_COMPLETED" in await response.text()
+    # The task's run and its call to the agent are in the caller's trace.
+    spans = {s.name: format(s.context.trace_id, "032x") for s in span_exporter.get_finished_spans()}
+    assert spans["run echo"] == trace_id
+    assert spans["invoke_agent echo"] == trace_id
