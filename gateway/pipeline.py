@@ -266,6 +266,12 @@ class Gateway:
         for evaluator in evaluators:
             evaluator.check_later(invocation, collector.result())
 
+    def policy_chain(self, names: list[str], owner: str) -> list[Policy]:
+        """The chain for another kind of upstream (an MCP server): the named policies, or
+        `default`, with stateful parts registered under ``owner`` like an agent's."""
+        named = names or ([DEFAULT_POLICY] if DEFAULT_POLICY in self.config.policies else [])
+        return self._chain(named, owner)
+
     def _chain(self, names: list[str], owner: str) -> list[Policy]:
         spec = merged(names, self.config.policies)
         return build_chain(spec, owner, self.invoke, self.open_stream, self.policies)

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
+from gateway.federation import Federation
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_run_store
@@ -27,6 +28,7 @@ from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, even
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app
+from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
@@ -76,6 +78,7 @@ class GatewayServer:
             build_run_store(config.state, config.runs) if config.state is not None else None
         )
         self.runs: RunManager | None = None
+        self.federation: Federation | None = None
 
     async def start(self) -> BoundAddresses:
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
@@ -110,6 +113,10 @@ class GatewayServer:
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
             add_event_routes(app, self.events)
+            if self.config.mcp.virtual_servers:
+                self.federation = Federation(self.config.mcp, self.gateway, self.http_session, tracer)
+                origins = http.cors.allow_origins if http.cors is not None else []
+                add_mcp_routes(app, McpFront(self.federation, tracer, http.sse_keepalive, origins))
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             self.runner = web.AppRunner(
@@ -203,6 +210,8 @@ class GatewayServer:
         await self.events.aclose(grace)
         if self.reloader is not None:
             await self.reloader.stop()
+        if self.federation is not None:
+            await self.federation.aclose()
         await self.gateway.aclose()
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()

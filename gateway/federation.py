@@ -1,0 +1,349 @@
+"""MCP federation: upstream tool servers behind the policy chain, merged into virtual servers.
+
+Each upstream gets the same chain an agent gets (timeouts, retries, breaker,
+bulkhead) around one terminal that sends one MCP request; a tool call is an
+ordinary :class:`Invocation` for ``mcp/<upstream>`` whose single data part is
+the request, marked idempotent only when the tool says so (``readOnlyHint`` /
+``idempotentHint``) or the config does, so the retry policy's own rules decide.
+
+A virtual server lists each member's tools, prompts and resources, keeps what
+its allow/deny lists let through, and names them ``<prefix>_<name>`` in member
+order, so names are deterministic; a call is routed back by that name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+import aiohttp
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from adapters.mcp_client import McpHttpUpstream
+from gateway.config.schema import McpConfig, McpMember, McpUpstream, McpVirtualServer
+from gateway.context import outbound_headers
+from gateway.model import (
+    Call,
+    Context,
+    DataPart,
+    GatewayError,
+    Invocation,
+    Message,
+    Options,
+    Result,
+    Role,
+    TextPart,
+    UpstreamError,
+)
+from gateway.pipeline import Gateway
+from gateway.policies.base import Handler, compose
+from gateway.protocols import mcp
+from gateway.telemetry import tracing as t
+
+ATTR_MCP_METHOD = "mcp.method.name"
+ATTR_MCP_VERSION = "mcp.protocol.version"
+ATTR_TOOL = "gen_ai.tool.name"
+ATTR_PROMPT = "gen_ai.prompt.name"
+ATTR_RESOURCE = "mcp.resource.uri"
+ATTR_RPC_ERROR = "rpc.response.status_code"
+
+# list method -> (item key, the field naming an item, the call method that uses it)
+KINDS = {
+    "tools/list": ("tools", "name"),
+    "prompts/list": ("prompts", "name"),
+    "resources/list": ("resources", "uri"),
+    "resources/templates/list": ("resourceTemplates", "uriTemplate"),
+}
+CALLS = {"tools/call": "tools/list", "prompts/get": "prompts/list", "resources/read": "resources/list"}
+AGENT_TOOL_PREFIX = "agent_"
+_MAX_PAGES = 100
+
+
+def request_invocation(
+    upstream: str, method: str, params: Mapping[str, Any], context: Context, idempotent: bool
+) -> Invocation:
+    """The model's view of one MCP request to ``upstream``."""
+    part = DataPart({"method": method, "params": dict(params)})
+    return Invocation(f"mcp/{upstream}", (Message(Role.USER, (part,)),), context, Options(idempotent=idempotent))
+
+
+def response_of(result: Result) -> dict[str, Any]:
+    part = result.messages[0].parts[0]
+    assert isinstance(part, DataPart)
+    assert isinstance(part.data, dict)
+    return part.data
+
+
+class McpAttempt:
+    """The terminal of an MCP upstream's chain: one request in a CLIENT span."""
+
+    def __init__(self, name: str, client: McpHttpUpstream, tracer: Tracer, metrics: Any) -> None:
+        self.name = name
+        self.client = client
+        self.tracer = tracer
+        self.metrics = metrics
+
+    async def invoke(self, invocation: Invocation) -> Result:
+        invocation.record.attempts += 1
+        part = invocation.messages[0].parts[0]
+        assert isinstance(part, DataPart)
+        assert isinstance(part.data, dict)
+        method: str = part.data["method"]
+        params: dict[str, Any] = part.data["params"]
+        attributes: dict[str, str | int] = {
+            ATTR_MCP_METHOD: method,
+            t.ATTR_ATTEMPT: invocation.attempt,
+            t.ATTR_REQUEST_ID: invocation.context.request_id,
+            "server.address": self.name,
+        }
+        span_name = method
+        if method == "tools/call":
+            attributes[ATTR_TOOL] = params.get("name", "")
+            attributes[t.ATTR_OPERATION] = "execute_tool"
+            span_name = f"tools/call {params.get('name', '')}"
+        elif method == "prompts/get":
+            attributes[ATTR_PROMPT] = params.get("name", "")
+        elif method == "resources/read":
+            attributes[ATTR_RESOURCE] = params.get("uri", "")
+        span = self.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
+        headers = outbound_headers(invocation.context, trace.set_span_in_context(span, otel_context.get_current()))
+        started = time.perf_counter()
+        outcome = "OK"
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                answer = await self.client.request(Call(invocation, headers), method, params)
+            if self.client.version:
+                span.set_attribute(ATTR_MCP_VERSION, self.client.version)
+            if isinstance(answer.get("error"), dict):
+                outcome = "RPC_ERROR"
+                span.set_attribute(ATTR_RPC_ERROR, str(answer["error"].get("code")))
+                span.set_attribute(t.ATTR_ERROR_TYPE, str(answer["error"].get("code")))
+                span.set_status(Status(StatusCode.ERROR, str(answer["error"].get("message", ""))))
+            elif isinstance(answer.get("result"), dict) and answer["result"].get("isError") is True:
+                outcome = "TOOL_ERROR"
+                span.set_attribute(t.ATTR_ERROR_TYPE, "tool_error")
+                span.set_status(Status(StatusCode.ERROR, "the tool reported an error"))
+            return Result(invocation.agent, (Message(Role.AGENT, (DataPart(answer),)),))
+        except BaseException as exc:
+            outcome = exc.code.value if isinstance(exc, GatewayError) else "CANCELLED"
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.set_attribute(
+                t.ATTR_ERROR_TYPE, exc.code.value if isinstance(exc, GatewayError) else type(exc).__name__
+            )
+            raise
+        finally:
+            span.end()
+            if method == "tools/call" and self.metrics is not None:
+                tool = f"{self.name}/{params.get('name', '')}"
+                self.metrics.child(self.metrics.mcp_tool_calls, tool, outcome).inc()
+                self.metrics.child(self.metrics.mcp_tool_seconds, tool, outcome).observe(time.perf_counter() - started)
+
+
+@dataclass
+class FederatedUpstream:
+    """One MCP upstream: its client and its composed chain."""
+
+    name: str
+    spec: McpUpstream
+    client: McpHttpUpstream
+    invoke: Handler
+    retry_safe: set[str] = field(default_factory=set)
+
+    async def request(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
+        idempotent = method != "tools/call" or params.get("name") in self.retry_safe
+        if self.spec.timeout is not None and context.deadline is None:
+            context = context.with_timeout(self.spec.timeout)
+        invocation = request_invocation(self.name, method, params, context, idempotent)
+        return response_of(await self.invoke(invocation))
+
+
+def _allowed(member: McpMember, item: Mapping[str, Any], name_field: str) -> bool:
+    """Allow/deny patterns match a name, or a resource's URI or its name."""
+    keys = {str(item[name_field]), *([str(item["name"])] if isinstance(item.get("name"), str) else [])}
+    if member.allow and not any(fnmatchcase(k, p) for k in keys for p in member.allow):
+        return False
+    return not any(fnmatchcase(k, p) for k in keys for p in member.deny)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An exposed name and where it goes."""
+
+    upstream: str
+    original: str
+    item: Mapping[str, Any]
+
+
+class VirtualServer:
+    """A merged MCP server over several upstreams (and agents exposed as tools)."""
+
+    def __init__(
+        self, name: str, spec: McpVirtualServer, upstreams: Mapping[str, FederatedUpstream], gateway: Gateway
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.upstreams = upstreams
+        self.gateway = gateway
+        self.catalog: dict[str, dict[str, Entry]] = {}
+
+    def capabilities(self) -> dict[str, Any]:
+        capabilities: dict[str, Any] = {"tools": {"listChanged": True}}
+        members = [self.upstreams[m.upstream].client.server_capabilities for m in self.spec.upstreams]
+        if any("prompts" in c for c in members):
+            capabilities["prompts"] = {"listChanged": True}
+        if any("resources" in c for c in members):
+            capabilities["resources"] = {"listChanged": True}
+        return capabilities
+
+    async def _list_member(self, member: McpMember, method: str, context: Context) -> list[dict[str, Any]]:
+        upstream = self.upstreams[member.upstream]
+        key, name_field = KINDS[method]
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES):
+            params: dict[str, Any] = {"cursor": cursor} if cursor else {}
+            answer = await upstream.request(method, params, context)
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                if method != "tools/list":
+                    return items  # the upstream has no prompts or resources
+                raise UpstreamError(
+                    f"MCP upstream {member.upstream!r} failed {method}: {answer.get('error')}", agent=member.upstream
+                )
+            for item in result.get(key) or []:
+                if isinstance(item, dict) and isinstance(item.get(name_field), str):
+                    items.append(item)
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        if method == "tools/list":
+            upstream.retry_safe = {
+                i["name"] for i in items if mcp.is_retry_safe(i) or i["name"] in upstream.spec.idempotent_tools
+            }
+        return items
+
+    async def list(self, method: str, context: Context) -> list[dict[str, Any]]:
+        """The merged list (every member asked at once), exposed names in member order."""
+        key, name_field = KINDS[method]
+        members = self.spec.upstreams
+        if method != "tools/list":
+            members = [
+                m
+                for m in members
+                if (key if key != "resourceTemplates" else "resources")
+                in self.upstreams[m.upstream].client.server_capabilities
+                or self.upstreams[m.upstream].client.version is None
+            ]
+        answers = await asyncio.gather(*(self._list_member(m, method, context) for m in members))
+        entries: dict[str, Entry] = {}
+        out: list[dict[str, Any]] = []
+        for member, items in zip(members, answers, strict=True):
+            for item in items:
+                original = item[name_field]
+                if not _allowed(member, item, name_field):
+                    continue
+                exposed = self._expose(member, original, name_field)
+                if exposed in entries:
+                    continue  # first member wins: deterministic
+                entries[exposed] = Entry(member.upstream, original, item)
+                out.append({**item, name_field: exposed})
+        if method == "tools/list":
+            for agent in self.spec.agents:
+                exposed = AGENT_TOOL_PREFIX + agent
+                out.append(agent_tool(agent, exposed))
+        self.catalog[method] = entries
+        return out
+
+    def _expose(self, member: McpMember, original: str, name_field: str) -> str:
+        if name_field == "name":
+            return member.name_prefix + original
+        # URIs keep their shape: the prefix goes in front as a scheme-like tag only when set.
+        return f"{member.name_prefix.rstrip('_')}+{original}" if member.name_prefix else original
+
+    async def resolve(self, call_method: str, exposed: str, context: Context) -> Entry:
+        list_method = CALLS[call_method]
+        entry = self.catalog.get(list_method, {}).get(exposed)
+        if entry is None:
+            await self.list(list_method, context)
+            entry = self.catalog.get(list_method, {}).get(exposed)
+        if entry is None:
+            raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {list_method.split('/')[0][:-1]}: {exposed!r}")
+        return entry
+
+    async def call(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
+        """Route a named request (tools/call, prompts/get, resources/read) to its upstream."""
+        key = mcp.NAMED_METHODS[method]
+        exposed = params.get(key)
+        if not isinstance(exposed, str):
+            raise mcp.McpError(mcp.INVALID_PARAMS, f"params.{key} must be a string")
+        if (
+            method == "tools/call"
+            and exposed.startswith(AGENT_TOOL_PREFIX)
+            and exposed[len(AGENT_TOOL_PREFIX) :] in self.spec.agents
+        ):
+            return await self._call_agent(exposed[len(AGENT_TOOL_PREFIX) :], params, context)
+        entry = await self.resolve(method, exposed, context)
+        forwarded = {**params, key: entry.original}
+        return await self.upstreams[entry.upstream].request(method, forwarded, context)
+
+    async def _call_agent(self, agent: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
+        arguments = params.get("arguments") or {}
+        text = arguments.get("message") if isinstance(arguments, Mapping) else None
+        if not isinstance(text, str):
+            raise mcp.McpError(mcp.INVALID_PARAMS, "arguments.message must be a string")
+        invocation = Invocation(agent, (Message(Role.USER, (TextPart(text),)),), context)
+        try:
+            result = await self.gateway.invoke(invocation)
+        except GatewayError as exc:
+            return {"result": {"content": [{"type": "text", "text": exc.message}], "isError": True}}
+        return {"result": {"content": [{"type": "text", "text": result.text}], "isError": False}}
+
+
+def agent_tool(agent: str, exposed: str) -> dict[str, Any]:
+    return {
+        "name": exposed,
+        "description": f"Ask the agent {agent!r} (routed through the gateway); returns its answer.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "what to ask the agent"}},
+            "required": ["message"],
+        },
+    }
+
+
+class Federation:
+    """Every MCP upstream and virtual server of a config, built once at start."""
+
+    def __init__(self, config: McpConfig, gateway: Gateway, session: aiohttp.ClientSession, tracer: Tracer) -> None:
+        self.config = config
+        self.upstreams: dict[str, FederatedUpstream] = {}
+        for name, spec in config.upstreams.items():
+            if spec.url is None:
+                continue  # stdio upstreams: not served yet
+            client = McpHttpUpstream(name, session, spec.url, spec.headers)
+            attempt = McpAttempt(name, client, tracer, gateway.metrics)
+            chain = gateway.policy_chain(spec.policies, f"mcp/{name}")
+            invoke, _ = compose(chain, attempt.invoke, _no_stream)
+            self.upstreams[name] = FederatedUpstream(name, spec, client, invoke, set(spec.idempotent_tools))
+        self.servers = {
+            name: VirtualServer(name, spec, self.upstreams, gateway)
+            for name, spec in config.virtual_servers.items()
+            if all(m.upstream in self.upstreams for m in spec.upstreams)
+        }
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(u.client.aclose() for u in self.upstreams.values()), return_exceptions=True)
+
+
+def _no_stream(invocation: Invocation) -> Any:
+    raise NotImplementedError("MCP requests use the invoke chain")
+
+
+def names(items: Sequence[Mapping[str, Any]], key: str = "name") -> list[str]:
+    return [str(i.get(key)) for i in items]

@@ -1,0 +1,308 @@
+"""The MCP front: each virtual server at ``/mcp/<name>`` over Streamable HTTP, both revisions side by side.
+
+A request whose ``_meta`` names ``2026-07-28`` is served statelessly: its
+mirrored ``MCP-Protocol-Version`` / ``Mcp-Method`` / ``Mcp-Name`` headers must
+match the body (400 HeaderMismatch otherwise), there is no session, and
+``server/discover`` and ``subscriptions/listen`` are served. ``initialize``
+starts a 2025-11-25 session (``Mcp-Session-Id``; the GET stream; DELETE ends it).
+
+Authentication and per-identity rate limits happen in the listener's middleware
+like every other route. Authorization is default deny per identity, virtual
+server and name (``security.authorization[].mcp``): a name an identity may not
+use is neither listed nor callable, and its upstream never hears of the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from opentelemetry.trace import Tracer
+
+from adapters.sse import format_sse
+from gateway.context import context_from_headers
+from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
+from gateway.model import Context, GatewayError, InvalidRequest
+from gateway.protocols import mcp
+from gateway.server.inbound import server_span
+from gateway.server.json_body import read_json
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
+from gateway.server.sse import SseWriter
+from gateway.telemetry import tracing as t
+
+log = logging.getLogger("agent_gateway.mcp")
+
+SERVER_INFO = {"name": "agent-gateway", "version": "0.1.0"}
+_MAX_SESSIONS = 10_000
+# 2026-07-28 results that are CacheableResult (ttlMs and cacheScope required).
+_CACHEABLE = frozenset({"server/discover", *KINDS, "resources/read"})
+
+
+class McpSession:
+    """A 2025-11-25 session: its negotiated version and its GET streams."""
+
+    def __init__(self, server: str, version: str, identity: str) -> None:
+        self.server = server
+        self.version = version
+        self.identity = identity
+        self.created = time.monotonic()
+        self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+
+def _json(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(dict(body), status=status, headers=dict(headers or {}))
+
+
+class McpFront:
+    """The MCP surface over a :class:`Federation`."""
+
+    def __init__(
+        self, federation: Federation, tracer: Tracer, keepalive: float | None, allowed_origins: list[str]
+    ) -> None:
+        self.federation = federation
+        self.tracer = tracer
+        self.keepalive = keepalive
+        self.allowed_origins = allowed_origins
+        self.sessions: OrderedDict[str, McpSession] = OrderedDict()
+
+    # -- the HTTP surface ------------------------------------------------------------------
+
+    def _server(self, request: web.Request) -> VirtualServer:
+        name = request.match_info["server"]
+        server = self.federation.servers.get(name)
+        if server is None or not request.app[GUARD_KEY].may_use_mcp(request[IDENTITY_KEY], name):
+            raise web.HTTPNotFound(reason=f"no MCP server named {name!r}")
+        return server
+
+    def _check_origin(self, request: web.Request) -> None:
+        """DNS-rebinding defence (both revisions): a browser Origin must be ours or allowed."""
+        origin = request.headers.get("origin")
+        if origin is None or origin in self.allowed_origins or "*" in self.allowed_origins:
+            return
+        if urlsplit(origin).netloc != request.host:
+            raise web.HTTPForbidden(reason="this Origin may not call the MCP endpoint")
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        self._check_origin(request)
+        server = self._server(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            message = mcp.parse_message(await read_json(request, "MCP message"))
+        except InvalidRequest as exc:
+            return _json(mcp.error_message(None, mcp.McpError(mcp.PARSE_ERROR, exc.message)), 400)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(None, exc), exc.status)
+        modern = message.meta.get(mcp.META_VERSION) is not None or headers.get(mcp.HEADER_VERSION) == mcp.MODERN
+        session: McpSession | None = None
+        try:
+            if message.method == "initialize":
+                modern = False
+            elif modern:
+                mcp.check_modern_headers(message, headers)
+            else:
+                session = self._legacy_session(request, headers, server)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(message.id, exc), exc.status)
+        if not message.is_request:
+            return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
+        if message.method == "subscriptions/listen" and modern:
+            return await self._listen(request, message)
+        response_headers: dict[str, str] = {}
+        try:
+            if message.method == "initialize":
+                result, session_id = self._initialize(request, server, message)
+                response_headers[mcp.HEADER_SESSION] = session_id
+            else:
+                result = await self._dispatch(request, server, message, modern)
+        except mcp.McpError as exc:
+            status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else 200
+            return _json(mcp.error_message(message.id, exc), status, response_headers)
+        if "error" in result:
+            return _json({"jsonrpc": "2.0", "id": message.id, "error": result["error"]}, 200, response_headers)
+        body = dict(result.get("result") or {})
+        if modern:
+            body.setdefault("resultType", "complete")
+            if message.method in _CACHEABLE:
+                # Lists are filtered per identity: never shareable across callers.
+                body["cacheScope"] = "private"
+                body.setdefault("ttlMs", 0)
+        else:
+            for key in ("resultType", "cacheScope", "ttlMs"):
+                body.pop(key, None)
+        del session
+        return _json(mcp.result_message(message.id, body), 200, response_headers)
+
+    def _legacy_session(self, request: web.Request, headers: Mapping[str, str], server: VirtualServer) -> McpSession:
+        version = headers.get(mcp.HEADER_VERSION)
+        if version is not None and version not in mcp.HANDSHAKE_VERSIONS:
+            raise mcp.unsupported_version(version)
+        session_id = headers.get(mcp.HEADER_SESSION)
+        if session_id is None:
+            raise mcp.McpError(
+                mcp.INVALID_REQUEST,
+                "Bad Request: no Mcp-Session-Id; send initialize first, or use 2026-07-28 with "
+                f"params._meta[{mcp.META_VERSION!r}]",
+                status=400,
+            )
+        session = self.sessions.get(session_id)
+        if session is None or session.server != server.name or session.identity != request[IDENTITY_KEY].name:
+            raise mcp.McpError(mcp.INVALID_REQUEST, "Session not found: initialize again", status=404)
+        return session
+
+    def _initialize(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage
+    ) -> tuple[dict[str, Any], str]:
+        asked = message.params.get("protocolVersion")
+        version = asked if isinstance(asked, str) and asked in mcp.HANDSHAKE_VERSIONS else mcp.LEGACY
+        session_id = secrets.token_urlsafe(24)
+        self.sessions[session_id] = McpSession(server.name, version, request[IDENTITY_KEY].name)
+        while len(self.sessions) > _MAX_SESSIONS:
+            self.sessions.popitem(last=False)
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": server.capabilities(),
+            "serverInfo": SERVER_INFO,
+        }
+        if server.spec.instructions:
+            result["instructions"] = server.spec.instructions
+        return {"result": result}, session_id
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """2025-11-25's standalone SSE stream (server-initiated notifications); 405 for 2026-07-28 clients."""
+        self._check_origin(request)
+        server = self._server(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get(mcp.HEADER_VERSION) == mcp.MODERN:
+            raise web.HTTPMethodNotAllowed("GET", ["POST"])
+        if "text/event-stream" not in headers.get("accept", ""):
+            raise web.HTTPNotAcceptable(reason="the GET stream needs Accept: text/event-stream")
+        try:
+            session = self._legacy_session(request, headers, server)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(None, exc), exc.status)
+        # Last-Event-ID: nothing is replayed (this stream carries only list-changed hints), a new stream starts.
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
+        session.streams.add(queue)
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        )
+        try:
+            await response.prepare(request)
+            async with SseWriter(response, self.keepalive) as writer:
+                sequence = 0
+                while (item := await queue.get()) is not None:
+                    sequence += 1
+                    await writer.send(format_sse(json.dumps(item), "message", str(sequence)))
+        finally:
+            session.streams.discard(queue)
+        return response
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        self._check_origin(request)
+        server = self._server(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get(mcp.HEADER_VERSION) == mcp.MODERN:
+            raise web.HTTPMethodNotAllowed("DELETE", ["POST"])
+        try:
+            session = self._legacy_session(request, headers, server)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(None, exc), exc.status)
+        self.sessions.pop(headers[mcp.HEADER_SESSION], None)
+        for queue in session.streams:
+            queue.put_nowait(None)
+        return web.Response(status=204)
+
+    async def _listen(self, request: web.Request, message: mcp.JsonRpcMessage) -> web.StreamResponse:
+        """2026-07-28 ``subscriptions/listen``: acknowledge the filter, then hold the stream (keep-alives)."""
+        wanted = message.params.get("notifications")
+        wanted = wanted if isinstance(wanted, Mapping) else {}
+        honoured = {
+            k: v
+            for k, v in wanted.items()
+            if k in ("toolsListChanged", "promptsListChanged", "resourcesListChanged") and v is True
+        }
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        )
+        await response.prepare(request)
+        ack = mcp.notification(
+            "notifications/subscriptions/acknowledged",
+            {"_meta": {mcp.META_SUBSCRIPTION: message.id}, "notifications": honoured},
+        )
+        async with SseWriter(response, self.keepalive) as writer:
+            await writer.send(format_sse(json.dumps(ack), "message"))
+            # Until the client closes the stream (the SSE writer's keep-alives notice) or the gateway stops.
+            await asyncio.Event().wait()
+        return response
+
+    # -- methods ----------------------------------------------------------------------------
+
+    def _context(self, request: web.Request, message: mcp.JsonRpcMessage) -> tuple[dict[str, str], Context]:
+        believed: dict[str, str] = request[HEADERS_KEY]
+        headers = dict(believed)
+        # Trace context in _meta (SEP-414) counts when the HTTP headers carry none.
+        for key in mcp.TRACE_KEYS:
+            value = message.meta.get(key)
+            if isinstance(value, str) and key not in headers:
+                headers[key] = value
+        return headers, context_from_headers(headers)
+
+    async def _dispatch(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage, modern: bool
+    ) -> dict[str, Any]:
+        method = message.method or ""
+        if method == "ping":
+            return {"result": {}}
+        if method == "server/discover":
+            discover: dict[str, Any] = {
+                "supportedVersions": list(mcp.SUPPORTED_VERSIONS),
+                "capabilities": server.capabilities(),
+                "_meta": {mcp.META_SERVER_INFO: SERVER_INFO},
+            }
+            if server.spec.instructions:
+                discover["instructions"] = server.spec.instructions
+            return {"result": discover}
+        if method not in KINDS and method not in CALLS:
+            raise mcp.McpError(mcp.METHOD_NOT_FOUND, f"Method not found: {method}")
+        headers, context = self._context(request, message)
+        guard = request.app[GUARD_KEY]
+        identity = request[IDENTITY_KEY]
+        attributes = {ATTR_MCP_METHOD: method, "http.request.method": "POST", "url.path": request.path}
+        key = mcp.NAMED_METHODS.get(method)
+        name = message.params.get(key) if key else None
+        if method == "tools/call" and isinstance(name, str):
+            attributes[ATTR_TOOL] = name
+            attributes[t.ATTR_OPERATION] = "execute_tool"
+        span_name = f"{method} {name}" if isinstance(name, str) else method
+        with server_span(self.tracer, span_name, headers, context, attributes):
+            try:
+                if method in KINDS:
+                    items = await server.list(method, context)
+                    item_key, name_field = KINDS[method]
+                    visible = [i for i in items if guard.may_use_mcp(identity, server.name, str(i[name_field]))]
+                    return {"result": {item_key: visible}}
+                if not isinstance(name, str) or not guard.may_use_mcp(identity, server.name, name):
+                    # Indistinguishable from a name that does not exist: nothing leaks, nothing goes upstream.
+                    raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {method.split('/')[0][:-1]}: {name!r}")
+                params = {k: v for k, v in message.params.items() if k != "_meta"}
+                return await server.call(method, params, context)
+            except GatewayError as exc:
+                raise mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value}) from None
+
+
+MCP_FRONT_KEY = web.AppKey("mcp_front", McpFront)
+
+
+def add_mcp_routes(app: web.Application, front: McpFront) -> None:
+    app[MCP_FRONT_KEY] = front
+    app.router.add_post("/mcp/{server}", front.post)
+    app.router.add_get("/mcp/{server}", front.get)
+    app.router.add_delete("/mcp/{server}", front.delete)

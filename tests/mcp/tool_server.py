@@ -1,0 +1,115 @@
+"""A real MCP tool server (the official SDK's MCPServer, ex-FastMCP) over Streamable HTTP,
+for the gateway's MCP tests: ``python tool_server.py NAME`` binds 127.0.0.1:0 and prints
+``PORT <n>``. ``GET /seen`` returns what reached it (method, tool, selected headers), so
+a test can assert what the upstream saw, and that it saw nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ToolAnnotations
+
+NAME = sys.argv[1] if len(sys.argv) > 1 else "tools"
+SEEN: list[dict[str, Any]] = []
+server = MCPServer(NAME, instructions=f"the {NAME} test server")
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool()
+def shout(text: str) -> str:
+    """Upper-case the text (not idempotent by annotation)."""
+    return text.upper()
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def big(size: int) -> str:
+    """A result of ``size`` characters."""
+    return "x" * size
+
+
+@server.tool()
+async def hang() -> str:
+    """Never answers."""
+    await asyncio.sleep(3600)
+    return "late"
+
+
+@server.prompt()
+def greet(name: str) -> str:
+    """A greeting prompt."""
+    return f"Say hello to {name}"
+
+
+@server.resource("memo://motd", name="motd")
+def motd() -> str:
+    return f"message of the day from {NAME}"
+
+
+def recording(app: Any) -> Any:
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/seen":
+            body = json.dumps(SEEN).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = {}
+        params = payload.get("params") or {}
+        SEEN.append(
+            {
+                "method": payload.get("method"),
+                "name": params.get("name"),
+                "meta": params.get("_meta") or {},
+                "headers": {k: headers[k] for k in ("authorization", "traceparent", "mcp-protocol-version", "x-api-key") if k in headers},
+            }
+        )
+        delivered = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
+def main() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    app = recording(server.streamable_http_app())
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
