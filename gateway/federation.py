@@ -160,7 +160,11 @@ class FederatedUpstream:
         if self.spec.timeout is not None and context.deadline is None:
             context = context.with_timeout(self.spec.timeout)
         invocation = request_invocation(self.name, method, params, context, idempotent)
-        return response_of(await self.invoke(invocation))
+        try:
+            return response_of(await self.invoke(invocation))
+        except GatewayError as exc:
+            exc.details = {"attempts": invocation.record.attempts, **exc.details}
+            raise
 
 
 def _allowed(member: McpMember, item: Mapping[str, Any], name_field: str) -> bool:

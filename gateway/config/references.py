@@ -160,7 +160,9 @@ def _mcp_problems(config: GatewayConfig, callable_names: Set[str], policies: Set
     for name, upstream in upstreams.items():
         for j, policy in enumerate(upstream.policies):
             if policy not in policies:
-                out.add(("mcp", "upstreams", name, "policies", j), f"no policy named {policy!r} is defined under 'policies'")
+                out.add(
+                    ("mcp", "upstreams", name, "policies", j), f"no policy named {policy!r} is defined under 'policies'"
+                )
     for name, server in config.mcp.virtual_servers.items():
         for i, member in enumerate(server.upstreams):
             if member.upstream not in upstreams:
@@ -170,4 +172,6 @@ def _mcp_problems(config: GatewayConfig, callable_names: Set[str], policies: Set
                 )
         for i, agent in enumerate(server.agents):
             if agent not in callable_names:
-                out.add(("mcp", "virtual_servers", name, "agents", i), f"{agent!r} is not an agent, a route or a workflow")
+                out.add(
+                    ("mcp", "virtual_servers", name, "agents", i), f"{agent!r} is not an agent, a route or a workflow"
+                )

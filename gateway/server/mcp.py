@@ -295,7 +295,8 @@ class McpFront:
                 params = {k: v for k, v in message.params.items() if k != "_meta"}
                 return await server.call(method, params, context)
             except GatewayError as exc:
-                raise mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value}) from None
+                data = {"code": exc.code.value, "attempts": exc.details.get("attempts", 0)}
+                raise mcp.McpError(mcp.INTERNAL_ERROR, exc.message, data) from None
 
 
 MCP_FRONT_KEY = web.AppKey("mcp_front", McpFront)

@@ -45,6 +45,13 @@ async def hang() -> str:
     return "late"
 
 
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+async def hang_read() -> str:
+    """Never answers, but is safe to call again."""
+    await asyncio.sleep(3600)
+    return "late"
+
+
 @server.prompt()
 def greet(name: str) -> str:
     """A greeting prompt."""
