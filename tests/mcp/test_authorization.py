@@ -63,7 +63,9 @@ def servers(tool_servers: Callable[[str], ToolServer]) -> tuple[ToolServer, Tool
     return tool_servers("authz-math"), tool_servers("authz-text")
 
 
-async def call(session: aiohttp.ClientSession, url: str, key: str | None, method: str, **params: Any) -> tuple[int, Any]:
+async def call(
+    session: aiohttp.ClientSession, url: str, key: str | None, method: str, **params: Any
+) -> tuple[int, Any]:
     body, headers = request(method, params)
     if key is not None:
         headers["x-api-key"] = key
@@ -89,7 +91,9 @@ async def test_bob_calling_a_tool_he_is_not_granted_never_reaches_the_upstream(
         assert allowed["result"]["content"][0]["text"] == "X"
     shouts = [s for s in text.seen() if s["method"] == "tools/call"]
     assert len(shouts) == 1  # Alice's; Bob's attempt never arrived
-    assert all("x-api-key" not in s["headers"] and "authorization" not in s["headers"] for s in math.seen() + text.seen())
+    assert all(
+        "x-api-key" not in s["headers"] and "authorization" not in s["headers"] for s in math.seen() + text.seen()
+    )
 
 
 async def test_no_credentials_no_grant_and_rate_limits(

@@ -39,7 +39,9 @@ async def call(session: aiohttp.ClientSession, url: str, name: str, **arguments:
         "params": {"name": name, "arguments": arguments, "_meta": {mcp.META_VERSION: mcp.MODERN}},
     }
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-    async with session.post(url, data=json.dumps(body), headers={**headers, **mcp.request_headers(body, mcp.MODERN)}) as r:
+    async with session.post(
+        url, data=json.dumps(body), headers={**headers, **mcp.request_headers(body, mcp.MODERN)}
+    ) as r:
         answer: dict[str, Any] = await r.json()
         return answer
 

@@ -43,7 +43,9 @@ def math(tool_servers: Callable[[str], ToolServer]) -> ToolServer:
     return tool_servers("math")
 
 
-def modern(method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> tuple[dict[str, Any], dict[str, str]]:
+def modern(
+    method: str, params: dict[str, Any] | None = None, request_id: int = 1
+) -> tuple[dict[str, Any], dict[str, str]]:
     body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": META}}
     return body, {**ACCEPT, **mcp.request_headers(body, mcp.MODERN)}
 
@@ -54,7 +56,9 @@ async def post(session: aiohttp.ClientSession, url: str, body: Any, headers: dic
         return response.status, response.headers, json.loads(text) if text else None
 
 
-async def test_modern_requests_are_checked_against_their_headers(gateway_factory: GatewayFactory, math: ToolServer) -> None:
+async def test_modern_requests_are_checked_against_their_headers(
+    gateway_factory: GatewayFactory, math: ToolServer
+) -> None:
     async with gateway_factory(gateway_yaml(math)) as gw, aiohttp.ClientSession() as session:
         url = f"http://{gw.addresses.http}/mcp/tools"
         body, headers = modern("tools/call", {"name": "math_add", "arguments": {"a": 1, "b": 2}})
@@ -141,7 +145,9 @@ async def test_agent_exposed_as_a_tool(gateway_factory: GatewayFactory, math: To
         url = f"http://{gw.addresses.http}/mcp/tools"
         _, _, listed = await post(session, url, *modern("tools/list"))
         assert "agent_echo" in [t["name"] for t in listed["result"]["tools"]]
-        _, _, answer = await post(session, url, *modern("tools/call", {"name": "agent_echo", "arguments": {"message": "hi"}}))
+        _, _, answer = await post(
+            session, url, *modern("tools/call", {"name": "agent_echo", "arguments": {"message": "hi"}})
+        )
     assert answer["result"]["isError"] is False
     assert answer["result"]["content"][0]["text"].startswith("echo: hi")
 

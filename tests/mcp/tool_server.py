@@ -67,7 +67,9 @@ def recording(app: Any) -> Any:
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/seen":
             body = json.dumps(SEEN).encode()
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": body})
             return
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -91,7 +93,11 @@ def recording(app: Any) -> Any:
                 "method": payload.get("method"),
                 "name": params.get("name"),
                 "meta": params.get("_meta") or {},
-                "headers": {k: headers[k] for k in ("authorization", "traceparent", "mcp-protocol-version", "x-api-key") if k in headers},
+                "headers": {
+                    k: headers[k]
+                    for k in ("authorization", "traceparent", "mcp-protocol-version", "x-api-key")
+                    if k in headers
+                },
             }
         )
         delivered = False
