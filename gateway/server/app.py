@@ -116,7 +116,10 @@ class GatewayServer:
             if self.config.mcp.virtual_servers:
                 self.federation = Federation(self.config.mcp, self.gateway, self.http_session, tracer)
                 origins = http.cors.allow_origins if http.cors is not None else []
-                add_mcp_routes(app, McpFront(self.federation, tracer, http.sse_keepalive, origins))
+                front = McpFront(
+                    self.federation, tracer, http.sse_keepalive, origins, self.config.mcp.authorization_servers
+                )
+                add_mcp_routes(app, front)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             self.runner = web.AppRunner(

@@ -109,3 +109,23 @@ async def test_no_credentials_no_grant_and_rate_limits(
         assert (await call(session, url, KEY_C, "tools/list"))[0] == 404
         assert (await call(session, url, KEY_C, "tools/list"))[0] == 429  # her burst of 2 is spent
         assert len(math.seen()) + len(text.seen()) == before
+
+
+async def test_protected_resource_metadata_is_open_and_named_by_401s(
+    gateway_factory: GatewayFactory, servers: tuple[ToolServer, ToolServer]
+) -> None:
+    math, text = servers
+    config = gateway_yaml(math, text) + "  authorization_servers: [https://login.example.com]\n"
+    async with gateway_factory(config) as gw, aiohttp.ClientSession() as session:
+        base = f"http://{gw.addresses.http}"
+        body, headers = request("tools/list")
+        async with session.post(f"{base}/mcp/tools", data=body, headers=headers) as response:
+            assert response.status == 401
+            challenge = response.headers["www-authenticate"]
+        metadata_url = f"{base}/.well-known/oauth-protected-resource/mcp/tools"
+        assert f'resource_metadata="{metadata_url}"' in challenge
+        async with session.get(metadata_url) as response:
+            assert response.status == 200
+            metadata = await response.json()
+    assert metadata["resource"] == f"{base}/mcp/tools"
+    assert metadata["authorization_servers"] == ["https://login.example.com"]
