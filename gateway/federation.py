@@ -26,6 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from adapters.mcp_client import McpHttpUpstream
+from adapters.mcp_stdio import McpStdioUpstream
 from gateway.config.schema import McpConfig, McpMember, McpUpstream, McpVirtualServer
 from gateway.context import outbound_headers
 from gateway.model import (
@@ -80,10 +81,13 @@ def response_of(result: Result) -> dict[str, Any]:
     return part.data
 
 
+McpClient = McpHttpUpstream | McpStdioUpstream
+
+
 class McpAttempt:
     """The terminal of an MCP upstream's chain: one request in a CLIENT span."""
 
-    def __init__(self, name: str, client: McpHttpUpstream, tracer: Tracer, metrics: Any) -> None:
+    def __init__(self, name: str, client: McpClient, tracer: Tracer, metrics: Any) -> None:
         self.name = name
         self.client = client
         self.tracer = tracer
@@ -151,7 +155,7 @@ class FederatedUpstream:
 
     name: str
     spec: McpUpstream
-    client: McpHttpUpstream
+    client: McpClient
     invoke: Handler
     retry_safe: set[str] = field(default_factory=set)
 
@@ -328,17 +332,20 @@ class Federation:
         self.config = config
         self.upstreams: dict[str, FederatedUpstream] = {}
         for name, spec in config.upstreams.items():
-            if spec.url is None:
-                continue  # stdio upstreams: not served yet
-            client = McpHttpUpstream(name, session, spec.url, spec.headers)
+            client: McpClient
+            if spec.url is not None:
+                client = McpHttpUpstream(name, session, spec.url, spec.headers)
+            else:
+                assert spec.command is not None
+                client = McpStdioUpstream(
+                    name, spec.command, spec.args, spec.env, spec.max_restarts, spec.restart_backoff
+                )
             attempt = McpAttempt(name, client, tracer, gateway.metrics)
             chain = gateway.policy_chain(spec.policies, f"mcp/{name}")
             invoke, _ = compose(chain, attempt.invoke, _no_stream)
             self.upstreams[name] = FederatedUpstream(name, spec, client, invoke, set(spec.idempotent_tools))
         self.servers = {
-            name: VirtualServer(name, spec, self.upstreams, gateway)
-            for name, spec in config.virtual_servers.items()
-            if all(m.upstream in self.upstreams for m in spec.upstreams)
+            name: VirtualServer(name, spec, self.upstreams, gateway) for name, spec in config.virtual_servers.items()
         }
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from typing import Any
@@ -15,7 +16,7 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
-NAME = sys.argv[1] if len(sys.argv) > 1 else "tools"
+NAME = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "tools"
 SEEN: list[dict[str, Any]] = []
 server = MCPServer(NAME, instructions=f"the {NAME} test server")
 
@@ -50,6 +51,18 @@ async def hang_read() -> str:
     """Never answers, but is safe to call again."""
     await asyncio.sleep(3600)
     return "late"
+
+
+@server.tool()
+def crash() -> str:
+    """Kills its own server process (a crashing stdio server)."""
+    os._exit(3)
+
+
+@server.tool()
+def pid() -> int:
+    """The server's process id (to see a restart)."""
+    return os.getpid()
 
 
 @server.prompt()
@@ -115,6 +128,9 @@ def recording(app: Any) -> Any:
 
 
 def main() -> None:
+    if "--stdio" in sys.argv:
+        server.run("stdio")
+        return
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
