@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -33,6 +33,7 @@ from gateway.model import (
     Call,
     Context,
     DataPart,
+    Event,
     GatewayError,
     Invocation,
     Message,
@@ -43,7 +44,7 @@ from gateway.model import (
     UpstreamError,
 )
 from gateway.pipeline import Gateway
-from gateway.policies.base import Handler, compose
+from gateway.policies.base import Handler, StreamHandler, compose
 from gateway.protocols import mcp
 from gateway.telemetry import tracing as t
 
@@ -74,6 +75,13 @@ def request_invocation(
     return Invocation(f"mcp/{upstream}", (Message(Role.USER, (part,)),), context, Options(idempotent=idempotent))
 
 
+def _request_of(invocation: Invocation) -> tuple[str, dict[str, Any]]:
+    part = invocation.messages[0].parts[0]
+    assert isinstance(part, DataPart)
+    assert isinstance(part.data, dict)
+    return part.data["method"], part.data["params"]
+
+
 def response_of(result: Result) -> dict[str, Any]:
     part = result.messages[0].parts[0]
     assert isinstance(part, DataPart)
@@ -92,6 +100,40 @@ class McpAttempt:
         self.client = client
         self.tracer = tracer
         self.metrics = metrics
+
+    async def stream(self, invocation: Invocation) -> AsyncIterator[Event]:
+        """The request with its notifications (progress) as events, the response last."""
+        invocation.record.attempts += 1
+        method, params = _request_of(invocation)
+        span = self.tracer.start_span(
+            f"tools/call {params.get('name', '')}" if method == "tools/call" else method,
+            kind=SpanKind.CLIENT,
+            attributes=self._attributes(invocation, method, params),
+        )
+        headers = outbound_headers(invocation.context, trace.set_span_in_context(span, otel_context.get_current()))
+        try:
+            async for item in self.client.stream(Call(invocation, headers), method, params):
+                yield Event("mcp", data=item)
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.set_attribute(
+                t.ATTR_ERROR_TYPE, exc.code.value if isinstance(exc, GatewayError) else type(exc).__name__
+            )
+            raise
+        finally:
+            span.end()
+
+    def _attributes(self, invocation: Invocation, method: str, params: Mapping[str, Any]) -> dict[str, str | int]:
+        attributes: dict[str, str | int] = {
+            ATTR_MCP_METHOD: method,
+            t.ATTR_ATTEMPT: invocation.attempt,
+            t.ATTR_REQUEST_ID: invocation.context.request_id,
+            "server.address": self.name,
+        }
+        if method == "tools/call":
+            attributes[ATTR_TOOL] = params.get("name", "")
+            attributes[t.ATTR_OPERATION] = "execute_tool"
+        return attributes
 
     async def invoke(self, invocation: Invocation) -> Result:
         invocation.record.attempts += 1
@@ -157,7 +199,17 @@ class FederatedUpstream:
     spec: McpUpstream
     client: McpClient
     invoke: Handler
+    open_stream: StreamHandler
     retry_safe: set[str] = field(default_factory=set)
+
+    def stream(self, method: str, params: Mapping[str, Any], context: Context) -> AsyncIterator[dict[str, Any]]:
+        """Notifications as they come, the response last, through the chain's stream path
+        (retries only before anything reached the caller)."""
+        idempotent = method != "tools/call" or params.get("name") in self.retry_safe
+        if self.spec.timeout is not None and context.deadline is None:
+            context = context.with_timeout(self.spec.timeout)
+        invocation = request_invocation(self.name, method, params, context, idempotent)
+        return _messages(self.open_stream(invocation))
 
     async def request(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         idempotent = method != "tools/call" or params.get("name") in self.retry_safe
@@ -300,6 +352,21 @@ class VirtualServer:
         forwarded = {**params, key: entry.original}
         return await self.upstreams[entry.upstream].request(method, forwarded, context)
 
+    async def call_stream(
+        self, method: str, params: Mapping[str, Any], context: Context
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Like :meth:`call`, with the upstream's notifications (progress) first."""
+        key = mcp.NAMED_METHODS[method]
+        exposed = params.get(key)
+        if not isinstance(exposed, str):
+            raise mcp.McpError(mcp.INVALID_PARAMS, f"params.{key} must be a string")
+        if method == "tools/call" and exposed.startswith(AGENT_TOOL_PREFIX):
+            yield await self.call(method, params, context)
+            return
+        entry = await self.resolve(method, exposed, context)
+        async for item in self.upstreams[entry.upstream].stream(method, {**params, key: entry.original}, context):
+            yield item
+
     async def _call_agent(self, agent: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         arguments = params.get("arguments") or {}
         text = arguments.get("message") if isinstance(arguments, Mapping) else None
@@ -342,8 +409,8 @@ class Federation:
                 )
             attempt = McpAttempt(name, client, tracer, gateway.metrics)
             chain = gateway.policy_chain(spec.policies, f"mcp/{name}")
-            invoke, _ = compose(chain, attempt.invoke, _no_stream)
-            self.upstreams[name] = FederatedUpstream(name, spec, client, invoke, set(spec.idempotent_tools))
+            invoke, stream = compose(chain, attempt.invoke, attempt.stream)
+            self.upstreams[name] = FederatedUpstream(name, spec, client, invoke, stream, set(spec.idempotent_tools))
         self.servers = {
             name: VirtualServer(name, spec, self.upstreams, gateway) for name, spec in config.virtual_servers.items()
         }
@@ -352,8 +419,10 @@ class Federation:
         await asyncio.gather(*(u.client.aclose() for u in self.upstreams.values()), return_exceptions=True)
 
 
-def _no_stream(invocation: Invocation) -> Any:
-    raise NotImplementedError("MCP requests use the invoke chain")
+async def _messages(events: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]:
+    async for event in events:
+        if isinstance(event.data, dict):
+            yield event.data
 
 
 def names(items: Sequence[Mapping[str, Any]], key: str = "name") -> list[str]:

@@ -15,6 +15,7 @@ use is neither listed nor callable, and its upstream never hears of the call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -55,6 +56,23 @@ class McpSession:
         self.identity = identity
         self.created = time.monotonic()
         self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+
+def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
+    """The client's response to ``message`` from an upstream's (or our own) answer, in the client's revision."""
+    if "error" in answer:
+        return {"jsonrpc": "2.0", "id": message.id, "error": answer["error"]}
+    body = dict(answer.get("result") or {})
+    if modern:
+        body.setdefault("resultType", "complete")
+        if message.method in _CACHEABLE:
+            # Lists are filtered per identity: never shareable across callers.
+            body["cacheScope"] = "private"
+            body.setdefault("ttlMs", 0)
+    else:
+        for key in ("resultType", "cacheScope", "ttlMs"):
+            body.pop(key, None)
+    return mcp.result_message(message.id, body)
 
 
 def _json(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -121,6 +139,8 @@ class McpFront:
             return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
         if message.method == "subscriptions/listen" and modern:
             return await self._listen(request, message)
+        if message.method == "tools/call" and "progressToken" in message.meta:
+            return await self._stream_call(request, server, message, modern)
         response_headers: dict[str, str] = {}
         try:
             if message.method == "initialize":
@@ -131,20 +151,8 @@ class McpFront:
         except mcp.McpError as exc:
             status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else 200
             return _json(mcp.error_message(message.id, exc), status, response_headers)
-        if "error" in result:
-            return _json({"jsonrpc": "2.0", "id": message.id, "error": result["error"]}, 200, response_headers)
-        body = dict(result.get("result") or {})
-        if modern:
-            body.setdefault("resultType", "complete")
-            if message.method in _CACHEABLE:
-                # Lists are filtered per identity: never shareable across callers.
-                body["cacheScope"] = "private"
-                body.setdefault("ttlMs", 0)
-        else:
-            for key in ("resultType", "cacheScope", "ttlMs"):
-                body.pop(key, None)
         del session
-        return _json(mcp.result_message(message.id, body), 200, response_headers)
+        return _json(_final(message, result, modern), 200, response_headers)
 
     def _legacy_session(self, request: web.Request, headers: Mapping[str, str], server: VirtualServer) -> McpSession:
         version = headers.get(mcp.HEADER_VERSION)
@@ -247,6 +255,52 @@ class McpFront:
             await writer.send(format_sse(json.dumps(ack), "message"))
             # Until the client closes the stream (the SSE writer's keep-alives notice) or the gateway stops.
             await asyncio.Event().wait()
+        return response
+
+    async def _stream_call(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage, modern: bool
+    ) -> web.StreamResponse:
+        """A tools/call asking for progress: an SSE answer with the upstream's progress passed on as it
+        comes (unbuffered, keep-alives while quiet). The upstream gets a token of ours, so tokens of
+        different clients never meet on a shared upstream session; closing the stream drops the upstream one."""
+        name = message.params.get("name")
+        if not isinstance(name, str) or not request.app[GUARD_KEY].may_use_mcp(
+            request[IDENTITY_KEY], server.name, name
+        ):
+            error = mcp.McpError(mcp.INVALID_PARAMS, f"unknown tool: {name!r}")
+            return _json(mcp.error_message(message.id, error))
+        client_token = message.meta["progressToken"]
+        ours = f"agw-{secrets.token_hex(8)}"
+        params = {k: v for k, v in message.params.items() if k != "_meta"}
+        params["_meta"] = {"progressToken": ours}
+        headers, context = self._context(request, message)
+        attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: name, t.ATTR_OPERATION: "execute_tool"}
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        )
+        await response.prepare(request)
+        with server_span(self.tracer, f"tools/call {name}", headers, context, attributes):
+            async with (
+                SseWriter(response, self.keepalive) as writer,
+                contextlib.aclosing(server.call_stream("tools/call", params, context)) as items,
+            ):
+                try:
+                    async for item in items:
+                        if "method" in item:
+                            item_params = dict(item.get("params") or {})
+                            if item.get("method") == "notifications/progress":
+                                if item_params.get("progressToken") != ours:
+                                    continue
+                                item_params["progressToken"] = client_token
+                            await writer.send(format_sse(json.dumps({**item, "params": item_params}), "message"))
+                            continue
+                        await writer.send(format_sse(json.dumps(_final(message, item, modern)), "message"))
+                except mcp.McpError as exc:
+                    await writer.send(format_sse(json.dumps(mcp.error_message(message.id, exc)), "message"))
+                except GatewayError as exc:
+                    error = mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value})
+                    await writer.send(format_sse(json.dumps(mcp.error_message(message.id, error)), "message"))
+        await response.write_eof()
         return response
 
     # -- methods ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ mcp:
       instructions: federated test tools
       upstreams:
         - {{upstream: math, allow: ["add", "big", "hang", "greet", "motd"]}}
-        - {{upstream: text, prefix: txt, deny: [big, "hang*"]}}
+        - {{upstream: text, prefix: txt, allow: [add, shout, big, greet, motd], deny: [big]}}
 {extra}"""
 
 

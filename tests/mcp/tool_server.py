@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 
 NAME = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "tools"
@@ -63,6 +63,29 @@ def crash() -> str:
 def pid() -> int:
     """The server's process id (to see a restart)."""
     return os.getpid()
+
+
+@server.tool()
+async def count(n: int, ctx: Context) -> str:
+    """Counts to n, reporting progress at each step."""
+    for i in range(1, n + 1):
+        await ctx.report_progress(i, n, f"step {i}")
+        await asyncio.sleep(0.05)
+    return f"counted to {n}"
+
+
+@server.tool()
+async def count_forever(ctx: Context) -> str:
+    """Reports progress until cancelled; records the cancellation in /seen."""
+    try:
+        i = 0
+        while True:
+            i += 1
+            await ctx.report_progress(i, None, "still going")
+            await asyncio.sleep(0.05)
+    except BaseException:
+        SEEN.append({"method": "cancelled", "name": "count_forever", "meta": {}, "headers": {}})
+        raise
 
 
 @server.prompt()
