@@ -14,6 +14,7 @@ order, so names are deterministic; a call is routed back by that name.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -332,9 +333,27 @@ class VirtualServer:
         if entry is None:
             await self.list(list_method, context)
             entry = self.catalog.get(list_method, {}).get(exposed)
+        if entry is None and call_method == "resources/read":
+            entry = await self._template_for(exposed, context)
         if entry is None:
             raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {list_method.split('/')[0][:-1]}: {exposed!r}")
         return entry
+
+    async def _template_for(self, exposed: str, context: Context) -> Entry | None:
+        """A resource URI matched by a (level 1, RFC 6570) resource template of a member."""
+        templates = self.catalog.get("resources/templates/list")
+        if templates is None:
+            await self.list("resources/templates/list", context)
+            templates = self.catalog.get("resources/templates/list", {})
+        for exposed_template, entry in templates.items():
+            pattern = "".join(
+                "[^/]+" if part.startswith("{") else re.escape(part)
+                for part in re.split(r"(\{[^}]*\})", exposed_template)
+            )
+            if re.fullmatch(pattern, exposed):
+                prefix = exposed_template[: len(exposed_template) - len(entry.original)]
+                return Entry(entry.upstream, exposed[len(prefix) :], entry.item)
+        return None
 
     async def call(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         """Route a named request (tools/call, prompts/get, resources/read) to its upstream."""

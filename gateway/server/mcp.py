@@ -43,6 +43,8 @@ log = logging.getLogger("agent_gateway.mcp")
 
 SERVER_INFO = {"name": "agent-gateway", "version": "0.1.0"}
 _MAX_SESSIONS = 10_000
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # 2026-07-28 results that are CacheableResult (ttlMs and cacheScope required).
 _CACHEABLE = frozenset({"server/discover", *KINDS, "resources/read"})
 
@@ -107,7 +109,12 @@ class McpFront:
         return server
 
     def _check_origin(self, request: web.Request) -> None:
-        """DNS-rebinding defence (both revisions): a browser Origin must be ours or allowed."""
+        """DNS-rebinding defence (both revisions): on a loopback listener the Host must be a loopback
+        name, and a browser Origin must be that host or an allowed origin."""
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        local = str(sockname[0]) if isinstance(sockname, tuple) and sockname else ""
+        if local in _LOOPBACK and (urlsplit(f"//{request.host}").hostname or "") not in _LOOPBACK_NAMES:
+            raise web.HTTPForbidden(reason="this Host may not call the MCP endpoint (DNS rebinding)")
         origin = request.headers.get("origin")
         if origin is None or origin in self.allowed_origins or "*" in self.allowed_origins:
             return

@@ -35,7 +35,7 @@ VENVS_DIR = REPO_ROOT / ".venvs"
 # Frameworks whose server needs its own environment (A2A runs on the dev extra's a2a-sdk).
 FRAMEWORKS = ("langgraph", "crewai")
 # npm projects (TypeScript servers: Mastra and the @grpc/grpc-js agent).
-NODE_PROJECTS = ("mastra",)
+NODE_PROJECTS = ("mastra", "mcp")
 # Mastra 1.x needs 22.13; running .ts files without a build step needs type stripping (22.18).
 MIN_NODE = (22, 18)
 DEFAULT_TIMEOUT = 900.0

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,9 +40,9 @@ class ToolServer:
             self.process.stdout.close()
 
 
-def start_tool_server(name: str) -> ToolServer:
+def start_tool_server(name: str, script: Path = TOOL_SERVER) -> ToolServer:
     process = subprocess.Popen(
-        [sys.executable, str(TOOL_SERVER), name],
+        [sys.executable, str(script), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -55,8 +56,10 @@ def start_tool_server(name: str) -> ToolServer:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            server.seen()
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).close()
             return server
+        except urllib.error.HTTPError:
+            return server  # it answers (a 404 for "/"): up
         except OSError:
             time.sleep(0.1)
     server.stop()
