@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -71,9 +72,11 @@ class McpStdioUpstream:
                     reached=False,
                 )
             await asyncio.sleep(min(_MAX_BACKOFF, self.restart_backoff * 2 ** (self._failures - 1)))
+        # `python` means the gateway's own interpreter (the environment it runs in, with its packages).
+        command = sys.executable if self.command == "python" else self.command
         try:
             self._process = await asyncio.create_subprocess_exec(
-                self.command,
+                command,
                 *self.args,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

@@ -1039,9 +1039,11 @@ class McpUpstream(Strict):
 
     # The upstream's MCP endpoint (http://host:port/mcp).
     url: str | None = None
-    # Or a stdio server: the program, its arguments and extra environment variables.
+    # Or a stdio server the gateway launches: the program (`python`: the gateway's own interpreter).
     command: str | None = None
+    # stdio: the program's arguments.
     args: list[str] = Field(default_factory=list)
+    # stdio: environment variables added to the gateway's own for the program.
     env: dict[str, str] = Field(default_factory=dict)
     # Credentials the gateway sends to this upstream (for example authorization: Bearer ${TOKEN});
     # a client's own token never goes upstream.
@@ -1052,8 +1054,9 @@ class McpUpstream(Strict):
     idempotent_tools: list[str] = Field(default_factory=list)
     # Default time budget of one call when the caller sets none.
     timeout: Duration | None = None
-    # stdio: restarts after a crash, with this wait between them (doubling up to 30s).
+    # stdio: restarts in a row after crashes before the upstream is given up.
     max_restarts: int = Field(default=5, ge=0)
+    # stdio: the wait before a restart (doubling with each crash in a row, up to 30s).
     restart_backoff: Duration = Field(default=0.5, gt=0)
 
     @model_validator(mode="after")
@@ -1070,6 +1073,7 @@ class McpUpstream(Strict):
 class McpMember(Strict):
     """One upstream in a virtual server: its names get ``<prefix>_`` in front."""
 
+    # The upstream (a name under `mcp.upstreams`).
     upstream: Name
     # Defaults to the upstream's name; empty: names pass unchanged.
     prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,64}$")
