@@ -42,7 +42,7 @@ Operate it: readiness, Prometheus metrics, live reload after editing examples/ga
   curl -s -X POST http://127.0.0.1:9901/reload
 
 Press Ctrl-C to stop.
-"""
+"""  # noqa: E501 - a copy-pasteable command line
 
 
 def main() -> int:
