@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install frameworks run test lint typecheck pytest proto clean config-reference image-lock bench bench-quick
+.PHONY: install frameworks run test lint typecheck pytest proto proto-release clean config-reference image-lock bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,15 @@ bench: install
 bench-quick: install
 	$(PY) -m bench --quick
 
-proto: install
+# Python stubs (grpcio-tools) and TypeScript stubs (protoc-gen-es, from the pinned npm project
+# tests/frameworks/buf), both beside the .proto files; the tests fail when either is stale.
+proto: frameworks
 	$(PY) scripts/gen_proto.py
+	tests/frameworks/buf/node_modules/.bin/buf generate
+
+# After a release: the proto as released becomes the baseline `buf breaking` checks against.
+proto-release: frameworks
+	tests/frameworks/buf/node_modules/.bin/buf build -o proto/released/v$(VERSION).binpb
 
 config-reference: install
 	$(PY) scripts/config_reference.py > docs/config-reference.md
@@ -61,4 +68,4 @@ image-lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache tests/frameworks/mastra/node_modules tests/frameworks/mcp/node_modules
+	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache tests/frameworks/mastra/node_modules tests/frameworks/buf/node_modules tests/frameworks/mcp/node_modules

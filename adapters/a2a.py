@@ -29,6 +29,7 @@ from yarl import URL
 
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.transport import HttpTransport
+from adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -264,7 +265,10 @@ class A2AAdapter(Adapter):
             "a2a_context_id": payload.get("contextId"),
             "a2a_state": state,
         }
-        return Result(self.spec.name, tuple(messages), metadata)
+        # A2A has no usage field of its own; agents that report one put it in the task's metadata.
+        task_metadata = payload.get("metadata")
+        usage = token_usage(task_metadata.get("usage")) if isinstance(task_metadata, dict) else None
+        return Result(self.spec.name, tuple(messages), metadata, usage)
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         url = await self.rpc_url(call)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.transport import HttpTransport
+from adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -165,7 +166,8 @@ class CrewAIAdapter(Adapter):
             metadata["tasks"] = result["tasks"]
         if "execution_time" in status:
             metadata["execution_time"] = status["execution_time"]
-        return Result(self.spec.name, (Message(Role.AGENT, parts),), metadata)
+        usage = token_usage(result.get("token_usage")) if isinstance(result, dict) else None
+        return Result(self.spec.name, (Message(Role.AGENT, parts),), metadata, usage)
 
     async def invoke(self, call: Call) -> Result:
         final: dict[str, Any] = {}

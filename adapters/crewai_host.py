@@ -64,6 +64,8 @@ class _Run:
     state: str = "running"
     output: str = ""
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    # CrewOutput.token_usage (prompt_tokens, completion_tokens, ...), when the crew's LLMs reported it.
+    token_usage: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     finished: float | None = None
     worker: asyncio.Task[None] | None = None
@@ -76,7 +78,7 @@ class _Run:
             return {
                 "status": "completed",
                 "state": "SUCCESS",
-                "result": {"output": self.output, "tasks": self.tasks},
+                "result": {"output": self.output, "tasks": self.tasks, "token_usage": self.token_usage},
                 "execution_time": self.execution_time(),
             }
         if self.state == "error":
@@ -193,6 +195,9 @@ async def _execute(run: _Run, context: KickoffContext) -> None:
             {"task_id": task.name or task.description[:40], "agent": task.agent, "output": task.raw}
             for task in output.tasks_output
         ]
+        usage = getattr(output, "token_usage", None)
+        if usage is not None and hasattr(usage, "model_dump"):
+            run.token_usage = usage.model_dump()
     finally:
         run.finished = time.monotonic()
 

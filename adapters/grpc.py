@@ -23,6 +23,7 @@ from gateway.model import (
     Call,
     Event,
     GatewayError,
+    InvalidRequest,
     Result,
     UpstreamError,
     UpstreamRejected,
@@ -94,7 +95,7 @@ class GrpcAgentAdapter(Adapter):
             self.channel = grpc.aio.secure_channel(target, channel_credentials(spec.tls), options=options)
         else:
             self.channel = grpc.aio.insecure_channel(target, options=options)
-        self.stub = pb_grpc.AgentGatewayStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
+        self.stub = pb_grpc.AgentGatewayServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
     def _request(self, call: Call) -> pb.InvokeRequest:
         request = wire.invocation_to_pb(call.invocation)
@@ -111,17 +112,23 @@ class GrpcAgentAdapter(Adapter):
             )
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.spec.name, exc) from None
-        result = wire.result_from_pb(response)
+        try:
+            result = wire.result_from_pb(response)
+        except InvalidRequest as exc:  # the agent's reply, not the caller's request, is malformed
+            raise UpstreamError(f"the agent sent a malformed reply: {exc.message}", agent=self.spec.name) from None
         return Result(self.spec.name, result.messages, result.metadata)
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
-        rpc = self.stub.InvokeStream(self._request(call), metadata=self._metadata(call), timeout=call.timeout())
+        request = wire.stream_request(self._request(call))
+        rpc = self.stub.InvokeStream(request, metadata=self._metadata(call), timeout=call.timeout())
         try:
             async for item in rpc:
                 if item.HasField("event"):
                     yield wire.event_from_pb(item.event)
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.spec.name, exc) from None
+        except InvalidRequest as exc:
+            raise UpstreamError(f"the agent sent a malformed event: {exc.message}", agent=self.spec.name) from None
         finally:
             rpc.cancel()
 

@@ -23,6 +23,7 @@ from pydantic import Field
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
 from adapters.transport import HttpTransport
+from adapters.usage import token_usage
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.model import (
@@ -63,7 +64,8 @@ class HttpAgentAdapter(Adapter):
 
     async def invoke(self, call: Call) -> Result:
         _, body = await self.transport.request_json(call, "POST", self.options.invoke_path, self._body(call))
-        return Result(self.spec.name, self._messages(body))
+        usage = token_usage(body.get("usage")) if isinstance(body, dict) else None
+        return Result(self.spec.name, self._messages(body), usage=usage)
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         async for sse in self.transport.stream_sse(call, "POST", self.options.stream_path, self._body(call)):

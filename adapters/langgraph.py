@@ -37,6 +37,7 @@ from pydantic import Field
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.sse import SseEvent
 from adapters.transport import HttpTransport
+from adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -49,9 +50,11 @@ from gateway.model import (
     Result,
     Role,
     TextPart,
+    TokenUsage,
     UpstreamError,
     UpstreamNotFound,
     UpstreamRejected,
+    add_usage,
 )
 
 # Namespace for deriving LangGraph thread UUIDs from gateway ids (stable across gateways).
@@ -143,17 +146,33 @@ def gateway_message(data: Mapping[str, Any]) -> Message | None:
     return Message(role, tuple(parts), metadata, str(data.get("id") or ""))
 
 
-def new_messages(values: Any, messages_key: str) -> tuple[Message, ...]:
-    """The messages a run added: everything after the last human message."""
+def _added(values: Any, messages_key: str) -> list[Any] | None:
+    """The message dicts a run added: everything after the last human message (None: no message list)."""
     if not isinstance(values, dict) or not isinstance(values.get(messages_key), list):
-        return (Message(Role.AGENT, (DataPart(values),)),)
+        return None
     history = values[messages_key]
     start = 0
     for index, item in enumerate(history):
         if isinstance(item, dict) and item.get("type") in ("human", "user"):
             start = index + 1
-    converted = (gateway_message(m) for m in history[start:] if isinstance(m, dict))
+    return [m for m in history[start:] if isinstance(m, dict)]
+
+
+def new_messages(values: Any, messages_key: str) -> tuple[Message, ...]:
+    """The messages a run added, as model messages (the whole state as data when it has no message list)."""
+    added = _added(values, messages_key)
+    if added is None:
+        return (Message(Role.AGENT, (DataPart(values),)),)
+    converted = (gateway_message(m) for m in added)
     return tuple(m for m in converted if m is not None)
+
+
+def run_usage(values: Any, messages_key: str) -> TokenUsage | None:
+    """The tokens of the messages a run added (each AI message's ``usage_metadata``), None when none says."""
+    total: TokenUsage | None = None
+    for item in _added(values, messages_key) or []:
+        total = add_usage(total, token_usage(item.get("usage_metadata")))
+    return total
 
 
 class LangGraphAdapter(Adapter):
@@ -220,7 +239,8 @@ class LangGraphAdapter(Adapter):
             _, values = await self.transport.request_json(call, "POST", path, body)
         self._raise_for_error(values)
         metadata: dict[str, JSON] = {"langgraph_thread_id": thread} if thread else {}
-        return Result(self.spec.name, new_messages(values, self.options.messages_key), metadata)
+        key = self.options.messages_key
+        return Result(self.spec.name, new_messages(values, key), metadata, run_usage(values, key))
 
     @contextlib.contextmanager
     def _assistant_errors(self) -> Iterator[None]:
@@ -320,6 +340,8 @@ class LangGraphAdapter(Adapter):
             events.append(Event("delta", message=Message(Role.AGENT, (TextPart(content),)), data={"node": node}))
         for tool_call in chunk.get("tool_call_chunks") or chunk.get("tool_calls") or []:
             events.append(Event("tool", data={"node": node, "tool_call": tool_call}))
+        if (usage := token_usage(chunk.get("usage_metadata"))) is not None:  # streamed models report it once
+            events.append(Event("usage", data={"node": node}, usage=usage))
         return events
 
     def _message_snapshots(self, complete: bool, snapshots: list[Any], seen: dict[str, str]) -> list[Event]:
@@ -336,5 +358,5 @@ class LangGraphAdapter(Adapter):
                     events.append(Event("delta", message=Message(Role.AGENT, (TextPart(content[len(before) :]),))))
                 seen[message_id] = content
             if complete and (message := gateway_message(snapshot)) is not None:
-                events.append(Event("message", message=message))
+                events.append(Event("message", message=message, usage=token_usage(snapshot.get("usage_metadata"))))
         return events

@@ -32,6 +32,7 @@ from pydantic import Field
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.sse import SseEvent
 from adapters.transport import HttpTransport
+from adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -199,15 +200,17 @@ class MastraAdapter(Adapter):
             parts.append(DataPart(body["object"]))
         if activity := _tool_activity(body):
             parts.append(DataPart(activity))
+        usage = body.get("totalUsage") or body.get("usage")
         metadata = self._metadata(
             call,
             {
                 "finish_reason": body.get("finishReason"),
-                "usage": body.get("totalUsage") or body.get("usage"),
+                "usage": usage,
                 "provider_metadata": body.get("providerMetadata"),
             },
         )
-        return Result(self.spec.name, (Message(Role.AGENT, tuple(parts)),) if parts else (), metadata)
+        messages = (Message(Role.AGENT, tuple(parts)),) if parts else ()
+        return Result(self.spec.name, messages, metadata, token_usage(usage))
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         with self._agent_errors():
@@ -251,6 +254,7 @@ class MastraAdapter(Adapter):
                     "finish_reason": step.get("reason"),
                     "usage": output.get("usage"),
                 },
+                usage=token_usage(output.get("usage")),  # the whole run's, once (steps are not counted again)
             )
         if kind in ("step-start", "step-finish"):
             step = _object(data, "stepResult")

@@ -10,7 +10,7 @@ behaviour with ``invoke_path``/``stream_path`` alone):
 * ``POST /hold``: SSE that sends one event, then holds the stream open until the
   client goes away (at most ``--hold-max`` seconds).
 
-gRPC (``agentgateway.v1.AgentGateway``): ``Invoke`` answers the same constant;
+gRPC (``agentgateway.v1.AgentGatewayService``): ``Invoke`` answers the same constant;
 ``InvokeStream`` streams 20 chunks 10 ms apart for agent ``stream`` (or
 ``stream/{chunks}/{delay_ms}``) and holds after one event for agent ``hold``.
 
@@ -93,7 +93,7 @@ def build_http_app(hold_max: float) -> web.Application:
     return app
 
 
-class BenchAgent(pb_grpc.AgentGatewayServicer):
+class BenchAgent(pb_grpc.AgentGatewayServiceServicer):
     """The gRPC twin of the HTTP routes above."""
 
     def __init__(self, hold_max: float) -> None:
@@ -136,7 +136,7 @@ async def serve(http_port: int, grpc_port: int, hold_max: float) -> None:
     await site.start()
     bound_http = runner.addresses[0][1]
     server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 1 << 20)])
-    pb_grpc.add_AgentGatewayServicer_to_server(BenchAgent(hold_max), server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_AgentGatewayServiceServicer_to_server(BenchAgent(hold_max), server)  # type: ignore[no-untyped-call]
     bound_grpc = server.add_insecure_port(f"127.0.0.1:{grpc_port}")
     await server.start()
     print(f"ready http={bound_http} grpc={bound_grpc}", flush=True)

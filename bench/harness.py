@@ -134,7 +134,7 @@ class Bench:
     def grpc_load(self, address: str, agent: str, concurrency: int, seconds: float) -> dict[str, Any]:
         check_grpc(address, agent)
         if self.grpc_tool() == "h2load":
-            url = f"http://{address}/agentgateway.v1.AgentGateway/Invoke"
+            url = f"http://{address}/agentgateway.v1.AgentGatewayService/Invoke"
             frame = grpc_frame(request_pb(agent))
             return loadgen.h2load(
                 url, frame, concurrency, seconds, self.pins["client"], warmup=self.settings.warmup_seconds
@@ -189,7 +189,7 @@ def check_http(url: str, body: Path) -> None:
 
 def check_grpc(address: str, agent: str) -> None:
     with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AgentGatewayStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.AgentGatewayServiceStub(channel)  # type: ignore[no-untyped-call]
         answer = stub.Invoke(request_pb(agent), timeout=10)
     if not answer.messages:
         raise RuntimeError(f"gRPC {address} agent {agent} answered without messages")

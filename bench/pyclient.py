@@ -66,7 +66,7 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
     limit = args.requests
     if args.grpc:
         async with grpc.aio.insecure_channel(args.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)  # type: ignore[no-untyped-call]
+            stub = pb_grpc.AgentGatewayServiceStub(channel)  # type: ignore[no-untyped-call]
             message = request_pb(args.agent)
 
             async def call_grpc() -> None:
@@ -98,7 +98,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
     chunks: list[int] = []
     if args.grpc:
         async with grpc.aio.insecure_channel(args.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)  # type: ignore[no-untyped-call]
+            stub = pb_grpc.AgentGatewayServiceStub(channel)  # type: ignore[no-untyped-call]
             message = request_pb(args.agent)
             for rep in range(args.reps + 1):
                 t0 = time.perf_counter()
@@ -228,7 +228,7 @@ def main() -> None:
         sub = modes.add_parser(name)
         sub.add_argument("--url")
         sub.add_argument("--body")
-        sub.add_argument("--grpc", help="HOST:PORT of a gRPC AgentGateway service")
+        sub.add_argument("--grpc", help="HOST:PORT of a gRPC AgentGatewayService")
         sub.add_argument("--agent", default="fast")
     lat = modes.choices["latency"]
     lat.add_argument("--concurrency", type=int, default=1)

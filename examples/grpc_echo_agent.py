@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import struct_pb2
 
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -38,12 +38,11 @@ def _seen(context: grpc.aio.ServicerContext) -> dict[str, str]:
 
 
 def _data_part(values: dict[str, str]) -> pb.Part:
-    data = struct_pb2.Value()
-    data.struct_value.update({"headers": values})
-    return pb.Part(data=data)
+    # Structured data travels as JSON text (`data_json`), which keeps integers exact.
+    return pb.Part(data_json=json.dumps({"headers": values}))
 
 
-class EchoAgent(pb_grpc.AgentGatewayServicer):
+class EchoAgent(pb_grpc.AgentGatewayServiceServicer):
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         reply = pb.Message(
             role=pb.ROLE_AGENT, parts=[pb.Part(text=f"echo: {_last_text(request)}"), _data_part(_seen(context))]
@@ -57,8 +56,7 @@ class EchoAgent(pb_grpc.AgentGatewayServicer):
         for i, word in enumerate(words, 1):
             message = pb.Message(role=pb.ROLE_AGENT, parts=[pb.Part(text=word + " ")])
             yield pb.InvokeStreamResponse(event=pb.Event(type="delta", message=message, sequence=i))
-        status = pb.Event(type="status", sequence=len(words) + 1)
-        status.data.struct_value.update({"headers": _seen(context)})
+        status = pb.Event(type="status", data_json=json.dumps({"headers": _seen(context)}), sequence=len(words) + 1)
         yield pb.InvokeStreamResponse(event=status)
 
     async def ListAgents(
@@ -69,7 +67,7 @@ class EchoAgent(pb_grpc.AgentGatewayServicer):
 
 async def start(host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    pb_grpc.add_AgentGatewayServicer_to_server(EchoAgent(), server)
+    pb_grpc.add_AgentGatewayServiceServicer_to_server(EchoAgent(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

@@ -56,7 +56,11 @@ async def serve(config: GatewayConfig, path: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = GatewayServer(config, config_path=path)
-    addresses = await server.start()
+    try:
+        addresses = await server.start()
+    except BaseException:
+        await server.stop()  # close what did open (sessions, stores), so nothing leaks at exit
+        raise
     print(
         f"agent-gateway {__version__} ready: http={addresses.http} grpc={addresses.grpc} admin={addresses.admin}",
         flush=True,
@@ -79,8 +83,14 @@ def run(args: argparse.Namespace) -> int:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # uvloop is optional (not on every platform)
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(config, args.config))
+    from gateway.server.connections import ListenError
+
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(config, args.config))
+    except ListenError as exc:
+        print(f"agent-gateway: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -59,7 +59,7 @@ def _client_error(error: grpc.aio.AioRpcError) -> ClientError:
     for key, value in error.trailing_metadata() or ():
         if key == wire.ERROR_TRAILER and isinstance(value, bytes):
             detail = pb.ErrorDetail.FromString(value)
-            details = wire.to_json(detail.details) if detail.HasField("details") else None
+            details = wire.error_details(detail) or None
             return ClientError(
                 StatusCode(detail.code),
                 detail.message,
@@ -95,7 +95,7 @@ def _messages(value: str | Message | Sequence[Message]) -> tuple[Message, ...]:
 
 
 class AgentClient:
-    """Async gRPC client for the gateway's AgentGateway service."""
+    """Async gRPC client for the gateway's AgentGatewayService."""
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class AgentClient:
     ) -> None:
         self._owns_channel = channel is None
         self.channel = channel or grpc.aio.insecure_channel(target)
-        self.stub = pb_grpc.AgentGatewayStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
+        self.stub = pb_grpc.AgentGatewayServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
         self._inbound = {k.lower(): v for k, v in (inbound or {}).items()}
         self._inbound_context = context_from_headers(self._inbound) if inbound is not None else None
         self.state = StateClient(self.channel, self._context_metadata)
@@ -189,7 +189,7 @@ class AgentClient:
         request, metadata, remaining = self._prepare(
             agent, input, session_id, thread_id, user_id, params, timeout, True
         )
-        call = self.stub.InvokeStream(request, metadata=metadata, timeout=remaining)
+        call = self.stub.InvokeStream(wire.stream_request(request), metadata=metadata, timeout=remaining)
         try:
             async for item in call:
                 if item.HasField("event"):
@@ -348,7 +348,7 @@ class StateClient:
         """The record, or None when the key is absent or expired."""
         request = spb.GetStateRequest(scope=_SCOPE_TO_PB[Scope(scope)], scope_id=scope_id, key=key)
         try:
-            return _record(await self._call(self.stub.Get, request))
+            return _record((await self._call(self.stub.GetState, request)).entry)
         except ClientError as exc:
             if exc.code is StatusCode.NOT_FOUND:
                 return None
@@ -380,7 +380,7 @@ class StateClient:
             request.json = StateValue.of_json(value).payload.decode()
         if ttl is not None:
             request.ttl.FromNanoseconds(round(ttl * 1e9))
-        return _record(await self._call(self.stub.Put, request))
+        return _record((await self._call(self.stub.PutState, request)).entry)
 
     async def compare_and_set(
         self, scope: ScopeName, key: str, expected_etag: str | None, value: JSON | bytes, *, scope_id: str = ""
@@ -396,7 +396,7 @@ class StateClient:
             scope=_SCOPE_TO_PB[Scope(scope)], scope_id=scope_id, key=key, if_match=if_match or ""
         )
         try:
-            await self._call(self.stub.Delete, request)
+            await self._call(self.stub.DeleteState, request)
         except ClientError as exc:
             if exc.code is StatusCode.NOT_FOUND:
                 return False
@@ -417,7 +417,7 @@ class StateClient:
                 page_size=page_size,
                 page_token=token,
             )
-            response = await self._call(self.stub.List, request)
+            response = await self._call(self.stub.ListState, request)
             records.extend(_record(entry) for entry in response.entries)
             token = response.next_page_token
             if not token:
@@ -481,19 +481,20 @@ class RunsClient:
         )
         submit = rpb.SubmitRunRequest(invocation=request, webhook_url=webhook_url)
         try:
-            return _run_info(await self.stub.SubmitRun(submit, metadata=metadata))
+            return _run_info((await self.stub.SubmitRun(submit, metadata=metadata)).run)
         except grpc.aio.AioRpcError as exc:
             raise _client_error(exc) from None
 
     async def get(self, run_id: str) -> RunInfo:
-        return _run_info(await self._call(self.stub.GetRun, rpb.GetRunRequest(run_id=run_id)))
+        return _run_info((await self._call(self.stub.GetRun, rpb.GetRunRequest(run_id=run_id))).run)
 
     async def result(self, run_id: str) -> Result:
         """The finished run's result; raises ClientError with the run's error, or while it runs."""
-        return wire.result_from_pb(await self._call(self.stub.GetRunResult, rpb.GetRunRequest(run_id=run_id)))
+        answer = await self._call(self.stub.GetRunResult, rpb.GetRunResultRequest(run_id=run_id))
+        return wire.result_from_pb(answer.result)
 
     async def cancel(self, run_id: str) -> RunInfo:
-        return _run_info(await self._call(self.stub.CancelRun, rpb.CancelRunRequest(run_id=run_id)))
+        return _run_info((await self._call(self.stub.CancelRun, rpb.CancelRunRequest(run_id=run_id))).run)
 
     async def watch(self, run_id: str, *, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
         """(sequence, event) pairs after ``after``, live until the run ends; a failed or

@@ -16,6 +16,7 @@ Errors::
     ├── Conflict                      ABORTED         409  no
     ├── ResourceExhausted             RESOURCE_EXHAUSTED 429/503 yes
     │   └── CircuitOpen               UNAVAILABLE     503  yes (fails fast, never reached the agent)
+    ├── Unavailable                   UNAVAILABLE     503  yes (the gateway itself: shutting down, full)
     ├── Cancelled                     CANCELLED       499  no
     └── UpstreamError                 (an agent failed; transient or permanent)
         ├── UpstreamUnavailable       UNAVAILABLE     503  yes (connect errors, resets, 502/503)
@@ -161,6 +162,8 @@ class CallRecord:
     fallback_reason: str = ""
     # The route that took the call ("" when it went straight to an agent).
     route: str = ""
+    # Model tokens the answering attempts reported (None: the framework did not say).
+    usage: TokenUsage | None = None
     # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
     depth: int = 0
 
@@ -195,10 +198,34 @@ class Invocation:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Model tokens a call reported (the GenAI semantic conventions' input and output tokens)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def add_usage(total: TokenUsage | None, more: TokenUsage | None) -> TokenUsage | None:
+    """``total + more`` where either may be unknown (None)."""
+    if more is None:
+        return total
+    return more if total is None else total + more
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     agent: str
     messages: tuple[Message, ...]
     metadata: Mapping[str, JSON] = field(default_factory=dict)
+    # What the framework reported the call cost in model tokens (None: it did not say).
+    usage: TokenUsage | None = None
 
     @property
     def text(self) -> str:
@@ -213,6 +240,8 @@ class Event:
     type: str
     message: Message | None = None
     data: JSON = None
+    # Tokens this event reports (a stream's usage is the sum of its events').
+    usage: TokenUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +265,8 @@ class AgentSpec:
     options: Mapping[str, JSON] = field(default_factory=dict)
     description: str = ""
     tls: UpstreamTls | None = None
+    # The GenAI provider behind the agent, when the config names it (gen_ai.provider.name).
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +309,28 @@ class StatusCode(enum.StrEnum):
     UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
     UNKNOWN = "UNKNOWN"
+
+
+# The numbers of the canonical codes (google.rpc.Code), for rpc.grpc.status_code and the like.
+GRPC_CODE_NUMBERS = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
 
 
 class GatewayError(Exception):
@@ -357,6 +410,15 @@ class CircuitOpen(ResourceExhausted):
     code = StatusCode.UNAVAILABLE
     http_status = 503
     reached = False
+
+
+class Unavailable(GatewayError):
+    """The gateway itself cannot take or finish the call (shutting down, at its connection
+    limit); another instance can."""
+
+    code = StatusCode.UNAVAILABLE
+    http_status = 503
+    transient = True
 
 
 class Cancelled(GatewayError):

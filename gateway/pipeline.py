@@ -37,8 +37,10 @@ from gateway.model import (
     ResourceExhausted,
     Result,
     Role,
+    TokenUsage,
     UpstreamTimeout,
     UpstreamTls,
+    add_usage,
     evolve,
     new_request_id,
 )
@@ -82,7 +84,18 @@ def _span_attributes(invocation: Invocation, spec: AgentSpec) -> dict[str, str |
         attributes[t.ATTR_CONVERSATION] = ctx.thread_id
     if ctx.user_id:
         attributes[t.ATTR_USER] = ctx.user_id
+    if spec.provider:
+        attributes[t.ATTR_PROVIDER] = spec.provider
     return attributes
+
+
+def _record_usage(span: trace.Span, invocation: Invocation, usage: TokenUsage | None) -> None:
+    """The attempt's tokens on its span, and added to the call's record (every attempt's tokens were spent)."""
+    if usage is None:
+        return
+    span.set_attribute(t.ATTR_INPUT_TOKENS, usage.input_tokens)
+    span.set_attribute(t.ATTR_OUTPUT_TOKENS, usage.output_tokens)
+    invocation.record.usage = add_usage(invocation.record.usage, usage)
 
 
 def _record_failure(span: trace.Span, error: BaseException) -> None:
@@ -120,7 +133,9 @@ class AttemptHandler:
         span, call = self._start(invocation)
         started, error = time.perf_counter(), None
         try:
-            return await self.adapter.invoke(call)
+            result = await self.adapter.invoke(call)
+            _record_usage(span, invocation, result.usage)
+            return result
         except BaseException as exc:
             error = exc
             _record_failure(span, exc)
@@ -133,14 +148,18 @@ class AttemptHandler:
         invocation.record.attempts += 1
         span, call = self._start(invocation)
         started, error = time.perf_counter(), None
+        usage: TokenUsage | None = None
         try:
             async for event in self.adapter.stream(call):
+                if event.usage is not None:
+                    usage = add_usage(usage, event.usage)
                 yield event
         except BaseException as exc:
             error = exc
             _record_failure(span, exc)
             raise
         finally:
+            _record_usage(span, invocation, usage)
             span.end()
             self._count(started, error)
 
@@ -199,7 +218,7 @@ class Gateway:
         self.upstreams: dict[str, Upstream] = {}
         for name, agent in config.agents.items():
             tls = UpstreamTls(**agent.tls.model_dump()) if agent.tls is not None else None
-            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description, tls)
+            spec = AgentSpec(name, agent.kind, agent.endpoint, agent.options, agent.description, tls, agent.provider)
             adapter = adapter_class(agent.kind)(spec, resources)
             attempt = AttemptHandler(spec, adapter, tracer, self.metrics)
             # Checks on an agent sit innermost, so a failed sync check is a failed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.model import Event, Message, Result, Role, TextPart
+from gateway.model import Event, Message, Result, Role, TextPart, TokenUsage, add_usage
 
 
 class ResultCollector:
@@ -13,8 +13,10 @@ class ResultCollector:
         self.agent = agent
         self.messages: list[Message] = []
         self._deltas: list[str] = []
+        self.usage: TokenUsage | None = None
 
     def add(self, event: Event) -> None:
+        self.usage = add_usage(self.usage, event.usage)
         if event.type == "delta" and event.message is not None:
             self._deltas.append(event.message.text)
         elif event.type == "message" and event.message is not None:
@@ -28,4 +30,4 @@ class ResultCollector:
 
     def result(self) -> Result:
         self._flush()
-        return Result(self.agent, tuple(self.messages))
+        return Result(self.agent, tuple(self.messages), usage=self.usage)

@@ -7,11 +7,15 @@ No I/O here.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message as ProtoMessage
 
 from agentgateway.v1 import gateway_pb2 as pb
@@ -45,48 +49,153 @@ _ROLE_TO_PB = {
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
 
 
-def _struct(values: Mapping[str, JSON]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    if values:
-        out.update(dict(values))
+# -- structured values: JSON text in the `*_json` fields ------------------------
+#
+# A google.protobuf.Struct holds every number as a double (7 comes back as 7.0,
+# 2**63 loses digits), so structured data crosses the wire as JSON text, which
+# keeps the JSON value exactly. The legacy Struct/Value fields are only read.
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):  # the model's read-only mappings (MappingProxyType)
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def json_text(value: JSON) -> str:
+    """``value`` as the compact JSON text of a ``*_json`` field (integers exact, key order kept)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _from_json_text(text: str, field: str) -> JSON:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:  # json.JSONDecodeError is one
+        raise InvalidRequest(f"{field} is not valid JSON text: {exc}") from None
+
+
+def _object(text: str, legacy: struct_pb2.Struct, field: str) -> dict[str, JSON]:
+    """A JSON object field: its ``*_json`` text, else the legacy Struct (numbers as doubles)."""
+    if text:
+        value = _from_json_text(text, field)
+        if type(value) is not dict:
+            raise InvalidRequest(f"{field} must hold a JSON object")
+        return value
+    return json_format.MessageToDict(legacy) if legacy.fields else {}
+
+
+def _object_text(values: Mapping[str, JSON]) -> str:
+    return json_text(values) if values else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Where a message's JSON form holds structured values, for the protobuf JSON mapping."""
+
+    # The legacy Struct/Value field's JSON key (either spelling) -> (its twin's JSON key, object only).
+    twins: Mapping[str, tuple[str, bool]]
+    # The twin's JSON key -> the key its value is printed under (the legacy field's).
+    printed: Mapping[str, str]
+    # The JSON key (either spelling) of a message field that holds structured values further down.
+    children: Mapping[str, Descriptor]
+
+    @property
+    def reaches_values(self) -> bool:
+        return bool(self.twins or self.children)
+
+
+_STRUCTURED = {"google.protobuf.Struct": True, "google.protobuf.Value": False}
+
+
+@functools.cache
+def _shape(descriptor: Descriptor) -> _Shape:
+    twins: dict[str, tuple[str, bool]] = {}
+    printed: dict[str, str] = {}
+    children: dict[str, Descriptor] = {}
+    for field in descriptor.fields:
+        kind = field.message_type
+        if kind is None or kind.GetOptions().map_entry:
+            continue
+        twin = descriptor.fields_by_name.get(field.name + "_json")
+        if kind.full_name in _STRUCTURED and twin is not None:
+            for key in (field.name, field.json_name):
+                twins[key] = (twin.json_name, _STRUCTURED[kind.full_name])
+            printed[twin.json_name] = field.json_name
+        elif kind.full_name.startswith("agentgateway.") and _shape(kind).reaches_values:
+            for key in (field.name, field.json_name):
+                children[key] = kind
+    return _Shape(twins, printed, children)
+
+
+def _outlined(data: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+    """A copy of decoded JSON with each structured value moved to its ``*_json`` twin as text.
+
+    Protobuf then parses everything else as it always does; values it would refuse
+    (NaN, a non-object where an object belongs, null) are left for it to refuse or read.
+    """
+    shape = _shape(descriptor)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        twin = shape.twins.get(key)
+        if twin is not None:
+            twin_key, object_only = twin
+            if value is not None and twin_key not in data and (type(value) is dict or not object_only):
+                with contextlib.suppress(TypeError, ValueError):  # not JSON: protobuf refuses it its own way
+                    value, key = json_text(value), twin_key
+        elif (child := shape.children.get(key)) is not None:
+            if type(value) is dict:
+                value = _outlined(value, child)
+            elif type(value) is list:
+                value = [_outlined(item, child) if type(item) is dict else item for item in value]
+        out[key] = value
     return out
 
 
-def _from_struct(value: struct_pb2.Struct) -> dict[str, JSON]:
-    return json_format.MessageToDict(value) if value.fields else {}
-
-
-def _value(data: JSON) -> struct_pb2.Value:
-    out = struct_pb2.Value()
-    json_format.ParseDict(data, out)
-    return out
-
-
-def _from_value(value: struct_pb2.Value) -> JSON:
-    return json_format.MessageToDict(value)
+def _inlined(data: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+    """Printed protobuf JSON with each ``*_json`` twin's text put back as a JSON value, in place."""
+    shape = _shape(descriptor)
+    for twin_key, key in shape.printed.items():
+        if twin_key in data:
+            text = data.pop(twin_key)
+            if text:  # empty (printed with the defaults): unset, like the message field it replaces
+                data[key] = _from_json_text(text, twin_key)
+    for key, child in shape.children.items():
+        value = data.get(key)
+        if type(value) is dict:
+            _inlined(value, child)
+        elif type(value) is list:
+            for item in value:
+                _inlined(item, child)
+    return data
 
 
 # -- messages -----------------------------------------------------------------
 
 
 def part_to_pb(part: Part) -> pb.Part:
-    out = pb.Part(metadata=_struct(part.metadata) if part.metadata else None)
+    out = pb.Part(metadata_json=_object_text(part.metadata))
     if isinstance(part, TextPart):
         out.text = part.text
     elif isinstance(part, DataPart):
-        out.data.CopyFrom(_value(part.data))
+        out.data_json = json_text(part.data)
     else:
         out.file.CopyFrom(pb.FileRef(uri=part.uri, media_type=part.media_type, name=part.name))
     return out
 
 
 def part_from_pb(part: pb.Part) -> Part:
-    metadata = _from_struct(part.metadata)
+    metadata = _object(part.metadata_json, part.metadata, "Part.metadata_json")
     kind = part.WhichOneof("kind")
     if kind == "text":
         return TextPart(part.text, metadata)
+    if kind == "data_json":
+        return DataPart(_from_json_text(part.data_json, "Part.data_json"), metadata)
     if kind == "data":
-        return DataPart(_from_value(part.data), metadata)
+        return DataPart(json_format.MessageToDict(part.data), metadata)
     if kind == "file":
         return FilePart(part.file.uri, part.file.media_type, part.file.name, metadata)
     raise InvalidRequest("every message part needs one of 'text', 'data' or 'file'")
@@ -96,7 +205,7 @@ def message_to_pb(message: Message) -> pb.Message:
     return pb.Message(
         role=_ROLE_TO_PB[message.role],
         parts=[part_to_pb(p) for p in message.parts],
-        metadata=_struct(message.metadata) if message.metadata else None,
+        metadata_json=_object_text(message.metadata),
         message_id=message.message_id,
     )
 
@@ -105,7 +214,7 @@ def message_from_pb(message: pb.Message, default_role: Role = Role.USER) -> Mess
     return Message(
         role=_ROLE_FROM_PB.get(message.role, default_role),
         parts=tuple(part_from_pb(p) for p in message.parts),
-        metadata=_from_struct(message.metadata),
+        metadata=_object(message.metadata_json, message.metadata, "Message.metadata_json"),
         message_id=message.message_id,
     )
 
@@ -165,7 +274,7 @@ def invocation_from_pb(
         timeout = request.options.timeout.ToTimedelta().total_seconds()
     _checked(request.agent, bool(request.messages), timeout)
     options = Options(
-        params=_from_struct(request.options.params),
+        params=_object(request.options.params_json, request.options.params, "InvokeOptions.params_json"),
         idempotent=request.options.idempotent if request.options.HasField("idempotent") else True,
     )
     invocation = Invocation(
@@ -193,8 +302,14 @@ def invocation_from_data(
     return invocation, request.timeout
 
 
+def stream_request(request: pb.InvokeRequest) -> pb.InvokeStreamRequest:
+    """The InvokeStream request for an Invoke request: the two messages have the same fields, numbers
+    and types (a test keeps them so), so one's bytes are the other's."""
+    return pb.InvokeStreamRequest.FromString(request.SerializeToString())
+
+
 def invocation_to_pb(invocation: Invocation) -> pb.InvokeRequest:
-    options = pb.InvokeOptions(params=_struct(invocation.options.params) if invocation.options.params else None)
+    options = pb.InvokeOptions(params_json=_object_text(invocation.options.params))
     if not invocation.options.idempotent:
         options.idempotent = False
     remaining = invocation.context.remaining()
@@ -213,7 +328,7 @@ def result_to_pb(result: Result, context: Context) -> pb.InvokeResponse:
         agent=result.agent,
         messages=[message_to_pb(m) for m in result.messages],
         context=context_to_pb(context),
-        metadata=_struct(result.metadata) if result.metadata else None,
+        metadata_json=_object_text(result.metadata),
     )
 
 
@@ -221,7 +336,7 @@ def result_from_pb(response: pb.InvokeResponse) -> Result:
     return Result(
         agent=response.agent,
         messages=tuple(message_from_pb(m, Role.AGENT) for m in response.messages),
-        metadata=_from_struct(response.metadata),
+        metadata=_object(response.metadata_json, response.metadata, "InvokeResponse.metadata_json"),
     )
 
 
@@ -230,7 +345,7 @@ def event_to_pb(event: Event, sequence: int) -> pb.Event:
     if event.message is not None:
         out.message.CopyFrom(message_to_pb(event.message))
     if event.data is not None:
-        out.data.CopyFrom(_value(event.data))
+        out.data_json = json_text(event.data)
     return out
 
 
@@ -238,8 +353,15 @@ def event_from_pb(event: pb.Event) -> Event:
     return Event(
         type=event.type,
         message=message_from_pb(event.message, Role.AGENT) if event.HasField("message") else None,
-        data=_from_value(event.data) if event.HasField("data") else None,
+        data=event_data(event.data_json, event.data if event.HasField("data") else None, "Event.data_json"),
     )
+
+
+def event_data(text: str, legacy: struct_pb2.Value | None, field: str) -> JSON:
+    """An event payload (``Event``, ``PublishEventRequest``): its JSON text, else the legacy Value, else None."""
+    if text:
+        return _from_json_text(text, field)
+    return json_format.MessageToDict(legacy) if legacy is not None else None
 
 
 def agent_info(spec: AgentSpec, streaming: bool) -> pb.AgentInfo:
@@ -255,25 +377,31 @@ def error_to_pb(error: GatewayError, request_id: str = "") -> pb.ErrorDetail:
         agent=error.agent,
         request_id=request_id,
         transient=error.transient,
-        details=_struct(error.details) if error.details else None,
+        details_json=_object_text(error.details),
     )
+
+
+def error_details(detail: pb.ErrorDetail) -> dict[str, JSON]:
+    """The ``details`` of an ``ErrorDetail`` received over gRPC."""
+    return _object(detail.details_json, detail.details, "ErrorDetail.details_json")
 
 
 # -- the protobuf JSON mapping (HTTP front) -----------------------------------
 
 
 def to_json(message: ProtoMessage, *, with_defaults: bool = False) -> dict[str, Any]:
+    """The protobuf JSON mapping of ``message``, structured values inline and exact
+    (``"data": {"n": 7}``, not the ``*_json`` text)."""
     data: dict[str, Any] = json_format.MessageToDict(
         message, preserving_proto_field_name=False, always_print_fields_with_no_presence=with_defaults
     )
-    return data
+    return _inlined(data, cast(Descriptor, message.DESCRIPTOR))
 
 
 def error_json(error: GatewayError, request_id: str = "") -> dict[str, Any]:
     """The HTTP error body: ``{"error": ErrorDetail}`` with every field present.
 
-    Built directly rather than through ``google.protobuf.Struct``, which would
-    turn every integer in ``details`` into a float.
+    Built directly: the fields are known and ``details`` stays exact.
     """
     return {
         "error": {
@@ -288,10 +416,13 @@ def error_json(error: GatewayError, request_id: str = "") -> dict[str, Any]:
 
 
 def parse_json(data: Any, message: ProtoMessage) -> None:
-    """Fill ``message`` from decoded JSON; unknown fields are errors."""
+    """Fill ``message`` from decoded JSON; unknown fields are errors. Structured
+    values go to their ``*_json`` fields as text, so they stay exact."""
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     try:
-        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+        json_format.ParseDict(
+            _outlined(data, cast(Descriptor, message.DESCRIPTOR)), message, ignore_unknown_fields=False
+        )
     except json_format.ParseError as exc:
         raise InvalidRequest(f"malformed request: {str(exc).splitlines()[0]}") from None

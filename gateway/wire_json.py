@@ -2,14 +2,14 @@
 
 The HTTP front and the ``http`` adapter speak the proto3 JSON mapping of
 ``agentgateway.v1`` (camelCase names, enum names, ``"5s"`` durations,
-``google.protobuf.Struct``/``Value`` content with every number a double,
-uint64 as a string). Going through protobuf's ``json_format`` for that is
+uint64 as a string; structured values inline and exact, integers kept:
+see :func:`gateway.wire.to_json`). Going through protobuf's ``json_format`` for that is
 pure Python and was a third of the gateway's CPU, so this module maps the
 same JSON to and from :mod:`gateway.model` itself.
 
 It never decides anything ``json_format`` would decide differently: input it
 does not fully recognise (an unknown or snake_case key, a null, a wrong
-type, an unpaired surrogate, a number a double cannot hold, ...) is handed to
+type, an unpaired surrogate, NaN or an infinity, ...) is handed to
 the protobuf path in :mod:`gateway.wire`, which then accepts it or raises its
 usual error. So the accepted language, the results and the error messages are
 the protobuf mapping's; ``tests/test_wire_json.py`` checks the two agree on
@@ -57,8 +57,6 @@ _ROLE_NAMES = {
 _ROLES_BY_NAME: dict[str, Role | None] = {name: role for role, name in _ROLE_NAMES.items()}
 _ROLES_BY_NAME["ROLE_UNSPECIFIED"] = None
 
-# A double holds every integer up to here exactly; beyond it protobuf decides.
-_MAX_EXACT_INT = 2**53
 _MAX_UINT64 = 2**64 - 1
 _NO_PARTS: list[Any] = []
 
@@ -71,7 +69,7 @@ _OPTIONS_KEYS = frozenset({"timeout", "params", "idempotent"})
 _EVENT_KEYS = frozenset({"type", "message", "data", "sequence"})
 
 
-# -- values (google.protobuf.Value / Struct) ----------------------------------
+# -- structured values (the `*_json` fields: JSON kept exactly) ----------------
 
 
 def _string(value: Any) -> str:
@@ -86,26 +84,23 @@ def _string(value: Any) -> str:
     return value
 
 
-def _number(value: int | float) -> float:
-    """The double ``Value.number_value`` holds (every JSON number becomes one)."""
-    if type(value) is int:
-        if -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
-            return float(value)
-        raise _DEFER
+def _finite(value: float) -> float:
     if math.isfinite(value):
         return value
-    raise _DEFER  # protobuf refuses to print NaN and infinities
+    raise _DEFER  # NaN and infinities are not JSON: protobuf refuses them
 
 
 def _json_value(value: Any) -> JSON:
-    """``value`` as it comes back from a ``google.protobuf.Value`` (in either direction)."""
+    """``value`` checked for what the ``*_json`` text keeps (in either direction)."""
     kind = type(value)
     if kind is str:
         return _string(value)
     if kind is bool or value is None:
         return value
-    if kind is int or kind is float:
-        return _number(value)
+    if kind is int:
+        return value  # exact, any width: the *_json text keeps every digit
+    if kind is float:
+        return _finite(value)
     if kind is dict:
         return _json_struct(value)
     if kind is list or kind is tuple:
@@ -125,7 +120,7 @@ def _struct_in(value: Any) -> dict[str, JSON]:
 
 
 def _struct_out(values: Mapping[str, JSON]) -> dict[str, JSON]:
-    """A model mapping as protobuf prints it after ``Struct.update(dict(values))``."""
+    """A model mapping as :func:`gateway.wire.to_json` prints its ``*_json`` field."""
     if type(values) is not dict and not isinstance(values, Mapping):
         raise _DEFER
     return _json_struct(values)

@@ -32,7 +32,7 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
 def test_service_shape() -> None:
     from agentgateway.v1 import gateway_pb2 as pb
 
-    service = pb.DESCRIPTOR.services_by_name["AgentGateway"]
+    service = pb.DESCRIPTOR.services_by_name["AgentGatewayService"]
     methods = {m.name: m for m in service.methods}
     assert set(methods) == {"Invoke", "InvokeStream", "ListAgents"}
     assert methods["InvokeStream"].server_streaming

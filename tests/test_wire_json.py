@@ -1,7 +1,7 @@
 """The direct JSON mapping (gateway/wire_json.py) and protobuf's json_format agree.
 
 Property-based: random model objects are printed both ways and must give the
-same JSON (numbers typed: protobuf turns every Struct number into a double);
+same JSON (numbers typed: both keep integers exact, through the ``*_json`` text);
 random valid JSON is read both ways and must give the same model; random
 hostile JSON is either handed back to protobuf (``None``) or read exactly as
 protobuf reads it, never accepted where protobuf refuses it.
@@ -44,7 +44,7 @@ PROPERTY = settings(max_examples=200, deadline=None)
 # Text protobuf stores (no surrogates); `any_text` adds lone surrogates, which protobuf refuses.
 clean_text = st.text(max_size=12)
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=8)
-clean_numbers = st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+clean_numbers = st.integers() | st.integers(2**53, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
 clean_json = st.recursive(
     st.none() | st.booleans() | clean_numbers | clean_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(clean_text, inner, max_size=3),
@@ -145,7 +145,7 @@ def slow_request(data: Any) -> wire.InvokeRequestData:
         agent=request.agent,
         messages=tuple(wire.message_from_pb(m) for m in request.messages),
         context=wire.context_from_pb(request.context),
-        params=wire._from_struct(request.options.params),
+        params=wire._object(request.options.params_json, request.options.params, "params_json"),
         idempotent=request.options.idempotent if request.options.HasField("idempotent") else True,
         timeout=timeout,
     )
@@ -439,11 +439,49 @@ def test_snake_case_and_nulls_are_left_to_protobuf_which_accepts_them() -> None:
     assert slow_request(data).messages[0].message_id == "m"
 
 
-def test_numbers_become_doubles_like_protobufs_struct() -> None:
-    data = {"agent": "a", "messages": [{"parts": [{"data": {"n": 1, "l": [2, True, None]}, "metadata": {"k": 3}}]}]}
-    request = wire_json.invoke_request(data)
-    assert request is not None
-    part = request.messages[0].parts[0]
-    assert isinstance(part, DataPart)
-    assert typed(part.data) == typed({"n": 1.0, "l": [2.0, True, None]})
-    assert typed(part.metadata) == typed({"k": 3.0})
+EXACT = {"order": 7, "big": 12345678901234567890, "neg": -3, "f": 1.5, "two": 2.0, "nested": {"n": [1, 2.0, 3]}}
+
+
+def test_numbers_stay_exact_in_both_mappings() -> None:
+    """Integers stay integers of every width (7, not 7.0), floats stay floats (2.0), on the fast and the protobuf path."""
+    data = {
+        "agent": "a",
+        "messages": [{"parts": [{"data": EXACT, "metadata": {"k": 3}}]}],
+        "options": {"params": EXACT},
+    }
+    fast = wire_json.invoke_request(data)
+    snake = wire_json.invoke_request({**data, "context": None})  # a null: the protobuf path
+    assert fast is not None and snake is None
+    for request in (fast, slow_request(data)):
+        part = request.messages[0].parts[0]
+        assert isinstance(part, DataPart)
+        assert typed(part.data) == typed(EXACT) and typed(part.metadata) == typed({"k": 3})
+        assert typed(request.params) == typed(EXACT)
+    result = Result("a", (Message(Role.AGENT, (DataPart(EXACT),)),), {"usage": EXACT})
+    for printed in (wire_json._result_out(result, Context()), wire.to_json(wire.result_to_pb(result, Context()))):
+        assert typed(printed["messages"][0]["parts"][0]["data"]) == typed(EXACT)
+        assert typed(printed["metadata"]) == typed({"usage": EXACT})
+
+
+def test_the_grpc_wire_carries_json_text_and_still_reads_legacy_structs() -> None:
+    message = wire.message_to_pb(Message(Role.AGENT, (DataPart(EXACT, {"m": 1}),), {"k": 2}))
+    assert (
+        message.parts[0].data_json
+        == '{"order":7,"big":12345678901234567890,"neg":-3,"f":1.5,"two":2.0,"nested":{"n":[1,2.0,3]}}'
+    )
+    assert message.metadata_json == '{"k":2}' and not message.HasField("metadata")
+    legacy = pb.Message(parts=[pb.Part()])  # a client built against the Struct-only contract
+    legacy.parts[0].data.struct_value.update({"n": 7})
+    legacy.metadata.update({"k": 2})
+    read = wire.message_from_pb(legacy)
+    assert read.parts[0] == DataPart({"n": 7.0}) and read.metadata == {"k": 2.0}  # doubles: why the text fields exist
+
+
+@pytest.mark.parametrize(
+    ("field", "text"), [("data_json", "{nope"), ("data_json", "NaN"), ("metadata_json", "[1]"), ("metadata_json", "1")]
+)
+def test_malformed_json_text_is_an_invalid_request(field: str, text: str) -> None:
+    part = pb.Part(text="x") if field == "metadata_json" else pb.Part()
+    setattr(part, field, text)
+    with pytest.raises(InvalidRequest, match=f"Part.{field}"):
+        wire.part_from_pb(part)

@@ -148,6 +148,14 @@ class HttpListener(ListenerCommon):
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # An SSE comment (`: keep-alive`) after this long without an event, so proxies keep idle streams open.
     sse_keepalive: Duration | None = Field(default=15.0, gt=0)
+    # A request's line and headers must arrive within this long of its first byte (of the
+    # connection, for the first request); slower clients (slowloris) get 408 and are closed.
+    header_timeout: Duration = Field(default=10.0, gt=0)
+    # A kept-alive connection with no request for this long is closed (longer than the idle
+    # timeout of a load balancer in front, which then closes first and never races a close).
+    idle_timeout: Duration = Field(default=75.0, gt=0)
+    # Open connections at most; one more is answered 503 and closed, the others are served on.
+    max_connections: int = Field(default=4096, ge=1)
     # Cross-origin calls from browser pages (preflights answered here); off when unset.
     cors: Cors | None = None
 
@@ -167,6 +175,21 @@ class GrpcListener(ListenerCommon):
     keepalive_timeout: Duration = Field(default=20.0, gt=0)
     # The most often a client may ping; more frequent pings are answered with GOAWAY.
     keepalive_min_client_interval: Duration = Field(default=10.0, gt=0)
+    # A new connection must finish its TLS and HTTP/2 handshake within this long (the
+    # header-read timeout of gRPC), or it is closed.
+    handshake_timeout: Duration = Field(default=10.0, gt=0)
+    # A connection without a call for this long is sent GOAWAY (clients reconnect on their next call).
+    max_connection_idle: Duration | None = Field(default=3600.0, gt=0)
+    # Connections older than this are sent GOAWAY (null: no limit), spreading long-lived
+    # clients over new replicas.
+    max_connection_age: Duration | None = Field(default=None, gt=0)
+    # How long the calls still running on a connection sent away for its age may go on.
+    max_connection_age_grace: Duration = Field(default=60.0, gt=0)
+    # Open connections at most; more are refused.
+    max_connections: int = Field(default=4096, ge=1)
+    # Let several processes listen on this port (SO_REUSEPORT). Off: a second gateway on a
+    # port in use fails at start instead of silently taking half of the calls.
+    so_reuseport: bool = False
 
 
 class AdminListener(Strict):
@@ -204,6 +227,9 @@ class Agent(Strict):
     tls: AgentTls | None = None
     # Named policies (top-level `policies`), merged in order; `default` applies when none is named.
     policies: list[Name] = Field(default_factory=list)
+    # The GenAI provider behind the agent (`openai`, `anthropic`, `aws.bedrock`, ...), when known:
+    # its spans carry it as gen_ai.provider.name.
+    provider: str | None = None
 
     @field_validator("endpoint")
     @classmethod
@@ -744,7 +770,7 @@ class AuthzRule(Strict):
     agents: list[str] = Field(default_factory=list)
     # State scopes the identities may name explicitly (see the state service).
     state_scopes: list[Literal["session", "thread", "user", "workflow"]] = Field(default_factory=list)
-    # Event subjects the identities may publish on (POST /v1/events/{subject}, Events/Publish):
+    # Event subjects the identities may publish on (POST /v1/events/{subject}, EventsService/PublishEvent):
     # bus subject patterns, ``*`` one token and a final ``>`` one or more (``events.alice.>``).
     events: list[SubjectPattern] = Field(default_factory=list)
     # MCP tools, prompts and resources the identities may use, as ``<virtual server>/<name>`` patterns
@@ -761,6 +787,17 @@ class RateLimit(Strict):
     burst: int = Field(ge=1)
 
 
+class TokenBudget(Strict):
+    """At most ``tokens`` model tokens per identity per ``window``, as the agents report their usage."""
+
+    # Identities this budget is for (shell-style patterns); each gets its own budget.
+    identities: list[str] = Field(default_factory=lambda: ["*"])
+    # Input plus output tokens allowed in one window; a call past it is refused (429) until the window ends.
+    tokens: int = Field(gt=0)
+    # The window's length; it starts at an identity's first call.
+    window: Duration = Field(default=3600.0, gt=0)
+
+
 class Security(Strict):
     # Callers authenticating with `x-api-key` (or `Authorization: ApiKey ...`).
     api_keys: list[ApiKey] = Field(default_factory=list)
@@ -772,6 +809,8 @@ class Security(Strict):
     authorization: list[AuthzRule] = Field(default_factory=list)
     # Token buckets per identity, shared by both fronts; the first matching rule applies.
     rate_limits: list[RateLimit] = Field(default_factory=list)
+    # Token budgets per identity, shared by both fronts; every matching budget applies.
+    token_budgets: list[TokenBudget] = Field(default_factory=list)
 
 
 class Tracing(Strict):
@@ -813,7 +852,8 @@ class Telemetry(Strict):
 class Server(Strict):
     """Process-wide behaviour: shutdown and loop protection."""
 
-    # How long SIGTERM waits for in-flight requests before closing them.
+    # On SIGTERM, how long calls in flight may still run; one still running then is answered
+    # UNAVAILABLE (HTTP 503, an SSE error event, gRPC UNAVAILABLE), and the process exits.
     drain_timeout: Duration = 15.0
     # Calls through gateways (and workflow steps) nest at most this deep, so a
     # manager or a workflow cannot loop forever; counted in the baggage entry agw.hops.

@@ -96,8 +96,6 @@ def _as_text(value: Any) -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # JSON numbers that crossed protobuf come back as floats
     return json.dumps(value)
 
 

@@ -36,7 +36,7 @@ from typing import Literal
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import wire
+from gateway import wire, wire_json
 from gateway.config.schema import RunsConfig
 from gateway.model import (
     JSON,
@@ -63,6 +63,9 @@ log = logging.getLogger("agent_gateway.runs")
 MEMORY_WINDOW = 1024
 # How long an explicit cancel waits for the run to record its cancelled status.
 CANCEL_WAIT = 10.0
+# The same at shutdown, past the drain deadline (a run not recorded by then is reported
+# failed by the fleet once its lease lapses).
+SHUTDOWN_CANCEL_WAIT = 1.0
 
 CancelReason = Literal["client", "shutdown"]
 
@@ -193,7 +196,7 @@ class RunManager:
                 result = collector.result()
                 outcome = {
                     "status": RunStatus.SUCCEEDED,
-                    "result": wire.to_json(wire.result_to_pb(result, invocation.context)),
+                    "result": wire_json.result_json(result, invocation.context),
                 }
             except asyncio.CancelledError:
                 if (task := asyncio.current_task()) is not None:
@@ -240,7 +243,8 @@ class RunManager:
         if sequence > self.config.max_events:
             active.record = active.record.updated(events_dropped=active.record.events_dropped + 1)
             return
-        stored = StoredEvent(sequence, json.dumps(wire.to_json(wire.event_to_pb(event, sequence))))
+        # The stored event is the wire's Event JSON, exact (what the HTTP stream sends), without protobuf.
+        stored = StoredEvent(sequence, json.dumps(wire_json.stream_event_json(event, sequence)["event"]))
         active.window.append(stored)
         active.pending.append(stored)
         active.record = active.record.updated(last_sequence=sequence)
@@ -458,7 +462,10 @@ class RunManager:
 
     async def aclose(self, grace: float) -> None:
         """Refuse new runs, let running ones finish for ``grace`` seconds, then stop them
-        (recorded as failed: the gateway stopped) and finish the callbacks."""
+        (recorded as failed: the gateway stopped) and finish the callbacks: all within
+        ``grace`` and a second (the drain deadline), not a grace period per step."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self._closing = True
         if self._poller is not None:
             self._poller.cancel()
@@ -471,9 +478,9 @@ class RunManager:
             self._cancel_local(active, "shutdown")
         remaining = {a.task for a in self._active.values() if a.task is not None}
         if remaining:
-            await asyncio.wait(remaining, timeout=CANCEL_WAIT)
+            await asyncio.wait(remaining, timeout=SHUTDOWN_CANCEL_WAIT)
         if self._callbacks:
-            await asyncio.wait(set(self._callbacks), timeout=grace)
+            await asyncio.wait(set(self._callbacks), timeout=max(0.0, deadline - loop.time()))
         for task in list(self._callbacks):
             task.cancel()
 

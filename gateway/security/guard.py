@@ -17,6 +17,7 @@ from gateway.security.authn import (
     MtlsAuthenticator,
 )
 from gateway.security.authz import Authorizer
+from gateway.security.budgets import TokenBudgets
 from gateway.security.identity import ANONYMOUS, Credentials, Identity
 from gateway.security.ratelimit import RateLimiter
 
@@ -29,7 +30,9 @@ CONVERSATION_HEADERS = (SESSION_ID, THREAD_ID)
 
 
 class ListenerGuard:
-    def __init__(self, listener: ListenerCommon, security: Security, limiter: RateLimiter) -> None:
+    def __init__(
+        self, listener: ListenerCommon, security: Security, limiter: RateLimiter, budgets: TokenBudgets | None = None
+    ) -> None:
         self.enabled = bool(listener.auth)
         self.trusted = listener.trusts_identity_headers
         available: dict[str, Authenticator] = {
@@ -41,6 +44,7 @@ class ListenerGuard:
         self.authenticators: Sequence[Authenticator] = [available[m] for m in listener.auth]
         self.authorizer = Authorizer(security.authorization)
         self.limiter = limiter
+        self.budgets = budgets if budgets is not None else TokenBudgets([])
 
     def authenticate(self, credentials: Credentials) -> Identity:
         """The caller's identity; raises Unauthenticated (401) when it proves none."""
@@ -55,6 +59,7 @@ class ListenerGuard:
                 raise Unauthenticated(REJECTED)
             identity = found
         self.limiter.check(identity.name if identity is not ANONYMOUS else f"anonymous@{credentials.peer_address}")
+        self.budgets.check(identity.name)
         return identity
 
     @property

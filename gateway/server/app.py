@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import grpc
 from aiohttp import web
+from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
@@ -20,10 +22,13 @@ from gateway.runs.build import build_run_store
 from gateway.runs.manager import RunManager
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
+from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
 from gateway.server.admin import AdminApi, build_admin_app
+from gateway.server.connections import ListenError, ListenerSite, bind_failure
+from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
@@ -41,6 +46,9 @@ from gateway.state.store import StateStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
+
+# After the drain deadline, the time the fronts have to write the UNAVAILABLE answers.
+ANSWER_TIME = 0.5
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -78,43 +86,62 @@ class GatewayServer:
             build_run_store(config.state, config.runs) if config.state is not None else None
         )
         self.runs: RunManager | None = None
+        self.drain = Drain()
+        # What start() opened, so stop() also undoes a start that failed halfway.
+        self.http_session: aiohttp.ClientSession | None = None
+        self.passthrough_session: aiohttp.ClientSession | None = None
+        self.gateway: Gateway | None = None
+        self.events: EventRuntime | None = None
+        self.runner: web.AppRunner | None = None
+        self.cert_reloader: HttpCertificateReloader | None = None
+        self.grpc_server: grpc.aio.Server | None = None
+        self.health: health.aio.HealthServicer | None = None
+        self.reloader: ConfigReloader | None = None
+        self.admin_runner: web.AppRunner | None = None
+        self._opened: list[StateStore | RunStore] = []
         self.federation: Federation | None = None
 
     async def start(self) -> BoundAddresses:
+        """Open the stores, then the fronts; raises ListenError when a listener cannot bind
+        (call :meth:`stop` then, to close what did open)."""
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
         if self.state is not None:
             # First, so an unreachable Redis fails the start before anything is listening.
             await self.state.open()
+            self._opened.append(self.state)
         if self.run_store is not None:
             await self.run_store.open()
+            self._opened.append(self.run_store)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
-        self.gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
-        self.events = EventRuntime(self.config, self.gateway, tracer)
-        self.events.attach(self.gateway)
-        await self.events.start()
+        self.gateway = gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
+        self.events = events = EventRuntime(self.config, gateway, tracer)
+        events.attach(gateway)
+        await events.start()
         if self.run_store is not None:
             webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
-            self.runs = RunManager(self.run_store, self.gateway, self.config.runs, webhooks, self.events.publisher)
+            self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
             await self.runs.start()
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
         limiter = RateLimiter(security.rate_limits)
+        budgets = TokenBudgets(security.token_budgets)
+        if security.token_budgets:
+            self.gateway.calls.on_finished.append(budgets.spent_by)
         http_address = grpc_address = None
-        self.runner: web.AppRunner | None = None
-        self.cert_reloader: HttpCertificateReloader | None = None
         if listeners.http is not None:
             http = listeners.http
-            passthrough = Passthrough(self.gateway, self.passthrough_session, tracer)
-            app = build_http_app(self.gateway, passthrough, http, ListenerGuard(http, security, limiter))
+            passthrough = Passthrough(gateway, self.passthrough_session, tracer)
+            guard = ListenerGuard(http, security, limiter, budgets)
+            app = build_http_app(gateway, passthrough, http, guard, self.drain)
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
-            add_event_routes(app, self.events)
+            add_event_routes(app, events)
             if self.config.mcp.virtual_servers:
-                self.federation = Federation(self.config.mcp, self.gateway, self.http_session, tracer)
+                self.federation = Federation(self.config.mcp, gateway, self.http_session, tracer)
                 origins = http.cors.allow_origins if http.cors is not None else []
                 front = McpFront(
                     self.federation, tracer, http.sse_keepalive, origins, self.config.mcp.authorization_servers
@@ -122,13 +149,9 @@ class GatewayServer:
                 add_mcp_routes(app, front)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
+            # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
-                app,
-                access_log=None,
-                shutdown_timeout=self.config.server.drain_timeout,
-                handle_signals=False,
-                max_field_size=http.max_header_bytes,
-                max_line_size=http.max_header_bytes,
+                app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
             )
             await self.runner.setup()
             ssl_context = None
@@ -137,33 +160,38 @@ class GatewayServer:
                 self.cert_reloader = HttpCertificateReloader(http.tls, ssl_context)
                 self.cert_reloader.start()
             host, port = _split(http.address)
-            site = web.TCPSite(self.runner, host, port, reuse_address=True, ssl_context=ssl_context)
-            await site.start()
+            await ListenerSite(self.runner, host, port, http, ssl_context).start()
             bound = self.runner.addresses[0]
             http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
-        self.grpc_server = self.health = None
         if listeners.grpc is not None:
             grpc_listener = listeners.grpc
-            grpc_guard = ListenerGuard(grpc_listener, security, limiter)
+            grpc_guard = ListenerGuard(grpc_listener, security, limiter, budgets)
             extra = {}
-            extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(self.events, grpc_guard))
+            extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(events, grpc_guard))
             if self.state is not None and self.state_access is not None:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
                     StateServicer(self.state, self.state_access, grpc_guard)
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
-            self.grpc_server, self.health = build_grpc_server(self.gateway, grpc_listener, grpc_guard, extra)
+            self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-            if grpc_listener.tls is not None:
-                bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
-            else:
-                bound_port = self.grpc_server.add_insecure_port(target)
+            # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
+            failure = bind_failure(host, port) if port and not grpc_listener.so_reuseport else None
+            if failure is not None:
+                raise ListenError(grpc_listener.address, failure)
+            try:
+                if grpc_listener.tls is not None:
+                    bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
+                else:
+                    bound_port = self.grpc_server.add_insecure_port(target)
+            except RuntimeError:
+                raise ListenError(grpc_listener.address, bind_failure(host, port) or "gRPC could not bind it") from None
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
-        admin_address = await self._start_admin()
+        admin_address = await self._start_admin(gateway)
         self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
         self.serving = True
         log.info("agent-gateway listening: http=%s grpc=%s admin=%s", http_address, grpc_address, admin_address)
@@ -176,32 +204,37 @@ class GatewayServer:
         bound = [self.addresses.http, self.addresses.grpc, self.addresses.admin]
         return [a for a in (*(c.address for c in configured if c is not None), *bound) if a]
 
-    async def _start_admin(self) -> str | None:
-        self.reloader = None
+    async def _start_admin(self, gateway: Gateway) -> str | None:
         if self.config_path is not None:
-            self.reloader = ConfigReloader(self.config_path, self.gateway, self.config.server.drain_timeout)
+            self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
             self.reloader.start(self.config.server.config_watch)
-        self.admin_runner: web.AppRunner | None = None
         if self.config.admin is None:
             return None
-        api = AdminApi(self.gateway, self.config.admin, lambda: self.serving, self.reloader)
+        api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
         self.admin_runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False)
         await self.admin_runner.setup()
         host, port = _split(self.config.admin.address)
-        await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
+        try:
+            await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
+        except OSError as exc:
+            raise ListenError.from_os_error(self.config.admin.address, exc) from None
         bound = self.admin_runner.addresses[0]
         return f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
 
     async def stop(self) -> None:
-        """Drain: report NOT_SERVING, stop accepting, let in-flight calls finish
-        (up to ``server.drain_timeout``), then close upstream connections."""
+        """Drain: report NOT_SERVING, stop accepting, let in-flight calls run until
+        ``server.drain_timeout``, answer the ones still running UNAVAILABLE, then close the
+        rest. Safe after a start that failed halfway."""
         grace = self.config.server.drain_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        self.drain.begin(grace)
         self.serving = False  # readiness fails first, so load balancers stop sending
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         waits = []
         if self.grpc_server is not None:
-            waits.append(self.grpc_server.stop(grace))
+            waits.append(self.grpc_server.stop(grace + ANSWER_TIME))
         if self.runner is not None:
             waits.append(self.runner.cleanup())
         if self.runs is not None:
@@ -210,20 +243,23 @@ class GatewayServer:
         await asyncio.gather(*waits, return_exceptions=True)
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
-        await self.events.aclose(grace)
+        if self.events is not None:
+            # After the fronts, whose calls may still publish; its handlers get what is left of the drain.
+            await self.events.aclose(max(0.0, deadline - loop.time()))
         if self.reloader is not None:
             await self.reloader.stop()
         if self.federation is not None:
             await self.federation.aclose()
-        await self.gateway.aclose()
+        if self.gateway is not None:
+            await self.gateway.aclose()
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()
-        if self.state is not None:
-            await self.state.close()
-        if self.run_store is not None:
-            await self.run_store.close()
-        await self.http_session.close()
-        await self.passthrough_session.close()
+        for store in reversed(self._opened):
+            await store.close()
+        for session in (self.http_session, self.passthrough_session):
+            if session is not None:
+                await session.close()
+        self.drain.close()
         if self._owns_provider:
             self.tracer_provider.shutdown()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import json_format
 
 from agentgateway.v1 import events_pb2 as pb_events
 from gateway import wire
@@ -11,10 +10,10 @@ from gateway.context import context_from_headers
 from gateway.model import InvalidRequest
 from gateway.patterns.events import EventRuntime
 from gateway.security.guard import ListenerGuard
-from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient, rpc_attributes
-from gateway.server.inbound import server_span
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
+from gateway.server.inbound import rpc_span, server_span
 
-EVENTS_SERVICE_NAME = pb_events.DESCRIPTOR.services_by_name["Events"].full_name
+EVENTS_SERVICE_NAME = pb_events.DESCRIPTOR.services_by_name["EventsService"].full_name
 
 
 class EventsServicer:
@@ -22,10 +21,10 @@ class EventsServicer:
         self.runtime = runtime
         self.guard = guard
 
-    async def Publish(
+    async def PublishEvent(
         self, request: pb_events.PublishEventRequest | MalformedRequest, context: grpc.aio.ServicerContext
     ) -> pb_events.PublishEventResponse:
-        async with RpcErrors(context, "Events/Publish") as call:
+        async with RpcErrors(context, "EventsService/PublishEvent") as call:
             credentials = grpc_credentials(context)
             identity = self.guard.authenticate(credentials)
             if isinstance(request, MalformedRequest):
@@ -37,9 +36,10 @@ class EventsServicer:
             explicit = wire.context_from_pb(request.context) if request.HasField("context") else None
             ctx = context_from_headers(headers, explicit)
             call.request_id = request_id = ctx.request_id
-            data = json_format.MessageToDict(request.data) if request.HasField("data") else None
-            attributes = {**rpc_attributes("Publish"), "rpc.service": EVENTS_SERVICE_NAME}
-            with server_span(self.runtime.tracer, "Events/Publish", headers, ctx, attributes):
+            legacy = request.data if request.HasField("data") else None
+            data = wire.event_data(request.data_json, legacy, "PublishEventRequest.data_json")
+            name, attributes = rpc_span(EVENTS_SERVICE_NAME, "PublishEvent")
+            with server_span(self.runtime.tracer, name, headers, ctx, attributes):
                 ack = await self.runtime.publisher.publish(request.subject, data, ctx, request.event_id or None)
             context.set_trailing_metadata((("x-request-id", request_id),))
             return pb_events.PublishEventResponse(
@@ -50,8 +50,8 @@ class EventsServicer:
 
 def events_method_handlers(servicer: EventsServicer) -> dict[str, grpc.RpcMethodHandler]:
     return {
-        "Publish": grpc.unary_unary_rpc_method_handler(
-            servicer.Publish,
+        "PublishEvent": grpc.unary_unary_rpc_method_handler(
+            servicer.PublishEvent,
             request_deserializer=lenient(pb_events.PublishEventRequest.FromString),
             response_serializer=pb_events.PublishEventResponse.SerializeToString,
         )

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.context import REQUEST_ID, context_from_headers
 from gateway.patterns.events import EventRuntime
-from gateway.server.inbound import server_span
+from gateway.server.inbound import http_span, server_span
 from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 
@@ -28,8 +28,8 @@ async def publish_event(request: web.Request) -> web.Response:
     request.app[GUARD_KEY].authorize_publish(request[IDENTITY_KEY], subject)
     data = await read_json(request, "event body") if request.can_read_body else None
     event_id = next((headers[h] for h in EVENT_ID_HEADERS if headers.get(h)), None)
-    attributes = {"http.request.method": request.method, "url.path": request.path}
-    with server_span(runtime.tracer, "POST /v1/events/{subject}", headers, context, attributes):
+    name, attributes = http_span(request)
+    with server_span(runtime.tracer, name, headers, context, attributes):
         ack = await runtime.publisher.publish(subject, data, context, event_id)
     body = {"eventId": ack.event_id, "subject": subject, "duplicate": ack.duplicate}
     return web.json_response(body, status=202, headers={REQUEST_ID: context.request_id})

@@ -1,4 +1,4 @@
-"""The gRPC front: the AgentGateway service, standard health checking and reflection."""
+"""The gRPC front: the AgentGatewayService, standard health checking and reflection."""
 
 from __future__ import annotations
 
@@ -8,25 +8,26 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
 
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.model import GatewayError, InvalidRequest, Invocation
+from gateway.model import GatewayError, InvalidRequest, Invocation, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_grpc
-from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
+from gateway.server.drain import CURRENT_DRAIN, Drain
+from gateway.server.grpc_standard import add_health, add_reflection
+from gateway.server.inbound import invocation_for, list_agents_response, record_headers, rpc_span, server_span
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGateway"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
 
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
@@ -50,7 +51,7 @@ def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return deserialize
 
 
-def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethodHandler]:
+def _method_handlers(servicer: AgentGatewayServiceServicer) -> dict[str, grpc.RpcMethodHandler]:
     return {
         "Invoke": grpc.unary_unary_rpc_method_handler(
             servicer.Invoke,
@@ -59,6 +60,7 @@ def _method_handlers(servicer: AgentGatewayServicer) -> dict[str, grpc.RpcMethod
         ),
         "InvokeStream": grpc.unary_stream_rpc_method_handler(
             servicer.InvokeStream,
+            # InvokeStreamRequest has InvokeRequest's fields, numbers and types: one parser, one request form.
             request_deserializer=lenient(pb.InvokeRequest.FromString),
             response_serializer=pb.InvokeStreamResponse.SerializeToString,
         ),
@@ -99,11 +101,24 @@ class RpcErrors:
         self.context = context
         self.method = method
         self.request_id = ""
+        drain = CURRENT_DRAIN.get()
+        # Inside the error mapping, so a call still running at the drain deadline aborts UNAVAILABLE.
+        self._drain = drain.scope() if drain is not None else None
 
     async def __aenter__(self) -> RpcErrors:
+        if self._drain is not None:
+            try:
+                await self._drain.__aenter__()
+            except Unavailable as exc:  # a call arriving after the drain deadline
+                await abort_with(self.context, exc, "")
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+        if self._drain is not None:
+            try:
+                await self._drain.__aexit__(kind, error, None)
+            except Unavailable as exc:
+                error = exc
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
             return False  # success, cancellation, or an abort already under way
         if isinstance(error, GatewayError):
@@ -119,7 +134,7 @@ def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
 
 
-class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
+class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
     def __init__(self, gateway: Gateway, listener: GrpcListener, guard: ListenerGuard) -> None:
         self.gateway = gateway
         self.listener = listener
@@ -138,12 +153,11 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
         return self.guard.admit(invocation, identity), headers
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
-        async with RpcErrors(context, "AgentGateway/Invoke") as call:
+        async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
-            with server_span(
-                self.gateway.tracer, "AgentGateway/Invoke", headers, invocation.context, rpc_attributes("Invoke")
-            ):
+            name, attributes = rpc_span(SERVICE_NAME, "Invoke")
+            with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 result = await self.gateway.invoke(invocation)
             context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
             return wire.result_to_pb(result, invocation.context)
@@ -152,11 +166,11 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
     async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
-        async with RpcErrors(context, "AgentGateway/InvokeStream") as call:
+        async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
             invocation, headers = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
-            attributes = rpc_attributes("InvokeStream")
-            with server_span(self.gateway.tracer, "AgentGateway/InvokeStream", headers, invocation.context, attributes):
+            name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
+            with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
                 agent, events = self.gateway.open_stream(invocation)
                 events = bounded(events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration)
                 collector = ResultCollector(agent)
@@ -171,13 +185,9 @@ class AgentGatewayServicer(pb_grpc.AgentGatewayServicer):
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        async with RpcErrors(context, "AgentGateway/ListAgents"):
+        async with RpcErrors(context, "AgentGatewayService/ListAgents"):
             self.guard.authenticate(grpc_credentials(context))
         return list_agents_response(self.gateway)
-
-
-def rpc_attributes(method: str) -> dict[str, str]:
-    return {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
 
 
 def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:
@@ -197,13 +207,55 @@ def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:
     return options
 
 
+def listener_options(listener: GrpcListener) -> list[tuple[str, int]]:
+    """Connection limits: the handshake deadline (gRPC's header-read timeout), idle and age
+    limits, how many connections, and no port sharing unless configured."""
+    options = [
+        # Off: a second gateway on the same port fails at start instead of taking half the calls.
+        ("grpc.so_reuseport", int(listener.so_reuseport)),
+        ("grpc.server_handshake_timeout_ms", round(listener.handshake_timeout * 1000)),
+        ("grpc.max_allowed_incoming_connections", listener.max_connections),
+    ]
+    if listener.max_connection_idle is not None:
+        options.append(("grpc.max_connection_idle_ms", round(listener.max_connection_idle * 1000)))
+    if listener.max_connection_age is not None:
+        options += [
+            ("grpc.max_connection_age_ms", round(listener.max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(listener.max_connection_age_grace * 1000)),
+        ]
+    return options
+
+
+def _drained(handler: grpc.RpcMethodHandler, drain: Drain) -> grpc.RpcMethodHandler:
+    """``handler`` with ``drain`` current while it runs, for the RpcErrors inside to find."""
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def run_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            CURRENT_DRAIN.set(drain)  # the call's own task and context: nothing leaks
+            return await unary(request, context)
+
+        return handler._replace(unary_unary=run_unary)
+    if handler.unary_stream is not None:
+        streaming = handler.unary_stream
+
+        async def run_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            CURRENT_DRAIN.set(drain)
+            async for item in streaming(request, context):
+                yield item
+
+        return handler._replace(unary_stream=run_stream)
+    return handler
+
+
 def build_grpc_server(
     gateway: Gateway,
     listener: GrpcListener,
     guard: ListenerGuard,
+    drain: Drain,
     extra_services: Mapping[str, Mapping[str, grpc.RpcMethodHandler]] | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The server with AgentGateway, health, reflection and ``extra_services`` (name -> handlers)."""
+    """The server with AgentGatewayService, health, reflection and ``extra_services`` (name -> handlers)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
@@ -212,25 +264,19 @@ def build_grpc_server(
             ("grpc.max_metadata_size", listener.max_metadata_bytes),
             ("grpc.absolute_max_metadata_size", listener.max_metadata_bytes),
             *keepalive_options(listener),
+            *listener_options(listener),
         ]
     )
-    handlers = _method_handlers(AgentGatewayServicer(gateway, listener, guard))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
-    for name, extra in (extra_services or {}).items():
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, dict(extra)),))
-        server.add_registered_method_handlers(name, dict(extra))
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            *(extra_services or {}),
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
+    services = {
+        SERVICE_NAME: _method_handlers(AgentGatewayServiceServicer(gateway, listener, guard)),
+        **(extra_services or {}),
+    }
+    for name, methods in services.items():
+        handlers = {method: _drained(handler, drain) for method, handler in methods.items()}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+        server.add_registered_method_handlers(name, handlers)
+    health_servicer = add_health(server)
+    add_reflection(server, services)
     return server, health_servicer
 
 

@@ -30,11 +30,12 @@ from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
 from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.cors import CorsRules, is_preflight
-from gateway.server.disconnect import unless_caller_leaves
-from gateway.server.inbound import invocation_for, list_agents_response, record_headers, server_span
+from gateway.server.disconnect import caller_gone, unless_caller_leaves
+from gateway.server.drain import Drain
+from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY, STARTED_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.stream_limits import bounded
 
@@ -57,6 +58,14 @@ def error_response(error: GatewayError, request_id: str = "") -> web.Response:
     return web.json_response(body, status=error.status, headers=headers)
 
 
+def _cut(request: web.Request, started: web.StreamResponse) -> web.StreamResponse:
+    """The answer already started: all that is left is to end the connection (aiohttp then
+    finishes quietly; a second response would corrupt the stream)."""
+    if request.transport is not None:
+        request.transport.close()
+    return started
+
+
 _HTTP_EXCEPTION_CODES = {404: StatusCode.NOT_FOUND, 405: StatusCode.UNIMPLEMENTED, 413: StatusCode.INVALID_ARGUMENT}
 
 
@@ -75,6 +84,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except GatewayError as exc:
+        started = request.get(STARTED_KEY)
+        if started is not None:
+            log.info("%s %s ended mid-answer: %s", request.method, request.path, exc)
+            return _cut(request, started)
         if not exc.agent and (agent := request.match_info.get("agent")):
             exc.agent = agent
         return error_response(exc, request[REQUEST_ID_KEY])
@@ -94,8 +107,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = _HTTP_EXCEPTION_CODES.get(exc.status, StatusCode.INVALID_ARGUMENT)
         detail = pb.ErrorDetail(code=code.value, message=exc.reason, request_id=request[REQUEST_ID_KEY])
         return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and caller_gone(request):
+            # The caller closed the connection mid-answer (a dropped stream): normal, not an error.
+            log.debug("the caller closed the connection during %s %s", request.method, request.path)
+            return _cut(request, request.get(STARTED_KEY) or web.Response(status=499))
         log.exception("unhandled error serving %s %s", request.method, request.path)
+        if (started := request.get(STARTED_KEY)) is not None:
+            return _cut(request, started)
         detail = pb.ErrorDetail(
             code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request[REQUEST_ID_KEY]
         )
@@ -115,7 +134,9 @@ def cors_middleware(rules: CorsRules) -> Middleware:
 
 
 async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer of the listener, streams and passthrough included, names its request."""
+    """Every answer of the listener, streams and passthrough included, names its request;
+    the handler's answer is noted as started (after it, an error can only end the connection)."""
+    request[STARTED_KEY] = response
     if REQUEST_ID not in response.headers and (request_id := request.get(REQUEST_ID_KEY)):
         response.headers[REQUEST_ID] = request_id
     rules = request.app.get(CORS_KEY)
@@ -132,6 +153,13 @@ def credentials(request: web.Request) -> Credentials:
     peername = request.transport.get_extra_info("peername") if request.transport else None
     address = str(peername[0]) if isinstance(peername, tuple) and peername else ""
     return Credentials(headers, peer_identities_from_cert(peer), address)
+
+
+@web.middleware
+async def drain_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request runs in a drain scope: still running at the drain deadline, it answers 503."""
+    async with request.app[DRAIN_KEY].scope():
+        return await handler(request)
 
 
 @web.middleware
@@ -164,19 +192,15 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     return invocation, headers
 
 
-def _attributes(request: web.Request) -> dict[str, str]:
-    return {"http.request.method": request.method, "url.path": request.path}
-
-
 async def invoke(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
-    with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)) as span:
+    name, attributes = http_span(request)
+    with server_span(gateway.tracer, name, headers, invocation.context, attributes):
         if request.app[LISTENER_KEY].cancel_on_disconnect:
             result = await unless_caller_leaves(request, gateway.invoke(invocation))
         else:
             result = await gateway.invoke(invocation)
-        span.set_attribute("http.response.status_code", 200)
     body = wire_json.result_json(result, invocation.context)
     return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
 
@@ -192,7 +216,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
     request_id = invocation.context.request_id
-    with server_span(gateway.tracer, f"POST {request.path}", headers, invocation.context, _attributes(request)):
+    name, attributes = http_span(request)
+    with server_span(gateway.tracer, name, headers, invocation.context, attributes):
         agent, events = gateway.open_stream(invocation)
         listener = request.app[LISTENER_KEY]
         events = bounded(events, agent, listener.stream_idle_timeout, listener.stream_max_duration)
@@ -222,13 +247,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
         async with SseWriter(response, listener.sse_keepalive, gone) as writer:
             sequence = 0
             try:
-                first = await first_event
-                pending = [first] if first is not None else []
-                async for event in _chain(pending, iterator):
-                    sequence += 1
-                    collector.add(event)
-                    item = wire_json.stream_event_json(event, sequence)
-                    await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
+                # Its own drain scope, so a stream still running at the deadline ends with an error frame.
+                async with request.app[DRAIN_KEY].scope():
+                    first = await first_event
+                    pending = [first] if first is not None else []
+                    async for event in _chain(pending, iterator):
+                        sequence += 1
+                        collector.add(event)
+                        item = wire_json.stream_event_json(event, sequence)
+                        await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
                 final = wire_json.stream_result_json(collector.result(), invocation.context)
                 await writer.send(format_sse(json.dumps(final), "result"))
             except GatewayError as exc:
@@ -262,10 +289,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(
-    gateway: Gateway, passthrough: Passthrough, listener: HttpListener, guard: ListenerGuard
+    gateway: Gateway, passthrough: Passthrough, listener: HttpListener, guard: ListenerGuard, drain: Drain
 ) -> web.Application:
     cors = CorsRules(listener.cors) if listener.cors is not None else None
-    middlewares: list[Middleware] = [errors_middleware, security_middleware]
+    middlewares: list[Middleware] = [errors_middleware, drain_middleware, security_middleware]
     if cors is not None:
         middlewares.insert(1, cors_middleware(cors))
     app = web.Application(client_max_size=listener.max_body_bytes, middlewares=middlewares)
@@ -273,6 +300,7 @@ def build_http_app(
         app[CORS_KEY] = cors
     app.on_response_prepare.append(_stamp_answer)
     app[GATEWAY_KEY] = gateway
+    app[DRAIN_KEY] = drain
     app[GUARD_KEY] = guard
     app[LISTENER_KEY] = listener
     app[PASSTHROUGH_KEY] = passthrough

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping
 
+from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -13,7 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
 from gateway.context import context_from_headers, otel_parent
-from gateway.model import Context, GatewayError, Invocation
+from gateway.model import GRPC_CODE_NUMBERS, Context, GatewayError, Invocation
 from gateway.pipeline import Gateway
 from gateway.telemetry import tracing as t
 
@@ -59,14 +60,45 @@ def server_span(
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            http = "http.request.method" in attributes
             try:
                 yield span
             except GatewayError as exc:
                 span.set_status(Status(StatusCode.ERROR, exc.message))
                 span.set_attribute(t.ATTR_ERROR_TYPE, exc.code.value)
+                if http:
+                    span.set_attribute(t.ATTR_HTTP_STATUS, exc.status)
+                elif attributes.get("rpc.system") == "grpc":
+                    span.set_attribute(t.ATTR_GRPC_STATUS, GRPC_CODE_NUMBERS[exc.code.value])
                 raise
+            # A handler that answered with another status (the passthrough relays the agent's) has set it.
+            if http and t.ATTR_HTTP_STATUS not in (getattr(span, "attributes", None) or {}):
+                span.set_attribute(t.ATTR_HTTP_STATUS, 200)
+            elif attributes.get("rpc.system") == "grpc":
+                span.set_attribute(t.ATTR_GRPC_STATUS, 0)
     finally:
         otel_context.detach(token)
+
+
+def http_span(request: web.Request) -> tuple[str, dict[str, str]]:
+    """The name and attributes of an HTTP SERVER span (semantic conventions: ``{method} {http.route}``).
+
+    The route is the matched template (``/v1/agents/{agent}/invoke``), so span names stay few.
+    """
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    attributes = {
+        "http.request.method": request.method,
+        "url.path": request.path,
+        "url.scheme": request.scheme,
+        "http.route": route,
+    }
+    return f"{request.method} {route}", attributes
+
+
+def rpc_span(service: str, method: str) -> tuple[str, dict[str, str]]:
+    """A gRPC SERVER span's name and attributes: the full method (``agentgateway.v1.AgentGatewayService/Invoke``)."""
+    return f"{service}/{method}", {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
 
 def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:

@@ -6,9 +6,13 @@ from aiohttp import web
 
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
+from gateway.server.drain import Drain
 
 GUARD_KEY = web.AppKey("guard", ListenerGuard)
+DRAIN_KEY = web.AppKey("drain", Drain)
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 IDENTITY_KEY = web.RequestKey("identity", Identity)
 # Inbound headers as the gateway believes them (lower-case; identity headers settled by the guard).
 HEADERS_KEY = web.RequestKey("headers", dict)
+# The response a handler has prepared (headers sent): after it, an error can only cut the connection.
+STARTED_KEY = web.RequestKey("started_response", web.StreamResponse)

@@ -18,8 +18,8 @@ from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
 from gateway.runs.store import RunRecord
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
-from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient, rpc_attributes
-from gateway.server.inbound import invocation_for, server_span
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
+from gateway.server.inbound import invocation_for, rpc_span, server_span
 
 RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
 DEFAULT_PAGE_SIZE = 50
@@ -62,32 +62,36 @@ class RunServicer:
             return await work(identity, headers)
         raise AssertionError("unreachable: RpcErrors aborts")
 
-    async def SubmitRun(self, request: rpb.SubmitRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
-        async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
+    async def SubmitRun(
+        self, request: rpb.SubmitRunRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.SubmitRunResponse:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.SubmitRunResponse:
             # The submit call's own deadline is not the run's: only options.timeout limits a run.
             invocation = invocation_for(request.invocation, headers, None)
             invocation = self.guard.admit(invocation, identity)
-            attributes = rpc_attributes("SubmitRun") | {"rpc.service": RUN_SERVICE_NAME}
-            with server_span(self.runs.gateway.tracer, "RunService/SubmitRun", headers, invocation.context, attributes):
+            name, attributes = rpc_span(RUN_SERVICE_NAME, "SubmitRun")
+            with server_span(self.runs.gateway.tracer, name, headers, invocation.context, attributes):
                 record = await self.runs.submit(invocation, identity.name, request.webhook_url)
-            return run_to_pb(record)
+            return rpb.SubmitRunResponse(run=run_to_pb(record))
 
         return await self._serve("SubmitRun", request, context, work)
 
-    async def GetRun(self, request: rpb.GetRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
-        async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
-            return run_to_pb(await self.runs.get(request.run_id, identity.name))
+    async def GetRun(self, request: rpb.GetRunRequest, context: grpc.aio.ServicerContext) -> rpb.GetRunResponse:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.GetRunResponse:
+            return rpb.GetRunResponse(run=run_to_pb(await self.runs.get(request.run_id, identity.name)))
 
         return await self._serve("GetRun", request, context, work)
 
-    async def GetRunResult(self, request: rpb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
+    async def GetRunResult(
+        self, request: rpb.GetRunResultRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.GetRunResultResponse:
         async def work(identity: Identity, headers: dict[str, str]) -> RunRecord:
             return await self.runs.result(request.run_id, identity.name)
 
         record = await self._serve("GetRunResult", request, context, work)
         if record.result is None:
             await abort_with_detail(context, error_pb(record))
-        return result_pb(record)
+        return rpb.GetRunResultResponse(result=result_pb(record))
 
     async def ListRuns(self, request: rpb.ListRunsRequest, context: grpc.aio.ServicerContext) -> rpb.ListRunsResponse:
         async def work(identity: Identity, headers: dict[str, str]) -> rpb.ListRunsResponse:
@@ -101,15 +105,17 @@ class RunServicer:
 
         return await self._serve("ListRuns", request, context, work)
 
-    async def CancelRun(self, request: rpb.CancelRunRequest, context: grpc.aio.ServicerContext) -> rpb.Run:
-        async def work(identity: Identity, headers: dict[str, str]) -> rpb.Run:
-            return run_to_pb(await self.runs.cancel(request.run_id, identity.name))
+    async def CancelRun(
+        self, request: rpb.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.CancelRunResponse:
+        async def work(identity: Identity, headers: dict[str, str]) -> rpb.CancelRunResponse:
+            return rpb.CancelRunResponse(run=run_to_pb(await self.runs.cancel(request.run_id, identity.name)))
 
         return await self._serve("CancelRun", request, context, work)
 
     async def WatchRun(
         self, request: rpb.WatchRunRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.InvokeStreamResponse]:
+    ) -> AsyncIterator[rpb.WatchRunResponse]:
         final: RunRecord | None = None
         async with RpcErrors(context, "RunService/WatchRun"):
             identity, _ = self._caller(request, context)
@@ -117,11 +123,11 @@ class RunServicer:
                 if isinstance(item, RunRecord):
                     final = item
                     break
-                yield pb.InvokeStreamResponse(event=event_pb(item))
+                yield rpb.WatchRunResponse(event=event_pb(item))
         if final is not None:
             if final.result is None:
                 await abort_with_detail(context, error_pb(final))
-            yield pb.InvokeStreamResponse(result=result_pb(final))
+            yield rpb.WatchRunResponse(result=result_pb(final))
 
 
 def run_method_handlers(servicer: RunServicer) -> dict[str, grpc.RpcMethodHandler]:
@@ -133,14 +139,14 @@ def run_method_handlers(servicer: RunServicer) -> dict[str, grpc.RpcMethodHandle
         )
 
     return {
-        "SubmitRun": unary(servicer.SubmitRun, rpb.SubmitRunRequest, rpb.Run),
-        "GetRun": unary(servicer.GetRun, rpb.GetRunRequest, rpb.Run),
-        "GetRunResult": unary(servicer.GetRunResult, rpb.GetRunRequest, pb.InvokeResponse),
+        "SubmitRun": unary(servicer.SubmitRun, rpb.SubmitRunRequest, rpb.SubmitRunResponse),
+        "GetRun": unary(servicer.GetRun, rpb.GetRunRequest, rpb.GetRunResponse),
+        "GetRunResult": unary(servicer.GetRunResult, rpb.GetRunResultRequest, rpb.GetRunResultResponse),
         "ListRuns": unary(servicer.ListRuns, rpb.ListRunsRequest, rpb.ListRunsResponse),
-        "CancelRun": unary(servicer.CancelRun, rpb.CancelRunRequest, rpb.Run),
+        "CancelRun": unary(servicer.CancelRun, rpb.CancelRunRequest, rpb.CancelRunResponse),
         "WatchRun": grpc.unary_stream_rpc_method_handler(
             servicer.WatchRun,
             request_deserializer=lenient(rpb.WatchRunRequest.FromString),
-            response_serializer=pb.InvokeStreamResponse.SerializeToString,
+            response_serializer=rpb.WatchRunResponse.SerializeToString,
         ),
     }

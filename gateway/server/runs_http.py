@@ -27,7 +27,7 @@ from gateway.model import GatewayError, InvalidRequest
 from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
-from gateway.server.inbound import invocation_for, server_span
+from gateway.server.inbound import http_span, invocation_for, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
@@ -58,8 +58,8 @@ async def submit(request: web.Request) -> web.Response:
     invocation = invocation_for(body, headers, None)
     request[REQUEST_ID_KEY] = invocation.context.request_id
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
-    attributes = {"http.request.method": request.method, "url.path": request.path}
-    with server_span(runs.gateway.tracer, f"POST {request.path}", headers, invocation.context, attributes) as span:
+    name, attributes = http_span(request)
+    with server_span(runs.gateway.tracer, name, headers, invocation.context, attributes) as span:
         record = await runs.submit(invocation, _owner(request), webhook)
         span.set_attribute("agent_gateway.run_id", record.run_id)
     return web.json_response(

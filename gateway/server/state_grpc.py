@@ -64,7 +64,7 @@ def after_from_token(token: str) -> str:
 
 
 class StateServicer:
-    """Get, Put, Delete and List on the configured store, scoped by the caller's context."""
+    """GetState, PutState, DeleteState and ListState on the configured store, scoped by the caller's context."""
 
     def __init__(self, store: StateStore, access: ScopeAccess, guard: ListenerGuard) -> None:
         self.store = store
@@ -94,17 +94,17 @@ class StateServicer:
             return await work(self._scope(request, context))
         raise AssertionError("unreachable: RpcErrors aborts")
 
-    async def Get(self, request: spb.GetStateRequest, context: grpc.aio.ServicerContext) -> spb.StateEntry:
-        async def work(scope: ScopeRef) -> spb.StateEntry:
+    async def GetState(self, request: spb.GetStateRequest, context: grpc.aio.ServicerContext) -> spb.GetStateResponse:
+        async def work(scope: ScopeRef) -> spb.GetStateResponse:
             record = await self.store.get(scope, request.key)
             if record is None:
                 raise NotFound(f"no state key {request.key!r} in the {scope.scope.value} scope")
-            return entry_to_pb(scope, record)
+            return spb.GetStateResponse(entry=entry_to_pb(scope, record))
 
-        return await self._serve("Get", request, context, work)
+        return await self._serve("GetState", request, context, work)
 
-    async def Put(self, request: spb.PutStateRequest, context: grpc.aio.ServicerContext) -> spb.StateEntry:
-        async def work(scope: ScopeRef) -> spb.StateEntry:
+    async def PutState(self, request: spb.PutStateRequest, context: grpc.aio.ServicerContext) -> spb.PutStateResponse:
+        async def work(scope: ScopeRef) -> spb.PutStateResponse:
             kind = request.WhichOneof("value")
             if kind == "json":
                 value = StateValue.of_json_text(request.json)
@@ -125,11 +125,11 @@ class StateServicer:
                 if_none_match=request.if_none_match,
                 ttl=ttl,
             )
-            return entry_to_pb(scope, record)
+            return spb.PutStateResponse(entry=entry_to_pb(scope, record))
 
-        return await self._serve("Put", request, context, work)
+        return await self._serve("PutState", request, context, work)
 
-    async def Delete(
+    async def DeleteState(
         self, request: spb.DeleteStateRequest, context: grpc.aio.ServicerContext
     ) -> spb.DeleteStateResponse:
         async def work(scope: ScopeRef) -> spb.DeleteStateResponse:
@@ -137,9 +137,11 @@ class StateServicer:
                 raise NotFound(f"no state key {request.key!r} in the {scope.scope.value} scope")
             return spb.DeleteStateResponse()
 
-        return await self._serve("Delete", request, context, work)
+        return await self._serve("DeleteState", request, context, work)
 
-    async def List(self, request: spb.ListStateRequest, context: grpc.aio.ServicerContext) -> spb.ListStateResponse:
+    async def ListState(
+        self, request: spb.ListStateRequest, context: grpc.aio.ServicerContext
+    ) -> spb.ListStateResponse:
         async def work(scope: ScopeRef) -> spb.ListStateResponse:
             page = await self.store.list(
                 scope,
@@ -151,7 +153,7 @@ class StateServicer:
                 entries=[entry_to_pb(scope, r) for r in page.records], next_page_token=page_token(page.next_after)
             )
 
-        return await self._serve("List", request, context, work)
+        return await self._serve("ListState", request, context, work)
 
 
 def state_method_handlers(servicer: StateServicer) -> dict[str, grpc.RpcMethodHandler]:
@@ -163,8 +165,8 @@ def state_method_handlers(servicer: StateServicer) -> dict[str, grpc.RpcMethodHa
         )
 
     return {
-        "Get": unary(servicer.Get, spb.GetStateRequest, spb.StateEntry),
-        "Put": unary(servicer.Put, spb.PutStateRequest, spb.StateEntry),
-        "Delete": unary(servicer.Delete, spb.DeleteStateRequest, spb.DeleteStateResponse),
-        "List": unary(servicer.List, spb.ListStateRequest, spb.ListStateResponse),
+        "GetState": unary(servicer.GetState, spb.GetStateRequest, spb.GetStateResponse),
+        "PutState": unary(servicer.PutState, spb.PutStateRequest, spb.PutStateResponse),
+        "DeleteState": unary(servicer.DeleteState, spb.DeleteStateRequest, spb.DeleteStateResponse),
+        "ListState": unary(servicer.ListState, spb.ListStateRequest, spb.ListStateResponse),
     }

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from opentelemetry import trace
 
-from gateway.model import GatewayError, Invocation
+from gateway.model import GatewayError, Invocation, StatusCode
 from gateway.policies.build import PolicyRegistry
 from gateway.telemetry.metrics import GatewayMetrics
 
@@ -47,6 +48,8 @@ class CallObserver:
         self.payloads = payloads
         # Names callers may use (agents, workflows, routes); set on every (re)load.
         self.known: frozenset[str] = frozenset()
+        # Called with each finished call (its record complete): token budgets charge their callers here.
+        self.on_finished: list[Callable[[Invocation], None]] = []
 
     def label(self, agent: str) -> str:
         """The metric label for a called name: callers choose names, so unknown ones share one
@@ -73,6 +76,11 @@ class CallObserver:
             m.child(m.fallbacks, agent, record.fallback).inc()
         if streamed:
             m.child(m.streams, agent, outcome).inc()
+        if (usage := record.usage) is not None:
+            m.child(m.tokens, agent, record.route, "input").inc(usage.input_tokens)
+            m.child(m.tokens, agent, record.route, "output").inc(usage.output_tokens)
+        for hook in self.on_finished:
+            hook(invocation)
         if error is None and not access.isEnabledFor(logging.INFO):
             return  # the access log is off: no fields to build on a healthy call
         fields: dict[str, Any] = {
@@ -88,6 +96,8 @@ class CallObserver:
         }
         if record.fallback:
             fields["fallback"] = record.fallback
+        if usage is not None:
+            fields["input_tokens"], fields["output_tokens"] = usage.input_tokens, usage.output_tokens
         access.info(
             "%s %s %.1fms attempts=%d",
             invocation.agent,
@@ -96,7 +106,8 @@ class CallObserver:
             record.attempts,
             extra={"agw": fields},
         )
-        if error is not None:
+        if error is not None and error.code is not StatusCode.CANCELLED:
+            # A cancelled call (the caller left, a run was cancelled) is no failure: the access record tells it.
             self.failed(invocation, error, fields)
 
     def failed(self, invocation: Invocation, error: GatewayError, access_fields: dict[str, Any] | None = None) -> None:

@@ -86,6 +86,10 @@ class GatewayMetrics:
         self.fallbacks = Counter("agw_fallbacks", "Calls answered by a fallback.", ["agent", "target"], registry=r)
         self.streams_open = Gauge("agw_streams_open", "Streams currently relayed.", ["agent"], registry=r)
         self.streams = Counter("agw_streams", "Streams relayed, by outcome.", ["agent", "outcome"], registry=r)
+        # gen_ai.token.type values: input, output.
+        self.tokens = Counter(
+            "agw_tokens", "Model tokens the agents reported using.", ["agent", "route", "type"], registry=r
+        )
         self.checks = Counter(
             "agw_evaluation_checks", "Evaluation check results.", ["target", "check", "passed"], registry=r
         )

@@ -30,6 +30,11 @@ ATTR_ADAPTER = "agent_gateway.adapter"
 ATTR_ATTEMPT = "agent_gateway.attempt"
 ATTR_BACKOFF_MS = "agent_gateway.backoff_ms"
 ATTR_ERROR_TYPE = "error.type"
+ATTR_HTTP_STATUS = "http.response.status_code"
+ATTR_GRPC_STATUS = "rpc.grpc.status_code"
+ATTR_PROVIDER = "gen_ai.provider.name"
+ATTR_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+ATTR_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
 
 def _exporter(config: Tracing) -> SpanExporter | None:

@@ -39,6 +39,8 @@ PENDING_SECTIONS = ("admin", "state", "bus")
 
 GATEWAY_IMAGE = f"agent-gateway:{__version__}"
 CONFIG_DIR = "/etc/agent-gateway"
+# After drain_timeout: a second for the calls still running to be answered, one for the process to exit.
+EXIT_MARGIN = 2
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
 
 
@@ -187,9 +189,36 @@ def test_gateway_container_matches_its_config(entry: tuple[str, dict[str, Any], 
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    pre_stop = _pre_stop(container)
     assert pre_stop > 0, "without a preStop pause, calls routed just before SIGTERM are refused"
-    assert grace > pre_stop + config.server.drain_timeout, "SIGKILL would cut the drain short"
+    # The drain ends within a second of drain_timeout (tests/test_lifecycle.py); SIGKILL must come later.
+    budget = _main_containers_pre_stop(deployment) + pre_stop + config.server.drain_timeout + EXIT_MARGIN
+    assert grace >= budget, f"terminationGracePeriodSeconds {grace} < {budget}: SIGKILL would cut the drain short"
+
+
+def _pre_stop(container: Mapping[str, Any]) -> int:
+    seconds: int = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    return seconds
+
+
+def _main_containers_pre_stop(deployment: Mapping[str, Any]) -> int:
+    """What a native sidecar waits before its own preStop: main containers stop first."""
+    pod = deployment["spec"]["template"]["spec"]
+    if not any(c["name"] == "gateway" for c in pod.get("initContainers", [])):
+        return 0
+    return max(_pre_stop(c) for c in pod["containers"])
+
+
+def test_sidecar_agent_outlives_the_calls_its_gateway_is_draining() -> None:
+    deployment = _of_kind("Deployment", "sidecar.yaml")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    (gateway,) = [c for c in pod["initContainers"] if c["name"] == "gateway"]
+    (agent,) = pod["containers"]
+    _, text = _mounted_config(deployment, gateway)
+    drain = load_gateway_config(text, "sidecar.yaml", _container_env(gateway)).server.drain_timeout
+    # Callers reach the agent through its gateway, which stops only after the agent: the agent
+    # waits while endpoints drop the pod and the calls already inside the gateway finish.
+    assert _pre_stop(agent) >= _pre_stop(gateway) + drain, "the agent would stop under calls in flight"
 
 
 def test_sidecar_gateway_starts_before_the_agent_and_stops_after_it() -> None:

@@ -68,8 +68,14 @@ def launch_mastra(workdir: Path, log_path: Path) -> ServerProcess:
 
 def launch_grpc_js(workdir: Path, log_path: Path) -> ServerProcess:
     port = free_port()
-    proto = envs.REPO_ROOT / "proto"
-    argv = [str(envs.node_bin("mastra")), str(FRAMEWORKS_DIR / "mastra" / "grpc_agent.ts"), str(port), str(proto)]
+    # The committed TypeScript stubs, next to the project's node_modules so their imports resolve.
+    stubs = FRAMEWORKS_DIR / "mastra" / "gen" / "agentgateway" / "v1"
+    stubs.mkdir(parents=True, exist_ok=True)
+    for stub in (envs.REPO_ROOT / "proto" / "agentgateway" / "v1").glob("*_pb.ts"):
+        shutil.copyfile(stub, stubs / stub.name)
+    # Type stripping alone cannot run the stubs' enums: transform them.
+    node = [str(envs.node_bin("mastra")), "--experimental-transform-types", "--no-warnings=ExperimentalWarning"]
+    argv = [*node, str(FRAMEWORKS_DIR / "mastra" / "grpc_agent.ts"), str(port)]
     return launch_server(
         argv, port=port, cwd=FRAMEWORKS_DIR / "mastra", env=base_env(workdir), ready_path=None, log_path=log_path
     )

@@ -35,9 +35,11 @@ VENVS_DIR = REPO_ROOT / ".venvs"
 # Frameworks whose server needs its own environment (A2A runs on the dev extra's a2a-sdk).
 FRAMEWORKS = ("langgraph", "crewai")
 # npm projects (TypeScript servers: Mastra and the @grpc/grpc-js agent).
-NODE_PROJECTS = ("mastra", "mcp")
+NODE_PROJECTS = ("mastra", "buf", "mcp")
 # Mastra 1.x needs 22.13; running .ts files without a build step needs type stripping (22.18).
-MIN_NODE = (22, 18)
+# The oldest Node each npm project runs on: the TypeScript servers need type stripping (22.18); buf is a
+# native binary and protoc-gen-es runs on any current Node.
+MIN_NODE = {"mastra": (22, 18), "buf": (18, 0), "mcp": (20, 0)}
 DEFAULT_TIMEOUT = 900.0
 STAMP_NAME = ".requirements.sha256"
 
@@ -183,9 +185,10 @@ def _ensure_node_project(framework: str, timeout: float, log: Callable[[str], No
         log(f"installed {relative}/node_modules in {time.monotonic() - started:.0f} s")
     node = node_bin(framework)
     version = node_version(node)
-    if version is None or version < MIN_NODE:
+    minimum = MIN_NODE[framework]
+    if version is None or version < minimum:
         found = ".".join(map(str, version)) if version else "none"
-        wanted = ".".join(map(str, MIN_NODE))
+        wanted = ".".join(map(str, minimum))
         raise EnvUnavailable(f"{framework} needs Node >= {wanted} ({node} is {found}); install a newer Node")
     return node
 

@@ -162,7 +162,7 @@ async def test_one_trace_links_gateway_hops_across_frameworks(
     assert len(sidecar_servers) == 2
     delegated: dict[str, str] = {}
     for server_span in sidecar_servers:
-        assert server_span.name == "AgentGateway/Invoke"
+        assert server_span.name == "AgentGatewayService/Invoke"
         assert server_span.parent_span_id == to_coordinator.span_id
         assert server_span.attributes["session.id"] == session_id  # the ids crossed the A2A agent too
         assert server_span.attributes["enduser.id"] == "ada"

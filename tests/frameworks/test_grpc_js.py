@@ -1,8 +1,9 @@
 """The gRPC adapter against a TypeScript agent served with @grpc/grpc-js.
 
-The agent (``tests/frameworks/mastra/grpc_agent.ts``) loads the gateway's own
-proto with @grpc/proto-loader at run time and echoes the context metadata it
-receives, so these tests check what crosses the Python -> Node hop.
+The agent (``tests/frameworks/mastra/grpc_agent.ts``) serves the gateway's own
+proto through the committed TypeScript stubs (protoc-gen-es, beside the Python
+ones) and echoes the context metadata it receives, so these tests check what
+crosses the Python -> Node hop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.model import DataPart, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
+from tests.test_wire_json import typed
 
 pytestmark = pytest.mark.frameworks
 
@@ -68,6 +70,7 @@ async def test_invoke_reaches_the_node_agent_with_context(
     assert seen["headers"]["x-request-id"] == "req-ts-1"
     assert seen["context"] == {"session_id": "sess-ts-1", "thread_id": "", "user_id": "ada"}
     assert 0 < seen["deadline_ms"] <= 10_000  # the remaining deadline became the gRPC deadline
+    assert type(seen["deadline_ms"]) is int  # JSON text from Node: an integer stays one
     _version, trace_id, parent_span, _flags = seen["headers"]["traceparent"].split("-")
     assert trace_id == TRACE_ID
     attempt = next(s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
@@ -91,6 +94,21 @@ async def test_stream_relays_the_node_agents_events(
     # Structured content survives protobuf Struct/Value in both runtimes.
     assert isinstance(result.messages[1].parts[0], DataPart)
     assert result.messages[1].parts[0].data["context"]["session_id"] == "s-ts-3"
+
+
+async def test_data_parts_cross_the_node_hop_exactly(
+    gateway_factory: GatewayFactory, grpc_js_agent: ServerProcess
+) -> None:
+    payload = {"order": 7, "big": 12345678901234567890, "neg": -3, "f": 1.5, "nested": {"n": [1, 2.0, 3]}}
+    async with gateway_factory(gateway_yaml(grpc_js_agent.port)) as gw, aiohttp.ClientSession() as session:
+        async with session.post(
+            f"http://{gw.addresses.http}/v1/agents/ts/invoke",
+            json={"messages": [{"role": "ROLE_USER", "parts": [{"text": "structured"}, {"data": payload}]}]},
+        ) as response:
+            assert response.status == 200, await response.text()
+            body = await response.json()
+    echoed = body["messages"][2]["parts"][0]["data"]  # the agent echoes the JSON text it received
+    assert typed(echoed) == typed(payload)
 
 
 async def test_http_sse_front_over_the_node_agent(

@@ -89,6 +89,9 @@ async def test_run_and_wait_stateless_carries_context_into_the_graph(
     assert trace_id == TRACE_ID
     attempt = next(s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
     assert format(attempt.context.span_id, "016x") == parent_span
+    # The report node's AIMessage states its usage_metadata (7 in, 4 out): it lands on the attempt span.
+    assert attempt.attributes is not None
+    assert (attempt.attributes["gen_ai.usage.input_tokens"], attempt.attributes["gen_ai.usage.output_tokens"]) == (7, 4)
 
 
 async def test_thread_runs_share_state_across_calls(
@@ -147,6 +150,19 @@ async def test_streamed_runs_in_each_stream_mode(
         assert len(deltas) > 3, mode  # token by token, not one blob
     finished = [e.message for e in by_mode["messages"] if e.type == "message" and e.message is not None]
     assert [m.text for m in finished] == ["turn 1"]
+
+
+async def test_streamed_run_reports_its_tokens(
+    gateway_factory: GatewayFactory, langgraph_server: ServerProcess, span_exporter: InMemorySpanExporter
+) -> None:
+    async with gateway_factory(gateway_yaml(langgraph_server.url)) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc) as client:
+            await collect(client, "chat_stateless", "count tokens", stream_mode="messages")
+    attempt = next(s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
+    assert attempt.attributes is not None
+    # From the complete messages of the stream: the report node's AIMessage (7 in, 4 out).
+    assert (attempt.attributes["gen_ai.usage.input_tokens"], attempt.attributes["gen_ai.usage.output_tokens"]) == (7, 4)
 
 
 async def test_http_stream_relays_langgraph_events_and_result(

@@ -231,3 +231,31 @@ async def test_killed_server_is_unavailable(
     for error in (unary.value, streamed.value):
         assert error.code == StatusCode.UNAVAILABLE
         assert error.transient
+
+
+async def test_token_usage_reaches_the_span_the_metrics_and_the_access_log(
+    gateway_factory: GatewayFactory,
+    mastra_server: ServerProcess,
+    span_exporter: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.telemetry.test_admin import get, samples, value
+
+    caplog.set_level("INFO", logger="agent_gateway.access")
+    async with gateway_factory(gateway_yaml(mastra_server.url)) as gw, aiohttp.ClientSession() as session:
+        request = {"messages": [{"role": "ROLE_USER", "parts": [{"text": "count me"}]}], "options": {"timeout": "20s"}}
+        async with session.post(f"http://{gw.addresses.http}/v1/agents/echo_stateless/invoke", json=request) as response:
+            assert response.status == 200, await response.text()
+        async with session.post(f"http://{gw.addresses.http}/v1/agents/echo_stateless/stream", json=request) as response:
+            assert response.status == 200
+            await response.read()
+        _, text = await get(f"http://{gw.addresses.admin}/metrics")
+    # The mock model reports 3 input and 5 output tokens per answer (tests/frameworks/mastra/server.ts).
+    attempts = [s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert [(s.attributes or {}).get("gen_ai.usage.input_tokens") for s in attempts] == [3, 3]
+    assert [(s.attributes or {}).get("gen_ai.usage.output_tokens") for s in attempts] == [5, 5]
+    metrics = samples(text)
+    assert value(metrics, "agw_tokens_total", agent="echo_stateless", route="", type="input") == 6
+    assert value(metrics, "agw_tokens_total", agent="echo_stateless", route="", type="output") == 10
+    lines = [r for r in caplog.records if r.name == "agent_gateway.access"]
+    assert [(r.agw["input_tokens"], r.agw["output_tokens"]) for r in lines] == [(3, 5), (3, 5)]  # type: ignore[attr-defined]

@@ -75,7 +75,7 @@ async def test_http_json_front_answers_every_body(gateway: GatewayServer) -> Non
 async def test_grpc_front_rejects_random_bytes(gateway: GatewayServer) -> None:
     assert gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(gateway.addresses.grpc) as channel:
-        raw = channel.unary_unary("/agentgateway.v1.AgentGateway/Invoke")
+        raw = channel.unary_unary("/agentgateway.v1.AgentGatewayService/Invoke")
         codes: set[grpc.StatusCode] = set()
 
         @FUZZ

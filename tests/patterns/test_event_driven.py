@@ -191,15 +191,15 @@ async def test_grpc_publish_fires_the_trigger_and_rejects_bad_subjects(setup: Se
     async with gateway() as gw:
         assert gw.addresses.grpc is not None
         async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-            stub = events_pb2_grpc.EventsStub(channel)
+            stub = events_pb2_grpc.EventsServiceStub(channel)
             data = struct_pb2.Value()
             data.struct_value.update({"text": "via grpc"})
-            response = await stub.Publish(
+            response = await stub.PublishEvent(
                 events_pb2.PublishEventRequest(subject=f"{names.prefix}.text.received", data=data, event_id="g-1")
             )
             assert (response.event_id, response.duplicate) == ("g-1", False)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await stub.Publish(events_pb2.PublishEventRequest(subject="elsewhere.x"))
+                await stub.PublishEvent(events_pb2.PublishEventRequest(subject="elsewhere.x"))
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "bus prefixes" in (caught.value.details() or "")
         await until(lambda: bool(agents.names("count")))

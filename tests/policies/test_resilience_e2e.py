@@ -240,7 +240,7 @@ async def test_grpc_front_reports_attempts_in_trailers(gateway_factory: GatewayF
         assert gw.addresses.grpc is not None
         async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
             request = pb.InvokeRequest(agent="flaky", messages=[pb.Message(role=pb.ROLE_USER, parts=[pb.Part(text="x")])])
-            call = pb_grpc.AgentGatewayStub(channel).Invoke(request)
+            call = pb_grpc.AgentGatewayServiceStub(channel).Invoke(request)
             await call
             trailers = dict(await call.trailing_metadata())
     assert trailers["x-agw-attempts"] == "2"

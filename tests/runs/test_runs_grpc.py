@@ -46,7 +46,7 @@ async def stub(gw: GatewayServer) -> AsyncIterator[rpb_grpc.RunServiceStub]:
 async def wait_status(stub: rpb_grpc.RunServiceStub, run_id: str, wanted: str) -> rpb.Run:
     deadline = time.monotonic() + 5
     while True:
-        run: rpb.Run = await stub.GetRun(rpb.GetRunRequest(run_id=run_id))
+        run: rpb.Run = (await stub.GetRun(rpb.GetRunRequest(run_id=run_id))).run
         if run.status == wanted or time.monotonic() > deadline:
             assert run.status == wanted, run
             return run
@@ -54,14 +54,14 @@ async def wait_status(stub: rpb_grpc.RunServiceStub, run_id: str, wanted: str) -
 
 
 async def test_submit_poll_result_and_list(stub: rpb_grpc.RunServiceStub) -> None:
-    run = await stub.SubmitRun(request("echo", delay=0.05), timeout=5)
+    run = (await stub.SubmitRun(request("echo", delay=0.05), timeout=5)).run
     assert run.status in ("queued", "running") and run.run_id.startswith("run_")
     with pytest.raises(grpc.aio.AioRpcError) as pending:
-        await stub.GetRunResult(rpb.GetRunRequest(run_id=run.run_id))
+        await stub.GetRunResult(rpb.GetRunResultRequest(run_id=run.run_id))
     assert pending.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     done = await wait_status(stub, run.run_id, "succeeded")
     assert done.answered_by == "echo" and done.HasField("finish_time")
-    result = await stub.GetRunResult(rpb.GetRunRequest(run_id=run.run_id))
+    result = (await stub.GetRunResult(rpb.GetRunResultRequest(run_id=run.run_id))).result
     assert wire.result_from_pb(result).text.startswith("echo: hello grpc")
     listed = await stub.ListRuns(rpb.ListRunsRequest(session_id="s-g"))
     assert [r.run_id for r in listed.runs] == [run.run_id]
@@ -71,7 +71,7 @@ async def test_submit_poll_result_and_list(stub: rpb_grpc.RunServiceStub) -> Non
 
 
 async def test_watch_resumes_after_a_sequence(stub: rpb_grpc.RunServiceStub) -> None:
-    run = await stub.SubmitRun(request("slow", count=6, interval=0.03))
+    run = (await stub.SubmitRun(request("slow", count=6, interval=0.03))).run
     head = []
     async for item in stub.WatchRun(rpb.WatchRunRequest(run_id=run.run_id)):
         head.append(item.event.sequence)
@@ -84,9 +84,9 @@ async def test_watch_resumes_after_a_sequence(stub: rpb_grpc.RunServiceStub) -> 
 
 
 async def test_cancel_and_watch_a_cancelled_run(stub: rpb_grpc.RunServiceStub, slow_agent: SlowAgent) -> None:
-    run = await stub.SubmitRun(request("slow", count=1000, interval=0.02))
+    run = (await stub.SubmitRun(request("slow", count=1000, interval=0.02))).run
     await asyncio.wait_for(slow_agent.started.wait(), 5)
-    cancelled = await stub.CancelRun(rpb.CancelRunRequest(run_id=run.run_id))
+    cancelled = (await stub.CancelRun(rpb.CancelRunRequest(run_id=run.run_id))).run
     assert cancelled.status == "cancelled" and cancelled.error.code == "CANCELLED"
     await asyncio.wait_for(slow_agent.disconnected.wait(), 5)
     with pytest.raises(grpc.aio.AioRpcError) as watched:
@@ -96,7 +96,7 @@ async def test_cancel_and_watch_a_cancelled_run(stub: rpb_grpc.RunServiceStub, s
     trailer = dict(watched.value.trailing_metadata() or ())
     assert pb.ErrorDetail.FromString(trailer[wire.ERROR_TRAILER]).code == "CANCELLED"
     with pytest.raises(grpc.aio.AioRpcError) as result:
-        await stub.GetRunResult(rpb.GetRunRequest(run_id=run.run_id))
+        await stub.GetRunResult(rpb.GetRunResultRequest(run_id=run.run_id))
     assert result.value.code() == grpc.StatusCode.CANCELLED
 
 

@@ -146,7 +146,7 @@ async def test_rate_limit_per_identity(gateway_factory: GatewayFactory, echo_url
         other, _, _ = await post(url(gw), body(), {"x-api-key": OTHER_KEY})
         assert gw.addresses.grpc is not None
         async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.Invoke(_request("echo"), metadata=(("x-api-key", KEY),))
     assert [s for s, _ in statuses] == [200, 200, 429]
@@ -164,7 +164,7 @@ def _request(agent: str) -> pb.InvokeRequest:
 async def test_grpc_authentication_and_authorization(gateway: GatewayServer, issuer: TokenIssuer) -> None:
     assert gateway.addresses.grpc is not None
     async with grpc.aio.insecure_channel(gateway.addresses.grpc) as channel:
-        stub = pb_grpc.AgentGatewayStub(channel)
+        stub = pb_grpc.AgentGatewayServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await stub.Invoke(_request("echo"))
         with pytest.raises(grpc.aio.AioRpcError) as listing:
@@ -173,7 +173,7 @@ async def test_grpc_authentication_and_authorization(gateway: GatewayServer, iss
             await stub.Invoke(_request("secret"), metadata=(("x-api-key", KEY),))
         ok = await stub.Invoke(_request("echo"), metadata=(("authorization", f"Bearer {issuer.token('user-3')}"),))
         # A malformed body from a stranger is still UNAUTHENTICATED: nothing is parsed before auth.
-        raw = channel.unary_unary("/agentgateway.v1.AgentGateway/Invoke")
+        raw = channel.unary_unary("/agentgateway.v1.AgentGatewayService/Invoke")
         with pytest.raises(grpc.aio.AioRpcError) as garbage:
             await raw(b"\xff\xff\xff")
     assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -90,14 +90,14 @@ async def test_star_grants_exactly_one_token_over_grpc(setup: tuple[GatewayServe
     gw, upstream = setup
     metadata = (("x-api-key", KEY),)
     async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-        stub = events_pb2_grpc.EventsStub(channel)
+        stub = events_pb2_grpc.EventsServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as denied:
-            await stub.Publish(
+            await stub.PublishEvent(
                 events_pb2.PublishEventRequest(subject="events.alice.x.y", data=struct_pb2.Value(string_value="d")),
                 metadata=metadata,
                 timeout=10,
             )
-        await stub.Publish(
+        await stub.PublishEvent(
             events_pb2.PublishEventRequest(subject="events.alice.ok", data=struct_pb2.Value(string_value="d")),
             metadata=metadata,
             timeout=10,

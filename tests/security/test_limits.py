@@ -71,7 +71,7 @@ async def test_grpc_metadata_and_stream_limits(gateway_factory: GatewayFactory, 
     async with gateway_factory(limited_yaml(echo_url, "max_body_bytes: 65536", grpc_listener)) as gw:
         assert gw.addresses.grpc is not None
         async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-            stub = pb_grpc.AgentGatewayStub(channel)
+            stub = pb_grpc.AgentGatewayServiceStub(channel)
             message = pb.Message(role=pb.ROLE_USER, parts=[pb.Part(text="one two")])
             with pytest.raises(grpc.aio.AioRpcError) as too_big:
                 await stub.Invoke(pb.InvokeRequest(agent="echo", messages=[message]), metadata=(("x-big", "a" * 8192),))

@@ -54,7 +54,7 @@ security:
 """
 
 
-class RecordingGrpcAgent(pb_grpc.AgentGatewayServicer):
+class RecordingGrpcAgent(pb_grpc.AgentGatewayServiceServicer):
     def __init__(self) -> None:
         self.seen: list[tuple[pb.InvokeRequest, dict[str, str]]] = []
 
@@ -78,7 +78,7 @@ class RecordingGrpcAgent(pb_grpc.AgentGatewayServicer):
 async def upstreams() -> AsyncIterator[tuple[RecordingUpstream, RecordingGrpcAgent, str]]:
     agent = RecordingGrpcAgent()
     server = grpc.aio.server()
-    pb_grpc.add_AgentGatewayServicer_to_server(agent, server)
+    pb_grpc.add_AgentGatewayServiceServicer_to_server(agent, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with recording_upstream() as http:
@@ -168,7 +168,7 @@ async def test_grpc_front_and_grpc_upstream_carry_only_the_gateways_user(
         gateway_factory(secured_yaml(http.url, grpc_url, issuer.jwks_file)) as gw,
         grpc.aio.insecure_channel(gw.addresses.grpc) as channel,
     ):
-        stub = pb_grpc.AgentGatewayStub(channel)
+        stub = pb_grpc.AgentGatewayServiceStub(channel)
         await stub.Invoke(request("rec"), metadata=metadata, timeout=10)
         await stub.Invoke(request("grec"), metadata=metadata, timeout=10)
         async for _ in stub.InvokeStream(request("grec"), metadata=metadata, timeout=10):

@@ -100,7 +100,7 @@ async def test_grpc_mtls(gateway: GatewayServer, ca: CertificateAuthority) -> No
     target = gateway.addresses.grpc.replace("127.0.0.1", "localhost")
     billing = ca.issue("billing", uri="spiffe://test/billing")
     async with grpc.aio.secure_channel(target, grpc_credentials(ca, billing)) as channel:
-        stub = pb_grpc.AgentGatewayStub(channel)
+        stub = pb_grpc.AgentGatewayServiceStub(channel)
         response = await stub.Invoke(request("echo"), timeout=10)
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await stub.Invoke(request("secret"), timeout=10)
@@ -108,7 +108,7 @@ async def test_grpc_mtls(gateway: GatewayServer, ca: CertificateAuthority) -> No
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
     async with grpc.aio.secure_channel(target, grpc_credentials(ca, None)) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await pb_grpc.AgentGatewayStub(channel).Invoke(request("echo"), timeout=10)
+            await pb_grpc.AgentGatewayServiceStub(channel).Invoke(request("echo"), timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake itself fails
 
 

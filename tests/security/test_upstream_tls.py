@@ -46,7 +46,7 @@ async def https_echo(ca: CertificateAuthority) -> AsyncIterator[str]:
 async def grpcs_echo(ca: CertificateAuthority) -> AsyncIterator[str]:
     issued = ca.issue("echo.test", server=True, stem="grpc-echo-server")
     server = grpc.aio.server()
-    pb_grpc.add_AgentGatewayServicer_to_server(grpc_echo_agent.EchoAgent(), server)
+    pb_grpc.add_AgentGatewayServiceServicer_to_server(grpc_echo_agent.EchoAgent(), server)
     credentials = grpc.ssl_server_credentials(
         [(issued.key.read_bytes(), issued.cert.read_bytes())],
         root_certificates=ca.cert_file.read_bytes(),

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -55,14 +54,14 @@ def request(agent: str, text: str = "hi", **context: str) -> pb.InvokeRequest:
 
 
 def seen(response: pb.InvokeResponse) -> dict[str, str]:
-    data = json_format.MessageToDict(response.messages[0].parts[1].data)
+    data = json.loads(response.messages[0].parts[1].data_json)
     headers: dict[str, str] = data["headers"]
     return headers
 
 
 @pytest.mark.parametrize("agent", ["echo", "echo-grpc"])
 async def test_invoke_through_both_adapters(channel: grpc.aio.Channel, agent: str) -> None:
-    stub = pb_grpc.AgentGatewayStub(channel)
+    stub = pb_grpc.AgentGatewayServiceStub(channel)
     metadata = (("traceparent", TRACEPARENT), ("x-user-id", "u-7"), ("baggage", "tier=gold"))
     call = stub.Invoke(request(agent, "ping", session_id="s-1"), metadata=metadata, timeout=5)
     response = await call
@@ -83,7 +82,7 @@ async def test_invoke_through_both_adapters(channel: grpc.aio.Channel, agent: st
 
 
 async def test_invoke_stream_yields_events_then_result(channel: grpc.aio.Channel) -> None:
-    stub = pb_grpc.AgentGatewayStub(channel)
+    stub = pb_grpc.AgentGatewayServiceStub(channel)
     items = [item async for item in stub.InvokeStream(request("echo-grpc", "a b"), timeout=5)]
     kinds = [item.WhichOneof("kind") for item in items]
     assert kinds == ["event"] * 4 + ["result"]
@@ -94,19 +93,19 @@ async def test_invoke_stream_yields_events_then_result(channel: grpc.aio.Channel
 
 
 async def test_list_agents(channel: grpc.aio.Channel) -> None:
-    response = await pb_grpc.AgentGatewayStub(channel).ListAgents(pb.ListAgentsRequest())
+    response = await pb_grpc.AgentGatewayServiceStub(channel).ListAgents(pb.ListAgentsRequest())
     assert {a.name: a.kind for a in response.agents} == {"echo": "http", "echo-grpc": "grpc", "down": "grpc"}
 
 
 async def test_health_and_reflection(channel: grpc.aio.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "agentgateway.v1.AgentGateway"):
+    for service in ("", "agentgateway.v1.AgentGatewayService"):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
     responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     services = [s.name async for r in responses for s in r.list_services_response.service]
-    assert "agentgateway.v1.AgentGateway" in services
+    assert "agentgateway.v1.AgentGatewayService" in services
     assert "grpc.health.v1.Health" in services
 
 
@@ -127,7 +126,7 @@ def error_detail(error: grpc.aio.AioRpcError) -> pb.ErrorDetail:
 async def test_errors_carry_codes_and_detail(
     channel: grpc.aio.Channel, req: pb.InvokeRequest, code: grpc.StatusCode, fragment: str
 ) -> None:
-    stub = pb_grpc.AgentGatewayStub(channel)
+    stub = pb_grpc.AgentGatewayServiceStub(channel)
     for rpc in ("unary", "stream"):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             if rpc == "unary":
@@ -143,7 +142,7 @@ async def test_errors_carry_codes_and_detail(
 
 
 async def test_malformed_protobuf_is_rejected(channel: grpc.aio.Channel) -> None:
-    raw = channel.unary_unary("/agentgateway.v1.AgentGateway/Invoke")
+    raw = channel.unary_unary("/agentgateway.v1.AgentGatewayService/Invoke")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await raw(b"\xff\xff\xff\xff garbage", timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -159,6 +158,6 @@ async def test_unexpected_errors_are_internal_without_a_stack_trace(
 
     monkeypatch.setattr(gateway.gateway, "invoke", broken)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await pb_grpc.AgentGatewayStub(channel).Invoke(request("echo"))
+        await pb_grpc.AgentGatewayServiceStub(channel).Invoke(request("echo"))
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert caught.value.details() == "internal gateway error"

@@ -213,20 +213,20 @@ def state_error(error: grpc.aio.AioRpcError) -> pb.ErrorDetail:
 async def test_grpc_put_get_list_delete(stub: spb_grpc.StateServiceStub) -> None:
     md = (("x-session-id", "s-1"),)
     session = spb.STATE_SCOPE_SESSION
-    put = await stub.Put(spb.PutStateRequest(scope=session, key="a", json='{"n": 12345678901234567}'), metadata=md)
+    put = (await stub.PutState(spb.PutStateRequest(scope=session, key="a", json='{"n": 12345678901234567}'), metadata=md)).entry
     assert put.version == 1 and put.etag and put.scope_id == "s-1" and put.json == '{"n":12345678901234567}'
-    await stub.Put(spb.PutStateRequest(scope=session, key="b", bytes=b"\x00\x01"), metadata=md)
-    got = await stub.Get(spb.GetStateRequest(scope=session, key="b"), metadata=md)
+    await stub.PutState(spb.PutStateRequest(scope=session, key="b", bytes=b"\x00\x01"), metadata=md)
+    got = (await stub.GetState(spb.GetStateRequest(scope=session, key="b"), metadata=md)).entry
     assert got.WhichOneof("value") == "bytes" and got.bytes == b"\x00\x01"
-    listing = await stub.List(spb.ListStateRequest(scope=session, page_size=1), metadata=md)
+    listing = await stub.ListState(spb.ListStateRequest(scope=session, page_size=1), metadata=md)
     assert [e.key for e in listing.entries] == ["a"] and listing.next_page_token
-    rest = await stub.List(
+    rest = await stub.ListState(
         spb.ListStateRequest(scope=session, page_size=1, page_token=listing.next_page_token), metadata=md
     )
     assert [e.key for e in rest.entries] == ["b"] and not rest.next_page_token
-    await stub.Delete(spb.DeleteStateRequest(scope=session, key="a"), metadata=md)
+    await stub.DeleteState(spb.DeleteStateRequest(scope=session, key="a"), metadata=md)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Get(spb.GetStateRequest(scope=session, key="a"), metadata=md)
+        await stub.GetState(spb.GetStateRequest(scope=session, key="a"), metadata=md)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -234,11 +234,11 @@ async def test_grpc_ttl(stub: spb_grpc.StateServiceStub) -> None:
     md = (("x-session-id", "s-1"),)
     request = spb.PutStateRequest(scope=spb.STATE_SCOPE_SESSION, key="t", json="1")
     request.ttl.FromMilliseconds(200)
-    entry = await stub.Put(request, metadata=md)
+    entry = (await stub.PutState(request, metadata=md)).entry
     assert entry.HasField("expire_time")
     await asyncio.sleep(0.3)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Get(spb.GetStateRequest(scope=spb.STATE_SCOPE_SESSION, key="t"), metadata=md)
+        await stub.GetState(spb.GetStateRequest(scope=spb.STATE_SCOPE_SESSION, key="t"), metadata=md)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -259,7 +259,7 @@ async def test_grpc_errors(
     stub: spb_grpc.StateServiceStub, request_: spb.PutStateRequest, metadata: dict[str, str], code: str, fragment: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Put(request_, metadata=tuple(metadata.items()))
+        await stub.PutState(request_, metadata=tuple(metadata.items()))
     assert info.value.code() == grpc.StatusCode[code]
     assert fragment in (info.value.details() or "")
     assert state_error(info.value).code == code
@@ -268,22 +268,22 @@ async def test_grpc_errors(
 async def test_grpc_stale_etag_is_aborted_and_full_scope_exhausted(stub: spb_grpc.StateServiceStub) -> None:
     md = (("x-session-id", "s-1"),)
     session = spb.STATE_SCOPE_SESSION
-    first = await stub.Put(spb.PutStateRequest(scope=session, key="k", json="1"), metadata=md)
-    await stub.Put(spb.PutStateRequest(scope=session, key="k", json="2", if_match=first.etag), metadata=md)
+    first = (await stub.PutState(spb.PutStateRequest(scope=session, key="k", json="1"), metadata=md)).entry
+    await stub.PutState(spb.PutStateRequest(scope=session, key="k", json="2", if_match=first.etag), metadata=md)
     for request in (
         spb.PutStateRequest(scope=session, key="k", json="3", if_match=first.etag),
         spb.PutStateRequest(scope=session, key="k", json="3", if_none_match=True),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.Put(request, metadata=md)
+            await stub.PutState(request, metadata=md)
         assert info.value.code() == grpc.StatusCode.ABORTED
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Delete(spb.DeleteStateRequest(scope=session, key="k", if_match=first.etag), metadata=md)
+        await stub.DeleteState(spb.DeleteStateRequest(scope=session, key="k", if_match=first.etag), metadata=md)
     assert info.value.code() == grpc.StatusCode.ABORTED
     for key in ("x", "y", "z"):
-        await stub.Put(spb.PutStateRequest(scope=session, key=key, json="0"), metadata=md)
+        await stub.PutState(spb.PutStateRequest(scope=session, key=key, json="0"), metadata=md)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Put(spb.PutStateRequest(scope=session, key="one-too-many", json="0"), metadata=md)
+        await stub.PutState(spb.PutStateRequest(scope=session, key="one-too-many", json="0"), metadata=md)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 

@@ -26,7 +26,7 @@ from agentgateway.v1 import gateway_pb2 as agentgateway_dot_v1_dot_gateway__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gentgateway/v1/events.proto\x12\x0f\x61gentgateway.v1\x1a\x1d\x61gentgateway/v1/gateway.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x89\x01\n\x13PublishEventRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12$\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12)\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x18.agentgateway.v1.Context\"L\n\x14PublishEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32`\n\x06\x45vents\x12V\n\x07Publish\x12$.agentgateway.v1.PublishEventRequest\x1a%.agentgateway.v1.PublishEventResponseBNZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gentgateway/v1/events.proto\x12\x0f\x61gentgateway.v1\x1a\x1d\x61gentgateway/v1/gateway.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x9c\x01\n\x13PublishEventRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tdata_json\x18\x05 \x01(\t\x12$\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12)\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x18.agentgateway.v1.Context\"L\n\x14PublishEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32l\n\rEventsService\x12[\n\x0cPublishEvent\x12$.agentgateway.v1.PublishEventRequest\x1a%.agentgateway.v1.PublishEventResponseBNZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1'
   _globals['_PUBLISHEVENTREQUEST']._serialized_start=111
-  _globals['_PUBLISHEVENTREQUEST']._serialized_end=248
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=250
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=326
-  _globals['_EVENTS']._serialized_start=328
-  _globals['_EVENTS']._serialized_end=424
+  _globals['_PUBLISHEVENTREQUEST']._serialized_end=267
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=269
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=345
+  _globals['_EVENTSSERVICE']._serialized_start=347
+  _globals['_EVENTSSERVICE']._serialized_end=455
 # @@protoc_insertion_point(module_scope)

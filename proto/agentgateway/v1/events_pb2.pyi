@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PublishEventRequest(_message.Message):
-    __slots__ = ("subject", "data", "event_id", "context")
+    __slots__ = ("subject", "data_json", "data", "event_id", "context")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     subject: str
+    data_json: str
     data: _struct_pb2.Value
     event_id: str
     context: _gateway_pb2.Context
-    def __init__(self, subject: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., event_id: _Optional[str] = ..., context: _Optional[_Union[_gateway_pb2.Context, _Mapping]] = ...) -> None: ...
+    def __init__(self, subject: _Optional[str] = ..., data_json: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., event_id: _Optional[str] = ..., context: _Optional[_Union[_gateway_pb2.Context, _Mapping]] = ...) -> None: ...
 
 class PublishEventResponse(_message.Message):
     __slots__ = ("event_id", "subject", "duplicate")

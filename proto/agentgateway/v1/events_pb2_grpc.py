@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class EventsStub:
+class EventsServiceStub:
     """Events publishes events on the gateway's bus (in-process or NATS JetStream).
     """
 
@@ -35,18 +35,18 @@ class EventsStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Publish = channel.unary_unary(
-                '/agentgateway.v1.Events/Publish',
+        self.PublishEvent = channel.unary_unary(
+                '/agentgateway.v1.EventsService/PublishEvent',
                 request_serializer=agentgateway_dot_v1_dot_events__pb2.PublishEventRequest.SerializeToString,
                 response_deserializer=agentgateway_dot_v1_dot_events__pb2.PublishEventResponse.FromString,
                 _registered_method=True)
 
 
-class EventsServicer:
+class EventsServiceServicer:
     """Events publishes events on the gateway's bus (in-process or NATS JetStream).
     """
 
-    def Publish(self, request, context):
+    def PublishEvent(self, request, context):
         """Publish puts one event on the bus and answers once the bus has it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -54,27 +54,27 @@ class EventsServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_EventsServicer_to_server(servicer, server):
+def add_EventsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Publish': grpc.unary_unary_rpc_method_handler(
-                    servicer.Publish,
+            'PublishEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishEvent,
                     request_deserializer=agentgateway_dot_v1_dot_events__pb2.PublishEventRequest.FromString,
                     response_serializer=agentgateway_dot_v1_dot_events__pb2.PublishEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'agentgateway.v1.Events', rpc_method_handlers)
+            'agentgateway.v1.EventsService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('agentgateway.v1.Events', rpc_method_handlers)
+    server.add_registered_method_handlers('agentgateway.v1.EventsService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Events:
+class EventsService:
     """Events publishes events on the gateway's bus (in-process or NATS JetStream).
     """
 
     @staticmethod
-    def Publish(request,
+    def PublishEvent(request,
             target,
             options=(),
             channel_credentials=None,
@@ -87,7 +87,7 @@ class Events:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.Events/Publish',
+            '/agentgateway.v1.EventsService/PublishEvent',
             agentgateway_dot_v1_dot_events__pb2.PublishEventRequest.SerializeToString,
             agentgateway_dot_v1_dot_events__pb2.PublishEventResponse.FromString,
             options,

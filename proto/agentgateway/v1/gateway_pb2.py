@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gentgateway/v1/gateway.proto\x12\x0f\x61gentgateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"8\n\x07\x46ileRef\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x9b\x01\n\x04Part\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12&\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12(\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.FileRefH\x00\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x06\n\x04kind\"\x93\x01\n\x07Message\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.agentgateway.v1.Role\x12$\n\x05parts\x18\x02 \x03(\x0b\x32\x15.agentgateway.v1.Part\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nmessage_id\x18\x04 \x01(\t\"\xbd\x01\n\x07\x43ontext\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x36\n\x07\x62\x61ggage\x18\x05 \x03(\x0b\x32%.agentgateway.v1.Context.BaggageEntry\x1a.\n\x0c\x42\x61ggageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x01\n\rInvokeOptions\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\nidempotent\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\r\n\x0b_idempotent\"\xa6\x01\n\rInvokeRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.agentgateway.v1.Message\x12)\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.Context\x12/\n\x07options\x18\x04 \x01(\x0b\x32\x1e.agentgateway.v1.InvokeOptions\"\xa1\x01\n\x0eInvokeResponse\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.agentgateway.v1.Message\x12)\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.Context\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"x\n\x05\x45vent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12)\n\x07message\x18\x02 \x01(\x0b\x32\x18.agentgateway.v1.Message\x12$\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"z\n\x14InvokeStreamResponse\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.agentgateway.v1.EventH\x00\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32\x1f.agentgateway.v1.InvokeResponseH\x00\x42\x06\n\x04kind\"\x13\n\x11ListAgentsRequest\"a\n\tAgentInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x11\n\tstreaming\x18\x05 \x01(\x08\"?\n\tRouteInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bmatch_agent\x18\x02 \x01(\t\x12\x0f\n\x07targets\x18\x03 \x03(\t\"l\n\x12ListAgentsResponse\x12*\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x1a.agentgateway.v1.AgentInfo\x12*\n\x06routes\x18\x02 \x03(\x0b\x32\x1a.agentgateway.v1.RouteInfo\"\x8c\x01\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x11\n\ttransient\x18\x05 \x01(\x08\x12(\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct*[\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x0e\n\nROLE_AGENT\x10\x02\x12\x0f\n\x0bROLE_SYSTEM\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x32\x89\x02\n\x0c\x41gentGateway\x12I\n\x06Invoke\x12\x1e.agentgateway.v1.InvokeRequest\x1a\x1f.agentgateway.v1.InvokeResponse\x12W\n\x0cInvokeStream\x12\x1e.agentgateway.v1.InvokeRequest\x1a%.agentgateway.v1.InvokeStreamResponse0\x01\x12U\n\nListAgents\x12\".agentgateway.v1.ListAgentsRequest\x1a#.agentgateway.v1.ListAgentsResponseBNZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61gentgateway/v1/gateway.proto\x12\x0f\x61gentgateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"8\n\x07\x46ileRef\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xc7\x01\n\x04Part\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x13\n\tdata_json\x18\x05 \x01(\tH\x00\x12(\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.FileRefH\x00\x12&\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x15\n\rmetadata_json\x18\x06 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x06\n\x04kind\"\xaa\x01\n\x07Message\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.agentgateway.v1.Role\x12$\n\x05parts\x18\x02 \x03(\x0b\x32\x15.agentgateway.v1.Part\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nmessage_id\x18\x04 \x01(\t\"\xbd\x01\n\x07\x43ontext\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x36\n\x07\x62\x61ggage\x18\x05 \x03(\x0b\x32%.agentgateway.v1.Context.BaggageEntry\x1a.\n\x0c\x42\x61ggageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x01\n\rInvokeOptions\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\nidempotent\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\r\n\x0b_idempotent\"\xa6\x01\n\rInvokeRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.agentgateway.v1.Message\x12)\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.Context\x12/\n\x07options\x18\x04 \x01(\x0b\x32\x1e.agentgateway.v1.InvokeOptions\"\xac\x01\n\x13InvokeStreamRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.agentgateway.v1.Message\x12)\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.Context\x12/\n\x07options\x18\x04 \x01(\x0b\x32\x1e.agentgateway.v1.InvokeOptions\"\xb8\x01\n\x0eInvokeResponse\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.agentgateway.v1.Message\x12)\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x18.agentgateway.v1.Context\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8b\x01\n\x05\x45vent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12)\n\x07message\x18\x02 \x01(\x0b\x32\x18.agentgateway.v1.Message\x12\x11\n\tdata_json\x18\x05 \x01(\t\x12$\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"z\n\x14InvokeStreamResponse\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.agentgateway.v1.EventH\x00\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32\x1f.agentgateway.v1.InvokeResponseH\x00\x42\x06\n\x04kind\"\x13\n\x11ListAgentsRequest\"a\n\tAgentInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x11\n\tstreaming\x18\x05 \x01(\x08\"?\n\tRouteInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bmatch_agent\x18\x02 \x01(\t\x12\x0f\n\x07targets\x18\x03 \x03(\t\"l\n\x12ListAgentsResponse\x12*\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x1a.agentgateway.v1.AgentInfo\x12*\n\x06routes\x18\x02 \x03(\x0b\x32\x1a.agentgateway.v1.RouteInfo\"\xa2\x01\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x11\n\ttransient\x18\x05 \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\x07 \x01(\t\x12(\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct*[\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x0e\n\nROLE_AGENT\x10\x02\x12\x0f\n\x0bROLE_SYSTEM\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x32\x96\x02\n\x13\x41gentGatewayService\x12I\n\x06Invoke\x12\x1e.agentgateway.v1.InvokeRequest\x1a\x1f.agentgateway.v1.InvokeResponse\x12]\n\x0cInvokeStream\x12$.agentgateway.v1.InvokeStreamRequest\x1a%.agentgateway.v1.InvokeStreamResponse0\x01\x12U\n\nListAgents\x12\".agentgateway.v1.ListAgentsRequest\x1a#.agentgateway.v1.ListAgentsResponseBNZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +36,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1'
   _globals['_CONTEXT_BAGGAGEENTRY']._loaded_options = None
   _globals['_CONTEXT_BAGGAGEENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=1830
-  _globals['_ROLE']._serialized_end=1921
+  _globals['_ROLE']._serialized_start=2158
+  _globals['_ROLE']._serialized_end=2249
   _globals['_FILEREF']._serialized_start=112
   _globals['_FILEREF']._serialized_end=168
   _globals['_PART']._serialized_start=171
-  _globals['_PART']._serialized_end=326
-  _globals['_MESSAGE']._serialized_start=329
-  _globals['_MESSAGE']._serialized_end=476
-  _globals['_CONTEXT']._serialized_start=479
-  _globals['_CONTEXT']._serialized_end=668
-  _globals['_CONTEXT_BAGGAGEENTRY']._serialized_start=622
-  _globals['_CONTEXT_BAGGAGEENTRY']._serialized_end=668
-  _globals['_INVOKEOPTIONS']._serialized_start=671
-  _globals['_INVOKEOPTIONS']._serialized_end=811
-  _globals['_INVOKEREQUEST']._serialized_start=814
-  _globals['_INVOKEREQUEST']._serialized_end=980
-  _globals['_INVOKERESPONSE']._serialized_start=983
-  _globals['_INVOKERESPONSE']._serialized_end=1144
-  _globals['_EVENT']._serialized_start=1146
-  _globals['_EVENT']._serialized_end=1266
-  _globals['_INVOKESTREAMRESPONSE']._serialized_start=1268
-  _globals['_INVOKESTREAMRESPONSE']._serialized_end=1390
-  _globals['_LISTAGENTSREQUEST']._serialized_start=1392
-  _globals['_LISTAGENTSREQUEST']._serialized_end=1411
-  _globals['_AGENTINFO']._serialized_start=1413
-  _globals['_AGENTINFO']._serialized_end=1510
-  _globals['_ROUTEINFO']._serialized_start=1512
-  _globals['_ROUTEINFO']._serialized_end=1575
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=1577
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1685
-  _globals['_ERRORDETAIL']._serialized_start=1688
-  _globals['_ERRORDETAIL']._serialized_end=1828
-  _globals['_AGENTGATEWAY']._serialized_start=1924
-  _globals['_AGENTGATEWAY']._serialized_end=2189
+  _globals['_PART']._serialized_end=370
+  _globals['_MESSAGE']._serialized_start=373
+  _globals['_MESSAGE']._serialized_end=543
+  _globals['_CONTEXT']._serialized_start=546
+  _globals['_CONTEXT']._serialized_end=735
+  _globals['_CONTEXT_BAGGAGEENTRY']._serialized_start=689
+  _globals['_CONTEXT_BAGGAGEENTRY']._serialized_end=735
+  _globals['_INVOKEOPTIONS']._serialized_start=738
+  _globals['_INVOKEOPTIONS']._serialized_end=899
+  _globals['_INVOKEREQUEST']._serialized_start=902
+  _globals['_INVOKEREQUEST']._serialized_end=1068
+  _globals['_INVOKESTREAMREQUEST']._serialized_start=1071
+  _globals['_INVOKESTREAMREQUEST']._serialized_end=1243
+  _globals['_INVOKERESPONSE']._serialized_start=1246
+  _globals['_INVOKERESPONSE']._serialized_end=1430
+  _globals['_EVENT']._serialized_start=1433
+  _globals['_EVENT']._serialized_end=1572
+  _globals['_INVOKESTREAMRESPONSE']._serialized_start=1574
+  _globals['_INVOKESTREAMRESPONSE']._serialized_end=1696
+  _globals['_LISTAGENTSREQUEST']._serialized_start=1698
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1717
+  _globals['_AGENTINFO']._serialized_start=1719
+  _globals['_AGENTINFO']._serialized_end=1816
+  _globals['_ROUTEINFO']._serialized_start=1818
+  _globals['_ROUTEINFO']._serialized_end=1881
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1883
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1991
+  _globals['_ERRORDETAIL']._serialized_start=1994
+  _globals['_ERRORDETAIL']._serialized_end=2156
+  _globals['_AGENTGATEWAYSERVICE']._serialized_start=2252
+  _globals['_AGENTGATEWAYSERVICE']._serialized_end=2530
 # @@protoc_insertion_point(module_scope)

@@ -35,28 +35,34 @@ class FileRef(_message.Message):
     def __init__(self, uri: _Optional[str] = ..., media_type: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class Part(_message.Message):
-    __slots__ = ("text", "data", "file", "metadata")
+    __slots__ = ("text", "data_json", "file", "data", "metadata_json", "metadata")
     TEXT_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     text: str
-    data: _struct_pb2.Value
+    data_json: str
     file: FileRef
+    data: _struct_pb2.Value
+    metadata_json: str
     metadata: _struct_pb2.Struct
-    def __init__(self, text: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., file: _Optional[_Union[FileRef, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, text: _Optional[str] = ..., data_json: _Optional[str] = ..., file: _Optional[_Union[FileRef, _Mapping]] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., metadata_json: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("role", "parts", "metadata", "message_id")
+    __slots__ = ("role", "parts", "metadata_json", "metadata", "message_id")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     role: Role
     parts: _containers.RepeatedCompositeFieldContainer[Part]
+    metadata_json: str
     metadata: _struct_pb2.Struct
     message_id: str
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., metadata_json: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class Context(_message.Message):
     __slots__ = ("session_id", "thread_id", "user_id", "request_id", "baggage")
@@ -80,14 +86,16 @@ class Context(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ..., baggage: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class InvokeOptions(_message.Message):
-    __slots__ = ("timeout", "params", "idempotent")
+    __slots__ = ("timeout", "params_json", "params", "idempotent")
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     timeout: _duration_pb2.Duration
+    params_json: str
     params: _struct_pb2.Struct
     idempotent: bool
-    def __init__(self, timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., idempotent: _Optional[bool] = ...) -> None: ...
+    def __init__(self, timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., params_json: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., idempotent: _Optional[bool] = ...) -> None: ...
 
 class InvokeRequest(_message.Message):
     __slots__ = ("agent", "messages", "context", "options")
@@ -101,29 +109,45 @@ class InvokeRequest(_message.Message):
     options: InvokeOptions
     def __init__(self, agent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., context: _Optional[_Union[Context, _Mapping]] = ..., options: _Optional[_Union[InvokeOptions, _Mapping]] = ...) -> None: ...
 
-class InvokeResponse(_message.Message):
-    __slots__ = ("agent", "messages", "context", "metadata")
+class InvokeStreamRequest(_message.Message):
+    __slots__ = ("agent", "messages", "context", "options")
     AGENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    context: Context
+    options: InvokeOptions
+    def __init__(self, agent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., context: _Optional[_Union[Context, _Mapping]] = ..., options: _Optional[_Union[InvokeOptions, _Mapping]] = ...) -> None: ...
+
+class InvokeResponse(_message.Message):
+    __slots__ = ("agent", "messages", "context", "metadata_json", "metadata")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     agent: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     context: Context
+    metadata_json: str
     metadata: _struct_pb2.Struct
-    def __init__(self, agent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., context: _Optional[_Union[Context, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, agent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., context: _Optional[_Union[Context, _Mapping]] = ..., metadata_json: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message", "data", "sequence")
+    __slots__ = ("type", "message", "data_json", "data", "sequence")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: Message
+    data_json: str
     data: _struct_pb2.Value
     sequence: int
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., data_json: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class InvokeStreamResponse(_message.Message):
     __slots__ = ("event", "result")
@@ -170,17 +194,19 @@ class ListAgentsResponse(_message.Message):
     def __init__(self, agents: _Optional[_Iterable[_Union[AgentInfo, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[RouteInfo, _Mapping]]] = ...) -> None: ...
 
 class ErrorDetail(_message.Message):
-    __slots__ = ("code", "message", "agent", "request_id", "transient", "details")
+    __slots__ = ("code", "message", "agent", "request_id", "transient", "details_json", "details")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSIENT_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     agent: str
     request_id: str
     transient: bool
+    details_json: str
     details: _struct_pb2.Struct
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., agent: _Optional[str] = ..., request_id: _Optional[str] = ..., transient: _Optional[bool] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., agent: _Optional[str] = ..., request_id: _Optional[str] = ..., transient: _Optional[bool] = ..., details_json: _Optional[str] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

@@ -25,8 +25,8 @@ if _version_not_supported:
     )
 
 
-class AgentGatewayStub:
-    """AgentGateway routes normalized invocations to agents of any framework.
+class AgentGatewayServiceStub:
+    """AgentGatewayService routes normalized invocations to agents of any framework.
     """
 
     def __init__(self, channel):
@@ -36,24 +36,24 @@ class AgentGatewayStub:
             channel: A grpc.Channel.
         """
         self.Invoke = channel.unary_unary(
-                '/agentgateway.v1.AgentGateway/Invoke',
+                '/agentgateway.v1.AgentGatewayService/Invoke',
                 request_serializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeRequest.SerializeToString,
                 response_deserializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeResponse.FromString,
                 _registered_method=True)
         self.InvokeStream = channel.unary_stream(
-                '/agentgateway.v1.AgentGateway/InvokeStream',
-                request_serializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeRequest.SerializeToString,
+                '/agentgateway.v1.AgentGatewayService/InvokeStream',
+                request_serializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamRequest.SerializeToString,
                 response_deserializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamResponse.FromString,
                 _registered_method=True)
         self.ListAgents = channel.unary_unary(
-                '/agentgateway.v1.AgentGateway/ListAgents',
+                '/agentgateway.v1.AgentGatewayService/ListAgents',
                 request_serializer=agentgateway_dot_v1_dot_gateway__pb2.ListAgentsRequest.SerializeToString,
                 response_deserializer=agentgateway_dot_v1_dot_gateway__pb2.ListAgentsResponse.FromString,
                 _registered_method=True)
 
 
-class AgentGatewayServicer:
-    """AgentGateway routes normalized invocations to agents of any framework.
+class AgentGatewayServiceServicer:
+    """AgentGatewayService routes normalized invocations to agents of any framework.
     """
 
     def Invoke(self, request, context):
@@ -78,7 +78,7 @@ class AgentGatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_AgentGatewayServicer_to_server(servicer, server):
+def add_AgentGatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Invoke': grpc.unary_unary_rpc_method_handler(
                     servicer.Invoke,
@@ -87,7 +87,7 @@ def add_AgentGatewayServicer_to_server(servicer, server):
             ),
             'InvokeStream': grpc.unary_stream_rpc_method_handler(
                     servicer.InvokeStream,
-                    request_deserializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeRequest.FromString,
+                    request_deserializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamRequest.FromString,
                     response_serializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamResponse.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
@@ -97,14 +97,14 @@ def add_AgentGatewayServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'agentgateway.v1.AgentGateway', rpc_method_handlers)
+            'agentgateway.v1.AgentGatewayService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('agentgateway.v1.AgentGateway', rpc_method_handlers)
+    server.add_registered_method_handlers('agentgateway.v1.AgentGatewayService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class AgentGateway:
-    """AgentGateway routes normalized invocations to agents of any framework.
+class AgentGatewayService:
+    """AgentGatewayService routes normalized invocations to agents of any framework.
     """
 
     @staticmethod
@@ -121,7 +121,7 @@ class AgentGateway:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.AgentGateway/Invoke',
+            '/agentgateway.v1.AgentGatewayService/Invoke',
             agentgateway_dot_v1_dot_gateway__pb2.InvokeRequest.SerializeToString,
             agentgateway_dot_v1_dot_gateway__pb2.InvokeResponse.FromString,
             options,
@@ -148,8 +148,8 @@ class AgentGateway:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/agentgateway.v1.AgentGateway/InvokeStream',
-            agentgateway_dot_v1_dot_gateway__pb2.InvokeRequest.SerializeToString,
+            '/agentgateway.v1.AgentGatewayService/InvokeStream',
+            agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamRequest.SerializeToString,
             agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamResponse.FromString,
             options,
             channel_credentials,
@@ -175,7 +175,7 @@ class AgentGateway:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.AgentGateway/ListAgents',
+            '/agentgateway.v1.AgentGatewayService/ListAgents',
             agentgateway_dot_v1_dot_gateway__pb2.ListAgentsRequest.SerializeToString,
             agentgateway_dot_v1_dot_gateway__pb2.ListAgentsResponse.FromString,
             options,

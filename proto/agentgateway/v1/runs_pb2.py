@@ -26,7 +26,7 @@ from agentgateway.v1 import gateway_pb2 as agentgateway_dot_v1_dot_gateway__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61gentgateway/v1/runs.proto\x12\x0f\x61gentgateway.v1\x1a\x1d\x61gentgateway/v1/gateway.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x10SubmitRunRequest\x12\x32\n\ninvocation\x18\x01 \x01(\x0b\x32\x1e.agentgateway.v1.InvokeRequest\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\"\xa5\x03\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x11\n\tthread_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61nswered_by\x18\n \x01(\t\x12\x15\n\rlast_sequence\x18\x0b \x01(\r\x12\x18\n\x10\x63\x61ncel_requested\x18\x0c \x01(\x08\x12+\n\x05\x65rror\x18\r \x01(\x0b\x32\x1c.agentgateway.v1.ErrorDetail\x12\x16\n\x0ewebhook_status\x18\x0e \x01(\t\x12\x16\n\x0e\x65vents_dropped\x18\x0f \x01(\r\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"L\n\x0fListRunsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x10ListRunsResponse\x12\"\n\x04runs\x18\x01 \x03(\x0b\x32\x14.agentgateway.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\x32\xd1\x03\n\nRunService\x12\x44\n\tSubmitRun\x12!.agentgateway.v1.SubmitRunRequest\x1a\x14.agentgateway.v1.Run\x12>\n\x06GetRun\x12\x1e.agentgateway.v1.GetRunRequest\x1a\x14.agentgateway.v1.Run\x12O\n\x0cGetRunResult\x12\x1e.agentgateway.v1.GetRunRequest\x1a\x1f.agentgateway.v1.InvokeResponse\x12O\n\x08ListRuns\x12 .agentgateway.v1.ListRunsRequest\x1a!.agentgateway.v1.ListRunsResponse\x12\x44\n\tCancelRun\x12!.agentgateway.v1.CancelRunRequest\x1a\x14.agentgateway.v1.Run\x12U\n\x08WatchRun\x12 .agentgateway.v1.WatchRunRequest\x1a%.agentgateway.v1.InvokeStreamResponse0\x01\x42NZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61gentgateway/v1/runs.proto\x12\x0f\x61gentgateway.v1\x1a\x1d\x61gentgateway/v1/gateway.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x10SubmitRunRequest\x12\x32\n\ninvocation\x18\x01 \x01(\x0b\x32\x1e.agentgateway.v1.InvokeRequest\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\"\xa5\x03\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x11\n\tthread_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61nswered_by\x18\n \x01(\t\x12\x15\n\rlast_sequence\x18\x0b \x01(\r\x12\x18\n\x10\x63\x61ncel_requested\x18\x0c \x01(\x08\x12+\n\x05\x65rror\x18\r \x01(\x0b\x32\x1c.agentgateway.v1.ErrorDetail\x12\x16\n\x0ewebhook_status\x18\x0e \x01(\t\x12\x16\n\x0e\x65vents_dropped\x18\x0f \x01(\r\"6\n\x11SubmitRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.agentgateway.v1.Run\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"3\n\x0eGetRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.agentgateway.v1.Run\"%\n\x13GetRunResultRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"G\n\x14GetRunResultResponse\x12/\n\x06result\x18\x01 \x01(\x0b\x32\x1f.agentgateway.v1.InvokeResponse\"L\n\x0fListRunsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x10ListRunsResponse\x12\"\n\x04runs\x18\x01 \x03(\x0b\x32\x14.agentgateway.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"6\n\x11\x43\x61ncelRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.agentgateway.v1.Run\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"v\n\x10WatchRunResponse\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.agentgateway.v1.EventH\x00\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32\x1f.agentgateway.v1.InvokeResponseH\x00\x42\x06\n\x04kind2\x80\x04\n\nRunService\x12R\n\tSubmitRun\x12!.agentgateway.v1.SubmitRunRequest\x1a\".agentgateway.v1.SubmitRunResponse\x12I\n\x06GetRun\x12\x1e.agentgateway.v1.GetRunRequest\x1a\x1f.agentgateway.v1.GetRunResponse\x12[\n\x0cGetRunResult\x12$.agentgateway.v1.GetRunResultRequest\x1a%.agentgateway.v1.GetRunResultResponse\x12O\n\x08ListRuns\x12 .agentgateway.v1.ListRunsRequest\x1a!.agentgateway.v1.ListRunsResponse\x12R\n\tCancelRun\x12!.agentgateway.v1.CancelRunRequest\x1a\".agentgateway.v1.CancelRunResponse\x12Q\n\x08WatchRun\x12 .agentgateway.v1.WatchRunRequest\x1a!.agentgateway.v1.WatchRunResponse0\x01\x42NZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,16 +38,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITRUNREQUEST']._serialized_end=202
   _globals['_RUN']._serialized_start=205
   _globals['_RUN']._serialized_end=626
-  _globals['_GETRUNREQUEST']._serialized_start=628
-  _globals['_GETRUNREQUEST']._serialized_end=659
-  _globals['_LISTRUNSREQUEST']._serialized_start=661
-  _globals['_LISTRUNSREQUEST']._serialized_end=737
-  _globals['_LISTRUNSRESPONSE']._serialized_start=739
-  _globals['_LISTRUNSRESPONSE']._serialized_end=818
-  _globals['_CANCELRUNREQUEST']._serialized_start=820
-  _globals['_CANCELRUNREQUEST']._serialized_end=854
-  _globals['_WATCHRUNREQUEST']._serialized_start=856
-  _globals['_WATCHRUNREQUEST']._serialized_end=913
-  _globals['_RUNSERVICE']._serialized_start=916
-  _globals['_RUNSERVICE']._serialized_end=1381
+  _globals['_SUBMITRUNRESPONSE']._serialized_start=628
+  _globals['_SUBMITRUNRESPONSE']._serialized_end=682
+  _globals['_GETRUNREQUEST']._serialized_start=684
+  _globals['_GETRUNREQUEST']._serialized_end=715
+  _globals['_GETRUNRESPONSE']._serialized_start=717
+  _globals['_GETRUNRESPONSE']._serialized_end=768
+  _globals['_GETRUNRESULTREQUEST']._serialized_start=770
+  _globals['_GETRUNRESULTREQUEST']._serialized_end=807
+  _globals['_GETRUNRESULTRESPONSE']._serialized_start=809
+  _globals['_GETRUNRESULTRESPONSE']._serialized_end=880
+  _globals['_LISTRUNSREQUEST']._serialized_start=882
+  _globals['_LISTRUNSREQUEST']._serialized_end=958
+  _globals['_LISTRUNSRESPONSE']._serialized_start=960
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1039
+  _globals['_CANCELRUNREQUEST']._serialized_start=1041
+  _globals['_CANCELRUNREQUEST']._serialized_end=1075
+  _globals['_CANCELRUNRESPONSE']._serialized_start=1077
+  _globals['_CANCELRUNRESPONSE']._serialized_end=1131
+  _globals['_WATCHRUNREQUEST']._serialized_start=1133
+  _globals['_WATCHRUNREQUEST']._serialized_end=1190
+  _globals['_WATCHRUNRESPONSE']._serialized_start=1192
+  _globals['_WATCHRUNRESPONSE']._serialized_end=1310
+  _globals['_RUNSERVICE']._serialized_start=1313
+  _globals['_RUNSERVICE']._serialized_end=1825
 # @@protoc_insertion_point(module_scope)

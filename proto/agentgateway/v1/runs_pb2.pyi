@@ -52,11 +52,35 @@ class Run(_message.Message):
     events_dropped: int
     def __init__(self, run_id: _Optional[str] = ..., agent: _Optional[str] = ..., status: _Optional[str] = ..., session_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., request_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_by: _Optional[str] = ..., last_sequence: _Optional[int] = ..., cancel_requested: _Optional[bool] = ..., error: _Optional[_Union[_gateway_pb2.ErrorDetail, _Mapping]] = ..., webhook_status: _Optional[str] = ..., events_dropped: _Optional[int] = ...) -> None: ...
 
+class SubmitRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
 class GetRunRequest(_message.Message):
     __slots__ = ("run_id",)
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class GetRunResultRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunResultResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: _gateway_pb2.InvokeResponse
+    def __init__(self, result: _Optional[_Union[_gateway_pb2.InvokeResponse, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
     __slots__ = ("session_id", "page_size", "page_token")
@@ -82,6 +106,12 @@ class CancelRunRequest(_message.Message):
     run_id: str
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
+class CancelRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
 class WatchRunRequest(_message.Message):
     __slots__ = ("run_id", "after_sequence")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -89,3 +119,11 @@ class WatchRunRequest(_message.Message):
     run_id: str
     after_sequence: int
     def __init__(self, run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+
+class WatchRunResponse(_message.Message):
+    __slots__ = ("event", "result")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    event: _gateway_pb2.Event
+    result: _gateway_pb2.InvokeResponse
+    def __init__(self, event: _Optional[_Union[_gateway_pb2.Event, _Mapping]] = ..., result: _Optional[_Union[_gateway_pb2.InvokeResponse, _Mapping]] = ...) -> None: ...

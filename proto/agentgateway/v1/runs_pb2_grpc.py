@@ -3,7 +3,6 @@
 import grpc
 import warnings
 
-from agentgateway.v1 import gateway_pb2 as agentgateway_dot_v1_dot_gateway__pb2
 from agentgateway.v1 import runs_pb2 as agentgateway_dot_v1_dot_runs__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -38,17 +37,17 @@ class RunServiceStub:
         self.SubmitRun = channel.unary_unary(
                 '/agentgateway.v1.RunService/SubmitRun',
                 request_serializer=agentgateway_dot_v1_dot_runs__pb2.SubmitRunRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.Run.FromString,
+                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.SubmitRunResponse.FromString,
                 _registered_method=True)
         self.GetRun = channel.unary_unary(
                 '/agentgateway.v1.RunService/GetRun',
                 request_serializer=agentgateway_dot_v1_dot_runs__pb2.GetRunRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.Run.FromString,
+                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.GetRunResponse.FromString,
                 _registered_method=True)
         self.GetRunResult = channel.unary_unary(
                 '/agentgateway.v1.RunService/GetRunResult',
-                request_serializer=agentgateway_dot_v1_dot_runs__pb2.GetRunRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeResponse.FromString,
+                request_serializer=agentgateway_dot_v1_dot_runs__pb2.GetRunResultRequest.SerializeToString,
+                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.GetRunResultResponse.FromString,
                 _registered_method=True)
         self.ListRuns = channel.unary_unary(
                 '/agentgateway.v1.RunService/ListRuns',
@@ -58,12 +57,12 @@ class RunServiceStub:
         self.CancelRun = channel.unary_unary(
                 '/agentgateway.v1.RunService/CancelRun',
                 request_serializer=agentgateway_dot_v1_dot_runs__pb2.CancelRunRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.Run.FromString,
+                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.CancelRunResponse.FromString,
                 _registered_method=True)
         self.WatchRun = channel.unary_stream(
                 '/agentgateway.v1.RunService/WatchRun',
                 request_serializer=agentgateway_dot_v1_dot_runs__pb2.WatchRunRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamResponse.FromString,
+                response_deserializer=agentgateway_dot_v1_dot_runs__pb2.WatchRunResponse.FromString,
                 _registered_method=True)
 
 
@@ -121,17 +120,17 @@ def add_RunServiceServicer_to_server(servicer, server):
             'SubmitRun': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitRun,
                     request_deserializer=agentgateway_dot_v1_dot_runs__pb2.SubmitRunRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.Run.SerializeToString,
+                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.SubmitRunResponse.SerializeToString,
             ),
             'GetRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRun,
                     request_deserializer=agentgateway_dot_v1_dot_runs__pb2.GetRunRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.Run.SerializeToString,
+                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.GetRunResponse.SerializeToString,
             ),
             'GetRunResult': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRunResult,
-                    request_deserializer=agentgateway_dot_v1_dot_runs__pb2.GetRunRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeResponse.SerializeToString,
+                    request_deserializer=agentgateway_dot_v1_dot_runs__pb2.GetRunResultRequest.FromString,
+                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.GetRunResultResponse.SerializeToString,
             ),
             'ListRuns': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRuns,
@@ -141,12 +140,12 @@ def add_RunServiceServicer_to_server(servicer, server):
             'CancelRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelRun,
                     request_deserializer=agentgateway_dot_v1_dot_runs__pb2.CancelRunRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.Run.SerializeToString,
+                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.CancelRunResponse.SerializeToString,
             ),
             'WatchRun': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchRun,
                     request_deserializer=agentgateway_dot_v1_dot_runs__pb2.WatchRunRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamResponse.SerializeToString,
+                    response_serializer=agentgateway_dot_v1_dot_runs__pb2.WatchRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,7 +174,7 @@ class RunService:
             target,
             '/agentgateway.v1.RunService/SubmitRun',
             agentgateway_dot_v1_dot_runs__pb2.SubmitRunRequest.SerializeToString,
-            agentgateway_dot_v1_dot_runs__pb2.Run.FromString,
+            agentgateway_dot_v1_dot_runs__pb2.SubmitRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -202,7 +201,7 @@ class RunService:
             target,
             '/agentgateway.v1.RunService/GetRun',
             agentgateway_dot_v1_dot_runs__pb2.GetRunRequest.SerializeToString,
-            agentgateway_dot_v1_dot_runs__pb2.Run.FromString,
+            agentgateway_dot_v1_dot_runs__pb2.GetRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -228,8 +227,8 @@ class RunService:
             request,
             target,
             '/agentgateway.v1.RunService/GetRunResult',
-            agentgateway_dot_v1_dot_runs__pb2.GetRunRequest.SerializeToString,
-            agentgateway_dot_v1_dot_gateway__pb2.InvokeResponse.FromString,
+            agentgateway_dot_v1_dot_runs__pb2.GetRunResultRequest.SerializeToString,
+            agentgateway_dot_v1_dot_runs__pb2.GetRunResultResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -283,7 +282,7 @@ class RunService:
             target,
             '/agentgateway.v1.RunService/CancelRun',
             agentgateway_dot_v1_dot_runs__pb2.CancelRunRequest.SerializeToString,
-            agentgateway_dot_v1_dot_runs__pb2.Run.FromString,
+            agentgateway_dot_v1_dot_runs__pb2.CancelRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -310,7 +309,7 @@ class RunService:
             target,
             '/agentgateway.v1.RunService/WatchRun',
             agentgateway_dot_v1_dot_runs__pb2.WatchRunRequest.SerializeToString,
-            agentgateway_dot_v1_dot_gateway__pb2.InvokeStreamResponse.FromString,
+            agentgateway_dot_v1_dot_runs__pb2.WatchRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

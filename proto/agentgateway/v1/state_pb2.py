@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentgateway/v1/state.proto\x12\x0f\x61gentgateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n\nStateEntry\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x04json\x18\x04 \x01(\tH\x00\x12\x0f\n\x05\x62ytes\x18\x05 \x01(\x0cH\x00\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x04\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05value\"\\\n\x0fGetStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\"\xd7\x01\n\x0fPutStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x04json\x18\x04 \x01(\tH\x00\x12\x0f\n\x05\x62ytes\x18\x05 \x01(\x0cH\x00\x12\x10\n\x08if_match\x18\x06 \x01(\t\x12\x15\n\rif_none_match\x18\x07 \x01(\x08\x12&\n\x03ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x07\n\x05value\"q\n\x12\x44\x65leteStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x10\n\x08if_match\x18\x04 \x01(\t\"\x15\n\x13\x44\x65leteStateResponse\"\x87\x01\n\x10ListStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x11ListStateResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.agentgateway.v1.StateEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8a\x01\n\nStateScope\x12\x1b\n\x17STATE_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13STATE_SCOPE_SESSION\x10\x01\x12\x16\n\x12STATE_SCOPE_THREAD\x10\x02\x12\x14\n\x10STATE_SCOPE_USER\x10\x03\x12\x18\n\x14STATE_SCOPE_WORKFLOW\x10\x04\x32\xbe\x02\n\x0cStateService\x12\x44\n\x03Get\x12 .agentgateway.v1.GetStateRequest\x1a\x1b.agentgateway.v1.StateEntry\x12\x44\n\x03Put\x12 .agentgateway.v1.PutStateRequest\x1a\x1b.agentgateway.v1.StateEntry\x12S\n\x06\x44\x65lete\x12#.agentgateway.v1.DeleteStateRequest\x1a$.agentgateway.v1.DeleteStateResponse\x12M\n\x04List\x12!.agentgateway.v1.ListStateRequest\x1a\".agentgateway.v1.ListStateResponseBNZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61gentgateway/v1/state.proto\x12\x0f\x61gentgateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n\nStateEntry\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x04json\x18\x04 \x01(\tH\x00\x12\x0f\n\x05\x62ytes\x18\x05 \x01(\x0cH\x00\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x04\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05value\"\\\n\x0fGetStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\">\n\x10GetStateResponse\x12*\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1b.agentgateway.v1.StateEntry\"\xd7\x01\n\x0fPutStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x04json\x18\x04 \x01(\tH\x00\x12\x0f\n\x05\x62ytes\x18\x05 \x01(\x0cH\x00\x12\x10\n\x08if_match\x18\x06 \x01(\t\x12\x15\n\rif_none_match\x18\x07 \x01(\x08\x12&\n\x03ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x07\n\x05value\">\n\x10PutStateResponse\x12*\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1b.agentgateway.v1.StateEntry\"q\n\x12\x44\x65leteStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x10\n\x08if_match\x18\x04 \x01(\t\"\x15\n\x13\x44\x65leteStateResponse\"\x87\x01\n\x10ListStateRequest\x12*\n\x05scope\x18\x01 \x01(\x0e\x32\x1b.agentgateway.v1.StateScope\x12\x10\n\x08scope_id\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x11ListStateResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.agentgateway.v1.StateEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8a\x01\n\nStateScope\x12\x1b\n\x17STATE_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13STATE_SCOPE_SESSION\x10\x01\x12\x16\n\x12STATE_SCOPE_THREAD\x10\x02\x12\x14\n\x10STATE_SCOPE_USER\x10\x03\x12\x18\n\x14STATE_SCOPE_WORKFLOW\x10\x04\x32\xde\x02\n\x0cStateService\x12O\n\x08GetState\x12 .agentgateway.v1.GetStateRequest\x1a!.agentgateway.v1.GetStateResponse\x12O\n\x08PutState\x12 .agentgateway.v1.PutStateRequest\x1a!.agentgateway.v1.PutStateResponse\x12X\n\x0b\x44\x65leteState\x12#.agentgateway.v1.DeleteStateRequest\x1a$.agentgateway.v1.DeleteStateResponse\x12R\n\tListState\x12!.agentgateway.v1.ListStateRequest\x1a\".agentgateway.v1.ListStateResponseBNZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentgateway.v1.state_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/agent-gateway/agent-gateway/gen/go/agentgateway/v1;agentgatewayv1'
-  _globals['_STATESCOPE']._serialized_start=1055
-  _globals['_STATESCOPE']._serialized_end=1193
+  _globals['_STATESCOPE']._serialized_start=1183
+  _globals['_STATESCOPE']._serialized_end=1321
   _globals['_STATEENTRY']._serialized_start=114
   _globals['_STATEENTRY']._serialized_end=372
   _globals['_GETSTATEREQUEST']._serialized_start=374
   _globals['_GETSTATEREQUEST']._serialized_end=466
-  _globals['_PUTSTATEREQUEST']._serialized_start=469
-  _globals['_PUTSTATEREQUEST']._serialized_end=684
-  _globals['_DELETESTATEREQUEST']._serialized_start=686
-  _globals['_DELETESTATEREQUEST']._serialized_end=799
-  _globals['_DELETESTATERESPONSE']._serialized_start=801
-  _globals['_DELETESTATERESPONSE']._serialized_end=822
-  _globals['_LISTSTATEREQUEST']._serialized_start=825
-  _globals['_LISTSTATEREQUEST']._serialized_end=960
-  _globals['_LISTSTATERESPONSE']._serialized_start=962
-  _globals['_LISTSTATERESPONSE']._serialized_end=1052
-  _globals['_STATESERVICE']._serialized_start=1196
-  _globals['_STATESERVICE']._serialized_end=1514
+  _globals['_GETSTATERESPONSE']._serialized_start=468
+  _globals['_GETSTATERESPONSE']._serialized_end=530
+  _globals['_PUTSTATEREQUEST']._serialized_start=533
+  _globals['_PUTSTATEREQUEST']._serialized_end=748
+  _globals['_PUTSTATERESPONSE']._serialized_start=750
+  _globals['_PUTSTATERESPONSE']._serialized_end=812
+  _globals['_DELETESTATEREQUEST']._serialized_start=814
+  _globals['_DELETESTATEREQUEST']._serialized_end=927
+  _globals['_DELETESTATERESPONSE']._serialized_start=929
+  _globals['_DELETESTATERESPONSE']._serialized_end=950
+  _globals['_LISTSTATEREQUEST']._serialized_start=953
+  _globals['_LISTSTATEREQUEST']._serialized_end=1088
+  _globals['_LISTSTATERESPONSE']._serialized_start=1090
+  _globals['_LISTSTATERESPONSE']._serialized_end=1180
+  _globals['_STATESERVICE']._serialized_start=1324
+  _globals['_STATESERVICE']._serialized_end=1674
 # @@protoc_insertion_point(module_scope)

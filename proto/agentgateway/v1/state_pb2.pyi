@@ -56,6 +56,12 @@ class GetStateRequest(_message.Message):
     key: str
     def __init__(self, scope: _Optional[_Union[StateScope, str]] = ..., scope_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
+class GetStateResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: StateEntry
+    def __init__(self, entry: _Optional[_Union[StateEntry, _Mapping]] = ...) -> None: ...
+
 class PutStateRequest(_message.Message):
     __slots__ = ("scope", "scope_id", "key", "json", "bytes", "if_match", "if_none_match", "ttl")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +81,12 @@ class PutStateRequest(_message.Message):
     if_none_match: bool
     ttl: _duration_pb2.Duration
     def __init__(self, scope: _Optional[_Union[StateScope, str]] = ..., scope_id: _Optional[str] = ..., key: _Optional[str] = ..., json: _Optional[str] = ..., bytes: _Optional[bytes] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[bool] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class PutStateResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: StateEntry
+    def __init__(self, entry: _Optional[_Union[StateEntry, _Mapping]] = ...) -> None: ...
 
 class DeleteStateRequest(_message.Message):
     __slots__ = ("scope", "scope_id", "key", "if_match")

@@ -34,23 +34,23 @@ class StateServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Get = channel.unary_unary(
-                '/agentgateway.v1.StateService/Get',
+        self.GetState = channel.unary_unary(
+                '/agentgateway.v1.StateService/GetState',
                 request_serializer=agentgateway_dot_v1_dot_state__pb2.GetStateRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_state__pb2.StateEntry.FromString,
+                response_deserializer=agentgateway_dot_v1_dot_state__pb2.GetStateResponse.FromString,
                 _registered_method=True)
-        self.Put = channel.unary_unary(
-                '/agentgateway.v1.StateService/Put',
+        self.PutState = channel.unary_unary(
+                '/agentgateway.v1.StateService/PutState',
                 request_serializer=agentgateway_dot_v1_dot_state__pb2.PutStateRequest.SerializeToString,
-                response_deserializer=agentgateway_dot_v1_dot_state__pb2.StateEntry.FromString,
+                response_deserializer=agentgateway_dot_v1_dot_state__pb2.PutStateResponse.FromString,
                 _registered_method=True)
-        self.Delete = channel.unary_unary(
-                '/agentgateway.v1.StateService/Delete',
+        self.DeleteState = channel.unary_unary(
+                '/agentgateway.v1.StateService/DeleteState',
                 request_serializer=agentgateway_dot_v1_dot_state__pb2.DeleteStateRequest.SerializeToString,
                 response_deserializer=agentgateway_dot_v1_dot_state__pb2.DeleteStateResponse.FromString,
                 _registered_method=True)
-        self.List = channel.unary_unary(
-                '/agentgateway.v1.StateService/List',
+        self.ListState = channel.unary_unary(
+                '/agentgateway.v1.StateService/ListState',
                 request_serializer=agentgateway_dot_v1_dot_state__pb2.ListStateRequest.SerializeToString,
                 response_deserializer=agentgateway_dot_v1_dot_state__pb2.ListStateResponse.FromString,
                 _registered_method=True)
@@ -59,15 +59,15 @@ class StateServiceStub:
 class StateServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Get(self, request, context):
-        """Get reads one key; NOT_FOUND when it is absent or expired.
+    def GetState(self, request, context):
+        """GetState reads one key; NOT_FOUND when it is absent or expired.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Put(self, request, context):
-        """Put writes one key. With `if_match` it is a compare-and-set: ABORTED when
+    def PutState(self, request, context):
+        """PutState writes one key. With `if_match` it is a compare-and-set: ABORTED when
         the key's current ETag differs (or the key is absent). With
         `if_none_match` it only creates: ABORTED when the key exists.
         """
@@ -75,15 +75,15 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Delete(self, request, context):
-        """Delete removes one key; NOT_FOUND when absent, ABORTED on an ETag mismatch.
+    def DeleteState(self, request, context):
+        """DeleteState removes one key; NOT_FOUND when absent, ABORTED on an ETag mismatch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def List(self, request, context):
-        """List returns the live keys with a prefix, in key order, a page at a time.
+    def ListState(self, request, context):
+        """ListState returns the live keys with a prefix, in key order, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,23 +92,23 @@ class StateServiceServicer:
 
 def add_StateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Get': grpc.unary_unary_rpc_method_handler(
-                    servicer.Get,
+            'GetState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetState,
                     request_deserializer=agentgateway_dot_v1_dot_state__pb2.GetStateRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_state__pb2.StateEntry.SerializeToString,
+                    response_serializer=agentgateway_dot_v1_dot_state__pb2.GetStateResponse.SerializeToString,
             ),
-            'Put': grpc.unary_unary_rpc_method_handler(
-                    servicer.Put,
+            'PutState': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutState,
                     request_deserializer=agentgateway_dot_v1_dot_state__pb2.PutStateRequest.FromString,
-                    response_serializer=agentgateway_dot_v1_dot_state__pb2.StateEntry.SerializeToString,
+                    response_serializer=agentgateway_dot_v1_dot_state__pb2.PutStateResponse.SerializeToString,
             ),
-            'Delete': grpc.unary_unary_rpc_method_handler(
-                    servicer.Delete,
+            'DeleteState': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteState,
                     request_deserializer=agentgateway_dot_v1_dot_state__pb2.DeleteStateRequest.FromString,
                     response_serializer=agentgateway_dot_v1_dot_state__pb2.DeleteStateResponse.SerializeToString,
             ),
-            'List': grpc.unary_unary_rpc_method_handler(
-                    servicer.List,
+            'ListState': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListState,
                     request_deserializer=agentgateway_dot_v1_dot_state__pb2.ListStateRequest.FromString,
                     response_serializer=agentgateway_dot_v1_dot_state__pb2.ListStateResponse.SerializeToString,
             ),
@@ -124,7 +124,7 @@ class StateService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def Get(request,
+    def GetState(request,
             target,
             options=(),
             channel_credentials=None,
@@ -137,9 +137,9 @@ class StateService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.StateService/Get',
+            '/agentgateway.v1.StateService/GetState',
             agentgateway_dot_v1_dot_state__pb2.GetStateRequest.SerializeToString,
-            agentgateway_dot_v1_dot_state__pb2.StateEntry.FromString,
+            agentgateway_dot_v1_dot_state__pb2.GetStateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -151,7 +151,7 @@ class StateService:
             _registered_method=True)
 
     @staticmethod
-    def Put(request,
+    def PutState(request,
             target,
             options=(),
             channel_credentials=None,
@@ -164,9 +164,9 @@ class StateService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.StateService/Put',
+            '/agentgateway.v1.StateService/PutState',
             agentgateway_dot_v1_dot_state__pb2.PutStateRequest.SerializeToString,
-            agentgateway_dot_v1_dot_state__pb2.StateEntry.FromString,
+            agentgateway_dot_v1_dot_state__pb2.PutStateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -178,7 +178,7 @@ class StateService:
             _registered_method=True)
 
     @staticmethod
-    def Delete(request,
+    def DeleteState(request,
             target,
             options=(),
             channel_credentials=None,
@@ -191,7 +191,7 @@ class StateService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.StateService/Delete',
+            '/agentgateway.v1.StateService/DeleteState',
             agentgateway_dot_v1_dot_state__pb2.DeleteStateRequest.SerializeToString,
             agentgateway_dot_v1_dot_state__pb2.DeleteStateResponse.FromString,
             options,
@@ -205,7 +205,7 @@ class StateService:
             _registered_method=True)
 
     @staticmethod
-    def List(request,
+    def ListState(request,
             target,
             options=(),
             channel_credentials=None,
@@ -218,7 +218,7 @@ class StateService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/agentgateway.v1.StateService/List',
+            '/agentgateway.v1.StateService/ListState',
             agentgateway_dot_v1_dot_state__pb2.ListStateRequest.SerializeToString,
             agentgateway_dot_v1_dot_state__pb2.ListStateResponse.FromString,
             options,
