@@ -207,6 +207,29 @@ class McpHttpUpstream:
             final = item
         return final
 
+    async def listen(self, call: Call) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's list-changed notifications while the stream lasts: a 2026-07-28
+        ``subscriptions/listen`` (its acknowledgement dropped), or the 2025-11-25 GET stream."""
+        version = await self.ensure_ready(call)
+        if version == mcp.MODERN:
+            filter_ = {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
+            message = self._message(call, "subscriptions/listen", {"notifications": filter_}, version)
+            async for _, item in self._exchange(call, message, version):
+                if item.get("method", "").endswith("list_changed"):
+                    yield item
+            return
+        headers = {**self.static_headers, **call.headers, "accept": "text/event-stream", mcp.HEADER_VERSION: version}
+        if self.session_id:
+            headers[mcp.HEADER_SESSION] = self.session_id
+        with mapped_errors(self.name):
+            async with self.session.get(self.url, headers=headers, timeout=client_timeout(call, self.name)) as response:
+                if response.status >= 400:
+                    raise status_error(self.name, response.status, "", response.headers)
+                async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
+                    pushed = _json_or_none(event.data) if event.data.strip() else None
+                    if isinstance(pushed, dict) and str(pushed.get("method", "")).endswith("list_changed"):
+                        yield pushed
+
     async def aclose(self) -> None:
         """End a 2025-11-25 session politely (DELETE); errors do not matter here."""
         if self.session_id is None:

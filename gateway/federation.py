@@ -14,9 +14,10 @@ order, so names are deterministic; a call is routed back by that name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -48,6 +49,8 @@ from gateway.pipeline import Gateway
 from gateway.policies.base import Handler, StreamHandler, compose
 from gateway.protocols import mcp
 from gateway.telemetry import tracing as t
+
+log = logging.getLogger("agent_gateway.mcp")
 
 ATTR_MCP_METHOD = "mcp.method.name"
 ATTR_MCP_VERSION = "mcp.protocol.version"
@@ -411,6 +414,15 @@ def agent_tool(agent: str, exposed: str) -> dict[str, Any]:
     }
 
 
+ChangeListener = Callable[[str, str], None]
+# notification method -> the list it invalidates
+LIST_CHANGED = {
+    "notifications/tools/list_changed": "tools/list",
+    "notifications/prompts/list_changed": "prompts/list",
+    "notifications/resources/list_changed": "resources/list",
+}
+
+
 class Federation:
     """Every MCP upstream and virtual server of a config, built once at start."""
 
@@ -434,7 +446,47 @@ class Federation:
             name: VirtualServer(name, spec, self.upstreams, gateway) for name, spec in config.virtual_servers.items()
         }
 
+        self.listeners: list[ChangeListener] = []
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+
+    def watch(self, server: str) -> None:
+        """Follow the list changes of ``server``'s HTTP upstreams (from now on, until the gateway stops):
+        each invalidates the merged lists and is passed on to the listeners as (server, notification method)."""
+        for member in self.servers[server].spec.upstreams:
+            upstream = self.upstreams[member.upstream]
+            if member.upstream not in self._watchers and isinstance(upstream.client, McpHttpUpstream):
+                self._watchers[member.upstream] = asyncio.create_task(
+                    self._follow(upstream.client), name=f"agw-mcp-watch-{member.upstream}"
+                )
+
+    async def _follow(self, client: McpHttpUpstream) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                async for item in client.listen(Call(Invocation(f"mcp/{client.name}", ()), {})):
+                    backoff = 1.0
+                    self._changed(client.name, str(item.get("method")))
+            except GatewayError as exc:
+                log.info("MCP upstream %s: list-change stream ended (%s); again in %.0fs", client.name, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
+
+    def _changed(self, upstream: str, method: str) -> None:
+        list_method = LIST_CHANGED.get(method)
+        if list_method is None:
+            return
+        for server in self.servers.values():
+            if any(m.upstream == upstream for m in server.spec.upstreams):
+                server.catalog.pop(list_method, None)
+                if list_method == "resources/list":
+                    server.catalog.pop("resources/templates/list", None)
+                for listener in self.listeners:
+                    listener(server.name, method)
+
     async def aclose(self) -> None:
+        for task in self._watchers.values():
+            task.cancel()
+        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         await asyncio.gather(*(u.client.aclose() for u in self.upstreams.values()), return_exceptions=True)
 
 

@@ -49,6 +49,31 @@ _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _CACHEABLE = frozenset({"server/discover", *KINDS, "resources/read"})
 
 
+_FILTER_KEYS = {
+    "toolsListChanged": "notifications/tools/list_changed",
+    "promptsListChanged": "notifications/prompts/list_changed",
+    "resourcesListChanged": "notifications/resources/list_changed",
+}
+
+
+class Subscriber:
+    """A client stream waiting for list changes: a 2026-07-28 listen (its filter and id) or a 2025-11-25 GET stream."""
+
+    def __init__(self, methods: frozenset[str] | None, subscription_id: mcp.RequestId | None = None) -> None:
+        self.methods = methods
+        self.subscription_id = subscription_id
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
+
+    def offer(self, method: str) -> None:
+        if self.methods is not None and method not in self.methods:
+            return  # never a notification type the client did not ask for
+        params: dict[str, Any] = {}
+        if self.subscription_id is not None:
+            params["_meta"] = {mcp.META_SUBSCRIPTION: self.subscription_id}
+        if not self.queue.full():  # a client too slow to read loses hints, not the gateway's memory
+            self.queue.put_nowait(mcp.notification(method, params or None))
+
+
 class McpSession:
     """A 2025-11-25 session: its negotiated version and its GET streams."""
 
@@ -57,7 +82,7 @@ class McpSession:
         self.version = version
         self.identity = identity
         self.created = time.monotonic()
-        self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.streams: set[Subscriber] = set()
 
 
 def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
@@ -98,6 +123,12 @@ class McpFront:
         self.keepalive = keepalive
         self.allowed_origins = allowed_origins
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        federation.listeners.append(self._on_change)
+
+    def _on_change(self, server: str, method: str) -> None:
+        for subscriber in self.subscribers.get(server, ()):
+            subscriber.offer(method)
 
     # -- the HTTP surface ------------------------------------------------------------------
 
@@ -145,7 +176,7 @@ class McpFront:
         if not message.is_request:
             return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
         if message.method == "subscriptions/listen" and modern:
-            return await self._listen(request, message)
+            return await self._listen(request, server, message)
         if message.method == "tools/call" and "progressToken" in message.meta:
             return await self._stream_call(request, server, message, modern)
         response_headers: dict[str, str] = {}
@@ -210,8 +241,10 @@ class McpFront:
         except mcp.McpError as exc:
             return _json(mcp.error_message(None, exc), exc.status)
         # Last-Event-ID: nothing is replayed (this stream carries only list-changed hints), a new stream starts.
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
-        session.streams.add(queue)
+        subscriber = Subscriber(None)
+        session.streams.add(subscriber)
+        self.subscribers.setdefault(server.name, set()).add(subscriber)
+        self.federation.watch(server.name)
         response = web.StreamResponse(
             headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
         )
@@ -219,11 +252,12 @@ class McpFront:
             await response.prepare(request)
             async with SseWriter(response, self.keepalive) as writer:
                 sequence = 0
-                while (item := await queue.get()) is not None:
+                while (item := await subscriber.queue.get()) is not None:
                     sequence += 1
                     await writer.send(format_sse(json.dumps(item), "message", str(sequence)))
         finally:
-            session.streams.discard(queue)
+            session.streams.discard(subscriber)
+            self.subscribers.get(server.name, set()).discard(subscriber)
         return response
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
@@ -237,19 +271,20 @@ class McpFront:
         except mcp.McpError as exc:
             return _json(mcp.error_message(None, exc), exc.status)
         self.sessions.pop(headers[mcp.HEADER_SESSION], None)
-        for queue in session.streams:
-            queue.put_nowait(None)
+        for subscriber in session.streams:
+            subscriber.queue.put_nowait(None)
         return web.Response(status=204)
 
-    async def _listen(self, request: web.Request, message: mcp.JsonRpcMessage) -> web.StreamResponse:
-        """2026-07-28 ``subscriptions/listen``: acknowledge the filter, then hold the stream (keep-alives)."""
+    async def _listen(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage
+    ) -> web.StreamResponse:
+        """2026-07-28 ``subscriptions/listen``: acknowledge the filter, then pass on the list changes it
+        asked for (from every upstream of the server) until the client closes the stream."""
         wanted = message.params.get("notifications")
         wanted = wanted if isinstance(wanted, Mapping) else {}
-        honoured = {
-            k: v
-            for k, v in wanted.items()
-            if k in ("toolsListChanged", "promptsListChanged", "resourcesListChanged") and v is True
-        }
+        honoured = {k: v for k, v in wanted.items() if k in _FILTER_KEYS and v is True}
+        assert message.id is not None
+        subscriber = Subscriber(frozenset(_FILTER_KEYS[k] for k in honoured), message.id)
         response = web.StreamResponse(
             headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
         )
@@ -258,10 +293,16 @@ class McpFront:
             "notifications/subscriptions/acknowledged",
             {"_meta": {mcp.META_SUBSCRIPTION: message.id}, "notifications": honoured},
         )
-        async with SseWriter(response, self.keepalive) as writer:
-            await writer.send(format_sse(json.dumps(ack), "message"))
-            # Until the client closes the stream (the SSE writer's keep-alives notice) or the gateway stops.
-            await asyncio.Event().wait()
+        self.subscribers.setdefault(server.name, set()).add(subscriber)
+        self.federation.watch(server.name)
+        try:
+            async with SseWriter(response, self.keepalive) as writer:
+                await writer.send(format_sse(json.dumps(ack), "message"))
+                # Until the client closes the stream (a write or keep-alive fails) or the gateway stops.
+                while (item := await subscriber.queue.get()) is not None:
+                    await writer.send(format_sse(json.dumps(item), "message"))
+        finally:
+            self.subscribers.get(server.name, set()).discard(subscriber)
         return response
 
     async def _stream_call(

@@ -88,6 +88,18 @@ async def count_forever(ctx: Context) -> str:
         raise
 
 
+@server.tool()
+async def grow(ctx: Context) -> str:
+    """Adds a tool named `grown` and tells listeners the tool list changed."""
+
+    def grown() -> str:
+        return "grown"
+
+    server.add_tool(grown, name="grown")
+    await ctx.notify_tools_changed()
+    return "grew"
+
+
 @server.prompt()
 def greet(name: str) -> str:
     """A greeting prompt."""
