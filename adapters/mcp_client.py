@@ -47,8 +47,11 @@ class McpHttpUpstream:
         url: str,
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        protocol_version: str | None = None,
     ) -> None:
         self.name = name
+        # A pinned revision skips the probe (None: 2026-07-28 when the upstream speaks it).
+        self.pinned = protocol_version
         self.session = session
         self.url = url
         self.static_headers = {k.lower(): v for k, v in (headers or {}).items()}
@@ -85,7 +88,8 @@ class McpHttpUpstream:
                 if response.status >= 400:
                     text = (await response.content.read(4096)).decode("utf-8", errors="replace")
                     body = _json_or_none(text)
-                    if isinstance(body, dict) and "error" in body and response.status in (400, 404):
+                    modern_error = version == mcp.MODERN and response.status in (400, 404)
+                    if isinstance(body, dict) and "error" in body and modern_error:
                         # A modern JSON-RPC error (unsupported version, header mismatch, unknown method): pass it on.
                         yield response.headers, body
                         return
@@ -129,6 +133,9 @@ class McpHttpUpstream:
             return self.version
 
     async def _negotiate(self, call: Call) -> None:
+        if self.pinned is not None and self.pinned != mcp.MODERN:
+            await self._initialize(call)
+            return
         probe = {
             "jsonrpc": "2.0",
             "id": f"agw-{next(self._ids)}",

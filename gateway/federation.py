@@ -432,7 +432,7 @@ class Federation:
         for name, spec in config.upstreams.items():
             client: McpClient
             if spec.url is not None:
-                client = McpHttpUpstream(name, session, spec.url, spec.headers)
+                client = McpHttpUpstream(name, session, spec.url, spec.headers, protocol_version=spec.protocol_version)
             else:
                 assert spec.command is not None
                 client = McpStdioUpstream(

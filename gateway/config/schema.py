@@ -1090,6 +1090,9 @@ class McpUpstream(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     # Named policies (top-level `policies`), merged in order; `default` applies when none is named.
     policies: list[Name] = Field(default_factory=list)
+    # The MCP revision spoken to it; unset: 2026-07-28 when `server/discover` says the upstream speaks it,
+    # else the 2025-11-25 handshake.
+    protocol_version: Literal["2026-07-28", "2025-11-25"] | None = None
     # Tools retried on failure even without a readOnlyHint/idempotentHint annotation.
     idempotent_tools: list[str] = Field(default_factory=list)
     # Default time budget of one call when the caller sets none.

@@ -86,8 +86,14 @@ async def test_a_dying_upstream_opens_its_breaker(
             assert first["error"]["data"]["code"] == "UNAVAILABLE"
             later = await call(session, url, "add", a=1, b=2)
             assert "circuit" in later["error"]["message"].lower() or later["error"]["data"]["code"] == "UNAVAILABLE"
+            assert gw.gateway is not None
             breaker = gw.gateway.policies.breakers["mcp/flaky"]
             assert breaker.state == "open"
+            async with session.get(f"http://{gw.addresses.admin}/metrics") as response:
+                metrics = await response.text()
+        # Per tool and outcome: the one success and the failed attempt.
+        assert 'agw_mcp_tool_calls_total{outcome="OK",tool="flaky/add"} 1.0' in metrics
+        assert 'agw_mcp_tool_calls_total{outcome="UNAVAILABLE",tool="flaky/add"}' in metrics
     finally:
         server.stop()
     spans = [s for s in span_exporter.get_finished_spans() if s.name == "tools/call add"]

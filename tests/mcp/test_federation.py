@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 from mcp import Client
 
@@ -87,3 +88,31 @@ async def test_tool_results_larger_than_64_kib_arrive_whole(
         async with Client(f"http://{gw.addresses.http}/mcp/tools", mode="2026-07-28") as client:
             result = await client.call_tool("math_big", {"size": 300_000})
     assert result.content[0].text == "x" * 300_000  # type: ignore[union-attr]
+
+
+async def test_a_2025_11_25_upstream_session_is_renewed_when_the_upstream_forgets_it(
+    gateway_factory: GatewayFactory, servers: tuple[ToolServer, ToolServer]
+) -> None:
+    math, _ = servers
+    config = f"""\
+mcp:
+  upstreams:
+    math: {{url: {math.url}, protocol_version: "2025-11-25"}}
+  virtual_servers:
+    tools:
+      upstreams: [{{upstream: math}}]
+"""
+    async with gateway_factory(config) as gw:
+        async with Client(f"http://{gw.addresses.http}/mcp/tools", mode="2026-07-28") as client:
+            assert (await client.call_tool("math_add", {"a": 1, "b": 1})).content[0].text == "2"  # type: ignore[union-attr]
+            assert gw.federation is not None
+            upstream = gw.federation.upstreams["math"].client
+            first_session = getattr(upstream, "session_id", None)
+            assert first_session and upstream.version == "2025-11-25"
+            # The upstream ends the session (as after its own restart): the next call starts a new one.
+            async with aiohttp.ClientSession() as http:
+                headers = {"mcp-session-id": first_session, "mcp-protocol-version": "2025-11-25"}
+                async with http.delete(math.url, headers=headers) as response:
+                    assert response.status in (200, 204)
+            assert (await client.call_tool("math_add", {"a": 2, "b": 2})).content[0].text == "4"  # type: ignore[union-attr]
+            assert getattr(upstream, "session_id", None) not in (None, first_session)
