@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,6 +83,8 @@ class McpSession:
         self.identity = identity
         self.created = time.monotonic()
         self.streams: set[Subscriber] = set()
+        # Requests in progress, by JSON-RPC id, for notifications/cancelled.
+        self.inflight: dict[mcp.RequestId, asyncio.Future[dict[str, Any]]] = {}
 
 
 def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
@@ -174,6 +176,8 @@ class McpFront:
         except mcp.McpError as exc:
             return _json(mcp.error_message(message.id, exc), exc.status)
         if not message.is_request:
+            if message.method == "notifications/cancelled" and session is not None:
+                self._cancel(session, message.params.get("requestId"))
             return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
         if message.method == "subscriptions/listen" and modern:
             return await self._listen(request, server, message)
@@ -185,12 +189,36 @@ class McpFront:
                 result, session_id = self._initialize(request, server, message)
                 response_headers[mcp.HEADER_SESSION] = session_id
             else:
-                result = await self._dispatch(request, server, message, modern)
+                result = await self._tracked(session, self._dispatch(request, server, message, modern), message.id)
         except mcp.McpError as exc:
             status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else 200
             return _json(mcp.error_message(message.id, exc), status, response_headers)
         del session
         return _json(_final(message, result, modern), 200, response_headers)
+
+    async def _tracked(
+        self, session: McpSession | None, work: Awaitable[dict[str, Any]], request_id: Any
+    ) -> dict[str, Any]:
+        """Run a 2025-11-25 session's request so its ``notifications/cancelled`` can stop it (and its upstream call)."""
+        if session is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        session.inflight[request_id] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not task.cancelled() or current is None or current.cancelling():
+                raise
+            # Cancelled by the client: it ignores any answer now; this one only closes the POST.
+            raise mcp.McpError(mcp.INTERNAL_ERROR, "the client cancelled the request") from None
+        finally:
+            session.inflight.pop(request_id, None)
+
+    def _cancel(self, session: McpSession, request_id: Any) -> None:
+        task = session.inflight.get(request_id)
+        if task is not None:
+            task.cancel()
 
     def _legacy_session(self, request: web.Request, headers: Mapping[str, str], server: VirtualServer) -> McpSession:
         version = headers.get(mcp.HEADER_VERSION)

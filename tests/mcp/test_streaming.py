@@ -13,7 +13,7 @@ from mcp import Client
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.mcp.conftest import ToolServer, start_tool_server
 
 
 def gateway_yaml(server: ToolServer) -> str:
@@ -77,3 +77,42 @@ async def test_a_dropped_stream_cancels_the_upstream_call(
                 break
             await asyncio.sleep(0.1)
     assert any(s["method"] == "cancelled" for s in server.seen())
+
+
+async def test_notifications_cancelled_from_a_2025_11_25_client_reaches_the_upstream(
+    gateway_factory: GatewayFactory, tool_servers: Callable[[str], ToolServer]
+) -> None:
+    server = start_tool_server("cancels")  # its own server: the cancellation record must be this test's
+    accept = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    init = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": mcp.LEGACY, "capabilities": {}, "clientInfo": {"name": "w", "version": "1"}},
+    }  # fmt: skip
+    try:
+        async with gateway_factory(gateway_yaml(server)) as gw, aiohttp.ClientSession() as session:
+            url = f"http://{gw.addresses.http}/mcp/tools"
+            async with session.post(url, data=json.dumps(init), headers=accept) as response:
+                legacy = {**accept, mcp.HEADER_SESSION: response.headers[mcp.HEADER_SESSION]}
+            call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "count_forever"}}
+
+            async def post_call() -> int:
+                async with session.post(url, data=json.dumps(call), headers=legacy) as response:
+                    await response.read()
+                    return response.status
+
+            pending = asyncio.ensure_future(post_call())
+            for _ in range(100):  # bounded: until the upstream runs the tool
+                if any(s["method"] == "tools/call" for s in server.seen()):
+                    break
+                await asyncio.sleep(0.1)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+            async with session.post(url, data=json.dumps(cancel), headers=legacy) as response:
+                assert response.status == 202
+            await asyncio.wait_for(pending, 10)  # the POST ends instead of waiting forever
+            for _ in range(100):
+                if any(s["method"] == "cancelled" for s in server.seen()):
+                    break
+                await asyncio.sleep(0.1)
+        assert any(s["method"] == "cancelled" for s in server.seen())
+    finally:
+        server.stop()
