@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.mcp_client import CLIENT_INFO, with_meta
@@ -58,6 +58,10 @@ class McpStdioUpstream:
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self._closed = False
+        # Progress notifications by token, for the stream of the request that named it.
+        self._progress: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        # Called with each list-changed notification the server sends (the federation follows them).
+        self.on_list_changed: Callable[[str], None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -133,10 +137,14 @@ class McpStdioUpstream:
                     item = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a stray print on stdout is not a message
-                if isinstance(item, dict) and "method" not in item:
+                if not isinstance(item, dict):
+                    continue
+                if "method" not in item:
                     future = self._pending.pop(str(item.get("id")), None)
                     if future is not None and not future.done():
                         future.set_result(item)
+                elif "id" not in item:
+                    self._notified(item)
         except (ValueError, ConnectionError):
             pass
         finally:
@@ -149,6 +157,17 @@ class McpStdioUpstream:
                 if not future.done():
                     future.set_exception(error)
             self._pending.clear()
+
+    def _notified(self, item: dict[str, Any]) -> None:
+        method = str(item.get("method"))
+        raw = item.get("params")
+        params: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if method == "notifications/progress":
+            queue = self._progress.get(str(params.get("progressToken")))
+            if queue is not None and not queue.full():
+                queue.put_nowait(item)
+        elif method.endswith("/list_changed") and self.on_list_changed is not None:
+            self.on_list_changed(method)
 
     async def _write(self, message: Mapping[str, Any]) -> None:
         process = self._process
@@ -197,7 +216,30 @@ class McpStdioUpstream:
             raise UpstreamTimeout("the stdio MCP server did not answer in time", agent=self.name) from None
 
     async def stream(self, call: Call, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        yield await self.request(call, method, params)
+        """The request's progress notifications as they come, then its response."""
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, Mapping) else None
+        if token is None:
+            yield await self.request(call, method, params)
+            return
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1024)
+        self._progress[str(token)] = queue
+        answer = asyncio.ensure_future(self.request(call, method, params))
+        try:
+            while True:
+                note = asyncio.ensure_future(queue.get())
+                await asyncio.wait({answer, note}, return_when=asyncio.FIRST_COMPLETED)
+                if note.done():
+                    yield note.result()
+                    continue
+                note.cancel()
+                while not queue.empty():
+                    yield queue.get_nowait()
+                yield answer.result()
+                return
+        finally:
+            answer.cancel()  # a reader gone early abandons the request (notifications/cancelled goes out)
+            self._progress.pop(str(token), None)
 
     async def _kill(self) -> None:
         process = self._process

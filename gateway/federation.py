@@ -14,6 +14,7 @@ order, so names are deterministic; a call is routed back by that name.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -438,6 +439,7 @@ class Federation:
                 client = McpStdioUpstream(
                     name, spec.command, spec.args, spec.env, spec.max_restarts, spec.restart_backoff
                 )
+                client.on_list_changed = functools.partial(self._changed, name)
             attempt = McpAttempt(name, client, tracer, gateway.metrics)
             chain = gateway.policy_chain(spec.policies, f"mcp/{name}")
             invoke, stream = compose(chain, attempt.invoke, attempt.stream)

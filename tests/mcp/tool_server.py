@@ -96,7 +96,10 @@ async def grow(ctx: Context) -> str:
         return "grown"
 
     server.add_tool(grown, name="grown")
-    await ctx.notify_tools_changed()
+    await ctx.notify_tools_changed()  # 2026-07-28 listeners
+    send = getattr(ctx.session, "send_tool_list_changed", None)
+    if send is not None and "--stdio" in sys.argv:
+        await send()  # 2025-11-25 over stdio: on the session's one channel
     return "grew"
 
 
