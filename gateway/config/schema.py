@@ -214,7 +214,7 @@ class Listeners(Strict):
 class Agent(Strict):
     """An upstream agent: which adapter speaks to it, and where."""
 
-    kind: str = Field(description="adapter kind: http, grpc, langgraph, crewai, mastra, a2a")
+    kind: str = Field(description="adapter kind: http, grpc, langgraph, crewai, mastra, a2a, mcp (one MCP tool)")
     # Where the agent listens: a URL (http://host:port) or host:port for gRPC.
     endpoint: str
     # Shown by ListAgents and GET /v1/agents.
