@@ -43,6 +43,7 @@ log = logging.getLogger("agent_gateway.mcp")
 
 SERVER_INFO = {"name": "agent-gateway", "version": "0.1.0"}
 _MAX_SESSIONS = 10_000
+_SESSION_IDLE = 3600.0
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # 2026-07-28 results that are CacheableResult (ttlMs and cacheScope required).
@@ -81,7 +82,7 @@ class McpSession:
         self.server = server
         self.version = version
         self.identity = identity
-        self.created = time.monotonic()
+        self.used = time.monotonic()
         self.streams: set[Subscriber] = set()
         # Requests in progress, by JSON-RPC id, for notifications/cancelled.
         self.inflight: dict[mcp.RequestId, asyncio.Future[dict[str, Any]]] = {}
@@ -193,7 +194,6 @@ class McpFront:
         except mcp.McpError as exc:
             status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else 200
             return _json(mcp.error_message(message.id, exc), status, response_headers)
-        del session
         return _json(_final(message, result, modern), 200, response_headers)
 
     async def _tracked(
@@ -235,6 +235,8 @@ class McpFront:
         session = self.sessions.get(session_id)
         if session is None or session.server != server.name or session.identity != request[IDENTITY_KEY].name:
             raise mcp.McpError(mcp.INVALID_REQUEST, "Session not found: initialize again", status=404)
+        session.used = time.monotonic()
+        self.sessions.move_to_end(session_id)
         return session
 
     def _initialize(
@@ -244,7 +246,14 @@ class McpFront:
         version = asked if isinstance(asked, str) and asked in mcp.HANDSHAKE_VERSIONS else mcp.LEGACY
         session_id = secrets.token_urlsafe(24)
         self.sessions[session_id] = McpSession(server.name, version, request[IDENTITY_KEY].name)
-        while len(self.sessions) > _MAX_SESSIONS:
+        # Least recently used first: drop idle sessions (their clients initialize again on a 404) and the excess.
+        idle_since = time.monotonic() - _SESSION_IDLE
+        while self.sessions and (
+            len(self.sessions) > _MAX_SESSIONS or next(iter(self.sessions.values())).used < idle_since
+        ):
+            oldest = next(iter(self.sessions.values()))
+            if oldest.streams and len(self.sessions) <= _MAX_SESSIONS:
+                break  # a session with an open GET stream is in use
             self.sessions.popitem(last=False)
         result: dict[str, Any] = {
             "protocolVersion": version,
