@@ -39,6 +39,12 @@ class Authorizer:
         """Whether any grant names something of virtual server ``server`` (else it stays hidden)."""
         return any(fnmatchcase(server, p.split("/", 1)[0]) for rule in self.rules_for(identity) for p in rule.mcp)
 
+    def sees_steps(self, identity: Identity, workflow: str) -> bool:
+        return any(fnmatchcase(workflow, p) for rule in self.rules_for(identity) for p in rule.workflow_steps)
+
+    def may_approve(self, identity: Identity, workflow: str) -> bool:
+        return any(fnmatchcase(workflow, p) for rule in self.rules_for(identity) for p in rule.approvals)
+
     def check_publish(self, identity: Identity, subject: str) -> None:
         if not any(subject_matches(p, subject) for rule in self.rules_for(identity) for p in rule.events):
             raise PermissionDenied(f"{DENIED}: {identity.name} may not publish on {subject}")
