@@ -59,6 +59,8 @@ class McpHttpUpstream:
         self.version: str | None = None
         self.session_id: str | None = None
         self.server_capabilities: dict[str, Any] = {}
+        # Tools' input schemas (from tools/list), for the Mcp-Param-* headers of 2026-07-28 calls.
+        self.input_schemas: dict[str, Any] = {}
         self._ready = asyncio.Lock()
         self._ids = itertools.count(1)
 
@@ -68,6 +70,10 @@ class McpHttpUpstream:
     def _headers(self, call: Call, message: Mapping[str, Any], version: str) -> dict[str, str]:
         headers = {**self.static_headers, **call.headers, "accept": _ACCEPT, "content-type": "application/json"}
         headers.update(mcp.request_headers(message, version))
+        params = message.get("params") or {}
+        if version == mcp.MODERN and message.get("method") == "tools/call":
+            schema = self.input_schemas.get(str(params.get("name")))
+            headers.update(mcp.param_headers(schema, params.get("arguments")))
         if self.session_id and version != mcp.MODERN:
             headers[mcp.HEADER_SESSION] = self.session_id
         return headers

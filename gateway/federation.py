@@ -287,6 +287,8 @@ class VirtualServer:
             cursor = result.get("nextCursor")
             if not cursor:
                 break
+        if method == "tools/list" and isinstance(upstream.client, McpHttpUpstream):
+            upstream.client.input_schemas = {i["name"]: i.get("inputSchema") for i in items}
         if method == "tools/list":
             upstream.retry_safe = {
                 i["name"] for i in items if mcp.is_retry_safe(i) or i["name"] in upstream.spec.idempotent_tools
@@ -358,6 +360,16 @@ class VirtualServer:
                 prefix = exposed_template[: len(exposed_template) - len(entry.original)]
                 return Entry(entry.upstream, exposed[len(prefix) :], entry.item)
         return None
+
+    async def input_schema(self, exposed: str, context: Context) -> Any:
+        """The input schema of tool ``exposed`` as listed (None for agents and unknown tools)."""
+        if exposed.startswith(AGENT_TOOL_PREFIX) and exposed[len(AGENT_TOOL_PREFIX) :] in self.spec.agents:
+            return None
+        try:
+            entry = await self.resolve("tools/call", exposed, context)
+        except mcp.McpError:
+            return None  # the call itself reports the unknown tool
+        return entry.item.get("inputSchema")
 
     async def call(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         """Route a named request (tools/call, prompts/get, resources/read) to its upstream."""

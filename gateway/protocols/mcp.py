@@ -215,3 +215,50 @@ def is_retry_safe(tool: Mapping[str, Any]) -> bool:
     if not isinstance(annotations, Mapping):
         return False
     return annotations.get("readOnlyHint") is True or annotations.get("idempotentHint") is True
+
+
+def _header_value(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return None  # numbers, objects and arrays are not mirrored
+
+
+def param_headers(input_schema: Any, arguments: Any) -> dict[str, str]:
+    """The ``Mcp-Param-<Name>`` headers (lower-case names, encoded values) a 2026-07-28 client mirrors
+    from ``arguments`` for the properties ``input_schema`` marks with ``x-mcp-header`` (reachable
+    through ``properties`` only; a value absent or null sends no header)."""
+    headers: dict[str, str] = {}
+
+    def walk(schema: Any, value: Any) -> None:
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        if not isinstance(properties, Mapping) or not isinstance(value, Mapping):
+            return
+        for key, sub in properties.items():
+            if not isinstance(sub, Mapping) or key not in value:
+                continue
+            name = sub.get("x-mcp-header")
+            if isinstance(name, str) and name:
+                text = _header_value(value[key])
+                if text is not None:
+                    headers[HEADER_PARAM_PREFIX + name.lower()] = encode_header_value(text)
+            walk(sub, value[key])
+
+    walk(input_schema, arguments)
+    return headers
+
+
+def check_param_headers(input_schema: Any, arguments: Any, headers: Mapping[str, str]) -> None:
+    """Raise HeaderMismatch (400) unless every ``Mcp-Param-*`` the body calls for is present and equal."""
+    for name, expected in param_headers(input_schema, arguments).items():
+        given = headers.get(name)
+        if given is None or decode_header_value(given) != decode_header_value(expected):
+            raise McpError(
+                HEADER_MISMATCH,
+                f"Header mismatch: {name} header value {given!r} does not match the body "
+                f"(expected {decode_header_value(expected)!r})",
+                status=400,
+            )

@@ -105,6 +105,10 @@ def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool)
     return mcp.result_message(message.id, body)
 
 
+def request_headers(request: web.Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
 def _json(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response(dict(body), status=status, headers=dict(headers or {}))
 
@@ -192,7 +196,7 @@ class McpFront:
             else:
                 result = await self._tracked(session, self._dispatch(request, server, message, modern), message.id)
         except mcp.McpError as exc:
-            status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else 200
+            status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else exc.status
             return _json(mcp.error_message(message.id, exc), status, response_headers)
         return _json(_final(message, result, modern), 200, response_headers)
 
@@ -438,6 +442,10 @@ class McpFront:
                     # Indistinguishable from a name that does not exist: nothing leaks, nothing goes upstream.
                     raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {method.split('/')[0][:-1]}: {name!r}")
                 params = {k: v for k, v in message.params.items() if k != "_meta"}
+                if modern and method == "tools/call":
+                    # Parameters mirrored in Mcp-Param-* headers must match the body, before anything goes upstream.
+                    schema = await server.input_schema(name, context)
+                    mcp.check_param_headers(schema, params.get("arguments"), request_headers(request))
                 return await server.call(method, params, context)
             except GatewayError as exc:
                 data = {"code": exc.code.value, "attempts": exc.details.get("attempts", 0)}

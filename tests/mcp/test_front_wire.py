@@ -158,3 +158,24 @@ async def test_foreign_origin_is_refused(gateway_factory: GatewayFactory, math: 
         body, headers = modern("tools/list")
         status, _, _ = await post(session, url, body, {**headers, "origin": "http://evil.example"})
     assert status == 403
+
+
+async def test_mcp_param_headers_are_checked_and_mirrored_upstream(
+    gateway_factory: GatewayFactory, tool_servers: Callable[[str], ToolServer]
+) -> None:
+    server = tool_servers("params")
+    async with gateway_factory(gateway_yaml(server)) as gw, aiohttp.ClientSession() as session:
+        url = f"http://{gw.addresses.http}/mcp/tools"
+        body, headers = modern(
+            "tools/call", {"name": "math_region_query", "arguments": {"region": "Zürich", "query": "q"}}
+        )
+        status, _, answer = await post(session, url, body, {**headers, "mcp-param-region": "=?base64?WsO8cmljaA==?="})
+        assert status == 200 and answer["result"]["content"][0]["text"] == "q in Zürich"
+        before = len(server.seen())
+        status, _, answer = await post(session, url, body, {**headers, "mcp-param-region": "Bern"})
+        assert (status, answer["error"]["code"]) == (400, mcp.HEADER_MISMATCH)
+        assert (await post(session, url, body, headers))[0] == 400  # the header is missing
+        assert not [s for s in server.seen()[before:] if s["method"] == "tools/call"]
+    call = next(s for s in server.seen() if s["method"] == "tools/call")
+    # The gateway mirrored the parameter itself on its own call upstream (2026-07-28).
+    assert call["headers"]["mcp-param-region"] == "=?base64?WsO8cmljaA==?="

@@ -103,6 +103,21 @@ async def grow(ctx: Context) -> str:
     return "grew"
 
 
+@server.tool()
+def region_query(region: str, query: str) -> str:
+    """Runs a query in a region (the region is mirrored in an Mcp-Param-Region header)."""
+    return f"{query} in {region}"
+
+
+_region_tool = server._tool_manager.get_tool("region_query")
+assert _region_tool is not None
+_region_tool.parameters = {
+    "type": "object",
+    "properties": {"region": {"type": "string", "x-mcp-header": "Region"}, "query": {"type": "string"}},
+    "required": ["region", "query"],
+}
+
+
 @server.prompt()
 def greet(name: str) -> str:
     """A greeting prompt."""
@@ -146,7 +161,7 @@ def recording(app: Any) -> Any:
                 "meta": params.get("_meta") or {},
                 "headers": {
                     k: headers[k]
-                    for k in ("authorization", "traceparent", "mcp-protocol-version", "x-api-key")
+                    for k in ("authorization", "traceparent", "mcp-protocol-version", "x-api-key", "mcp-param-region")
                     if k in headers
                 },
             }
