@@ -216,7 +216,16 @@ class Gateway:
         # a failure (an adapter refusing its options) restores the previous one whole.
         snapshot = dict(self.__dict__)
         self.config = config
+        previous = getattr(self, "policies", None)
         self.policies = PolicyRegistry()
+        if previous is not None:
+            # MCP upstreams' chains are built once at start and live on across reloads: keep them visible.
+            for mine, theirs in (
+                (self.policies.breakers, previous.breakers),
+                (self.policies.limits, previous.limits),
+                (self.policies.retries, previous.retries),
+            ):
+                mine.update({k: v for k, v in theirs.items() if k.startswith("mcp/")})
         try:
             self._build(config)
         except BaseException:

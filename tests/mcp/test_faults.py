@@ -89,6 +89,9 @@ async def test_a_dying_upstream_opens_its_breaker(
             assert gw.gateway is not None
             breaker = gw.gateway.policies.breakers["mcp/flaky"]
             assert breaker.state == "open"
+            # A config reload rebuilds the agents' policies; the MCP upstream's breaker stays visible.
+            await gw.gateway.reload(gw.config)()
+            assert gw.gateway.policies.breakers["mcp/flaky"] is breaker
             async with session.get(f"http://{gw.addresses.admin}/metrics") as response:
                 metrics = await response.text()
         # Per tool and outcome: the one success and the failed attempt.
