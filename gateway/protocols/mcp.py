@@ -181,6 +181,10 @@ def check_modern_headers(message: JsonRpcMessage, headers: Mapping[str, str]) ->
         raise McpError(INVALID_PARAMS, f"params._meta[{META_VERSION!r}] is required", status=400)
     if version not in SUPPORTED_VERSIONS or version != MODERN:
         raise unsupported_version(version)
+    if not isinstance(message.meta.get(META_CLIENT_CAPABILITIES), Mapping):
+        raise McpError(
+            INVALID_PARAMS, f"params._meta[{META_CLIENT_CAPABILITIES!r}] is required (an object)", status=400
+        )
     if header_version != version:
         raise McpError(
             HEADER_MISMATCH,

@@ -36,7 +36,11 @@ async def call(session: aiohttp.ClientSession, url: str, name: str, **arguments:
         "jsonrpc": "2.0",
         "id": 1,
         "method": "tools/call",
-        "params": {"name": name, "arguments": arguments, "_meta": {mcp.META_VERSION: mcp.MODERN}},
+        "params": {
+            "name": name,
+            "arguments": arguments,
+            "_meta": {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}},
+        },
     }
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     async with session.post(

@@ -76,6 +76,10 @@ async def test_modern_requests_are_checked_against_their_headers(
         assert (status, answer["error"]["code"]) == (400, mcp.HEADER_MISMATCH)
         missing = {k: v for k, v in headers.items() if k != mcp.HEADER_VERSION}
         assert (await post(session, url, body, missing))[0] == 400
+        # clientCapabilities is required in every 2026-07-28 request's _meta.
+        bare = {**body, "params": {**body["params"], "_meta": {mcp.META_VERSION: mcp.MODERN}}}
+        status, _, answer = await post(session, url, bare, headers)
+        assert (status, answer["error"]["code"]) == (400, mcp.INVALID_PARAMS)
         assert len([s for s in math.seen()[before:] if s["method"] == "tools/call"]) == 1
 
 

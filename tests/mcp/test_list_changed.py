@@ -20,7 +20,7 @@ def modern(method: str, params: dict[str, Any] | None = None, request_id: int = 
         "jsonrpc": "2.0",
         "id": request_id,
         "method": method,
-        "params": {**(params or {}), "_meta": {mcp.META_VERSION: mcp.MODERN}},
+        "params": {**(params or {}), "_meta": {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}}},
     }
     return json.dumps(body), {**ACCEPT, **mcp.request_headers(body, mcp.MODERN)}
 

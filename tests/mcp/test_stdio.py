@@ -29,7 +29,12 @@ mcp:
 
 
 async def call(session: aiohttp.ClientSession, url: str, method: str, **params: Any) -> dict[str, Any]:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": {mcp.META_VERSION: mcp.MODERN}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": method,
+        "params": {**params, "_meta": {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}}},
+    }
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     headers.update(mcp.request_headers(body, mcp.MODERN))
     async with session.post(url, data=json.dumps(body), headers=headers) as response:
@@ -69,7 +74,7 @@ async def test_stdio_progress_and_list_changes_reach_the_client(gateway_factory:
             "params": {
                 "name": "local_count",
                 "arguments": {"n": 3},
-                "_meta": {mcp.META_VERSION: mcp.MODERN, "progressToken": "t"},
+                "_meta": {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}, "progressToken": "t"},
             },
         }
         headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
@@ -86,7 +91,10 @@ async def test_stdio_progress_and_list_changes_reach_the_client(gateway_factory:
             "jsonrpc": "2.0",
             "id": 4,
             "method": "subscriptions/listen",
-            "params": {"notifications": {"toolsListChanged": True}, "_meta": {mcp.META_VERSION: mcp.MODERN}},
+            "params": {
+                "notifications": {"toolsListChanged": True},
+                "_meta": {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}},
+            },
         }
         listen_headers = {**headers, **mcp.request_headers(listen, mcp.MODERN)}
         listen_headers.pop(mcp.HEADER_NAME, None)

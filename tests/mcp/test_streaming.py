@@ -57,7 +57,7 @@ async def test_a_dropped_stream_cancels_the_upstream_call(
         "params": {
             "name": "count_forever",
             "arguments": {},
-            "_meta": {mcp.META_VERSION: mcp.MODERN, "progressToken": "p1"},
+            "_meta": {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}, "progressToken": "p1"},
         },
     }
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
