@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The framework test servers' environments (.venvs/<framework>, pinned in tests/frameworks/*/requirements.txt,
-# and the TypeScript servers' node_modules, `npm ci` from tests/frameworks/mastra/package-lock.json),
+# and the TypeScript servers' node_modules, `npm ci` from tests/frameworks/{mastra,mcp}/package-lock.json),
 # built here so installing happens in the install step; unchanged ones are reused. Offline, their tests skip
 # (under CI=true a failed build fails).
 frameworks: install
@@ -74,4 +74,4 @@ image-lock:
 	$(PYTHON) scripts/image_lock.py
 
 clean:
-	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache tests/frameworks/mastra/node_modules tests/frameworks/buf/node_modules
+	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache tests/frameworks/mastra/node_modules tests/frameworks/buf/node_modules tests/frameworks/mcp/node_modules

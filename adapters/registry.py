@@ -16,6 +16,7 @@ BUILTIN: dict[str, str] = {
     "crewai": "adapters.crewai:CrewAIAdapter",
     "a2a": "adapters.a2a:A2AAdapter",
     "mastra": "adapters.mastra:MastraAdapter",
+    "mcp": "adapters.mcp:McpToolAdapter",
 }
 
 

@@ -30,13 +30,19 @@ The same agent behind gRPC, through the canary route "assistant", and the agent 
 From Python, over gRPC, with the client an agent uses to call other agents:
   .venv/bin/python -m examples.call_echo
 
+MCP: a stdio tool server and the echo agent as tools, merged at /mcp/tools (any MCP client):
+  curl -s http://127.0.0.1:8080/mcp/tools -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' \
+    -H 'mcp-method: tools/call' -H 'mcp-name: agent_echo' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"agent_echo","arguments":{"message":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+
 Operate it: readiness, Prometheus metrics, live reload after editing examples/gateway.yaml:
   curl -s http://127.0.0.1:9901/readyz
   curl -s http://127.0.0.1:9901/metrics | grep agw_requests_total
   curl -s -X POST http://127.0.0.1:9901/reload
 
 Press Ctrl-C to stop.
-"""
+"""  # noqa: E501 - a copy-pasteable command line
 
 
 def main() -> int:

@@ -33,6 +33,8 @@ from gateway.state.store import Scope, StateRecord, StateValue
 
 DEFAULT_TARGET_ENV = "AGENT_GATEWAY_GRPC"
 DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_HTTP_TARGET_ENV = "AGENT_GATEWAY_HTTP"
+DEFAULT_HTTP_TARGET = "127.0.0.1:8080"
 
 
 class ClientError(GatewayError):
@@ -101,6 +103,7 @@ class AgentClient:
         *,
         inbound: Mapping[str, str] | None = None,
         channel: grpc.aio.Channel | None = None,
+        http_target: str = DEFAULT_HTTP_TARGET,
     ) -> None:
         self._owns_channel = channel is None
         self.channel = channel or grpc.aio.insecure_channel(target)
@@ -109,11 +112,18 @@ class AgentClient:
         self._inbound_context = context_from_headers(self._inbound) if inbound is not None else None
         self.state = StateClient(self.channel, self._context_metadata)
         self.runs = RunsClient(self)
+        # MCP tools of the sidecar's virtual servers (its HTTP listener), with this client's context.
+        self.tools = ToolsClient(http_target, self._context_metadata)
 
     @classmethod
     def from_env(cls, *, inbound: Mapping[str, str] | None = None) -> AgentClient:
-        """A client for the local sidecar at ``$AGENT_GATEWAY_GRPC`` (default 127.0.0.1:50051)."""
-        return cls(os.environ.get(DEFAULT_TARGET_ENV, DEFAULT_TARGET), inbound=inbound)
+        """A client for the local sidecar at ``$AGENT_GATEWAY_GRPC`` (default 127.0.0.1:50051);
+        tools at ``$AGENT_GATEWAY_HTTP`` (default 127.0.0.1:8080)."""
+        return cls(
+            os.environ.get(DEFAULT_TARGET_ENV, DEFAULT_TARGET),
+            inbound=inbound,
+            http_target=os.environ.get(DEFAULT_HTTP_TARGET_ENV, DEFAULT_HTTP_TARGET),
+        )
 
     def _prepare(
         self,
@@ -204,6 +214,7 @@ class AgentClient:
         return tuple(carrier.items())
 
     async def aclose(self) -> None:
+        await self.tools.aclose()
         if self._owns_channel:
             await self.channel.close()
 
@@ -212,6 +223,85 @@ class AgentClient:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool's answer: its content blocks, structured content when given, and whether it failed."""
+
+    content: list[dict[str, Any]]
+    structured: Any
+    is_error: bool
+
+    @property
+    def text(self) -> str:
+        return "".join(str(c.get("text", "")) for c in self.content if c.get("type") == "text")
+
+
+class ToolsClient:
+    """MCP tools through the sidecar (2026-07-28, stateless): ``await client.tools.call("tools", "math_add", {...})``.
+
+    Each request carries the client's context (trace, baggage, session, user, deadline) in its
+    headers and the trace context in ``_meta`` too, so the tool call joins the agent's trace."""
+
+    def __init__(self, target: str, context: Callable[[], tuple[tuple[str, str], ...]]) -> None:
+        self.base = target if "://" in target else f"http://{target}"
+        self._context = context
+        self._session: Any = None
+        self._ids = 0
+
+    async def _rpc(self, server: str, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        import aiohttp  # the gRPC-only user of this client never loads it
+
+        from gateway.protocols import mcp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        carrier = dict(self._context())
+        meta = {mcp.META_VERSION: mcp.MODERN, mcp.META_CLIENT_CAPABILITIES: {}}
+        meta.update({k: v for k, v in carrier.items() if k in mcp.TRACE_KEYS})
+        self._ids += 1
+        body = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": {**params, "_meta": meta}}
+        headers = {**carrier, "accept": "application/json, text/event-stream", "content-type": "application/json"}
+        headers.update(mcp.request_headers(body, mcp.MODERN))
+        async with self._session.post(f"{self.base}/mcp/{server}", json=body, headers=headers) as response:
+            try:
+                answer: dict[str, Any] = await response.json(content_type=None)
+            except ValueError:
+                answer = {}
+            if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
+                text = f"HTTP {response.status} from the MCP front"
+                raise ClientError(
+                    StatusCode.UNAVAILABLE if response.status >= 500 else StatusCode.INVALID_ARGUMENT, text
+                )
+        if "error" in answer:
+            error = answer["error"]
+            data = error.get("data") if isinstance(error.get("data"), dict) else {}
+            code = (
+                StatusCode(data["code"])
+                if data.get("code") in StatusCode._value2member_map_
+                else StatusCode.INVALID_ARGUMENT
+            )
+            raise ClientError(code, str(error.get("message", "")), details={"mcp_code": error.get("code")})
+        result: dict[str, Any] = answer["result"]
+        return result
+
+    async def list(self, server: str) -> list[dict[str, Any]]:
+        """The tools of virtual server ``server`` this caller may use."""
+        tools: list[dict[str, Any]] = (await self._rpc(server, "tools/list", {})).get("tools", [])
+        return tools
+
+    async def call(self, server: str, name: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
+        """Call tool ``name``; a tool's own failure is ``is_error``, a gateway failure raises ClientError."""
+        result = await self._rpc(server, "tools/call", {"name": name, "arguments": dict(arguments or {})})
+        return ToolResult(
+            list(result.get("content") or []), result.get("structuredContent"), bool(result.get("isError"))
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 ScopeName = Scope | str

@@ -216,7 +216,16 @@ class Gateway:
         # a failure (an adapter refusing its options) restores the previous one whole.
         snapshot = dict(self.__dict__)
         self.config = config
+        previous = getattr(self, "policies", None)
         self.policies = PolicyRegistry()
+        if previous is not None:
+            # MCP upstreams' chains are built once at start and live on across reloads: keep them visible.
+            for mine, theirs in (
+                (self.policies.breakers, previous.breakers),
+                (self.policies.limits, previous.limits),
+                (self.policies.retries, previous.retries),
+            ):
+                mine.update({k: v for k, v in theirs.items() if k.startswith("mcp/")})
         try:
             self._build(config)
         except BaseException:
@@ -317,6 +326,12 @@ class Gateway:
             yield event
         for evaluator in evaluators:
             evaluator.check_later(invocation, collector.result())
+
+    def policy_chain(self, names: list[str], owner: str) -> list[Policy]:
+        """The chain for another kind of upstream (an MCP server): the named policies, or
+        `default`, with stateful parts registered under ``owner`` like an agent's."""
+        named = names or ([DEFAULT_POLICY] if DEFAULT_POLICY in self.config.policies else [])
+        return self._chain(named, owner)
 
     def _chain(self, names: list[str], owner: str) -> list[Policy]:
         spec = merged(names, self.config.policies)

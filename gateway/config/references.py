@@ -36,6 +36,7 @@ def reference_problems(
     _evaluation_problems(config, callable_names, {*config.checks, *pruned.get("checks", ())}, out)
     _policy_problems(config, callable_names, {*config.policies, *pruned.get("policies", ())}, out)
     _trigger_problems(config, callable_names, out)
+    _mcp_problems(config, callable_names, {*config.policies, *pruned.get("policies", ())}, out)
     return out.problems
 
 
@@ -153,3 +154,26 @@ def _workflow_problems(config: GatewayConfig, callable_names: Set[str], out: Pro
             check(workflow.manager, (*base, "manager"))
             for i, worker in enumerate(workflow.workers):
                 check(worker, (*base, "workers", i))
+
+
+def _mcp_problems(config: GatewayConfig, callable_names: Set[str], policies: Set[str], out: ProblemList) -> None:
+    """Virtual servers name defined upstreams and callable agents; upstream policies exist."""
+    upstreams = config.mcp.upstreams
+    for name, upstream in upstreams.items():
+        for j, policy in enumerate(upstream.policies):
+            if policy not in policies:
+                out.add(
+                    ("mcp", "upstreams", name, "policies", j), f"no policy named {policy!r} is defined under 'policies'"
+                )
+    for name, server in config.mcp.virtual_servers.items():
+        for i, member in enumerate(server.upstreams):
+            if member.upstream not in upstreams:
+                out.add(
+                    ("mcp", "virtual_servers", name, "upstreams", i, "upstream"),
+                    f"no MCP upstream named {member.upstream!r} is defined under 'mcp.upstreams'",
+                )
+        for i, agent in enumerate(server.agents):
+            if agent not in callable_names:
+                out.add(
+                    ("mcp", "virtual_servers", name, "agents", i), f"{agent!r} is not an agent, a route or a workflow"
+                )

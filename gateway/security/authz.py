@@ -30,6 +30,15 @@ class Authorizer:
     def may_call(self, identity: Identity, target: str) -> bool:
         return any(fnmatchcase(target, p) for rule in self.rules_for(identity) for p in rule.agents)
 
+    def may_use_mcp(self, identity: Identity, server: str, name: str) -> bool:
+        """Whether a rule grants ``<server>/<name>`` (a tool, prompt or resource of a virtual server)."""
+        target = f"{server}/{name}"
+        return any(fnmatchcase(target, p) for rule in self.rules_for(identity) for p in rule.mcp)
+
+    def may_reach_mcp(self, identity: Identity, server: str) -> bool:
+        """Whether any grant names something of virtual server ``server`` (else it stays hidden)."""
+        return any(fnmatchcase(server, p.split("/", 1)[0]) for rule in self.rules_for(identity) for p in rule.mcp)
+
     def sees_steps(self, identity: Identity, workflow: str) -> bool:
         return any(fnmatchcase(workflow, p) for rule in self.rules_for(identity) for p in rule.workflow_steps)
 

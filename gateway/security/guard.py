@@ -78,6 +78,14 @@ class ListenerGuard:
             kept[USER_ID] = identity.user_id
         return kept
 
+    def may_use_mcp(self, identity: Identity, server: str, name: str | None = None) -> bool:
+        """MCP grants (default deny with authentication on): a name of ``server``, or the server at all."""
+        if not self.enabled:
+            return True
+        if name is None:
+            return self.authorizer.may_reach_mcp(identity, server)
+        return self.authorizer.may_use_mcp(identity, server, name)
+
     def authorize(self, identity: Identity, target: str) -> None:
         """Raises PermissionDenied (403) unless a rule lets this identity call ``target``."""
         if self.enabled:

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
+from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
@@ -38,6 +39,7 @@ from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, even
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app, expectations_checked
+from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
@@ -113,6 +115,7 @@ class GatewayServer:
         self.task_store: TaskStore = build_task_store(config.state, config.runs)
         self.a2a_runs: RunManager | None = None
         self.tasks: TaskService | None = None
+        self.federation: Federation | None = None
 
     async def start(self) -> BoundAddresses:
         """Open the stores, then the fronts; raises ListenError when a listener cannot bind
@@ -177,6 +180,13 @@ class GatewayServer:
             if self.state is not None and self.state_access is not None:
                 add_state_routes(app, self.state, self.state_access)
             add_event_routes(app, events)
+            if self.config.mcp.virtual_servers:
+                self.federation = Federation(self.config.mcp, gateway, self.http_session, tracer)
+                origins = http.cors.allow_origins if http.cors is not None else []
+                front = McpFront(
+                    self.federation, tracer, http.sse_keepalive, origins, self.config.mcp.authorization_servers
+                )
+                add_mcp_routes(app, front)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             if self.durable is not None:
@@ -303,6 +313,8 @@ class GatewayServer:
             await self.events.aclose(max(0.0, deadline - loop.time()))
         if self.reloader is not None:
             await self.reloader.stop()
+        if self.federation is not None:
+            await self.federation.aclose()
         if self.gateway is not None:
             await self.gateway.aclose()
         if self.admin_runner is not None:

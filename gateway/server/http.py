@@ -222,8 +222,8 @@ async def drain_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate (and rate-limit) before any body is read; health stays open."""
-    if request.path == "/healthz":
-        return await handler(request)
+    if request.path == "/healthz" or request.path.startswith("/.well-known/oauth-protected-resource"):
+        return await handler(request)  # RFC 9728 metadata: how to get credentials cannot need them
     guard = request.app[GUARD_KEY]
     creds = credentials(request)
     identity = guard.authenticate(creds)

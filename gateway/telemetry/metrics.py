@@ -93,4 +93,17 @@ class GatewayMetrics:
         self.checks = Counter(
             "agw_evaluation_checks", "Evaluation check results.", ["target", "check", "passed"], registry=r
         )
+        self.mcp_tool_calls = Counter(
+            "agw_mcp_tool_calls",
+            "MCP tool calls to upstreams, by upstream/tool and outcome.",
+            ["tool", "outcome"],
+            registry=r,
+        )
+        self.mcp_tool_seconds = Histogram(
+            "agw_mcp_tool_call_duration_seconds",
+            "One MCP tool call attempt's latency.",
+            ["tool", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         r.register(PolicyStateCollector(policies))

@@ -165,7 +165,7 @@ def test_every_problem_of_a_file_is_reported_in_one_run_sorted_by_line() -> None
     assert [p.split(":", 2)[1] for p in found] == sorted((p.split(":", 2)[1] for p in found), key=int)
     assert found[0].startswith("gw.yaml:4: agents.broken.endpoint: ")
     assert found[1:] == [
-        "gw.yaml:6: agents.odd.kind: unknown adapter kind 'carrier-pigeon' (known: a2a, crewai, grpc, http, langgraph, mastra)",
+        "gw.yaml:6: agents.odd.kind: unknown adapter kind 'carrier-pigeon' (known: a2a, crewai, grpc, http, langgraph, mastra, mcp)",
         "gw.yaml:12: agents.echo.options.invoke_pth: unknown key (check the spelling; unknown keys are not ignored)",
         "gw.yaml:16: routes[0].target: no agent or workflow named 'ghost' is defined under 'agents' or 'workflows'",
         # routes[1] targets the agent with the bad endpoint: defined, only invalid, so not a second problem.

@@ -1,0 +1,492 @@
+"""The MCP front: each virtual server at ``/mcp/<name>`` over Streamable HTTP, both revisions side by side.
+
+A request whose ``_meta`` names ``2026-07-28`` is served statelessly: its
+mirrored ``MCP-Protocol-Version`` / ``Mcp-Method`` / ``Mcp-Name`` headers must
+match the body (400 HeaderMismatch otherwise), there is no session, and
+``server/discover`` and ``subscriptions/listen`` are served. ``initialize``
+starts a 2025-11-25 session (``Mcp-Session-Id``; the GET stream; DELETE ends it).
+
+Authentication and per-identity rate limits happen in the listener's middleware
+like every other route. Authorization is default deny per identity, virtual
+server and name (``security.authorization[].mcp``): a name an identity may not
+use is neither listed nor callable, and its upstream never hears of the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from opentelemetry.trace import Tracer
+
+from adapters.sse import format_sse
+from gateway.context import context_from_headers
+from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
+from gateway.model import Context, GatewayError, InvalidRequest
+from gateway.protocols import mcp
+from gateway.server.inbound import server_span
+from gateway.server.json_body import read_json
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
+from gateway.server.sse import SseWriter
+from gateway.telemetry import tracing as t
+
+log = logging.getLogger("agent_gateway.mcp")
+
+SERVER_INFO = {"name": "agent-gateway", "version": "0.1.0"}
+_MAX_SESSIONS = 10_000
+_SESSION_IDLE = 3600.0
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# 2026-07-28 results that are CacheableResult (ttlMs and cacheScope required).
+_CACHEABLE = frozenset({"server/discover", *KINDS, "resources/read"})
+
+
+_FILTER_KEYS = {
+    "toolsListChanged": "notifications/tools/list_changed",
+    "promptsListChanged": "notifications/prompts/list_changed",
+    "resourcesListChanged": "notifications/resources/list_changed",
+}
+
+
+class Subscriber:
+    """A client stream waiting for list changes: a 2026-07-28 listen (its filter and id) or a 2025-11-25 GET stream."""
+
+    def __init__(self, methods: frozenset[str] | None, subscription_id: mcp.RequestId | None = None) -> None:
+        self.methods = methods
+        self.subscription_id = subscription_id
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
+
+    def offer(self, method: str) -> None:
+        if self.methods is not None and method not in self.methods:
+            return  # never a notification type the client did not ask for
+        params: dict[str, Any] = {}
+        if self.subscription_id is not None:
+            params["_meta"] = {mcp.META_SUBSCRIPTION: self.subscription_id}
+        if not self.queue.full():  # a client too slow to read loses hints, not the gateway's memory
+            self.queue.put_nowait(mcp.notification(method, params or None))
+
+
+class McpSession:
+    """A 2025-11-25 session: its negotiated version and its GET streams."""
+
+    def __init__(self, server: str, version: str, identity: str) -> None:
+        self.server = server
+        self.version = version
+        self.identity = identity
+        self.used = time.monotonic()
+        self.streams: set[Subscriber] = set()
+        # Requests in progress, by JSON-RPC id, for notifications/cancelled.
+        self.inflight: dict[mcp.RequestId, asyncio.Future[dict[str, Any]]] = {}
+
+
+def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
+    """The client's response to ``message`` from an upstream's (or our own) answer, in the client's revision."""
+    if "error" in answer:
+        return {"jsonrpc": "2.0", "id": message.id, "error": answer["error"]}
+    body = dict(answer.get("result") or {})
+    if modern:
+        body.setdefault("resultType", "complete")
+        if message.method in _CACHEABLE:
+            # Lists are filtered per identity: never shareable across callers.
+            body["cacheScope"] = "private"
+            body.setdefault("ttlMs", 0)
+    else:
+        for key in ("resultType", "cacheScope", "ttlMs"):
+            body.pop(key, None)
+    return mcp.result_message(message.id, body)
+
+
+def request_headers(request: web.Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def _json(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(dict(body), status=status, headers=dict(headers or {}))
+
+
+class McpFront:
+    """The MCP surface over a :class:`Federation`."""
+
+    def __init__(
+        self,
+        federation: Federation,
+        tracer: Tracer,
+        keepalive: float | None,
+        allowed_origins: list[str],
+        authorization_servers: list[str] | None = None,
+    ) -> None:
+        self.federation = federation
+        self.authorization_servers = authorization_servers or []
+        self.tracer = tracer
+        self.keepalive = keepalive
+        self.allowed_origins = allowed_origins
+        self.sessions: OrderedDict[str, McpSession] = OrderedDict()
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        federation.listeners.append(self._on_change)
+
+    def _on_change(self, server: str, method: str) -> None:
+        for subscriber in self.subscribers.get(server, ()):
+            subscriber.offer(method)
+
+    # -- the HTTP surface ------------------------------------------------------------------
+
+    def _server(self, request: web.Request) -> VirtualServer:
+        name = request.match_info["server"]
+        server = self.federation.servers.get(name)
+        if server is None or not request.app[GUARD_KEY].may_use_mcp(request[IDENTITY_KEY], name):
+            raise web.HTTPNotFound(reason=f"no MCP server named {name!r}")
+        return server
+
+    def _check_origin(self, request: web.Request) -> None:
+        """DNS-rebinding defence (both revisions): on a loopback listener the Host must be a loopback
+        name, and a browser Origin must be that host or an allowed origin."""
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        local = str(sockname[0]) if isinstance(sockname, tuple) and sockname else ""
+        if local in _LOOPBACK and (urlsplit(f"//{request.host}").hostname or "") not in _LOOPBACK_NAMES:
+            raise web.HTTPForbidden(reason="this Host may not call the MCP endpoint (DNS rebinding)")
+        origin = request.headers.get("origin")
+        if origin is None or origin in self.allowed_origins or "*" in self.allowed_origins:
+            return
+        if urlsplit(origin).netloc != request.host:
+            raise web.HTTPForbidden(reason="this Origin may not call the MCP endpoint")
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        self._check_origin(request)
+        server = self._server(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            message = mcp.parse_message(await read_json(request, "MCP message"))
+        except InvalidRequest as exc:
+            return _json(mcp.error_message(None, mcp.McpError(mcp.PARSE_ERROR, exc.message)), 400)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(None, exc), exc.status)
+        modern = message.meta.get(mcp.META_VERSION) is not None or headers.get(mcp.HEADER_VERSION) == mcp.MODERN
+        session: McpSession | None = None
+        try:
+            if message.method == "initialize":
+                modern = False
+            elif modern:
+                mcp.check_modern_headers(message, headers)
+            else:
+                session = self._legacy_session(request, headers, server)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(message.id, exc), exc.status)
+        if not message.is_request:
+            if message.method == "notifications/cancelled" and session is not None:
+                self._cancel(session, message.params.get("requestId"))
+            return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
+        if message.method == "subscriptions/listen" and modern:
+            return await self._listen(request, server, message)
+        if message.method == "tools/call" and "progressToken" in message.meta:
+            return await self._stream_call(request, server, message, modern)
+        response_headers: dict[str, str] = {}
+        try:
+            if message.method == "initialize":
+                result, session_id = self._initialize(request, server, message)
+                response_headers[mcp.HEADER_SESSION] = session_id
+            else:
+                result = await self._tracked(session, self._dispatch(request, server, message, modern), message.id)
+        except mcp.McpError as exc:
+            status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else exc.status
+            return _json(mcp.error_message(message.id, exc), status, response_headers)
+        return _json(_final(message, result, modern), 200, response_headers)
+
+    async def _tracked(
+        self, session: McpSession | None, work: Awaitable[dict[str, Any]], request_id: Any
+    ) -> dict[str, Any]:
+        """Run a 2025-11-25 session's request so its ``notifications/cancelled`` can stop it (and its upstream call)."""
+        if session is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        session.inflight[request_id] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not task.cancelled() or current is None or current.cancelling():
+                raise
+            # Cancelled by the client: it ignores any answer now; this one only closes the POST.
+            raise mcp.McpError(mcp.INTERNAL_ERROR, "the client cancelled the request") from None
+        finally:
+            session.inflight.pop(request_id, None)
+
+    def _cancel(self, session: McpSession, request_id: Any) -> None:
+        task = session.inflight.get(request_id)
+        if task is not None:
+            task.cancel()
+
+    def _legacy_session(self, request: web.Request, headers: Mapping[str, str], server: VirtualServer) -> McpSession:
+        version = headers.get(mcp.HEADER_VERSION)
+        if version is not None and version not in mcp.HANDSHAKE_VERSIONS:
+            raise mcp.unsupported_version(version)
+        session_id = headers.get(mcp.HEADER_SESSION)
+        if session_id is None:
+            raise mcp.McpError(
+                mcp.INVALID_REQUEST,
+                "Bad Request: no Mcp-Session-Id; send initialize first, or use 2026-07-28 with "
+                f"params._meta[{mcp.META_VERSION!r}]",
+                status=400,
+            )
+        session = self.sessions.get(session_id)
+        if session is None or session.server != server.name or session.identity != request[IDENTITY_KEY].name:
+            raise mcp.McpError(mcp.INVALID_REQUEST, "Session not found: initialize again", status=404)
+        session.used = time.monotonic()
+        self.sessions.move_to_end(session_id)
+        return session
+
+    def _initialize(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage
+    ) -> tuple[dict[str, Any], str]:
+        asked = message.params.get("protocolVersion")
+        version = asked if isinstance(asked, str) and asked in mcp.HANDSHAKE_VERSIONS else mcp.LEGACY
+        session_id = secrets.token_urlsafe(24)
+        self.sessions[session_id] = McpSession(server.name, version, request[IDENTITY_KEY].name)
+        # Least recently used first: drop idle sessions (their clients initialize again on a 404) and the excess.
+        idle_since = time.monotonic() - _SESSION_IDLE
+        while self.sessions and (
+            len(self.sessions) > _MAX_SESSIONS or next(iter(self.sessions.values())).used < idle_since
+        ):
+            oldest = next(iter(self.sessions.values()))
+            if oldest.streams and len(self.sessions) <= _MAX_SESSIONS:
+                break  # a session with an open GET stream is in use
+            self.sessions.popitem(last=False)
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": server.capabilities(),
+            "serverInfo": SERVER_INFO,
+        }
+        if server.spec.instructions:
+            result["instructions"] = server.spec.instructions
+        return {"result": result}, session_id
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """2025-11-25's standalone SSE stream (server-initiated notifications); 405 for 2026-07-28 clients."""
+        self._check_origin(request)
+        server = self._server(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get(mcp.HEADER_VERSION) == mcp.MODERN:
+            raise web.HTTPMethodNotAllowed("GET", ["POST"])
+        if "text/event-stream" not in headers.get("accept", ""):
+            raise web.HTTPNotAcceptable(reason="the GET stream needs Accept: text/event-stream")
+        try:
+            session = self._legacy_session(request, headers, server)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(None, exc), exc.status)
+        # Last-Event-ID: nothing is replayed (this stream carries only list-changed hints), a new stream starts.
+        subscriber = Subscriber(None)
+        session.streams.add(subscriber)
+        self.subscribers.setdefault(server.name, set()).add(subscriber)
+        self.federation.watch(server.name)
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        )
+        try:
+            await response.prepare(request)
+            async with SseWriter(response, self.keepalive) as writer:
+                sequence = 0
+                while (item := await subscriber.queue.get()) is not None:
+                    sequence += 1
+                    await writer.send(format_sse(json.dumps(item), "message", str(sequence)))
+        finally:
+            session.streams.discard(subscriber)
+            self.subscribers.get(server.name, set()).discard(subscriber)
+        return response
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        self._check_origin(request)
+        server = self._server(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get(mcp.HEADER_VERSION) == mcp.MODERN:
+            raise web.HTTPMethodNotAllowed("DELETE", ["POST"])
+        try:
+            session = self._legacy_session(request, headers, server)
+        except mcp.McpError as exc:
+            return _json(mcp.error_message(None, exc), exc.status)
+        self.sessions.pop(headers[mcp.HEADER_SESSION], None)
+        for subscriber in session.streams:
+            subscriber.queue.put_nowait(None)
+        return web.Response(status=204)
+
+    async def _listen(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage
+    ) -> web.StreamResponse:
+        """2026-07-28 ``subscriptions/listen``: acknowledge the filter, then pass on the list changes it
+        asked for (from every upstream of the server) until the client closes the stream."""
+        wanted = message.params.get("notifications")
+        wanted = wanted if isinstance(wanted, Mapping) else {}
+        honoured = {k: v for k, v in wanted.items() if k in _FILTER_KEYS and v is True}
+        assert message.id is not None
+        subscriber = Subscriber(frozenset(_FILTER_KEYS[k] for k in honoured), message.id)
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        )
+        await response.prepare(request)
+        ack = mcp.notification(
+            "notifications/subscriptions/acknowledged",
+            {"_meta": {mcp.META_SUBSCRIPTION: message.id}, "notifications": honoured},
+        )
+        self.subscribers.setdefault(server.name, set()).add(subscriber)
+        self.federation.watch(server.name)
+        try:
+            async with SseWriter(response, self.keepalive) as writer:
+                await writer.send(format_sse(json.dumps(ack), "message"))
+                # Until the client closes the stream (a write or keep-alive fails) or the gateway stops.
+                while (item := await subscriber.queue.get()) is not None:
+                    await writer.send(format_sse(json.dumps(item), "message"))
+        finally:
+            self.subscribers.get(server.name, set()).discard(subscriber)
+        return response
+
+    async def _stream_call(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage, modern: bool
+    ) -> web.StreamResponse:
+        """A tools/call asking for progress: an SSE answer with the upstream's progress passed on as it
+        comes (unbuffered, keep-alives while quiet). The upstream gets a token of ours, so tokens of
+        different clients never meet on a shared upstream session; closing the stream drops the upstream one."""
+        name = message.params.get("name")
+        if not isinstance(name, str) or not request.app[GUARD_KEY].may_use_mcp(
+            request[IDENTITY_KEY], server.name, name
+        ):
+            error = mcp.McpError(mcp.INVALID_PARAMS, f"unknown tool: {name!r}")
+            return _json(mcp.error_message(message.id, error))
+        client_token = message.meta["progressToken"]
+        ours = f"agw-{secrets.token_hex(8)}"
+        params = {k: v for k, v in message.params.items() if k != "_meta"}
+        params["_meta"] = {"progressToken": ours}
+        headers, context = self._context(request, message)
+        attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: name, t.ATTR_OPERATION: "execute_tool"}
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        )
+        await response.prepare(request)
+        with server_span(self.tracer, f"tools/call {name}", headers, context, attributes):
+            async with (
+                SseWriter(response, self.keepalive) as writer,
+                contextlib.aclosing(server.call_stream("tools/call", params, context)) as items,
+            ):
+                try:
+                    async for item in items:
+                        if "method" in item:
+                            item_params = dict(item.get("params") or {})
+                            if item.get("method") == "notifications/progress":
+                                if item_params.get("progressToken") != ours:
+                                    continue
+                                item_params["progressToken"] = client_token
+                            await writer.send(format_sse(json.dumps({**item, "params": item_params}), "message"))
+                            continue
+                        await writer.send(format_sse(json.dumps(_final(message, item, modern)), "message"))
+                except mcp.McpError as exc:
+                    await writer.send(format_sse(json.dumps(mcp.error_message(message.id, exc)), "message"))
+                except GatewayError as exc:
+                    error = mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value})
+                    await writer.send(format_sse(json.dumps(mcp.error_message(message.id, error)), "message"))
+        await response.write_eof()
+        return response
+
+    # -- methods ----------------------------------------------------------------------------
+
+    def _context(self, request: web.Request, message: mcp.JsonRpcMessage) -> tuple[dict[str, str], Context]:
+        believed: dict[str, str] = request[HEADERS_KEY]
+        headers = dict(believed)
+        # Trace context in _meta (SEP-414) counts when the HTTP headers carry none.
+        for key in mcp.TRACE_KEYS:
+            value = message.meta.get(key)
+            if isinstance(value, str) and key not in headers:
+                headers[key] = value
+        return headers, context_from_headers(headers)
+
+    async def _dispatch(
+        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage, modern: bool
+    ) -> dict[str, Any]:
+        method = message.method or ""
+        if method == "ping":
+            return {"result": {}}
+        if method == "server/discover":
+            discover: dict[str, Any] = {
+                "supportedVersions": list(mcp.SUPPORTED_VERSIONS),
+                "capabilities": server.capabilities(),
+                "_meta": {mcp.META_SERVER_INFO: SERVER_INFO},
+            }
+            if server.spec.instructions:
+                discover["instructions"] = server.spec.instructions
+            return {"result": discover}
+        if method not in KINDS and method not in CALLS:
+            raise mcp.McpError(mcp.METHOD_NOT_FOUND, f"Method not found: {method}")
+        headers, context = self._context(request, message)
+        guard = request.app[GUARD_KEY]
+        identity = request[IDENTITY_KEY]
+        attributes = {ATTR_MCP_METHOD: method, "http.request.method": "POST", "url.path": request.path}
+        key = mcp.NAMED_METHODS.get(method)
+        name = message.params.get(key) if key else None
+        if method == "tools/call" and isinstance(name, str):
+            attributes[ATTR_TOOL] = name
+            attributes[t.ATTR_OPERATION] = "execute_tool"
+        span_name = f"{method} {name}" if isinstance(name, str) else method
+        with server_span(self.tracer, span_name, headers, context, attributes):
+            try:
+                if method in KINDS:
+                    items = await server.list(method, context)
+                    item_key, name_field = KINDS[method]
+                    visible = [i for i in items if guard.may_use_mcp(identity, server.name, str(i[name_field]))]
+                    return {"result": {item_key: visible}}
+                if not isinstance(name, str) or not guard.may_use_mcp(identity, server.name, name):
+                    # Indistinguishable from a name that does not exist: nothing leaks, nothing goes upstream.
+                    raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {method.split('/')[0][:-1]}: {name!r}")
+                params = {k: v for k, v in message.params.items() if k != "_meta"}
+                if modern and method == "tools/call":
+                    # Parameters mirrored in Mcp-Param-* headers must match the body, before anything goes upstream.
+                    schema = await server.input_schema(name, context)
+                    mcp.check_param_headers(schema, params.get("arguments"), request_headers(request))
+                return await server.call(method, params, context)
+            except GatewayError as exc:
+                data = {"code": exc.code.value, "attempts": exc.details.get("attempts", 0)}
+                raise mcp.McpError(mcp.INTERNAL_ERROR, exc.message, data) from None
+
+
+MCP_FRONT_KEY = web.AppKey("mcp_front", McpFront)
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+def _origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+async def protected_resource_metadata(request: web.Request) -> web.Response:
+    """RFC 9728 metadata for ``/mcp/<server>``: where a client gets a token for it."""
+    front = request.app[MCP_FRONT_KEY]
+    server = request.match_info.get("server")
+    if server is not None and server not in front.federation.servers:
+        raise web.HTTPNotFound(reason=f"no MCP server named {server!r}")
+    resource = f"{_origin(request)}/mcp/{server}" if server else _origin(request)
+    body = {
+        "resource": resource,
+        "authorization_servers": front.authorization_servers,
+        "bearer_methods_supported": ["header"],
+    }
+    return web.json_response(body, headers={"cache-control": "max-age=300"})
+
+
+async def _point_at_metadata(request: web.Request, response: web.StreamResponse) -> None:
+    """A 401 from an MCP endpoint names its metadata (MCP authorization, RFC 9728 section 5.1)."""
+    if response.status == 401 and request.path.startswith("/mcp/"):
+        url = f"{_origin(request)}{METADATA_PATH}{request.path}"
+        response.headers["www-authenticate"] = f'Bearer realm="agent-gateway", resource_metadata="{url}"'
+
+
+def add_mcp_routes(app: web.Application, front: McpFront) -> None:
+    app[MCP_FRONT_KEY] = front
+    app.router.add_get(METADATA_PATH, protected_resource_metadata)
+    app.router.add_get(METADATA_PATH + "/mcp/{server}", protected_resource_metadata)
+    app.on_response_prepare.append(_point_at_metadata)
+    app.router.add_post("/mcp/{server}", front.post)
+    app.router.add_get("/mcp/{server}", front.get)
+    app.router.add_delete("/mcp/{server}", front.delete)

@@ -1,0 +1,170 @@
+"""The fixtures the official MCP conformance suite's server scenarios call (test_simple_text,
+test://static-text, test_simple_prompt, ...), served by the official Python SDK's MCPServer over
+Streamable HTTP; the suite runs against the gateway's MCP front with this server federated behind
+it, unprefixed. ``python conformance_server.py`` binds 127.0.0.1:0 and prints ``PORT <n>``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp_types import (
+    AudioContent,
+    CallToolResult,
+    EmbeddedResource,
+    ImageContent,
+    TextContent,
+    TextResourceContents,
+)
+
+# A 1x1 red PNG and a tiny WAV header: the scenarios check type, data and mimeType only.
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+        "53de0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082"
+    )
+).decode()
+WAV = base64.b64encode(
+    b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00D\xac\x00\x00\x88X\x01\x00\x02\x00\x10\x00data\x00\x00\x00\x00"
+).decode()
+
+server = MCPServer("conformance-fixtures")
+
+
+@server.tool()
+def test_simple_text() -> str:
+    """Returns simple text."""
+    return "This is a simple text response for testing."
+
+
+@server.tool()
+def test_image_content() -> list[Any]:
+    """Returns an image."""
+    return [ImageContent(type="image", data=PNG, mime_type="image/png")]
+
+
+@server.tool()
+def test_audio_content() -> list[Any]:
+    """Returns audio."""
+    return [AudioContent(type="audio", data=WAV, mime_type="audio/wav")]
+
+
+@server.tool()
+def test_embedded_resource() -> list[Any]:
+    """Returns an embedded resource."""
+    resource = TextResourceContents(
+        uri="test://embedded-resource", mime_type="text/plain", text="This is an embedded resource content."
+    )
+    return [EmbeddedResource(type="resource", resource=resource)]
+
+
+@server.tool()
+def test_multiple_content_types() -> list[Any]:
+    """Returns text, an image and a resource."""
+    resource = TextResourceContents(
+        uri="test://mixed-content-resource",
+        mime_type="application/json",
+        text=json.dumps({"test": "data", "value": 123}),
+    )
+    return [
+        TextContent(type="text", text="Multiple content types test:"),
+        ImageContent(type="image", data=PNG, mime_type="image/png"),
+        EmbeddedResource(type="resource", resource=resource),
+    ]
+
+
+@server.tool()
+def test_error_handling() -> CallToolResult:
+    """Always fails."""
+    return CallToolResult(
+        content=[TextContent(type="text", text="This tool intentionally returns an error for testing")], is_error=True
+    )
+
+
+@server.tool()
+async def test_tool_with_progress(ctx: Context) -> str:
+    """Reports 0, 50 and 100 of 100."""
+    for progress in (0, 50, 100):
+        await ctx.report_progress(progress, 100)
+        await asyncio.sleep(0.05)
+    return "Progress test completed"
+
+
+@server.tool(description="Tool with JSON Schema 2020-12 features")
+def json_schema_2020_12_tool(name: str = "", address: dict[str, Any] | None = None) -> str:
+    return "ok"
+
+
+# The scenario checks that 2020-12 keywords survive the gateway: declare them exactly as it describes.
+_schema_tool = server._tool_manager.get_tool("json_schema_2020_12_tool")
+assert _schema_tool is not None
+_schema_tool.parameters = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {"address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+    "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+    "additionalProperties": False,
+}
+
+
+@server.resource("test://static-text", name="static-text", description="A static text resource", mime_type="text/plain")
+def static_text() -> str:
+    return "This is the content of the static text resource."
+
+
+@server.resource("test://static-binary", name="static-binary", description="A static PNG", mime_type="image/png")
+def static_binary() -> bytes:
+    return base64.b64decode(PNG)
+
+
+@server.resource("test://template/{id}/data", name="template", description="A template", mime_type="application/json")
+def template(id: str) -> str:
+    return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
+
+
+@server.prompt(description="A simple prompt")
+def test_simple_prompt() -> str:
+    return "This is a simple prompt for testing."
+
+
+@server.prompt(description="A prompt with arguments")
+def test_prompt_with_arguments(arg1: str, arg2: str) -> str:
+    return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
+
+
+@server.prompt(description="A prompt embedding a resource")
+def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:
+    resource = TextResourceContents(
+        uri=resourceUri, mime_type="text/plain", text="Embedded resource content for testing."
+    )
+    return [
+        UserMessage(content=EmbeddedResource(type="resource", resource=resource)),
+        UserMessage(content=TextContent(type="text", text="Please process the embedded resource above.")),
+    ]
+
+
+@server.prompt(description="A prompt with an image")
+def test_prompt_with_image() -> list[Any]:
+    return [
+        UserMessage(content=ImageContent(type="image", data=PNG, mime_type="image/png")),
+        UserMessage(content=TextContent(type="text", text="Please analyze the image above.")),
+    ]
+
+
+def main() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(server.streamable_http_app(), log_level="warning", lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
