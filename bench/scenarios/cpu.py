@@ -36,20 +36,22 @@ def _targets(bench: Bench, stack: ExitStack, result: ScenarioResult) -> dict[str
         nginx_beside(up.http_port, up.grpc_port, bench.pins["proxy"], result.notes, started=nginx_child)
     )
     gw = stack.enter_context(bench.gateway("cpu", gateway_config(up.http_port, up.grpc_port, CHAIN_POLICIES)))
-    bare, bare_port = stack.enter_context(bench.reference("bare_http", up.http_port))
-    aio, aio_port = stack.enter_context(bench.reference("aiohttp_proxy", up.http_port))
-    grpc_ref, grpc_port = stack.enter_context(bench.reference("grpc_proxy", up.grpc_port))
     http: dict[str, tuple[str, Child | None]] = {"direct": (f"http://127.0.0.1:{up.http_port}/invoke", None)}
     grpc: dict[str, tuple[str, Child | None]] = {"direct": (f"127.0.0.1:{up.grpc_port}", None)}
     if nginx is not None:
         http["nginx"] = (f"http://127.0.0.1:{nginx[0]}/invoke", nginx_child[0])
         grpc["nginx"] = (f"127.0.0.1:{nginx[1]}", nginx_child[0])
-    http["bare-python"] = (f"http://127.0.0.1:{bare_port}/invoke", bare)
-    http["aiohttp-proxy"] = (f"http://127.0.0.1:{aio_port}/invoke", aio)
+    if "http" in bench.settings.fronts:
+        bare, bare_port = stack.enter_context(bench.reference("bare_http", up.http_port))
+        aio, aio_port = stack.enter_context(bench.reference("aiohttp_proxy", up.http_port))
+        http["bare-python"] = (f"http://127.0.0.1:{bare_port}/invoke", bare)
+        http["aiohttp-proxy"] = (f"http://127.0.0.1:{aio_port}/invoke", aio)
     http["gateway-invoke"] = (gw.url("/v1/agents/fast/invoke"), gw.child)
     http["gateway-invoke-chain"] = (gw.url("/v1/agents/fast-policies/invoke"), gw.child)
     http["gateway-passthrough"] = (gw.url("/v1/proxy/fast/invoke"), gw.child)
-    grpc["grpc.aio-proxy"] = (f"127.0.0.1:{grpc_port}", grpc_ref)
+    if "grpc" in bench.settings.fronts:
+        grpc_ref, grpc_port = stack.enter_context(bench.reference("grpc_proxy", up.grpc_port))
+        grpc["grpc.aio-proxy"] = (f"127.0.0.1:{grpc_port}", grpc_ref)
     grpc["gateway"] = (gw.grpc, gw.child)
     return {f"http:{k}": v for k, v in http.items()} | {f"grpc:{k}": v for k, v in grpc.items()}
 
