@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install frameworks run test lint typecheck pytest proto proto-release clean config-reference image-lock bench bench-quick
+.PHONY: install frameworks image-tools image run test lint typecheck pytest proto proto-release clean config-reference image-lock bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ install: $(STAMP)
 frameworks: install
 	$(PY) -m tests.frameworks.envs || [ "$$CI" != "true" ]
 
+# podman, debootstrap and runc, for the container image test (tests/deploy/test_image.py): installed
+# with apt-get when missing and this is root. Otherwise that test skips (under CI=true it fails).
+image-tools: install
+	$(PY) scripts/build_image.py --tools || [ "$$CI" != "true" ]
+
+# The image without Docker or registry access: podman on a debootstrapped Debian base
+# (scripts/build_image.py). With Docker: docker build -f deploy/Dockerfile -t agent-gateway:0.1.0 .
+image: image-tools
+	$(PY) scripts/build_image.py --tag agent-gateway:0.1.0
+
 run: install
 	$(PY) -m examples.run
 
@@ -30,8 +40,9 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict scripts/build_image.py scripts/image_lock.py
 
-pytest: install frameworks
+pytest: install frameworks image-tools
 	$(PY) -m pytest
 
 test: lint typecheck pytest
@@ -60,12 +71,7 @@ config-reference: install
 
 # The exact runtime dependency set baked into the image; run on Python 3.11 (the image's).
 image-lock:
-	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install -q .
-	{ echo '# Exact runtime dependency versions baked into the container image (deploy/Dockerfile).'; \
-	  echo '# Regenerate after changing pyproject.toml dependencies: make image-lock'; \
-	  .venv-lock/bin/pip freeze --exclude agent-gateway; } > deploy/requirements.lock
-	rm -rf .venv-lock
+	$(PYTHON) scripts/image_lock.py
 
 clean:
 	rm -rf $(VENV) .venvs .mypy_cache .ruff_cache .pytest_cache tests/frameworks/mastra/node_modules tests/frameworks/buf/node_modules

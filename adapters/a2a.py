@@ -305,10 +305,8 @@ class A2AAdapter(Adapter):
         headers.pop("x-timeout-ms", None)
         timeout = aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self.transport.session.post(
-                upstream["rpc_url"], json=body, headers=headers, timeout=timeout
-            ) as response:
-                await response.read()
+            async with self.transport.session.post(upstream["rpc_url"], json=body, headers=headers, timeout=timeout):
+                pass  # the status does not matter (best effort) and the body is never read
 
     def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
         if kind == "message":

@@ -108,16 +108,18 @@ class CrewAIAdapter(Adapter):
         if exc.details.get("upstream_status") != 422:
             return exc
         try:
-            body = json.loads(str(exc.details.get("upstream_body", "")))
+            body = json.loads(exc.upstream_body)
             missing = body["details"]["missing_inputs"]
         except (ValueError, KeyError, TypeError):
             return exc
-        return UpstreamRejected(
+        explained = UpstreamRejected(
             f"the crew needs inputs {', '.join(map(str, missing))}: send them in params.inputs, or set the "
             f"agent's options.text_input (now {self.options.text_input!r}) to the input that takes the text",
             agent=self.spec.name,
             details=exc.details,
         )
+        explained.upstream_body = exc.upstream_body
+        return explained
 
     async def status(self, call: Call, kickoff_id: str) -> dict[str, Any]:
         path = self._status_path.format(id=kickoff_id)

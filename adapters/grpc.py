@@ -42,6 +42,11 @@ def rpc_error(agent: str, error: grpc.aio.AioRpcError) -> GatewayError:
     details = {"upstream_status": code.name}
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return UpstreamTimeout(message, agent=agent, details=details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (error.details() or ""):
+        # A message over our own limit (grpc's words): the same again will not fit either.
+        return UpstreamError(
+            f"{message}: raise the agent's options.max_message_bytes to let it through", agent=agent, details=details
+        )
     if code in _TRANSIENT:
         # grpc says so when no connection could be made: the request never left.
         never_sent = code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (error.details() or "")

@@ -249,14 +249,16 @@ class LangGraphAdapter(Adapter):
             yield
         except UpstreamRejected as exc:
             status = exc.details.get("upstream_status")
-            body = str(exc.details.get("upstream_body", ""))
+            body = exc.upstream_body
             if status == 404 or (status == 422 and "Invalid assistant" in body):
                 assistant = self.options.assistant_id or self.spec.name
-                raise UpstreamNotFound(
+                missing = UpstreamNotFound(
                     f"the LangGraph server has no assistant {assistant!r}: check `assistant_id` and langgraph.json",
                     agent=self.spec.name,
                     details=exc.details,
-                ) from exc
+                )
+                missing.upstream_body = exc.upstream_body
+                raise missing from exc
             raise
 
     def _raise_for_error(self, body: Any) -> None:

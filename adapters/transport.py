@@ -29,6 +29,8 @@ from gateway.model import (
 )
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
+# An error reply is read this far (whole when shorter); the rest is dropped with the connection.
+MAX_ERROR_BODY_BYTES = 64 * 1024
 # Statuses worth retrying (Envoy's retriable-status-codes defaults plus 408/429).
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
 
@@ -49,19 +51,52 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def status_error(agent: str, status: int, body: str, headers: Mapping[str, str]) -> UpstreamError:
-    """The model error for a non-2xx upstream reply."""
-    snippet = body[:512]
-    details = {"upstream_status": status, "upstream_body": snippet}
+    """The model error for a non-2xx upstream reply. The body (it may hold a traceback) goes on
+    ``upstream_body`` for the adapter and the failure log, not into the caller-visible details."""
+    details = {"upstream_status": status}
     message = f"agent answered HTTP {status}"
+    error: UpstreamError
     if status in (408, 504):
-        return UpstreamTimeout(message, agent=agent, details=details)
-    if status in TRANSIENT_STATUSES:
-        return UpstreamUnavailable(
-            message, agent=agent, details=details, retry_after=retry_after_seconds(headers.get("retry-after"))
-        )
-    if 400 <= status < 500:
-        return UpstreamRejected(message, agent=agent, details=details)
-    return UpstreamError(message, agent=agent, details=details)
+        error = UpstreamTimeout(message, agent=agent, details=details)
+    elif status in TRANSIENT_STATUSES:
+        retry_after = retry_after_seconds(headers.get("retry-after"))
+        error = UpstreamUnavailable(message, agent=agent, details=details, retry_after=retry_after)
+    elif 400 <= status < 500:
+        error = UpstreamRejected(message, agent=agent, details=details)
+    else:
+        error = UpstreamError(message, agent=agent, details=details)
+    error.upstream_body = body
+    return error
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int, agent: str, *, truncate: bool = False) -> bytes:
+    """The whole body of ``response``, at most ``limit`` bytes: the one bounded reader.
+
+    ``StreamReader.read(n)`` returns what has arrived so far, so the body is gathered chunk by
+    chunk until its end. A declared Content-Length over ``limit`` is refused before reading, a
+    body growing past it as bytes arrive; with ``truncate`` (error bodies, kept for the log)
+    reading just stops at ``limit`` instead. A trickle or a stall runs into the request's
+    timeout (``TimeoutError``); a close before the end, or fewer bytes than Content-Length
+    said, raises ``ClientPayloadError``: ``mapped_errors`` makes them the model's errors.
+    """
+    declared = response.content_length
+    if declared is not None and declared > limit and not truncate:
+        raise UpstreamError(f"the agent's reply declares {declared} bytes, over the {limit}-byte limit", agent=agent)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                chunks.append(chunk[: len(chunk) - (size - limit)])
+                break
+            raise UpstreamError(f"the agent's reply exceeded {limit} bytes", agent=agent)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 @contextlib.contextmanager
@@ -151,21 +186,19 @@ class HttpTransport:
                 ssl=self.ssl,
                 server_hostname=self.server_hostname,
             ) as response:
-                raw = await response.content.read(MAX_JSON_BYTES + 1)
-                if len(raw) > MAX_JSON_BYTES:
-                    raise UpstreamError(f"the agent's reply exceeded {MAX_JSON_BYTES} bytes", agent=self.agent)
-                text = raw.decode("utf-8", errors="replace")
                 if response.status >= 400 and response.status not in allow_statuses:
-                    raise status_error(self.agent, response.status, text, response.headers)
+                    raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
+                    raise status_error(self.agent, response.status, decode_text(raw), response.headers)
+                text = decode_text(await read_body(response, MAX_JSON_BYTES, self.agent))
                 if not text.strip():
                     return response.status, None
                 try:
                     return response.status, json.loads(text)
                 except json.JSONDecodeError:
                     if "json" in response.headers.get("content-type", ""):
-                        raise UpstreamError(
-                            "the agent sent malformed JSON", agent=self.agent, details={"upstream_body": text[:512]}
-                        ) from None
+                        error = UpstreamError("the agent sent malformed JSON", agent=self.agent)
+                        error.upstream_body = text[:MAX_ERROR_BODY_BYTES]
+                        raise error from None
                     return response.status, text
 
     async def stream_sse(
@@ -189,8 +222,8 @@ class HttpTransport:
                 server_hostname=self.server_hostname,
             ) as response:
                 if response.status >= 400:
-                    text = (await response.content.read(4096)).decode("utf-8", errors="replace")
-                    raise status_error(self.agent, response.status, text, response.headers)
+                    raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
+                    raise status_error(self.agent, response.status, decode_text(raw), response.headers)
                 content_type = response.headers.get("content-type", "")
                 if "text/event-stream" not in content_type:
                     raise UpstreamError(

@@ -24,8 +24,14 @@ REQUEST_ID = "x-request-id"
 # Remaining time budget in milliseconds when the request was sent (HTTP hops).
 TIMEOUT_MS = "x-timeout-ms"
 ATTEMPT = "x-attempt"
+IDEMPOTENCY_KEY = "idempotency-key"
 # The W3C baggage entry naming the current workflow run (the state service's workflow scope).
 WORKFLOW_RUN_BAGGAGE = "agw.run"
+# Baggage entry counting the hops of a call through gateways and workflow steps.
+HOPS_BAGGAGE = "agw.hops"
+# Baggage entries naming a call's request tree and the calls it had made when the call left.
+TREE_BAGGAGE = "agw.tree"
+CALLS_BAGGAGE = "agw.calls"
 
 _ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
 # Baggage entries carrying the session, thread and user ids (OpenTelemetry attribute names).
@@ -121,9 +127,32 @@ def inject_headers(
         carrier[USER_ID] = context.user_id
     if context.request_id:
         carrier[REQUEST_ID] = context.request_id
+    if context.idempotency_key:
+        carrier[IDEMPOTENCY_KEY] = context.idempotency_key
     if context.deadline is not None:
         remaining = max(0.0, context.deadline - (time.monotonic() if now is None else now))
         carrier[TIMEOUT_MS] = str(int(remaining * 1000))
+
+
+def with_fresh_hops(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with the hop count dropped from their baggage (a dead letter is a new
+    start in depth; the tree's call budget, also in the baggage, still applies)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "baggage" not in lowered:
+        return dict(headers)
+    entries = otel_baggage.get_all(propagate.extract(lowered))
+    if HOPS_BAGGAGE not in entries:
+        return dict(headers)
+    trace = otel_context.Context()
+    for key, value in entries.items():
+        if key != HOPS_BAGGAGE:
+            trace = otel_baggage.set_baggage(key, value, trace)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace)
+    out = {k: v for k, v in headers.items() if k.lower() != "baggage"}
+    if carrier.get("baggage"):
+        out["baggage"] = carrier["baggage"]
+    return out
 
 
 def outbound_headers(context: Context, trace: otel_context.Context | None = None) -> dict[str, str]:

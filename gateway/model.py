@@ -126,6 +126,9 @@ class Context:
     request_id: str = ""
     baggage: Mapping[str, str] = field(default_factory=dict)
     deadline: float | None = None
+    # Sent to the agent as ``idempotency-key``: the same on every re-send of one logical call
+    # (a durable workflow's step resumed by another gateway).
+    idempotency_key: str = ""
 
     def remaining(self, now: float | None = None) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""
@@ -166,6 +169,10 @@ class CallRecord:
     usage: TokenUsage | None = None
     # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
     depth: int = 0
+    # The calls its request tree had made (see gateway.call_budget) when this call last entered.
+    tree_calls: int = 0
+    # The workflow run it started, when it called a workflow ("" otherwise).
+    workflow_run: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +340,26 @@ GRPC_CODE_NUMBERS = {
 }
 
 
+def code_for_http_status(status: int) -> StatusCode | None:
+    """The canonical code of an HTTP answer (None for success), as gRPC-HTTP mappings read statuses."""
+    if status < 400:
+        return None
+    known = {
+        400: StatusCode.INVALID_ARGUMENT,
+        401: StatusCode.UNAUTHENTICATED,
+        403: StatusCode.PERMISSION_DENIED,
+        404: StatusCode.NOT_FOUND,
+        409: StatusCode.ABORTED,
+        429: StatusCode.RESOURCE_EXHAUSTED,
+        499: StatusCode.CANCELLED,
+        501: StatusCode.UNIMPLEMENTED,
+        502: StatusCode.UNAVAILABLE,
+        503: StatusCode.UNAVAILABLE,
+        504: StatusCode.DEADLINE_EXCEEDED,
+    }
+    return known.get(status, StatusCode.FAILED_PRECONDITION if status < 500 else StatusCode.UNKNOWN)
+
+
 class GatewayError(Exception):
     """Base of every error a caller can see; carries what both fronts need."""
 
@@ -343,6 +370,9 @@ class GatewayError(Exception):
     # False only when the request certainly never reached the agent (connect refused,
     # breaker open, bulkhead full): then even a non-idempotent call may be retried.
     reached: bool = True
+    # The upstream's own error body (bounded), for the adapter and the failure log: it may hold
+    # a traceback, so callers see at most `server.upstream_body_excerpt` characters of it.
+    upstream_body: str = ""
 
     def __init__(
         self,

@@ -20,8 +20,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from adapters.base import Adapter, AdapterResources
 from adapters.registry import adapter_class
+from gateway.call_budget import CallTrees, TreeCall
 from gateway.config.schema import GatewayConfig
-from gateway.context import outbound_headers
+from gateway.context import HOPS_BAGGAGE, outbound_headers
 from gateway.evals.checks import CheckResult, build_check
 from gateway.evals.online import EvaluationPolicy, EvaluationRecorder, Evaluator
 from gateway.model import (
@@ -45,6 +46,7 @@ from gateway.model import (
     new_request_id,
 )
 from gateway.patterns.build import build_pattern
+from gateway.patterns.durable import DurableWorkflows
 from gateway.patterns.run import WorkflowRunner
 from gateway.policies.base import Handler, Policy, StreamHandler, compose
 from gateway.policies.build import DEFAULT_POLICY, PolicyRegistry, build_chain, merged
@@ -54,8 +56,17 @@ from gateway.telemetry import tracing as t
 from gateway.telemetry.calls import CallObserver
 from gateway.telemetry.metrics import GatewayMetrics
 
-# Baggage entry counting the hops of a call through gateways and workflow steps.
-HOPS_BAGGAGE = "agw.hops"
+__all__ = ["HOPS_BAGGAGE", "Gateway", "Upstream"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a route or a name reaches: an agent's chain or a workflow's, with its default timeout."""
+
+    invoke: Handler
+    stream: StreamHandler
+    default_timeout: float | None
+    workflow: bool = False
 
 
 @dataclass(slots=True)
@@ -176,6 +187,10 @@ class Gateway:
         self.metrics = GatewayMetrics(lambda: self.policies)
         self.calls = CallObserver(self.metrics, self.policies, config.telemetry.logging.payloads)
         self.evaluation_recorder = EvaluationRecorder(tracer, [self._count_check])
+        # The request trees with calls in flight here, each with its call budget.
+        self.trees = CallTrees()
+        # Set by the server when a workflow is durable: the journal and the leases of its runs.
+        self.durable_workflows: DurableWorkflows | None = None
         self._load(config)
 
     def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
@@ -210,6 +225,7 @@ class Gateway:
             raise
         self.calls.policies = self.policies
         self.calls.payloads = config.telemetry.logging.payloads
+        self.calls.upstream_body_excerpt = config.server.upstream_body_excerpt
         self.calls.known = frozenset([*self.upstreams, *self.workflows, *(r.match.agent for r in config.routes)])
 
     def _build(self, config: GatewayConfig) -> None:
@@ -238,9 +254,26 @@ class Gateway:
         descriptions = {name: agent.description for name, agent in config.agents.items()}
         descriptions.update({name: wf.description for name, wf in config.workflows.items()})
         self.workflows = {
-            name: WorkflowRunner(name, build_pattern(workflow, descriptions), self, tracer)
+            name: WorkflowRunner(
+                name,
+                build_pattern(workflow, descriptions),
+                self,
+                tracer,
+                (lambda: self.durable_workflows) if workflow.durable else None,
+            )
             for name, workflow in config.workflows.items()
         }
+        self.targets: dict[str, Target] = {
+            name: Target(u.invoke, u.stream, u.default_timeout) for name, u in self.upstreams.items()
+        }
+        for name, workflow in config.workflows.items():
+            # As on an agent: the workflow's policies wrap it, its checks sit innermost, so a
+            # failed sync check is a failed run that a retry or fallback acts on.
+            runner = self.workflows[name]
+            checks = [EvaluationPolicy(e) for e in self.evaluators.pop(name, [])]
+            chain = self._chain(workflow.policies, f"workflow/{name}") if workflow.policies else []
+            invoke, stream = compose([*chain, *checks], runner.invoke, runner.stream)
+            self.targets[name] = Target(invoke, stream, workflow.timeout, workflow=True)
         self._route_timeouts: Mapping[str, float | None] = {
             (r.name or f"routes[{i}]"): r.timeout for i, r in enumerate(config.routes)
         }
@@ -290,10 +323,23 @@ class Gateway:
         return build_chain(spec, owner, self.invoke, self.open_stream, self.policies)
 
     async def _upstream_invoke(self, invocation: Invocation) -> Result:
-        return await self.upstreams[invocation.agent].invoke(invocation)
+        return await self.targets[invocation.agent].invoke(invocation)
 
     def _upstream_stream(self, invocation: Invocation) -> AsyncIterator[Event]:
-        return self.upstreams[invocation.agent].stream(invocation)
+        return self.targets[invocation.agent].stream(invocation)
+
+    def _enter(self, invocation: Invocation) -> tuple[Invocation, TreeCall]:
+        """Count the call in its hop count and its tree's call budget (both in the baggage)."""
+        invocation = self._next_hop(invocation)
+        invocation, call = self.trees.enter(invocation, self.config.server.max_calls)
+        invocation.record.tree_calls = call.tree.used
+        return invocation, call
+
+    def cancels_on_disconnect(self, agent: str) -> bool:
+        """Whether a foreground call of ``agent`` is cancelled when its caller hangs up
+        (workflows: unless they say otherwise), whatever the listener says."""
+        names = [agent, *(t for r in self.config.routes if r.match.agent == agent for t in r.targets)]
+        return any((wf := self.config.workflows.get(n)) is not None and wf.cancel_on_disconnect for n in names)
 
     def _next_hop(self, invocation: Invocation) -> Invocation:
         """Count the hop in the call's baggage; refuse calls nested too deep (loops)."""
@@ -310,20 +356,23 @@ class Gateway:
         baggage = {**invocation.context.baggage, HOPS_BAGGAGE: str(hops + 1)}
         return evolve(invocation, context=evolve(invocation.context, baggage=baggage))
 
-    def _prepare(self, invocation: Invocation) -> tuple[Handler, StreamHandler, Invocation]:
+    def _prepare(self, invocation: Invocation) -> tuple[Handler, StreamHandler, Invocation, Target]:
         """The routed invocation and the handlers that take it: the route's chain when it
-        has policies (wrapping the agent's), else the agent's own chain."""
+        has policies (wrapping the target's), else the agent's or workflow's own chain."""
         decision = self.router.route_for(invocation)
-        upstream = self.upstreams[decision.agent]
+        target = self.targets[decision.agent]
         timeout = self._route_timeouts.get(decision.route) if decision.route else None
-        context = invocation.context.with_timeout(timeout if timeout is not None else upstream.default_timeout)
+        context = invocation.context.with_timeout(timeout if timeout is not None else target.default_timeout)
         span = trace.get_current_span()
         if decision.route:
             span.set_attribute(t.ATTR_ROUTE, decision.route)
         span.set_attribute(t.ATTR_AGENT, decision.agent)
-        invocation.record.route = decision.route or ""
-        invoke, stream = self.route_chains.get(decision.route or "", (upstream.invoke, upstream.stream))
-        return invoke, stream, evolve(invocation, agent=decision.agent, context=context)
+        if target.workflow:
+            span.set_attribute("agent_gateway.workflow", decision.agent)
+        if decision.route or not target.workflow:
+            invocation.record.route = decision.route or ""
+        invoke, stream = self.route_chains.get(decision.route or "", (target.invoke, target.stream))
+        return invoke, stream, evolve(invocation, agent=decision.agent, context=context), target
 
     async def invoke(self, invocation: Invocation) -> Result:
         record = invocation.record
@@ -331,8 +380,9 @@ class Gateway:
         outermost = record.depth == 1
         started = self.calls.started(invocation) if outermost else 0.0
         error: GatewayError | None = None
+        tree: TreeCall | None = None
         try:
-            invocation = self._next_hop(invocation)
+            invocation, tree = self._enter(invocation)
             if invocation.agent in self.evaluators:
                 return await self._evaluated(invocation, await self._invoke(invocation))
             return await self._invoke(invocation)
@@ -343,22 +393,27 @@ class Gateway:
             error = Cancelled("the caller went away", agent=invocation.agent)
             raise
         finally:
+            if tree is not None:
+                self.trees.leave(tree, cancelled=isinstance(error, Cancelled))
             record.depth -= 1
             if outermost:
                 self.calls.finished(invocation, started, error, streamed=False)
 
     async def _invoke(self, invocation: Invocation) -> Result:
-        if (workflow := self._workflow_for(invocation)) is not None:
-            return await workflow.invoke(invocation)
-        invoke, _, invocation = self._prepare(invocation)
-        remaining = invocation.context.remaining()
-        try:
-            async with asyncio.timeout(remaining):
-                result = await invoke(invocation)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
-            ) from None
+        invoke, _, invocation, target = self._prepare(invocation)
+        if target.workflow:
+            # Its steps keep the deadline (so the step that ran out is the one named) and
+            # its compensations run after it; an outer timer would cancel them both.
+            result = await invoke(invocation)
+        else:
+            remaining = invocation.context.remaining()
+            try:
+                async with asyncio.timeout(remaining):
+                    result = await invoke(invocation)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
+                ) from None
         subject = self._route_publish.get(invocation.record.route)
         if subject is not None and self.publish_completion is not None:
             await self.publish_completion(subject, invocation, result)
@@ -367,20 +422,25 @@ class Gateway:
     def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         """Route now (so routing errors surface before any byte is sent) and
         return the answering agent's name with its event stream."""
+        tree: TreeCall | None = None
         try:
-            invocation = self._next_hop(invocation)
+            invocation, tree = self._enter(invocation)
             if invocation.agent in self.evaluators:
                 name, events = self._open_stream(invocation)
                 events = self._evaluated_stream(invocation, events)
             else:
                 name, events = self._open_stream(invocation)
         except GatewayError as error:
+            if tree is not None:
+                self.trees.leave(tree)
             if invocation.record.depth == 0:
                 self.calls.failed(invocation, error)
             raise
-        return name, self._watched(invocation, events)
+        return name, self._watched(invocation, events, tree)
 
-    async def _watched(self, invocation: Invocation, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async def _watched(
+        self, invocation: Invocation, events: AsyncIterator[Event], tree: TreeCall
+    ) -> AsyncIterator[Event]:
         record = invocation.record
         record.depth += 1
         outermost = record.depth == 1
@@ -398,22 +458,15 @@ class Gateway:
             error = Cancelled("the caller went away", agent=invocation.agent)
             raise
         finally:
+            self.trees.leave(tree, cancelled=isinstance(error, Cancelled))
             record.depth -= 1
             if outermost:
                 self.metrics.child(self.metrics.streams_open, self.calls.label(invocation.agent)).dec()
                 self.calls.finished(invocation, started, error, streamed=True)
 
     def _open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
-        if (workflow := self._workflow_for(invocation)) is not None:
-            return workflow.name, workflow.stream(invocation)
-        _, stream, invocation = self._prepare(invocation)
+        _, stream, invocation, _ = self._prepare(invocation)
         return invocation.agent, stream(invocation)
-
-    def _workflow_for(self, invocation: Invocation) -> WorkflowRunner | None:
-        workflow = self.workflows.get(invocation.agent)
-        if workflow is not None:
-            trace.get_current_span().set_attribute("agent_gateway.workflow", workflow.name)
-        return workflow
 
     def agents(self) -> list[tuple[AgentSpec, bool]]:
         listed = [(u.spec, type(u.adapter).streaming) for u in self.upstreams.values()]

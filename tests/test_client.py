@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gateway.client import AgentClient, ClientError
@@ -39,9 +41,12 @@ async def test_client_carries_the_inbound_context_forward(gateway_factory: Gatew
     assert seen["x-user-id"] == "outer-user"
     assert seen["x-thread-id"] == "t-1"
     assert seen["x-request-id"] == "outer-request"
-    # The hop count and the ids travel as baggage too (the ids under their OpenTelemetry names).
-    assert seen["baggage"] == (
-        "tenant=acme,session.id=outer-session,gen_ai.conversation.id=t-1,enduser.id=outer-user,agw.hops=1"
+    # The hop count, the request tree with its call count and the ids travel as baggage too
+    # (the ids under their OpenTelemetry names).
+    assert re.fullmatch(
+        r"tenant=acme,session.id=outer-session,gen_ai.conversation.id=t-1,enduser.id=outer-user,agw.hops=1,"
+        r"agw.tree=[0-9a-f]{32},agw.calls=1",
+        seen["baggage"],
     )
     assert 0 < int(seen["x-timeout-ms"]) <= 4000
 

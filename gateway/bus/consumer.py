@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.bus.base import Delivery, EventBus, Subscription
+from gateway.context import with_fresh_hops
 from gateway.model import GatewayError, UpstreamError
 
 log = logging.getLogger("agent_gateway.bus")
@@ -146,12 +147,29 @@ class Consumer:
             await _quietly(delivery.in_progress())
 
     async def _dead_letter(self, delivery: Delivery, error: BaseException | None) -> None:
+        if delivery.subject.startswith(self.bus.dead_letter_prefix + "."):
+            # A dead letter its own handler could not take is not dead-lettered again: that
+            # would chain deadletter.deadletter... letters without end.
+            log.error(
+                "consumer %s: dead letter %s on %s could not be handled either; dropped: %s",
+                self.name,
+                delivery.event_id,
+                delivery.subject,
+                error,
+            )
+            await _quietly(delivery.ack())
+            return
         subject = self.bus.dead_letter_subject(delivery.subject)
         log.warning("consumer %s: event %s dead-lettered to %s: %s", self.name, delivery.event_id, subject, error)
         try:
-            # Same id: a dead letter published twice (after a crash) is kept once.
+            # Same id: a dead letter published twice (after a crash) is kept once. Its handling
+            # starts a fresh hop count (a loop's letter arrives at the hop limit); the request
+            # tree's call budget, also in the baggage, still applies.
             await self.bus.publish(
-                subject, dead_letter_body(delivery, error, self.name), delivery.headers, delivery.event_id
+                subject,
+                dead_letter_body(delivery, error, self.name),
+                with_fresh_hops(delivery.headers),
+                delivery.event_id,
             )
         except GatewayError as exc:
             log.error("consumer %s: could not dead-letter event %s: %s", self.name, delivery.event_id, exc)

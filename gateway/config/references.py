@@ -69,14 +69,15 @@ def _route_problems(config: GatewayConfig, agents: Set[str], out: ProblemList) -
             seen.setdefault(route.name, i)
         for j, target in enumerate(route.targets):
             path: PathKey = ("routes", i, "split", j, "agent") if route.split else ("routes", i, "target")
-            if target not in agents:
-                out.add(path, f"no agent named {target!r} is defined under 'agents'")
+            if target not in agents and target not in config.workflows:
+                out.add(path, f"no agent or workflow named {target!r} is defined under 'agents' or 'workflows'")
 
 
 def _policy_problems(config: GatewayConfig, callable_names: Set[str], policies: Set[str], out: ProblemList) -> None:
     """Policies must exist; fallback agents must be callable."""
     users: list[tuple[PathKey, list[str]]] = [(("agents", n, "policies"), a.policies) for n, a in config.agents.items()]
     users += [(("routes", i, "policies"), r.policies) for i, r in enumerate(config.routes)]
+    users += [(("workflows", n, "policies"), w.policies) for n, w in config.workflows.items()]
     for path, names in users:
         for j, name in enumerate(names):
             if name not in policies:
@@ -141,7 +142,8 @@ def _workflow_problems(config: GatewayConfig, callable_names: Set[str], out: Pro
             out.add(base, f"a workflow cannot have the name of agent {wf_name!r}")
         if isinstance(workflow, SequentialWorkflow):
             for i, step in enumerate(workflow.steps):
-                check(step.agent, (*base, "steps", i, "agent"))
+                if step.agent is not None:
+                    check(step.agent, (*base, "steps", i, "agent"))
                 if step.compensate is not None:
                     check(step.compensate.agent, (*base, "steps", i, "compensate", "agent"))
         elif isinstance(workflow, ParallelWorkflow):

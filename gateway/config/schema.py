@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from gateway.outbound import check_allowed_entry
-from gateway.patterns.template import check_template
+from gateway.patterns.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -500,7 +500,7 @@ class Route(Strict):
     # Shown in traces and errors.
     name: Name | None = None
     match: Match
-    # The agent that takes every matched call (or use `split`).
+    # The agent or workflow that takes every matched call (or use `split`).
     target: Name | None = None
     # Weighted destinations, for canaries (or use `target`).
     split: list[WeightedTarget] | None = None
@@ -528,6 +528,7 @@ class Route(Strict):
 
 
 TemplateValue = Annotated[Any, AfterValidator(check_template)]
+Condition = Annotated[str, AfterValidator(check_condition)]
 
 
 class Compensation(Strict):
@@ -537,38 +538,94 @@ class Compensation(Strict):
     agent: Name
     # The document also holds `step`: the output of the step being undone.
     input: TemplateValue = "{{ step.text }}"
+    # This undo's own time budget (the workflow's `compensation_timeout` when unset): it
+    # starts when the compensation does, whatever is left of the workflow's deadline.
+    timeout: Duration | None = Field(default=None, gt=0)
+
+
+class WorkflowCommon(Strict):
+    """What every workflow kind has."""
+
+    # Shown by ListAgents, like an agent's.
+    description: str = ""
+    # A foreground call whose caller hangs up is cancelled with every call it started
+    # (compensations still run); false lets it run on (the listener's setting then decides).
+    cancel_on_disconnect: bool = True
+    # What callers without a `workflow_steps` grant see of the steps in the answer's
+    # metadata and in error details: none, status (names, agents, statuses, durations),
+    # or outputs (every intermediate output as well).
+    steps_in_answer: Literal["none", "status", "outputs"] = "none"
+    # Named policies around the whole workflow, as on an agent: timeout (overall: the steps
+    # see the tightened deadline), retry (the whole run again), circuit breaker, concurrency,
+    # fallback; sync evaluations with `retryable: true` on the workflow sit inside them.
+    policies: list[Name] = Field(default_factory=list)
+    # The time budget of a call when the caller sets none (like an agent's `timeout`).
+    timeout: Duration | None = Field(default=None, gt=0)
+    # Journal each step's outcome in the runs store before the next starts, so a run whose
+    # gateway dies or drains resumes (here after a restart, or at another gateway sharing the
+    # store) from its last completed step; each step call carries `idempotency-key: <run>:<step>`.
+    durable: bool = False
+
+
+class WaitSpec(Strict):
+    """A step that pauses the workflow until someone (or something) resumes it: an approval."""
+
+    # What is being approved (a template like a step's input): its SHA-256 digest binds the
+    # approval to this exact input of this exact pending step.
+    input: TemplateValue = "{{ input }}"
+    # An event on this subject resumes it too; its data is
+    # {"run_id": ..., "digest": ..., "payload": ...} (publishers are authorized by `events` rules).
+    subject: str | None = None
+    # How long it waits; then the step fails DEADLINE_EXCEEDED (and the saga compensates).
+    expires: Duration = Field(default=24 * 3600.0, gt=0)
 
 
 class Step(Strict):
-    """One step of a sequential workflow."""
+    """One step of a sequential workflow: an agent call, or a wait."""
 
     # Unique in the workflow; later templates refer to it as steps.NAME.
     name: Name
-    # An agent, a route or another workflow.
-    agent: Name
+    # An agent, a route or another workflow (or use `wait`).
+    agent: Name | None = None
+    # Pause until resumed through POST /v1/workflow-runs/{run}/steps/{step}/resume by an
+    # identity whose rule lists the workflow under `approvals`, or by an event on `wait.subject`;
+    # steps.NAME.data is then {"payload": ..., "approver": ...}. Needs `durable: true`.
+    wait: WaitSpec | None = None
     # What the step receives: a template over input and earlier steps' outputs.
     input: TemplateValue = "{{ input.text }}"
     # A failed optional step is recorded and the workflow continues degraded.
     optional: bool = False
+    # Run the step only when this JMESPath expression over the workflow document (input,
+    # earlier steps' outputs, context) is truthy, e.g. "steps.check.data.approved"; else
+    # it is recorded as skipped and never called.
+    when: Condition | None = None
     # This step's time budget (within the workflow's).
     timeout: Duration | None = None
     compensate: Compensation | None = None
 
 
-class SequentialWorkflow(Strict):
+class SequentialWorkflow(WorkflowCommon):
     """Steps run one after another, each seeing the outputs before it."""
 
     kind: Literal["sequential"]
-    # Shown by ListAgents, like an agent's.
-    description: str = ""
     # Run in order; a failed required step stops the workflow and runs compensations.
     steps: list[Step] = Field(min_length=1)
     # The workflow's answer; the last successful step's output when unset.
     output: TemplateValue = None
+    # The time budget of each compensation (undo), granted afresh after a deadline,
+    # an error, a cancellation or a drain, so undoing never inherits an expired deadline.
+    compensation_timeout: Duration = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> SequentialWorkflow:
         _check_unique([s.name for s in self.steps], "step")
+        for step in self.steps:
+            if (step.agent is None) == (step.wait is None):
+                raise ValueError(f"step {step.name!r} needs exactly one of 'agent' or 'wait'")
+            if step.wait is not None and not self.durable:
+                raise ValueError(
+                    f"step {step.name!r} waits: the workflow needs 'durable: true' to wait across restarts"
+                )
         return self
 
 
@@ -585,12 +642,10 @@ class Branch(Strict):
     timeout: Duration | None = None
 
 
-class ParallelWorkflow(Strict):
+class ParallelWorkflow(WorkflowCommon):
     """Branches run at once; `aggregate` decides the answer."""
 
     kind: Literal["parallel"]
-    # Shown by ListAgents, like an agent's.
-    description: str = ""
     # Started together.
     branches: list[Branch] = Field(min_length=1)
     # all: every branch must answer; first: the first success wins; quorum: `quorum`
@@ -598,6 +653,10 @@ class ParallelWorkflow(Strict):
     aggregate: Literal["all", "first", "quorum", "merge"] = "all"
     # How many successes suffice (aggregate: quorum).
     quorum: int | None = Field(default=None, ge=1)
+    # first: answer as soon as `quorum` branches succeeded (the rest are cancelled);
+    # deadline: at least `quorum`, but keep waiting for late successes until every branch
+    # finished or the call's deadline (or `timeout`) passed, and answer with all of them.
+    quorum_wait: Literal["first", "deadline"] = "first"
 
     @model_validator(mode="after")
     def _check(self) -> ParallelWorkflow:
@@ -618,13 +677,11 @@ class ParallelWorkflow(Strict):
         return len(self.branches)
 
 
-class HierarchicalWorkflow(Strict):
+class HierarchicalWorkflow(WorkflowCommon):
     """A manager agent plans; the gateway runs the delegations it asks for and
     feeds the results back, until the manager answers (bounded rounds and fan-out)."""
 
     kind: Literal["hierarchical"]
-    # Shown by ListAgents, like an agent's.
-    description: str = ""
     # The agent that plans, delegates and answers.
     manager: Name
     # The agents, routes or workflows the manager may delegate to.
@@ -773,6 +830,11 @@ class AuthzRule(Strict):
     # Event subjects the identities may publish on (POST /v1/events/{subject}, EventsService/PublishEvent):
     # bus subject patterns, ``*`` one token and a final ``>`` one or more (``events.alice.>``).
     events: list[SubjectPattern] = Field(default_factory=list)
+    # Workflows (patterns) whose steps, with every intermediate output, these identities see
+    # in answers and error details (others see what the workflow's `steps_in_answer` says).
+    workflow_steps: list[str] = Field(default_factory=list)
+    # Workflows (patterns) whose waiting steps these identities may resume (approve).
+    approvals: list[str] = Field(default_factory=list)
 
 
 class RateLimit(Strict):
@@ -855,9 +917,16 @@ class Server(Strict):
     # Calls through gateways (and workflow steps) nest at most this deep, so a
     # manager or a workflow cannot loop forever; counted in the baggage entry agw.hops.
     max_hops: int = Field(default=16, ge=1, le=256)
+    # The calls one request tree may make in total (every routed call, workflow step and
+    # delegation, at every depth), counted in the baggage entries agw.tree/agw.calls and
+    # enforced by every gateway the tree passes: hops bound depth, this bounds breadth.
+    max_calls: int = Field(default=1000, ge=1, le=1_000_000)
     # Re-read the config file this often and apply agents, routes, policies, workflows and
     # checks without a restart (null: only on POST /reload of the admin listener).
     config_watch: Duration | None = 5.0
+    # How many characters of an agent's own error reply (which may hold a stack trace) callers see,
+    # in the error's `details.upstream_body`; 0: none. The failure log (agent_gateway.failures) has it.
+    upstream_body_excerpt: int = Field(default=0, ge=0, le=4096)
 
 
 StateScopeName = Literal["session", "thread", "user", "workflow"]

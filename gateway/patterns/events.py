@@ -18,12 +18,15 @@ least once means.
 Tracing: the publisher's ``traceparent`` and ``baggage`` travel in the event
 headers; the trigger's CONSUMER span is a child of the publishing PRODUCER
 span, so a chain of agents through events is one trace. The hop count travels
-in the baggage too, so a trigger loop ends at ``server.max_hops``.
+in the baggage too, so a trigger loop ends at ``server.max_hops``, and so do the
+request tree and its call count (:mod:`gateway.call_budget`): an event handled
+continues the tree of the call that published it, within ``server.max_calls``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -37,11 +40,20 @@ from gateway.bus.base import Delivery, EventBus, PublishAck
 from gateway.bus.build import build_bus
 from gateway.bus.consumer import Consumer, RedeliveryPolicy
 from gateway.config.schema import GatewayConfig, Redelivery, Trigger
-from gateway.context import REQUEST_ID, TIMEOUT_MS, context_from_headers, otel_parent, outbound_headers
+from gateway.context import (
+    CALLS_BAGGAGE,
+    HOPS_BAGGAGE,
+    REQUEST_ID,
+    TIMEOUT_MS,
+    TREE_BAGGAGE,
+    context_from_headers,
+    otel_parent,
+    outbound_headers,
+)
 from gateway.model import JSON, Context, DataPart, GatewayError, Invocation, Result
 from gateway.patterns.run import Caller, message_for, output_record
 from gateway.patterns.template import Template
-from gateway.pipeline import HOPS_BAGGAGE, Gateway
+from gateway.pipeline import Gateway
 
 log = logging.getLogger("agent_gateway.events")
 
@@ -129,6 +141,10 @@ class TriggerHandler:
         headers.pop(TIMEOUT_MS, None)
         headers.pop(REQUEST_ID, None)  # each handling is a request of its own
         context = context_from_headers(headers, timeout=self.config.timeout)
+        if TREE_BAGGAGE not in context.baggage:
+            # An event from outside starts a tree; what its handling publishes continues it.
+            tree = derived_event_id(self.name, delivery.event_id)
+            context = dataclasses.replace(context, baggage={**context.baggage, TREE_BAGGAGE: tree})
         attributes: dict[str, str | int] = {
             ATTR_SYSTEM: self.bus.backend,
             ATTR_DESTINATION: delivery.subject,
@@ -163,6 +179,9 @@ class TriggerHandler:
         value = self.input.render(self._document(delivery, context))
         invocation = Invocation(self.config.agent, (message_for(value),), context, headers=dict(headers))
         result = await self.caller.invoke(invocation)
+        if invocation.record.tree_calls:
+            calls = str(invocation.record.tree_calls)
+            context = dataclasses.replace(context, baggage={**context.baggage, CALLS_BAGGAGE: calls})
         payload: JSON = None
         if self.config.publish is not None:
             payload = self.output.render(self._document(delivery, context, result=output_record(result)))

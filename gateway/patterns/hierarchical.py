@@ -46,9 +46,16 @@ class HierarchicalPattern:
         results: list[dict[str, Any]] = []
         for round_number in range(self.config.max_rounds + 1):
             brief = {"task": task, "workers": self.workers, "round": round_number, "results": results}
-            reply = manager_reply(
-                await run.call(f"manager.{round_number}", self.config.manager, _AS_IS, None, value=brief)
-            )
+            step = f"manager.{round_number}"
+            try:
+                reply = manager_reply(await run.call(step, self.config.manager, _AS_IS, None, value=brief))
+            except GatewayError as exc:
+                raise run.failure(
+                    f"workflow {run.name!r}: the manager {self.config.manager!r} failed in round {round_number}: "
+                    f"{exc.message}",
+                    exc,
+                    step,
+                ) from None
             delegations = reply.get("delegate") if isinstance(reply, dict) else None
             if not delegations:
                 answer = reply.get("answer", reply) if isinstance(reply, dict) else reply

@@ -4,7 +4,8 @@ Branches run concurrently, each with its own timeout. The answer is decided
 as soon as enough branches succeeded (``needed``: all, 1 for ``first``, or the
 quorum) and the branches still running are cancelled; it fails as soon as
 too many failed for the quorum to be reachable. So the latency tracks the
-slowest *needed* branch, never the sum.
+slowest *needed* branch, never the sum. With ``quorum_wait: deadline`` the
+quorum is a floor: late successes are awaited until the call's deadline.
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ class ParallelPattern:
         successes: dict[str, Result] = {}
         failures: dict[str, GatewayError] = {}
         pending = set(tasks)
+        # "At least N within the deadline" waits on past N until the deadline (then answers
+        # with what succeeded); "first N" stops at N.
+        enough = len(branches) if self.config.quorum_wait == "deadline" else needed
         try:
-            while pending and len(successes) < needed:
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            while pending and len(successes) < enough:
+                timeout = run.invocation.context.remaining()
+                if len(successes) < needed:
+                    timeout = None  # the branches' own deadlines end them
+                finished, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not finished:
+                    break  # the deadline passed with the quorum met: late branches are cancelled
                 for task in finished:
                     name = tasks[task]
                     error = task.exception()
@@ -55,11 +64,12 @@ class ParallelPattern:
         missing = [name for name in branches if name not in successes]
         if len(successes) < needed:
             reasons = "; ".join(f"{name}: {error.message}" for name, error in failures.items())
-            first = next(iter(failures.values()), None)
+            first = next(iter(failures.items()), None)
             raise run.failure(
                 f"workflow {run.name!r} needed {needed} of {len(branches)} branches, {len(successes)} succeeded "
                 f"({reasons})",
-                first,
+                first[1] if first else None,
+                first[0] if first else "",
             )
         ordered = [(name, successes[name]) for name in branches if name in successes]
         result = self._aggregate(run, ordered)

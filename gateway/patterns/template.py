@@ -103,3 +103,25 @@ def check_template(value: Any) -> Any:
     """Validate ``value`` as a template (for config loading); returns it unchanged."""
     Template(value)
     return value
+
+
+class Condition:
+    """A compiled step condition: a JMESPath expression, true when its value is truthy
+    (JMESPath's own truth: not null, false, empty string, list or object)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._expression = jmespath.compile(source)
+        except JMESPathError as exc:
+            raise ValueError(f"invalid condition {source!r}: {str(exc).splitlines()[0]}") from None
+
+    def holds(self, document: Mapping[str, Any]) -> bool:
+        value = self._expression.search(document)
+        return value not in (None, False, "", [], {})
+
+
+def check_condition(value: str) -> str:
+    """Validate ``value`` as a condition (for config loading); returns it unchanged."""
+    Condition(value)
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.config.schema import RunsConfig, StateConfig
+from gateway.runs.journal import WorkflowJournal
 from gateway.runs.store import RunStore
 
 
@@ -15,3 +16,14 @@ def build_run_store(state: StateConfig, runs: RunsConfig) -> RunStore:
     from gateway.runs.sqlite import SqliteRunStore
 
     return SqliteRunStore(state.sqlite.path, runs.retention)
+
+
+def build_journal(state: StateConfig, runs: RunsConfig) -> WorkflowJournal:
+    """An unopened journal of durable workflow runs, in tables/keys of its own beside the runs."""
+    if state.backend == "redis":
+        from gateway.runs.journal_redis import RedisWorkflowJournal
+
+        return RedisWorkflowJournal(state.redis.url, key_prefix=runs.key_prefix, retention=runs.retention)
+    from gateway.runs.journal_sqlite import SqliteWorkflowJournal
+
+    return SqliteWorkflowJournal(state.sqlite.path)

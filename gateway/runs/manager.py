@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
@@ -105,6 +105,14 @@ class ActiveRun:
             self.window_start += drop
 
 
+class AnswerView(Protocol):
+    """What a run's owner may see of its events and its error (the fronts' steps view)."""
+
+    def event(self, event: Event) -> Event: ...
+
+    def error(self, error: GatewayError) -> GatewayError: ...
+
+
 class RunNotFinished(GatewayError):
     """The result of a run that is still going was asked for."""
 
@@ -139,8 +147,13 @@ class RunManager:
 
     # -- submit and execute ------------------------------------------------
 
-    async def submit(self, invocation: Invocation, owner: str, webhook_url: str = "") -> RunRecord:
-        """Route the invocation now (so a bad call fails at once), record the run, start it."""
+    async def submit(
+        self, invocation: Invocation, owner: str, webhook_url: str = "", view: AnswerView | None = None
+    ) -> RunRecord:
+        """Route the invocation now (so a bad call fails at once), record the run, start it.
+
+        ``view`` cuts what the owner may not see (a workflow's steps) from events and errors
+        before they are recorded."""
         if self._closing:
             raise UpstreamUnavailable("the gateway is shutting down: submit the run to another gateway")
         if webhook_url:
@@ -163,7 +176,7 @@ class RunManager:
         self._active[record.run_id] = active
         parent = otel_context.get_current()
         active.task = asyncio.create_task(
-            self._execute(active, invocation, answering, events, parent), name=f"agw-run-{record.run_id}"
+            self._execute(active, invocation, answering, events, parent, view), name=f"agw-run-{record.run_id}"
         )
         return record
 
@@ -174,6 +187,7 @@ class RunManager:
         answering: str,
         events: AsyncIterator[Event],
         parent: otel_context.Context,
+        view: AnswerView | None = None,
     ) -> None:
         active.started = True
         record = active.record
@@ -191,6 +205,8 @@ class RunManager:
                 sequence = 0
                 async for event in events:
                     sequence += 1
+                    if view is not None:
+                        event = view.event(event)
                     collector.add(event)
                     self._record_event(active, event, sequence)
                 result = collector.result()
@@ -203,6 +219,7 @@ class RunManager:
                     task.uncancel()
                 outcome = self._cancelled_outcome(active)
             except GatewayError as exc:
+                exc = view.error(exc) if view is not None else exc
                 outcome = {"status": RunStatus.FAILED, "error": wire.error_json(exc, record.request_id)["error"]}
                 outcome["error_status"] = exc.status
             except Exception as exc:

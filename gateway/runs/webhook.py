@@ -86,7 +86,8 @@ class WebhookSender:
                 async with self.session.post(
                     target, data=body, headers=headers, timeout=timeout, allow_redirects=False
                 ) as response:
-                    await response.read()
+                    # The status says it all: the body is never read (an unread body closes the
+                    # connection on release), so a huge or trickling one cannot hold a delivery.
                     if 200 <= response.status < 300:
                         return f"delivered (attempt {attempt})"
                     outcome = f"HTTP {response.status}"

@@ -20,6 +20,7 @@ import jwt
 from gateway.config.schema import ApiKey, JwtAuth, MtlsAuth
 from gateway.model import Unauthenticated
 from gateway.security.identity import Credentials, Identity
+from gateway.security.jwks import BoundedJwkClient
 
 log = logging.getLogger("agent_gateway.security")
 REJECTED = "authentication required"
@@ -70,7 +71,7 @@ class JwtAuthenticator:
 
     def __init__(self, config: JwtAuth) -> None:
         self.config = config
-        self._client = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=300) if config.jwks_url else None
+        self._client = BoundedJwkClient(config.jwks_url, lifespan=300) if config.jwks_url else None
         self._file_keys: jwt.PyJWKSet | None = None
         self._file_mtime = 0.0
         self._file_checked = -JWKS_RECHECK_SECONDS

@@ -30,6 +30,12 @@ class Authorizer:
     def may_call(self, identity: Identity, target: str) -> bool:
         return any(fnmatchcase(target, p) for rule in self.rules_for(identity) for p in rule.agents)
 
+    def sees_steps(self, identity: Identity, workflow: str) -> bool:
+        return any(fnmatchcase(workflow, p) for rule in self.rules_for(identity) for p in rule.workflow_steps)
+
+    def may_approve(self, identity: Identity, workflow: str) -> bool:
+        return any(fnmatchcase(workflow, p) for rule in self.rules_for(identity) for p in rule.approvals)
+
     def check_publish(self, identity: Identity, subject: str) -> None:
         if not any(subject_matches(p, subject) for rule in self.rules_for(identity) for p in rule.events):
             raise PermissionDenied(f"{DENIED}: {identity.name} may not publish on {subject}")

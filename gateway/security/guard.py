@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.config.schema import ListenerCommon, Security
 from gateway.context import SESSION_ID, THREAD_ID, USER_ID
-from gateway.model import ANONYMOUS_CALLER, Invocation, Unauthenticated
+from gateway.model import ANONYMOUS_CALLER, Invocation, PermissionDenied, Unauthenticated
 from gateway.security.authn import (
     REJECTED,
     ApiKeyAuthenticator,
@@ -93,6 +93,15 @@ class ListenerGuard:
         if not self.enabled:
             return frozenset()
         return frozenset(s for rule in self.authorizer.rules_for(identity) for s in rule.state_scopes)
+
+    def sees_steps(self, identity: Identity, workflow: str) -> bool:
+        """Whether a rule grants this identity the steps (every intermediate output) of ``workflow``."""
+        return self.enabled and self.authorizer.sees_steps(identity, workflow)
+
+    def authorize_approval(self, identity: Identity, workflow: str) -> None:
+        """Raises PermissionDenied (403) unless a rule lets this identity resume ``workflow``'s waits."""
+        if self.enabled and not self.authorizer.may_approve(identity, workflow):
+            raise PermissionDenied(f"not allowed: {identity.name} may not approve steps of {workflow}", agent=workflow)
 
     def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
         """Authorize the target and pin the user id to the identity on untrusted listeners."""

@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
+from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
-from gateway.runs.build import build_run_store
+from gateway.runs.build import build_journal, build_run_store
 from gateway.runs.manager import RunManager
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
@@ -38,6 +39,7 @@ from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_h
 from gateway.server.runs_http import add_run_routes
 from gateway.server.state_grpc import STATE_SERVICE_NAME, StateServicer, state_method_handlers
 from gateway.server.state_http import add_state_routes
+from gateway.server.waits_http import add_wait_routes
 from gateway.state.access import ScopeAccess
 from gateway.state.build import build_access, build_store
 from gateway.state.store import StateStore
@@ -84,6 +86,8 @@ class GatewayServer:
             build_run_store(config.state, config.runs) if config.state is not None else None
         )
         self.runs: RunManager | None = None
+        # Durable workflow runs (journal and leases); only when a workflow is durable.
+        self.durable: DurableWorkflows | None = None
         self.drain = Drain()
         # What start() opened, so stop() also undoes a start that failed halfway.
         self.http_session: aiohttp.ClientSession | None = None
@@ -117,6 +121,12 @@ class GatewayServer:
         self.events = events = EventRuntime(self.config, gateway, tracer)
         events.attach(gateway)
         await events.start()
+        if self.config.state is not None and any(w.durable for w in self.config.workflows.values()):
+            journal = build_journal(self.config.state, self.config.runs)
+            self.durable = DurableWorkflows(journal, self.config.runs.lease, lambda: gateway.workflows)
+            gateway.durable_workflows = self.durable
+            await self.durable.start()  # takes over runs left by a gateway that died
+            await self.durable.listen(events.bus, wait_subjects(self.config))
         if self.run_store is not None:
             webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
             self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
@@ -139,6 +149,8 @@ class GatewayServer:
             add_event_routes(app, events)
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
+            if self.durable is not None:
+                add_wait_routes(app, self.durable)
             # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
@@ -220,6 +232,8 @@ class GatewayServer:
         deadline = loop.time() + grace
         self.drain.begin(grace)
         self.serving = False  # readiness fails first, so load balancers stop sending
+        if self.durable is not None:
+            self.durable.begin_drain()  # durable runs the fronts cancel now are suspended, not undone
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         waits = []
@@ -230,6 +244,9 @@ class GatewayServer:
         if self.runs is not None:
             # Alongside the fronts: followers of a run end when it does.
             waits.append(self.runs.aclose(grace))
+        if self.durable is not None:
+            # Durable workflow runs not done within the grace are suspended for another gateway.
+            waits.append(self.durable.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()

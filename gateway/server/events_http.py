@@ -31,7 +31,7 @@ async def publish_event(request: web.Request) -> web.Response:
     name, attributes = http_span(request)
     with server_span(runtime.tracer, name, headers, context, attributes):
         ack = await runtime.publisher.publish(subject, data, context, event_id)
-    body = {"eventId": ack.event_id, "subject": subject, "duplicate": ack.duplicate}
+    body = {"eventId": ack.event_id, "subject": subject, "duplicate": ack.duplicate, "requestId": context.request_id}
     return web.json_response(body, status=202, headers={REQUEST_ID: context.request_id})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -14,7 +14,8 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.model import GatewayError, InvalidRequest, Invocation, Unavailable
+from gateway.context import context_from_headers
+from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -23,12 +24,14 @@ from gateway.security.tls import peer_identities_from_grpc
 from gateway.server.drain import CURRENT_DRAIN, Drain
 from gateway.server.grpc_standard import add_health, add_reflection
 from gateway.server.inbound import invocation_for, list_agents_response, record_headers, rpc_span, server_span
+from gateway.server.steps_view import StepsView
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
 
+_Reply = TypeVar("_Reply", pb.InvokeResponse, pb.InvokeStreamResponse)
 # No deadline shows up as an enormous remaining time in grpc.aio.
 _NO_DEADLINE = 1e8
 
@@ -85,22 +88,27 @@ def _remaining(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None or remaining > _NO_DEADLINE else max(0.0, remaining)
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: GatewayError, request_id: str) -> None:
+async def abort_with(
+    context: grpc.aio.ServicerContext, error: GatewayError, request_id: str, record: CallRecord | None = None
+) -> None:
     detail = wire.error_to_pb(error, request_id).SerializeToString()
-    await context.abort(
-        grpc.StatusCode[error.code.value], error.message, trailing_metadata=((wire.ERROR_TRAILER, detail),)
-    )
+    trailers: tuple[tuple[str, str | bytes], ...] = ((wire.ERROR_TRAILER, detail), *record_headers(record).items())
+    if request_id:
+        trailers += (("x-request-id", request_id),)
+    await context.abort(grpc.StatusCode[error.code.value], error.message, trailing_metadata=trailers)
 
 
 class RpcErrors:
     """``async with RpcErrors(context, "Service/Method") as call:`` around a servicer's work: a
     GatewayError aborts with its status and an ErrorDetail trailer (carrying ``call.request_id``);
-    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller."""
+    anything else is logged and aborts INTERNAL, so no stack trace reaches the caller. Either
+    way the trailers carry ``x-agw-attempts`` (of ``call.record``, 0 without one)."""
 
     def __init__(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self.context = context
         self.method = method
         self.request_id = ""
+        self.record: CallRecord | None = None
         drain = CURRENT_DRAIN.get()
         # Inside the error mapping, so a call still running at the drain deadline aborts UNAVAILABLE.
         self._drain = drain.scope() if drain is not None else None
@@ -122,10 +130,11 @@ class RpcErrors:
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
             return False  # success, cancellation, or an abort already under way
         if isinstance(error, GatewayError):
-            await abort_with(self.context, error, self.request_id)
+            await abort_with(self.context, error, self.request_id, self.record)
         else:
             log.error("unhandled error in %s", self.method, exc_info=error)
-            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+            trailers = tuple(record_headers(self.record).items())
+            await self.context.abort(grpc.StatusCode.INTERNAL, "internal gateway error", trailing_metadata=trailers)
         return False
 
 
@@ -142,7 +151,7 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
 
     def _invocation(
         self, request: pb.InvokeRequest | MalformedRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[Invocation, dict[str, str]]:
+    ) -> tuple[Invocation, dict[str, str], StepsView]:
         # Authenticate before looking at the request, so strangers learn nothing from parse errors.
         credentials = grpc_credentials(context)
         identity = self.guard.authenticate(credentials)
@@ -150,44 +159,75 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
             raise InvalidRequest(f"the request is not a valid agentgateway.v1.InvokeRequest: {request.reason}")
         headers = self.guard.headers_for(credentials.headers, identity)
         invocation = invocation_for(request, headers, _remaining(context))
-        return self.guard.admit(invocation, identity), headers
+        return self.guard.admit(invocation, identity), headers, StepsView(self.gateway, self.guard, identity)
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
-            invocation, headers = self._invocation(request, context)
+            invocation, headers, view = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "Invoke")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
-                result = await self.gateway.invoke(invocation)
-            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
-            return wire.result_to_pb(result, invocation.context)
+                try:
+                    result = await self.gateway.invoke(invocation)
+                except GatewayError as exc:
+                    raise view.error(exc) from None
+            context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation.record).items()))
+            return self._fitting(wire.result_to_pb(view.result(result), invocation.context))
         raise AssertionError("unreachable: RpcErrors aborts")
 
     async def InvokeStream(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
         async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
-            invocation, headers = self._invocation(request, context)
+            invocation, headers, view = self._invocation(request, context)
             call.request_id = request_id = invocation.context.request_id
+            call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
             with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
-                agent, events = self.gateway.open_stream(invocation)
-                events = bounded(events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration)
-                collector = ResultCollector(agent)
-                sequence = 0
-                async for event in events:
-                    sequence += 1
-                    collector.add(event)
-                    yield pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence))
-                yield pb.InvokeStreamResponse(result=wire.result_to_pb(collector.result(), invocation.context))
-                context.set_trailing_metadata((("x-request-id", request_id), *record_headers(invocation).items()))
+                try:
+                    agent, events = self.gateway.open_stream(invocation)
+                    events = bounded(
+                        events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration
+                    )
+                    collector = ResultCollector(agent)
+                    sequence = 0
+                    async for event in events:
+                        sequence += 1
+                        collector.add(event)
+                        yield self._fitting(
+                            pb.InvokeStreamResponse(event=wire.event_to_pb(view.event(event), sequence))
+                        )
+                except GatewayError as exc:
+                    raise view.error(exc) from None
+                result = view.result(collector.result())
+                yield self._fitting(pb.InvokeStreamResponse(result=wire.result_to_pb(result, invocation.context)))
+                trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
+                context.set_trailing_metadata(trailers)
+
+    def _fitting(self, message: _Reply) -> _Reply:
+        """``message``, or a clear RESOURCE_EXHAUSTED (with the call's trailers) when it is over the
+        listener's limit, instead of grpc's own failure after the handler is done."""
+        size, limit = message.ByteSize(), self.listener.max_message_bytes
+        if size > limit:
+            raise ResourceExhausted(
+                f"the reply is {size} bytes, over this listener's {limit}-byte message limit: raise "
+                "listeners.grpc.max_message_bytes (and the client's receive limit)",
+                transient=False,
+            )
+        return message
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
-        async with RpcErrors(context, "AgentGatewayService/ListAgents"):
-            self.guard.authenticate(grpc_credentials(context))
-        return list_agents_response(self.gateway)
+        async with RpcErrors(context, "AgentGatewayService/ListAgents") as call:
+            credentials = grpc_credentials(context)
+            self.guard.authenticate(credentials)
+            call.request_id = request_id = context_from_headers(credentials.headers).request_id
+        response = list_agents_response(self.gateway)
+        response.request_id = request_id
+        context.set_trailing_metadata((("x-request-id", request_id),))
+        return response
 
 
 def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:

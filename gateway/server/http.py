@@ -22,7 +22,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import Event, GatewayError, Invocation, StatusCode, Unauthenticated, new_request_id
+from gateway.model import CallRecord, Event, GatewayError, Invocation, StatusCode, Unauthenticated, new_request_id
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -35,8 +35,17 @@ from gateway.server.drain import Drain
 from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.passthrough import Passthrough
-from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY, STARTED_KEY
+from gateway.server.request_keys import (
+    DRAIN_KEY,
+    GUARD_KEY,
+    HEADERS_KEY,
+    IDENTITY_KEY,
+    RECORD_KEY,
+    REQUEST_ID_KEY,
+    STARTED_KEY,
+)
 from gateway.server.sse import SseWriter, current_task_canceller
+from gateway.server.steps_view import StepsView
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
@@ -48,13 +57,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_KEY = web.AppKey("cors", CorsRules)
 
 
-def error_response(error: GatewayError, request_id: str = "") -> web.Response:
+def error_response(error: GatewayError, request_id: str = "", record: CallRecord | None = None) -> web.Response:
     body = wire.error_json(error, request_id)
-    headers = {REQUEST_ID: request_id} if request_id else None
+    headers = record_headers(record)
+    if request_id:
+        headers[REQUEST_ID] = request_id
     if error.retry_after is not None:
-        headers = {**(headers or {}), "retry-after": str(max(1, round(error.retry_after)))}
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
     if isinstance(error, Unauthenticated):
-        headers = {**(headers or {}), "www-authenticate": 'Bearer realm="agent-gateway"'}
+        headers["www-authenticate"] = 'Bearer realm="agent-gateway"'
     return web.json_response(body, status=error.status, headers=headers)
 
 
@@ -79,7 +90,8 @@ def _inbound_request_id(request: web.Request) -> str:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a structured error body with the request id; unexpected ones are logged, not leaked."""
+    """Every failure becomes a structured error body with the request id and x-agw-attempts (like
+    every answer); unexpected ones are logged, not leaked."""
     request[REQUEST_ID_KEY] = _inbound_request_id(request)
     try:
         return await handler(request)
@@ -90,14 +102,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             return _cut(request, started)
         if not exc.agent and (agent := request.match_info.get("agent")):
             exc.agent = agent
-        return error_response(exc, request[REQUEST_ID_KEY])
+        return error_response(exc, request[REQUEST_ID_KEY], request.get(RECORD_KEY))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted({*exc.allowed_methods, "OPTIONS"}))
         if request.method == "OPTIONS":  # RFC 9110 section 9.3.7: what this resource supports
             return web.Response(status=204, headers={"allow": allowed})
         error = GatewayError(f"{request.method} is not served at {request.path}; use {allowed}")
         error.code = StatusCode.UNIMPLEMENTED
-        response = error_response(error, request[REQUEST_ID_KEY])
+        response = error_response(error, request[REQUEST_ID_KEY], request.get(RECORD_KEY))
         response.set_status(405)
         response.headers["allow"] = allowed
         return response
@@ -106,7 +118,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         code = _HTTP_EXCEPTION_CODES.get(exc.status, StatusCode.INVALID_ARGUMENT)
         detail = pb.ErrorDetail(code=code.value, message=exc.reason, request_id=request[REQUEST_ID_KEY])
-        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=exc.status)
+        body = {"error": wire.to_json(detail, with_defaults=True)}
+        return web.json_response(body, status=exc.status, headers=record_headers(request.get(RECORD_KEY)))
     except Exception as exc:
         if isinstance(exc, ConnectionResetError) and caller_gone(request):
             # The caller closed the connection mid-answer (a dropped stream): normal, not an error.
@@ -118,7 +131,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         detail = pb.ErrorDetail(
             code=StatusCode.INTERNAL.value, message="internal gateway error", request_id=request[REQUEST_ID_KEY]
         )
-        return web.json_response({"error": wire.to_json(detail, with_defaults=True)}, status=500)
+        body = {"error": wire.to_json(detail, with_defaults=True)}
+        return web.json_response(body, status=500, headers=record_headers(request.get(RECORD_KEY)))
 
 
 def cors_middleware(rules: CorsRules) -> Middleware:
@@ -188,21 +202,31 @@ async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]
     if request.query:  # routes may match on query parameters (first value of each)
         invocation = dataclasses.replace(invocation, query={k: request.query[k] for k in request.query})
     request[REQUEST_ID_KEY] = invocation.context.request_id
+    request[RECORD_KEY] = invocation.record
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     return invocation, headers
+
+
+def _steps_view(request: web.Request) -> StepsView:
+    return StepsView(request.app[GATEWAY_KEY], request.app[GUARD_KEY], request[IDENTITY_KEY])
 
 
 async def invoke(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     invocation, headers = await _invocation(request)
+    view = _steps_view(request)
     name, attributes = http_span(request)
     with server_span(gateway.tracer, name, headers, invocation.context, attributes):
-        if request.app[LISTENER_KEY].cancel_on_disconnect:
-            result = await unless_caller_leaves(request, gateway.invoke(invocation))
-        else:
-            result = await gateway.invoke(invocation)
-    body = wire_json.result_json(result, invocation.context)
-    return web.json_response(body, headers={REQUEST_ID: invocation.context.request_id, **record_headers(invocation)})
+        try:
+            if request.app[LISTENER_KEY].cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent):
+                result = await unless_caller_leaves(request, gateway.invoke(invocation))
+            else:
+                result = await gateway.invoke(invocation)
+        except GatewayError as exc:
+            raise view.error(exc) from None
+    body = wire_json.result_json(view.result(result), invocation.context)
+    answer_headers = {REQUEST_ID: invocation.context.request_id, **record_headers(invocation.record)}
+    return web.json_response(body, headers=answer_headers)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -229,8 +253,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         except BaseException:
             first_event.cancel()
             raise
-        if first_event.done():
-            first_event.result()  # a failure before any event: a proper error status
+        view = _steps_view(request)
+        if first_event.done() and (failure := first_event.exception()) is not None:
+            # A failure before any event: a proper error status.
+            raise view.error(failure) if isinstance(failure, GatewayError) else failure
         response = web.StreamResponse(
             headers={
                 "content-type": "text/event-stream",
@@ -238,12 +264,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 "x-accel-buffering": "no",
                 REQUEST_ID: request_id,
                 # Retries and fallbacks happen only before the first event (known by now unless it is slow).
-                **record_headers(invocation),
+                **record_headers(invocation.record),
             }
         )
         await response.prepare(request)
         # Keep-alives while the agent is silent; a keep-alive that cannot be written means the caller left.
-        gone = current_task_canceller() if listener.cancel_on_disconnect else None
+        cancels = listener.cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent)
+        gone = current_task_canceller() if cancels else None
         async with SseWriter(response, listener.sse_keepalive, gone) as writer:
             sequence = 0
             try:
@@ -254,13 +281,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     async for event in _chain(pending, iterator):
                         sequence += 1
                         collector.add(event)
-                        item = wire_json.stream_event_json(event, sequence)
+                        item = wire_json.stream_event_json(view.event(event), sequence)
                         await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
-                final = wire_json.stream_result_json(collector.result(), invocation.context)
+                final = wire_json.stream_result_json(view.result(collector.result()), invocation.context)
                 await writer.send(format_sse(json.dumps(final), "result"))
             except GatewayError as exc:
                 # Headers are gone: the error travels as the stream's last event.
-                await writer.send(format_sse(json.dumps(wire.error_json(exc, request_id)), "error"))
+                await writer.send(format_sse(json.dumps(wire.error_json(view.error(exc), request_id)), "error"))
         await response.write_eof()
     return response
 
@@ -281,7 +308,9 @@ async def _chain(first: list[Event], rest: AsyncIterator[Event]) -> AsyncIterato
 
 async def list_agents(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    return web.json_response(wire.to_json(list_agents_response(gateway)))
+    response = list_agents_response(gateway)
+    response.request_id = request[REQUEST_ID_KEY]
+    return web.json_response(wire.to_json(response))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
 from gateway.context import context_from_headers, otel_parent
-from gateway.model import GRPC_CODE_NUMBERS, Context, GatewayError, Invocation
+from gateway.model import GRPC_CODE_NUMBERS, CallRecord, Context, GatewayError, Invocation
 from gateway.pipeline import Gateway
 from gateway.telemetry import tracing as t
 
@@ -112,12 +112,18 @@ def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:
 
 ATTEMPTS_HEADER = "x-agw-attempts"
 FALLBACK_HEADER = "x-agw-fallback"
+# The workflow run a call started (the state service's workflow scope, the runs store's key).
+WORKFLOW_RUN_HEADER = "x-agw-workflow-run"
 
 
-def record_headers(invocation: Invocation) -> dict[str, str]:
-    """Response headers (HTTP) / trailing metadata (gRPC) saying what the policies did."""
-    record = invocation.record
+def record_headers(record: CallRecord | None) -> dict[str, str]:
+    """Response headers (HTTP) / trailing metadata (gRPC) saying what the policies did, on every
+    answer, errors included; no record (refused before a call was built) is 0 attempts."""
+    if record is None:
+        return {ATTEMPTS_HEADER: "0"}
     headers = {ATTEMPTS_HEADER: str(record.attempts)}
     if record.fallback:
         headers[FALLBACK_HEADER] = record.fallback
+    if record.workflow_run:
+        headers[WORKFLOW_RUN_HEADER] = record.workflow_run
     return headers

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from urllib.parse import unquote
 
 import aiohttp
-from aiohttp import web
+from aiohttp import HttpVersion, web
 from multidict import CIMultiDict
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -22,10 +22,11 @@ from yarl import URL
 
 from adapters.transport import mapped_errors
 from gateway.context import REQUEST_ID, context_from_headers, inject_headers
-from gateway.model import Context, GatewayError, InvalidRequest, NotFound
+from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, Invocation, NotFound, code_for_http_status
 from gateway.pipeline import Gateway
-from gateway.server.inbound import server_span
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.routing import RouteRequest
+from gateway.server.inbound import http_span, record_headers, server_span
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
 
 log = logging.getLogger("agent_gateway.passthrough")
@@ -95,7 +96,7 @@ def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
 
 
 class Passthrough:
-    """Forwards raw HTTP to the endpoint of a configured agent."""
+    """Forwards raw HTTP to the endpoint of a configured agent (routes may send it to another)."""
 
     def __init__(self, gateway: Gateway, session: aiohttp.ClientSession, tracer: Tracer) -> None:
         self.gateway = gateway
@@ -104,24 +105,62 @@ class Passthrough:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["agent"]
-        upstream = self.gateway.upstreams.get(name)
-        if upstream is None:
-            raise NotFound(f"no agent named {name!r} to pass through to", agent=name)
-        if not upstream.spec.endpoint.startswith(("http://", "https://")):
-            raise InvalidRequest(
-                f"agent {name!r} is not an HTTP agent; passthrough needs an http(s) endpoint", agent=name
-            )
         request.app[GUARD_KEY].authorize(request[IDENTITY_KEY], name)
         inbound: dict[str, str] = request[HEADERS_KEY]
+        # The path routes match on: what follows /v1/proxy/<agent>, as sent (upstream_url vets it below).
+        below = "/" + request.raw_path.partition("?")[0].removeprefix(_PREFIX).partition("/")[2]
+        route = RouteRequest(
+            name,
+            inbound,
+            {k: request.query[k] for k in request.query},
+            request.method,
+            below,
+            request[IDENTITY_KEY].caller,
+        )
+        decision = self.gateway.router.decide(route)
+        upstream = self.gateway.upstreams.get(decision.agent)
+        if upstream is None:
+            raise NotFound(f"no agent named {decision.agent!r} to pass through to", agent=name)
+        if not upstream.spec.endpoint.startswith(("http://", "https://")):
+            raise InvalidRequest(
+                f"agent {decision.agent!r} is not an HTTP agent; passthrough needs an http(s) endpoint", agent=name
+            )
         context = context_from_headers(inbound, timeout=upstream.default_timeout)
         request[REQUEST_ID_KEY] = context.request_id
         url = upstream_url(upstream.spec.endpoint, request.raw_path, name)
-        attributes = {"http.request.method": request.method, "url.path": request.path, t.ATTR_AGENT: name}
-        with server_span(self.tracer, f"{request.method} /v1/proxy/{name}", inbound, context, attributes):
-            return await self._forward(request, url, name, context)
+        span_name, attributes = http_span(request)
+        attributes[t.ATTR_AGENT] = decision.agent
+        if decision.route:
+            attributes[t.ATTR_ROUTE] = decision.route
+        # Counted like every call: metrics and the access line, with the status the caller got.
+        # One attempt, never retried (the body streams); its error answers say so too.
+        invocation = Invocation(name, (), context, headers=inbound, record=CallRecord(attempts=1))
+        invocation.record.route = decision.route or ""
+        request[RECORD_KEY] = invocation.record
+        calls = self.gateway.calls
+        started = calls.started(invocation)
+        error: GatewayError | None = None
+        status = 0
+        try:
+            with server_span(self.tracer, span_name, inbound, context, attributes):
+                response = await self._forward(request, url, decision.agent, context)
+                status = response.status
+                return response
+        except GatewayError as exc:
+            error = exc
+            raise
+        finally:
+            calls.finished(invocation, started, error, streamed=False, answered=code_for_http_status(status))
 
     async def _forward(self, request: web.Request, url: URL, agent: str, context: Context) -> web.StreamResponse:
-        span = self.tracer.start_span(f"proxy {agent}", kind=SpanKind.CLIENT, attributes={t.ATTR_AGENT: agent})
+        attributes: dict[str, str | int] = {
+            t.ATTR_AGENT: agent,
+            "http.request.method": request.method,
+            "server.address": url.host or "",
+            "server.port": url.explicit_port or (443 if url.scheme == "https" else 80),
+            "url.full": str(url),
+        }
+        span = self.tracer.start_span(f"proxy {agent}", kind=SpanKind.CLIENT, attributes=attributes)
         headers = _forwardable(request.headers)
         # Believed identity values and the gateway's own trace context and baggage are
         # injected below; the caller's versions never stand (not even when the gateway has
@@ -132,17 +171,30 @@ class Passthrough:
         inject_headers(context, outbound, trace.set_span_in_context(span))
         for key, value in outbound.items():
             headers[key] = value
+        via = _via(request.version)
+        _append_via(headers, via)
         body = _body(request) if request.body_exists else None
         response: web.StreamResponse | None = None
+        record = request[RECORD_KEY]
         try:
             with mapped_errors(agent):
                 timeout = aiohttp.ClientTimeout(total=context.remaining(), sock_connect=10)
                 async with self.session.request(
-                    request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=timeout,
+                    # The caller's headers as they were: no Accept-Encoding or User-Agent it never sent.
+                    skip_auto_headers=_AUTO_HEADERS,
                 ) as upstream:
-                    span.set_attribute("http.response.status_code", upstream.status)
+                    span.set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
+                    trace.get_current_span().set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     response_headers = _forwardable(upstream.headers)
                     response_headers[REQUEST_ID] = context.request_id
+                    response_headers.update(record_headers(record))
+                    _append_via(response_headers, via)
                     response = web.StreamResponse(
                         status=upstream.status, reason=upstream.reason, headers=response_headers
                     )
@@ -164,6 +216,21 @@ class Passthrough:
             raise
         finally:
             span.end()
+
+
+# aiohttp's client adds these when a request has none; a proxy must not.
+_AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent"})
+
+
+def _via(version: HttpVersion) -> str:
+    """This hop's Via entry (RFC 9110 section 7.6.3): the protocol version received, and a pseudonym."""
+    return f"{version.major}.{version.minor} agent-gateway"
+
+
+def _append_via(headers: CIMultiDict[str], entry: str) -> None:
+    earlier = ", ".join(headers.getall("via", []))
+    headers.popall("via", None)
+    headers["via"] = f"{earlier}, {entry}" if earlier else entry
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:

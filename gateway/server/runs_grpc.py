@@ -20,6 +20,7 @@ from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
 from gateway.server.inbound import invocation_for, rpc_span, server_span
+from gateway.server.steps_view import StepsView
 
 RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
 DEFAULT_PAGE_SIZE = 50
@@ -71,7 +72,8 @@ class RunServicer:
             invocation = self.guard.admit(invocation, identity)
             name, attributes = rpc_span(RUN_SERVICE_NAME, "SubmitRun")
             with server_span(self.runs.gateway.tracer, name, headers, invocation.context, attributes):
-                record = await self.runs.submit(invocation, identity.name, request.webhook_url)
+                view = StepsView(self.runs.gateway, self.guard, identity)
+                record = await self.runs.submit(invocation, identity.name, request.webhook_url, view)
             return rpb.SubmitRunResponse(run=run_to_pb(record))
 
         return await self._serve("SubmitRun", request, context, work)

@@ -31,6 +31,7 @@ from gateway.server.inbound import http_span, invocation_for, server_span
 from gateway.server.json_body import invoke_request, read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
+from gateway.server.steps_view import StepsView
 
 RUNS_KEY = web.AppKey("runs", RunManager)
 KEEPALIVE_KEY = web.AppKey("runs_sse_keepalive", float)
@@ -60,7 +61,8 @@ async def submit(request: web.Request) -> web.Response:
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     name, attributes = http_span(request)
     with server_span(runs.gateway.tracer, name, headers, invocation.context, attributes) as span:
-        record = await runs.submit(invocation, _owner(request), webhook)
+        view = StepsView(runs.gateway, request.app[GUARD_KEY], request[IDENTITY_KEY])
+        record = await runs.submit(invocation, _owner(request), webhook, view)
         span.set_attribute("agent_gateway.run_id", record.run_id)
     return web.json_response(
         run_json(record),

@@ -25,7 +25,7 @@ from gateway.config.schema import parse_duration
 from gateway.context import context_from_headers
 from gateway.model import InvalidRequest, NotFound
 from gateway.server.json_body import read_json
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
+from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.state_grpc import after_from_token, page_token
 from gateway.state.access import ScopeAccess, parse_scope
 from gateway.state.store import ANY_ETAG, ScopeRef, StateRecord, StateStore, StateValue
@@ -126,7 +126,7 @@ async def get_state(request: web.Request) -> web.StreamResponse:
     headers = {"etag": _quoted(record.etag), "cache-control": "no-store"}
     if _etag_condition(request.headers.get("if-none-match"), "If-None-Match") in (record.etag, ANY_ETAG):
         return web.Response(status=304, headers=headers)
-    return web.json_response(entry_json(scope, record), headers=headers)
+    return web.json_response(_answer(request, entry_json(scope, record)), headers=headers)
 
 
 async def put_state(request: web.Request) -> web.Response:
@@ -141,7 +141,8 @@ async def put_state(request: web.Request) -> web.Response:
         scope, request.match_info["key"], value, if_match=if_match, if_none_match=if_none_match == ANY_ETAG, ttl=ttl
     )
     status = 201 if record.version == 1 else 200
-    return web.json_response(entry_json(scope, record), status=status, headers={"etag": _quoted(record.etag)})
+    answer = _answer(request, entry_json(scope, record))
+    return web.json_response(answer, status=status, headers={"etag": _quoted(record.etag)})
 
 
 async def delete_state(request: web.Request) -> web.Response:
@@ -161,10 +162,16 @@ async def list_state(request: web.Request) -> web.Response:
         after=after_from_token(request.query.get("pageToken", "")),
         limit=_limit(request),
     )
-    body: dict[str, Any] = {"entries": [entry_json(scope, r) for r in page.records]}
+    body: dict[str, Any] = _answer(request, {"entries": [entry_json(scope, r) for r in page.records]})
     if page.next_after is not None:
         body["nextPageToken"] = page_token(page.next_after)
     return web.json_response(body, headers={"cache-control": "no-store"})
+
+
+def _answer(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """An answer body, naming its request like every answer of the gateway."""
+    body["requestId"] = request[REQUEST_ID_KEY]
+    return body
 
 
 def add_state_routes(app: web.Application, store: StateStore, access: ScopeAccess) -> None:

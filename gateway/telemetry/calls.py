@@ -24,6 +24,8 @@ failures = logging.getLogger("agent_gateway.failures")
 PayloadLogging = Literal["none", "summary", "full"]
 UNKNOWN_AGENT = "_unknown"
 SUMMARY_CHARS = 200
+# The failure record keeps this much of an agent's error reply (enough for a stack trace).
+LOGGED_BODY_CHARS = 8192
 
 
 def summarize(invocation: Invocation, payloads: PayloadLogging = "summary") -> str:
@@ -46,6 +48,8 @@ class CallObserver:
         self.metrics = metrics
         self.policies = policies
         self.payloads = payloads
+        # Characters of an agent's error reply callers see (server.upstream_body_excerpt).
+        self.upstream_body_excerpt = 0
         # Names callers may use (agents, workflows, routes); set on every (re)load.
         self.known: frozenset[str] = frozenset()
         # Called with each finished call (its record complete): token budgets charge their callers here.
@@ -60,10 +64,18 @@ class CallObserver:
         self.metrics.child(self.metrics.in_flight, self.label(invocation.agent)).inc()
         return time.perf_counter()
 
-    def finished(self, invocation: Invocation, started: float, error: GatewayError | None, streamed: bool) -> None:
+    def finished(
+        self,
+        invocation: Invocation,
+        started: float,
+        error: GatewayError | None,
+        streamed: bool,
+        answered: StatusCode | None = None,
+    ) -> None:
+        """``answered``: the code of an error answer the gateway relayed rather than raised (the passthrough)."""
         elapsed = time.perf_counter() - started
         record = invocation.record
-        outcome = "OK" if error is None else error.code.value
+        outcome = error.code.value if error is not None else answered.value if answered is not None else "OK"
         agent = self.label(invocation.agent)
         m = self.metrics
         m.child(m.in_flight, agent).dec()
@@ -118,6 +130,8 @@ class CallObserver:
             story["retries"] = record.retries
         if record.fallback:
             story["fallback"] = record.fallback
+        if error.upstream_body and self.upstream_body_excerpt:
+            story["upstream_body"] = error.upstream_body[: self.upstream_body_excerpt]
         error.details = {**error.details, **story}
         breaker = self.policies.breakers.get(f"agent/{error.agent or invocation.agent}")
         fields = {
@@ -133,6 +147,8 @@ class CallObserver:
             "breaker_state": breaker.state if breaker is not None else "",
             **story,
         }
+        if error.upstream_body:
+            fields["upstream_body"] = error.upstream_body[:LOGGED_BODY_CHARS]
         failures.warning(
             "invocation of %s failed: %s %s (attempts=%d)",
             invocation.agent,

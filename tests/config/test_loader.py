@@ -56,7 +56,7 @@ def test_route_needs_exactly_one_destination() -> None:
 
 def test_route_to_undefined_agent() -> None:
     text = BASE + "routes:\n  - match: {agent: a}\n    target: ghost\n"
-    assert problems(text) == ["gw.yaml:7: routes[0].target: no agent named 'ghost' is defined under 'agents'"]
+    assert problems(text) == ["gw.yaml:7: routes[0].target: no agent or workflow named 'ghost' is defined under 'agents' or 'workflows'"]
 
 
 def test_unknown_adapter_kind() -> None:
@@ -167,7 +167,7 @@ def test_every_problem_of_a_file_is_reported_in_one_run_sorted_by_line() -> None
     assert found[1:] == [
         "gw.yaml:6: agents.odd.kind: unknown adapter kind 'carrier-pigeon' (known: a2a, crewai, grpc, http, langgraph, mastra)",
         "gw.yaml:12: agents.echo.options.invoke_pth: unknown key (check the spelling; unknown keys are not ignored)",
-        "gw.yaml:16: routes[0].target: no agent named 'ghost' is defined under 'agents'",
+        "gw.yaml:16: routes[0].target: no agent or workflow named 'ghost' is defined under 'agents' or 'workflows'",
         # routes[1] targets the agent with the bad endpoint: defined, only invalid, so not a second problem.
         "gw.yaml:20: routes[1].policies[0]: no policy named 'nope' is defined under 'policies'",
         "gw.yaml:21: routes[2].name: duplicate route name 'r1' (also routes[0])",
@@ -185,7 +185,7 @@ routes:
 """
     assert problems(text) == [
         "gw.yaml:8: routes[0].timeout: " + problems(BASE + "routes:\n  - {match: {agent: a}, target: echo, timeout: forever}\n")[0].split(": ", 2)[2],
-        "gw.yaml:10: routes[1].target: no agent named 'ghost' is defined under 'agents'",
+        "gw.yaml:10: routes[1].target: no agent or workflow named 'ghost' is defined under 'agents' or 'workflows'",
     ]
 
 

@@ -188,6 +188,13 @@ def test_gateway_container_matches_its_config(entry: tuple[str, dict[str, Any], 
     assert container["securityContext"]["runAsUser"] == 10001  # the image's user
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
+    # A read-only root leaves the mounted volumes as the only place a SQLite state file can go.
+    if config.state is not None and config.state.backend == "sqlite":
+        writable = [m["mountPath"] for m in container.get("volumeMounts", []) if not m.get("readOnly")]
+        assert any(config.state.sqlite.path.startswith(f"{w}/") for w in writable), (
+            f"state goes to SQLite at {config.state.sqlite.path}, on the read-only root: set state.backend"
+        )
+
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     pre_stop = _pre_stop(container)
     assert pre_stop > 0, "without a preStop pause, calls routed just before SIGTERM are refused"
@@ -389,13 +396,21 @@ def test_dockerignore_lets_in_everything_the_image_copies() -> None:
 
 
 def test_image_lock_pins_every_runtime_dependency() -> None:
+    # The newest 3.11 (the pinned base's); tests/deploy/test_image.py checks the built image's own.
+    image_env = {
+        "sys_platform": "linux",
+        "platform_python_implementation": "CPython",
+        "python_version": "3.11",
+        "python_full_version": "3.11.14",
+        "extra": "",
+    }
     pins = {}
     for line in (DEPLOY / "requirements.lock").read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[canonicalize_name(name)] = version
+            pin = Requirement(line)
+            if pin.marker is None or pin.marker.evaluate(image_env):
+                pins[canonicalize_name(pin.name)] = str(pin.specifier).removeprefix("==")
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    image_env = {"sys_platform": "linux", "platform_python_implementation": "CPython", "python_version": "3.11"}
     for spec in dependencies:
         requirement = Requirement(spec)
         if requirement.marker is not None and not requirement.marker.evaluate(image_env):

@@ -69,7 +69,9 @@ async def test_sync_checks_pass_and_are_recorded(
     status, _ = await call(gw, "upper", "quiet words")
     assert status == 200
     assert [(t, r.check, r.passed) for t, r in seen] == [("upper", "shouty", True), ("upper", "judged", True)]
-    server = next(s for s in span_exporter.get_finished_spans() if s.name == "POST /v1/agents/upper/invoke")
+    server = next(
+        s for s in span_exporter.get_finished_spans() if (s.attributes or {}).get("url.path") == "/v1/agents/upper/invoke"
+    )
     events = [e for e in server.events if e.name == "evaluation"]
     assert [e.attributes["agent_gateway.check"] for e in events if e.attributes] == ["shouty", "judged"]
 

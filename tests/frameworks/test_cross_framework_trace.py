@@ -148,7 +148,8 @@ async def test_one_trace_links_gateway_hops_across_frameworks(
     # Edge: SERVER (the caller's request, the root) -> CLIENT (the attempt to the A2A coordinator).
     root = only(spans, kind=KIND_SERVER, service="edge")
     assert root.parent_span_id == ""
-    assert root.name == "POST /v1/agents/coordinator/invoke"
+    assert root.name == "POST /v1/agents/{agent}/invoke"
+    assert root.attributes["url.path"] == "/v1/agents/coordinator/invoke"
     assert root.attributes["session.id"] == session_id and root.attributes["enduser.id"] == "ada"
     to_coordinator = only(spans, kind=KIND_CLIENT, service="edge")
     assert to_coordinator.parent_span_id == root.span_id
@@ -162,7 +163,7 @@ async def test_one_trace_links_gateway_hops_across_frameworks(
     assert len(sidecar_servers) == 2
     delegated: dict[str, str] = {}
     for server_span in sidecar_servers:
-        assert server_span.name == "AgentGatewayService/Invoke"
+        assert server_span.name == "agentgateway.v1.AgentGatewayService/Invoke"
         assert server_span.parent_span_id == to_coordinator.span_id
         assert server_span.attributes["session.id"] == session_id  # the ids crossed the A2A agent too
         assert server_span.attributes["enduser.id"] == "ada"

@@ -197,5 +197,9 @@ async def test_mastra_client_sdk_works_unchanged_through_the_passthrough(
     answer = json.loads(out)
     assert "echo" in answer["agents"]
     assert "you said via the mastra client" in answer["text"]
-    proxied = [s for s in span_exporter.get_finished_spans() if s.name.startswith("POST /v1/proxy/writer")]
+    proxied = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "POST /v1/proxy/{agent}/{tail}" and (s.attributes or {}).get("gen_ai.agent.name") == "writer"
+    ]
     assert proxied and {format(s.context.trace_id, "032x") for s in proxied} == {TRACE_ID}

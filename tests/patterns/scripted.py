@@ -29,6 +29,8 @@ def _reply(text: str | None = None, data: Any = None) -> web.Response:
 @dataclass
 class ScriptedAgents:
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    # The headers of each call, in the same order as ``calls``.
+    headers: list[dict[str, str]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
 
@@ -40,6 +42,28 @@ class ScriptedAgents:
         body = await request.json()
         text, data = _input(body)
         self.calls.append((name, text, data))
+        self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        if name == "hang":
+            # Answers only after 10 s: long past any deadline a test sets.
+            for _ in range(500):
+                if request.transport is None or request.transport.is_closing():
+                    self.cancelled.append(name)
+                    break
+                await asyncio.sleep(0.02)
+            return _reply("hung")
+        if name.startswith("self-manager"):
+            # Delegates to its own workflow (named after it) twice per round, forever.
+            if name.endswith("-slow"):
+                await asyncio.sleep(0.2)
+            worker = data["workers"][0]["name"]
+            fanout = 1 if name.startswith("self-manager-chain") else 2
+            return _reply(None, {"delegate": [{"worker": worker, "input": "again"}] * fanout})
+        if name in ("flip", "improving"):
+            # flip: fails every other call (first fails); improving: a draft, then the final text.
+            attempt = len(self.names(name))
+            if name == "flip" and attempt % 2 == 1:
+                return web.json_response({"error": "flipped"}, status=503)
+            return _reply(f"{'draft' if attempt == 1 else 'final'}: {text}" if name == "improving" else text)
         if name == "upper":
             return _reply(text.upper())
         if name == "count":
@@ -102,7 +126,8 @@ class ScriptedAgents:
 
 
 AGENT_NAMES = ("upper", "count", "fail", "reject", "slow1", "slow3", "slow5", "slow20", "json-a", "json-b",
-               "undo", "manager", "loop-manager", "rogue-manager", "plain", "judge")
+               "undo", "manager", "loop-manager", "rogue-manager", "plain", "judge", "hang", "self-manager",
+               "self-manager-chain", "self-manager-slow", "flip", "improving")
 
 
 def agents_yaml(base_url: str) -> str:

@@ -22,6 +22,7 @@ workflows:
   pipeline:
     kind: sequential
     description: upper-case, then count
+    steps_in_answer: outputs
     steps:
       - name: shout
         agent: upper
@@ -32,6 +33,7 @@ workflows:
     output: {shouted: "{{ steps.shout.text }}", length: "{{ steps.measure.data.length }}", note: "len={{ steps.measure.data.length }}"}
   saga:
     kind: sequential
+    steps_in_answer: status
     steps:
       - {name: one, agent: upper, compensate: {agent: undo}}
       - {name: two, agent: plain, compensate: {agent: undo, input: "undo two: {{ step.text }}"}}
@@ -167,7 +169,9 @@ async def test_parallel_fails_fast_when_the_quorum_is_out_of_reach(setup: tuple[
     gw, _ = setup
     started = time.monotonic()
     status, body = await invoke(gw, "impossible", "x")
-    assert status == 502
+    # The failing branch's cause is kept: the agent was unavailable.
+    assert status == 503 and body["error"]["code"] == "UNAVAILABLE"
+    assert body["error"]["details"]["step"] == "bad"
     assert time.monotonic() - started < 1.5  # did not wait for the 2 s branch
     assert "needed 3 of 3 branches" in body["error"]["message"]
     assert "bad: agent answered HTTP 503" in body["error"]["message"]
@@ -200,7 +204,7 @@ async def test_nested_workflows_and_the_hop_limit(setup: tuple[GatewayServer, Sc
     assert status == 200
     assert body["messages"][0]["parts"][0]["data"]["shouted"] == "DEEP"
     status, body = await invoke(gw, "ouroboros", "x")
-    assert status == 502
+    assert status == 429 and body["error"]["code"] == "RESOURCE_EXHAUSTED"
     assert "nested 6 hops deep, the limit is 6" in json.dumps(body)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -72,7 +73,10 @@ async def test_invoke_through_both_adapters(channel: grpc.aio.Channel, agent: st
     assert headers["x-user-id"] == "u-7"
     assert headers["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
     assert headers["traceparent"].split("-")[2] != TRACEPARENT.split("-")[2]  # a new attempt span
-    assert headers["baggage"] == "tier=gold,agw.hops=1,session.id=s-1,enduser.id=u-7"  # hops and ids as baggage
+    # Hops, the request tree with its call count, and the ids as baggage.
+    assert re.fullmatch(
+        r"tier=gold,agw.hops=1,agw.tree=[0-9a-f]{32},agw.calls=1,session.id=s-1,enduser.id=u-7", headers["baggage"]
+    )
     assert headers["x-request-id"] == response.context.request_id
     # The caller's gRPC deadline reaches the agent as remaining time.
     remaining = int(headers.get("x-timeout-ms") or headers["grpc-timeout-remaining-ms"])
@@ -161,3 +165,13 @@ async def test_unexpected_errors_are_internal_without_a_stack_trace(
         await pb_grpc.AgentGatewayServiceStub(channel).Invoke(request("echo"))
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert caught.value.details() == "internal gateway error"
+
+
+async def test_list_agents_names_its_request(channel: grpc.aio.Channel) -> None:
+    stub = pb_grpc.AgentGatewayServiceStub(channel)
+    call = stub.ListAgents(pb.ListAgentsRequest(), metadata=(("x-request-id", "req-list-1"),))
+    response = await call
+    assert response.request_id == "req-list-1"
+    assert ("x-request-id", "req-list-1") in tuple(await call.trailing_metadata())
+    generated = await stub.ListAgents(pb.ListAgentsRequest())
+    assert len(generated.request_id) == 32  # a fresh id when the caller sent none

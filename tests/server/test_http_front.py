@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -59,7 +60,11 @@ async def test_invoke_injects_context_headers_upstream(
     assert seen["x-user-id"] == "u-1"
     assert seen["x-request-id"] == "req-42" == headers["x-request-id"]
     # The hop count and the ids travel as baggage too (the ids under their OpenTelemetry names).
-    assert seen["baggage"] == "tenant=acme,agw.hops=1,session.id=sess-1,gen_ai.conversation.id=thr-1,enduser.id=u-1"
+    assert re.fullmatch(
+        r"tenant=acme,agw.hops=1,agw.tree=[0-9a-f]{32},agw.calls=1,"
+        r"session.id=sess-1,gen_ai.conversation.id=thr-1,enduser.id=u-1",
+        seen["baggage"],
+    )
     assert 0 < int(seen["x-timeout-ms"]) <= 5000
     # The upstream's parent span is the gateway's attempt span, in the caller's trace.
     _version, trace_id, parent_span, _flags = seen["traceparent"].split("-")

@@ -59,31 +59,42 @@ ROUTES_THAT_FAIL = [
     ("POST", "/v1/runs", b"{", 400),
     ("GET", "/v1/runs/no-such-run", None, 404),
     ("GET", "/v1/proxy/ghost/x", None, 404),
-    ("GET", "/v1/agents", None, 200),
     ("GET", "/nothing/here", None, 404),
+]
+# Successful answers whose bodies name the request too.
+ROUTES_THAT_ANSWER = [
+    ("GET", "/v1/agents", None, 200),
+    ("PUT", "/v1/state/session/k", b'{"value": 1}', 201),
+    ("GET", "/v1/state/session", None, 200),
+    ("POST", "/v1/events/events.x", b'{"n": 1}', 202),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status"), ROUTES_THAT_FAIL)
+@pytest.mark.parametrize(("method", "path", "body", "status"), ROUTES_THAT_FAIL + ROUTES_THAT_ANSWER)
 async def test_every_answer_carries_the_request_id_in_header_and_body(
     gateway_factory: GatewayFactory, echo_url: str, method: str, path: str, body: bytes | None, status: int
 ) -> None:
     async with gateway_factory(AGENTS.format(echo=echo_url)) as gw, aiohttp.ClientSession() as http:
-        async with http.request(method, f"http://{gw.addresses.http}{path}", data=body) as response:
+        async with http.request(
+            method, f"http://{gw.addresses.http}{path}", data=body, headers={"x-session-id": "s1"}
+        ) as response:
             assert response.status == status, await response.text()
             request_id = response.headers["x-request-id"]
             assert request_id
+            answer = await response.json()
             if status >= 400:
-                error = (await response.json())["error"]
+                error = answer["error"]
                 assert error["requestId"] == request_id
                 if "/agents/echo/" in path:
                     assert error["agent"] == "echo"
+            else:
+                assert answer["requestId"] == request_id
         # A caller's own id is kept on errors too.
-        headers = {"x-request-id": "caller-chosen-1"}
+        headers = {"x-request-id": "caller-chosen-1", "x-session-id": "s1"}
         async with http.request(method, f"http://{gw.addresses.http}{path}", data=body, headers=headers) as response:
             assert response.headers["x-request-id"] == "caller-chosen-1"
-            if status >= 400:
-                assert (await response.json())["error"]["requestId"] == "caller-chosen-1"
+            answer = await response.json()
+            assert (answer["error"] if status >= 400 else answer)["requestId"] == "caller-chosen-1"
 
 
 async def test_cors_preflight_and_answers(gateway_factory: GatewayFactory, echo_url: str) -> None:

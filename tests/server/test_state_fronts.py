@@ -290,7 +290,7 @@ async def test_grpc_stale_etag_is_aborted_and_full_scope_exhausted(stub: spb_grp
 async def test_grpc_malformed_protobuf(gw: GatewayServer) -> None:
     assert gw.addresses.grpc is not None
     async with grpc.aio.insecure_channel(gw.addresses.grpc) as channel:
-        raw = channel.unary_unary("/agentgateway.v1.StateService/Put")
+        raw = channel.unary_unary("/agentgateway.v1.StateService/PutState")
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await raw(b"\xff\xff\xff\xff garbage", timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -373,6 +373,7 @@ agents:
 workflows:
   pass-note:
     kind: sequential
+    steps_in_answer: outputs
     steps:
       - {{name: write, agent: writer}}
       - {{name: read, agent: reader}}
