@@ -52,6 +52,8 @@ def _targets(bench: Bench, stack: ExitStack, result: ScenarioResult) -> dict[str
     if "grpc" in bench.settings.fronts:
         grpc_ref, grpc_port = stack.enter_context(bench.reference("grpc_proxy", up.grpc_port))
         grpc["grpc.aio-proxy"] = (f"127.0.0.1:{grpc_port}", grpc_ref)
+        threaded, threaded_port = stack.enter_context(bench.reference("grpc_threaded_proxy", up.grpc_port))
+        grpc["grpc-threaded-proxy"] = (f"127.0.0.1:{threaded_port}", threaded)
     grpc["gateway"] = (gw.grpc, gw.child)
     return {f"http:{k}": v for k, v in http.items()} | {f"grpc:{k}": v for k, v in grpc.items()}
 
@@ -76,7 +78,9 @@ def run(bench: Bench) -> ScenarioResult:
                     load = partial(bench.grpc_load, where, agent, CONCURRENCY, s.throughput_seconds, warmup=0.0)
                 measures.append((name, metered(load, proxy, up.child)))
             rounds = alternate(s.cpu_rounds, measures)
-            result.rows += _rows(front, bench.http_tool() if front == "http" else bench.grpc_tool(), rounds)
+            rows = _rows(front, bench.http_tool() if front == "http" else bench.grpc_tool(), rounds)
+            result.notes += _unserved(rows)
+            result.rows += rows
     result.notes.append(
         f"{s.cpu_rounds} rounds alternating; cpu_us: median (min-max) over rounds of the proxy's CPU per call; "
         "upstream_us: the upstream's, the same work for every row"
@@ -84,7 +88,25 @@ def run(bench: Bench) -> ScenarioResult:
     result.notes.append(
         "gateway-invoke-chain: the typed invoke with timeout, retry and circuit breaker (bench/gateway_config.py)"
     )
+    result.notes.append(
+        "grpc-threaded-proxy: the same raw-bytes forwarder on grpcio's threaded server, beside grpc.aio's"
+    )
     return result
+
+
+def _unserved(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows whose upstream did far less work per call than under direct calls: h2load
+    counts a gRPC error (HTTP 200, grpc-status in the trailers) as a success, so a proxy
+    failing fast would otherwise look fast. Every proxied call costs the upstream the same."""
+    direct = next((r["upstream_us"] for r in rows if r["target"] == "direct"), None)
+    if not direct:
+        return []
+    return [
+        f"SUSPECT {r['front']} {r['target']}: its upstream spent {r['upstream_us']:.0f} us per call against "
+        f"{direct:.0f} for direct calls; the calls may have failed without an HTTP error"
+        for r in rows
+        if r["target"] != "direct" and r["upstream_us"] is not None and r["upstream_us"] < direct / 2
+    ]
 
 
 def _rows(front: str, tool: str, rounds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

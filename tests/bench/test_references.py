@@ -129,12 +129,15 @@ def test_aiohttp_proxy_relays_to_the_bench_agent(agents: tuple[Child, int, int])
         assert missing.value.code == 404  # the upstream's status, relayed
 
 
-def test_grpc_proxy_forwards_raw_bytes_of_any_unary_method(agents: tuple[Child, int, int]) -> None:
-    child, port = start_reference("grpc_proxy", agents[2], [0])
+@pytest.mark.parametrize("name", ["grpc_proxy", "grpc_threaded_proxy"])
+def test_grpc_proxy_forwards_raw_bytes_of_any_unary_method(agents: tuple[Child, int, int], name: str) -> None:
+    child, port = start_reference(name, agents[2], [0])
     with child, grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.AgentGatewayServiceStub(channel)  # type: ignore[no-untyped-call]
         answer = stub.Invoke(request_pb("fast"), timeout=10)
         assert answer.messages[0].parts[0].text == REPLY_TEXT
+        # Without a deadline too (as h2load calls): nothing is invented on the way.
+        assert stub.Invoke(request_pb("fast")).messages[0].parts[0].text == REPLY_TEXT
         # A method the upstream does not have: the upstream's status comes back through the proxy.
         unknown = channel.unary_unary("/agentgateway.v1.AgentGatewayService/Nope")
         with pytest.raises(grpc.RpcError) as failed:
