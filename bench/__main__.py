@@ -1,7 +1,7 @@
 """``python -m bench``: run the benchmark scenarios, print the table, write JSON.
 
 python -m bench                    # everything (a few minutes on 2 cores)
-python -m bench --quick            # a ~30 s smoke run
+python -m bench --quick            # a ~1.5 min smoke run
 python -m bench --only latency,streaming --fronts http
 """
 
