@@ -13,10 +13,18 @@ only to the configured origins, never to one a card named. The gateway's
 thread (or session) id maps to the A2A ``contextId``. A stream abandoned
 before its task ended (the caller went away, the deadline passed) cancels the
 task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
+
+Servers differ in two ways the adapter absorbs: one that answers
+``SendMessage`` with a task still submitted or working (FastA2A, which serves
+Pydantic AI, never blocks) is polled with ``GetTask`` until the task ends or
+waits for the client; and a stream that sends an artifact in chunks and then
+the whole artifact again (``append`` false, the same ``artifactId``: a
+replacement) yields only the text the chunks had not already given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -27,6 +35,7 @@ import aiohttp
 from pydantic import Field
 from yarl import URL
 
+from adapters.a2a_grpc import A2AGrpcUpstream
 from adapters.base import Adapter, AdapterOptions, AdapterResources
 from adapters.transport import HttpTransport
 from adapters.usage import token_usage
@@ -37,6 +46,7 @@ from gateway.model import (
     DataPart,
     Event,
     FilePart,
+    GatewayError,
     Message,
     Part,
     Result,
@@ -54,11 +64,19 @@ _METHODS = {
     "0.3": ("message/send", "message/stream"),
 }
 _CANCEL_METHOD = {"1.0": "CancelTask", "0.3": "tasks/cancel"}
+_GET_METHOD = {"1.0": "GetTask", "0.3": "tasks/get"}
+# Polling a task the agent answered before it ended: the first wait, doubling up to the last.
+POLL_FIRST = 0.05
+POLL_MAX = 1.0
 CANCEL_TIMEOUT = 5.0
 _TERMINAL = {"completed", "failed", "canceled", "rejected"}
 # Terminal and interrupted states, normalized to the 0.3 spelling.
 _FAILED = {"failed", "canceled"}
 _REJECTED = {"rejected"}
+# The task waits for the client.
+_WAITING = {"input-required", "auth-required"}
+# Accepted but not done: a non-blocking server's answer to SendMessage.
+_PENDING = {"submitted", "working"}
 
 
 class A2AOptions(AdapterOptions):
@@ -71,6 +89,15 @@ class A2AOptions(AdapterOptions):
     # Call a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
     # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
     follow_card_url: bool = False
+    # The binding to the upstream: JSON-RPC, HTTP+JSON (REST), gRPC, or "auto" (the card's JSON-RPC
+    # interface, else its HTTP+JSON one, else its gRPC one). With HTTP+JSON, rpc_url is the REST base URL.
+    binding: Literal["auto", "JSONRPC", "HTTP+JSON", "GRPC"] = "auto"
+    # The gRPC target (host:port) and tenant; from the card's GRPC interface when empty.
+    grpc_target: str = ""
+    grpc_tenant: str = ""
+    # A unary call is sent as a stream and its frames assembled into the task, so abandoning it
+    # (a cancelled run, a caller gone) cancels the upstream task too. Off for agents without streaming.
+    invoke_by_stream: bool = True
 
 
 Origin = tuple[str, str, int | None]
@@ -133,6 +160,10 @@ def frame_kind(result: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     return ("task", result) if "status" in result and "id" in result else ("message", result)
 
 
+class _NotStreamed(Exception):
+    """The agent refused the stream a unary call was sent as."""
+
+
 class A2AAdapter(Adapter):
     kind = "a2a"
     Options = A2AOptions
@@ -153,6 +184,20 @@ class A2AAdapter(Adapter):
         if self.options.rpc_url:
             self.trusted.add(origin_of(URL(self.options.rpc_url)))
         self._rpc_url: str = self.options.rpc_url
+        self._grpc: A2AGrpcUpstream | None = None
+        # Set once the agent refused to stream: unary calls are then sent as such.
+        self._unary_only = False
+        # HTTP+JSON: rpc_url is the REST base (``{base}/message:send``...).
+        self._rest = self.options.binding == "HTTP+JSON"
+        if self.options.binding == "GRPC" and self.options.grpc_target:
+            self._grpc = self._grpc_upstream(self.options.grpc_target, self.options.grpc_tenant)
+
+    def _grpc_upstream(self, target: str, tenant: str) -> A2AGrpcUpstream:
+        host = target.rpartition(":")[0].strip("[]").lower()
+        # Credentials (headers, the client certificate) only to the endpoint's host or a configured target.
+        trusted = host == (self.endpoint.host or "").lower() or target == self.options.grpc_target
+        metadata = {**self.options.headers, "a2a-version": "1.0"} if trusted else {"a2a-version": "1.0"}
+        return A2AGrpcUpstream(self.spec.name, target, tenant, metadata, self.spec.tls if trusted else None)
 
     def transport_for(self, url: str) -> HttpTransport:
         """The configured transport (credentials included) on a configured origin, else the bare one."""
@@ -167,22 +212,32 @@ class A2AAdapter(Adapter):
         return str(self.endpoint.origin().join(URL(url.raw_path_qs, encoded=True)))
 
     async def rpc_url(self, call: Call) -> str:
-        """The JSON-RPC endpoint, from the agent card on first use."""
-        if self._rpc_url:
+        """The JSON-RPC endpoint, from the agent card on first use ("" once the card chose gRPC)."""
+        if self._rpc_url or self._grpc is not None:
             return self._rpc_url
         _, card = await self.transport.request_json(call, "GET", self.options.card_path)
         if not isinstance(card, dict):
             raise UpstreamError("the agent card is not a JSON object", agent=self.spec.name)
-        named = ""
+        found: dict[str, Mapping[str, Any]] = {}
         for interface in card.get("supportedInterfaces") or card.get("additionalInterfaces") or []:
             binding = str(interface.get("protocolBinding") or interface.get("transport") or "").upper()
-            if binding == "JSONRPC" and interface.get("url"):
-                named = str(interface["url"])
-                break
-        if not named and isinstance(card.get("url"), str):
+            if interface.get("url") and binding not in found:
+                found[binding] = interface
+        wanted = self.options.binding
+        if wanted == "auto":
+            wanted = next((b for b in ("JSONRPC", "HTTP+JSON", "GRPC") if b in found), "JSONRPC")
+        self._rest = wanted == "HTTP+JSON"
+        named = str(found[wanted]["url"]) if wanted in found and wanted != "GRPC" else ""
+        grpc_interface = found.get("GRPC") if wanted == "GRPC" else None
+        if not named and isinstance(card.get("url"), str) and wanted == "JSONRPC":
             named = card["url"]
+        if grpc_interface is not None:
+            self._grpc = self._grpc_upstream(
+                self._grpc_target(str(grpc_interface["url"])), str(grpc_interface.get("tenant") or "")
+            )
+            return ""
         if not named:
-            raise UpstreamError("the agent card names no JSON-RPC interface", agent=self.spec.name)
+            raise UpstreamError(f"the agent card names no {wanted} interface", agent=self.spec.name)
         try:
             self._rpc_url = self._card_target(named)
         except ValueError:
@@ -191,8 +246,28 @@ class A2AAdapter(Adapter):
             ) from None
         return self._rpc_url
 
+    def _grpc_target(self, named: str) -> str:
+        """A card's gRPC target; on another host than the endpoint's only with follow_card_url."""
+        # Cards write it as a URL (http(s)://host:port, as the spec's example) or a bare host:port.
+        if "://" in named:
+            url = URL(named)
+            raw_host = url.raw_host or ""
+            target = f"[{raw_host}]:{url.port}" if ":" in raw_host else f"{raw_host}:{url.port}"
+        else:
+            target = named.rstrip("/")
+        host, _, port = target.rpartition(":")
+        if host.strip("[]").lower() == (self.endpoint.host or "").lower() or self.options.follow_card_url:
+            return target
+        endpoint_host = self.endpoint.host or ""
+        return f"[{endpoint_host}]:{port}" if ":" in endpoint_host else f"{endpoint_host}:{port}"
+
     def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
-        version = self.options.protocol_version
+        method = _METHODS[self.options.protocol_version][1 if streaming else 0]
+        return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": self._params(call)}
+
+    def _params(self, call: Call) -> dict[str, Any]:
+        """The ``SendMessageRequest`` (JSON-RPC ``params``; over gRPC always in 1.0 shapes)."""
+        version = "1.0" if self._grpc is not None or self._rest else self.options.protocol_version
         source = call.invocation.messages[-1]
         message: dict[str, Any] = {
             "role": "ROLE_USER" if version == "1.0" else "user",
@@ -210,8 +285,7 @@ class A2AAdapter(Adapter):
             params["configuration"] = extra["configuration"]
         if isinstance(extra.get("metadata"), dict):
             params["metadata"] = extra["metadata"]
-        method = _METHODS[version][1 if streaming else 0]
-        return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
+        return params
 
     def _result(self, envelope: Any) -> Mapping[str, Any]:
         if not isinstance(envelope, dict):
@@ -229,6 +303,17 @@ class A2AAdapter(Adapter):
             raise UpstreamError("the JSON-RPC response has no result", agent=self.spec.name)
         return result
 
+    def _rest_result(self, answer: Any) -> Mapping[str, Any]:
+        """An HTTP+JSON answer or stream frame; an error body (google.rpc.Status) is the agent's refusal."""
+        if not isinstance(answer, dict):
+            raise UpstreamError("the agent sent a malformed HTTP+JSON answer", agent=self.spec.name)
+        if isinstance(answer.get("error"), dict):
+            error = answer["error"]
+            raise UpstreamRejected(
+                f"A2A error {error.get('status', '')}: {error.get('message', '')}", agent=self.spec.name
+            )
+        return answer
+
     def _check_state(self, state: str, task: Mapping[str, Any]) -> None:
         if state in _FAILED | _REJECTED:
             status_message = task.get("status", {}).get("message") if isinstance(task.get("status"), dict) else None
@@ -242,10 +327,20 @@ class A2AAdapter(Adapter):
 
     async def invoke(self, call: Call) -> Result:
         url = await self.rpc_url(call)
-        _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
-        kind, payload = frame_kind(self._result(envelope))
+        if self.options.invoke_by_stream and not self._unary_only:
+            try:
+                reply = await self._assembled(call, url)
+            except _NotStreamed:
+                # The agent does not stream (UnsupportedOperation, a plain JSON answer): ask it plainly from now on.
+                self._unary_only = True
+                reply = await self._unary(call, url)
+        else:
+            reply = await self._unary(call, url)
+        kind, payload = frame_kind(reply)
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
+        if normalize_state(payload.get("status", {}).get("state")) in _PENDING:
+            payload = await self._settled(call, url, payload)
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
         messages = [
@@ -270,31 +365,150 @@ class A2AAdapter(Adapter):
         usage = token_usage(task_metadata.get("usage")) if isinstance(task_metadata, dict) else None
         return Result(self.spec.name, tuple(messages), metadata, usage)
 
+    async def _settled(self, call: Call, url: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The task polled with ``GetTask`` until it ends or waits for the client (within the call's
+        deadline); given up on (deadline, caller gone, failure), it is cancelled upstream."""
+        task_id = str(task.get("id") or "")
+        if not task_id:
+            return task
+        delay = POLL_FIRST
+        settled = False
+        try:
+            while normalize_state(task.get("status", {}).get("state")) in _PENDING:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, POLL_MAX)
+                task = await self._get_task(call, url, task_id)
+            settled = True
+        finally:
+            if not settled:
+                self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
+        return task
+
+    async def _get_task(self, call: Call, url: str, task_id: str) -> Mapping[str, Any]:
+        if self._grpc is not None:
+            return await self._grpc.get(call, task_id)
+        if self._rest:
+            _, answer = await self.transport_for(url).request_json(call, "GET", f"{url}/tasks/{task_id}")
+            return frame_kind(self._rest_result(answer))[1]
+        body = {
+            "jsonrpc": "2.0",
+            "id": uuid.uuid4().hex,
+            "method": _GET_METHOD[self.options.protocol_version],
+            "params": {"id": task_id},
+        }
+        _, envelope = await self.transport_for(url).request_json(call, "POST", url, body)
+        return frame_kind(self._result(envelope))[1]
+
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         url = await self.rpc_url(call)
         task_id = ""
         state = ""
         ended = False  # the upstream closed the stream itself (even in input-required: the task waits)
+        streamed: dict[str, str] = {}  # artifactId -> the text its chunks gave so far
         try:
-            async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
-                try:
-                    envelope = json.loads(sse.data)
-                except json.JSONDecodeError:
-                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
-                kind, payload = frame_kind(self._result(envelope))
+            async for frame in self._frames(call, url):
+                kind, payload = frame_kind(frame)
                 if kind != "message":
                     task_id = str(payload.get("id") if kind == "task" else payload.get("taskId") or task_id)
                 if isinstance(payload.get("status"), dict):
                     state = normalize_state(payload["status"].get("state"))
-                for event in self._events(kind, payload):
+                for event in self._events(kind, payload, streamed):
                     yield event
             ended = True
         finally:
             if task_id and not ended and state not in _TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
 
+    async def _unary(self, call: Call, url: str) -> Mapping[str, Any]:
+        """``SendMessage`` on the binding in use: the task (or message) it answers."""
+        if self._grpc is not None:
+            return await self._grpc.send(call, self._params(call))
+        if self._rest:
+            _, answer = await self.transport_for(url).request_json(
+                call, "POST", f"{url}/message:send", self._params(call)
+            )
+            return self._rest_result(answer)
+        _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
+        return self._result(envelope)
+
+    async def _assembled(self, call: Call, url: str) -> Mapping[str, Any]:
+        """The stream's frames assembled as the unary answer would be (the task, its artifacts with
+        appended parts joined); an abandoned stream cancels the task upstream."""
+        task: dict[str, Any] = {}
+        artifacts: dict[str, dict[str, Any]] = {}
+        task_id = state = ""
+        ended = received = False
+        try:
+            async for frame in self._frames(call, url):
+                received = True
+                kind, payload = frame_kind(frame)
+                if kind == "message":
+                    ended = True
+                    return {"message": payload}
+                if kind == "task":
+                    task = dict(payload)
+                    task_id = str(payload.get("id") or "")
+                    for artifact in payload.get("artifacts") or []:
+                        artifacts[str(artifact.get("artifactId"))] = {
+                            **artifact,
+                            "parts": list(artifact.get("parts", [])),
+                        }
+                elif kind == "artifact-update":
+                    artifact = payload.get("artifact") or {}
+                    key = str(artifact.get("artifactId"))
+                    if payload.get("append") and key in artifacts:
+                        artifacts[key]["parts"] += list(artifact.get("parts", []))
+                    else:
+                        artifacts[key] = {**artifact, "parts": list(artifact.get("parts", []))}
+                task_id = task_id or str(payload.get("taskId") or "")
+                if isinstance(payload.get("status"), dict):
+                    task["status"] = payload["status"]
+                    state = normalize_state(payload["status"].get("state"))
+                task.setdefault("id", task_id)
+                task.setdefault("contextId", payload.get("contextId"))
+            ended = True
+        except (UpstreamError, UpstreamRejected) as exc:
+            # Refused before any frame, and not for being unreachable or slow: it does not stream.
+            if received or type(exc) not in (UpstreamError, UpstreamRejected):
+                raise
+            raise _NotStreamed from exc
+        finally:
+            if task_id and not ended and state not in _TERMINAL:
+                self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
+        task["artifacts"] = list(artifacts.values())
+        return {"task": task}
+
+    async def _frames(self, call: Call, url: str) -> AsyncIterator[Mapping[str, Any]]:
+        """The stream's results (StreamResponse JSON), whichever binding carries them."""
+        if self._grpc is not None:
+            async for frame in self._grpc.stream(call, self._params(call)):
+                yield frame
+            return
+        if self._rest:
+            transport = self.transport_for(url)
+            async for sse in transport.stream_sse(call, "POST", f"{url}/message:stream", self._params(call)):
+                try:
+                    yield self._rest_result(json.loads(sse.data))
+                except json.JSONDecodeError:
+                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+            return
+        async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
+            try:
+                envelope = json.loads(sse.data)
+            except json.JSONDecodeError:
+                raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+            yield self._result(envelope)
+
     async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
         """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
+        if self._grpc is not None:
+            await self._grpc.cancel(call, upstream["task_id"])
+            return
+        if self._rest:
+            url = f"{upstream['rpc_url']}/tasks/{upstream['task_id']}:cancel"
+            with contextlib.suppress(GatewayError):
+                await self.transport_for(upstream["rpc_url"]).request_json(call, "POST", url, {})
+            return
         body = {
             "jsonrpc": "2.0",
             "id": uuid.uuid4().hex,
@@ -308,18 +522,38 @@ class A2AAdapter(Adapter):
             async with self.transport.session.post(upstream["rpc_url"], json=body, headers=headers, timeout=timeout):
                 pass  # the status does not matter (best effort) and the body is never read
 
-    def _events(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._grpc is not None:
+            await self._grpc.aclose()
+
+    def _events(self, kind: str, payload: Mapping[str, Any], streamed: dict[str, str]) -> list[Event]:
         if kind == "message":
             return [Event("message", message=gateway_message(payload))]
         if kind == "artifact-update":
             artifact = payload.get("artifact") or {}
             parts = [p for p in (gateway_part(x) for x in artifact.get("parts", [])) if p]
-            events = [Event("delta", message=Message(Role.AGENT, (p,))) for p in parts if isinstance(p, TextPart)]
+            texts = [p for p in parts if isinstance(p, TextPart)]
+            artifact_id = str(artifact.get("artifactId") or "")
+            text = "".join(p.text for p in texts)
+            before = streamed.get(artifact_id, "")
+            if payload.get("append") or not before:
+                streamed[artifact_id] = before + text
+            elif text.startswith(before):
+                # The whole artifact after its chunks (a replacement): only what they had not given.
+                streamed[artifact_id] = text
+                texts = [TextPart(text[len(before) :])] if len(text) > len(before) else []
+            events = [Event("delta", message=Message(Role.AGENT, (p,))) for p in texts]
             events += [Event("data", data=p.data) for p in parts if isinstance(p, DataPart)]
             return events
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
-        return [
+        events = []
+        status_message = payload.get("status", {}).get("message")
+        if state in _WAITING and isinstance(status_message, dict):
+            # What the agent asks the client (the answer continues the task): part of the reply.
+            events.append(Event("message", message=gateway_message(status_message)))
+        events.append(
             Event(
                 "status",
                 data={
@@ -328,4 +562,5 @@ class A2AAdapter(Adapter):
                     "context_id": payload.get("contextId"),
                 },
             )
-        ]
+        )
+        return events

@@ -55,9 +55,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     body = await request.json()
     params = body.get("options", {}).get("params", {})
     delay = float(params.get("delay", 0))
+    words = f"echo: {_last_text(body)}".split(" ")  # before the response starts: a bad body is still a 400
     response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-store"})
     await response.prepare(request)
-    for word in f"echo: {_last_text(body)}".split(" "):
+    for word in words:
         event = {"type": "delta", "message": {"role": "ROLE_AGENT", "parts": [{"text": word + " "}]}}
         await response.write(f"data: {json.dumps(event)}\n\n".encode())
         if delay:
@@ -72,8 +73,18 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+@web.middleware
+async def malformed_is_400(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A body that is not the protocol's JSON is the caller's mistake: 400, not a 500 and a traceback."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise web.HTTPBadRequest(text=f"malformed request: {type(exc).__name__}") from None
+    return response
+
+
 def build_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[malformed_is_400])
     app.router.add_post("/invoke", invoke)
     app.router.add_post("/stream", stream)
     app.router.add_get("/health", health)

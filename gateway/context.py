@@ -8,6 +8,7 @@ plain headers so agents in any language can read them.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, MutableMapping
 
@@ -42,12 +43,25 @@ _ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
 # built, so it reaches no agent, no body and no log as if the gateway had said it.
 _ID_BAGGAGE = ("session.id", "gen_ai.conversation.id", "enduser.id")
 _MAX_ID_LENGTH = 256
+# Ids travel on as HTTP headers and gRPC metadata: visible ASCII (and inner spaces) only.
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+_ID_NAMES = {
+    SESSION_ID: "the session id (context.sessionId or x-session-id)",
+    THREAD_ID: "the thread id (context.threadId or x-thread-id)",
+    USER_ID: "the user id (context.userId or x-user-id)",
+    REQUEST_ID: "the request id (context.requestId or x-request-id)",
+}
 
 
-def _clean_id(name: str, value: str) -> str:
+def clean_id(name: str, value: str) -> str:
+    """An id from a caller (header ``name`` or its body field), stripped; ``InvalidRequest``
+    unless it is at most 256 printable ASCII characters, so it is safe as a header."""
     value = value.strip()
-    if len(value) > _MAX_ID_LENGTH or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise InvalidRequest(f"header {name} must be at most {_MAX_ID_LENGTH} printable characters")
+    if len(value) > _MAX_ID_LENGTH or not _HEADER_SAFE.fullmatch(value):
+        raise InvalidRequest(
+            f"{_ID_NAMES.get(name, name)} must be at most {_MAX_ID_LENGTH} printable ASCII characters "
+            "(no control characters such as CR or LF)"
+        )
     return value
 
 
@@ -73,14 +87,16 @@ def context_from_headers(
     tightest of the header's remaining time, ``timeout`` and the explicit one.
     """
     explicit = explicit or Context()
-    ids = {name: _clean_id(name, headers.get(name, "")) for name in _ID_HEADERS}
+    # Explicit (body) ids pass the same check as headers: both fronts end up here.
+    given = (explicit.session_id, explicit.thread_id, explicit.user_id, explicit.request_id)
+    ids = {name: clean_id(name, value or headers.get(name, "")) for name, value in zip(_ID_HEADERS, given, strict=True)}
     inbound_baggage = {k: str(v) for k, v in otel_baggage.get_all(propagate.extract(headers)).items()}
     baggage = {k: v for k, v in {**inbound_baggage, **explicit.baggage}.items() if k not in _ID_BAGGAGE}
     context = Context(
-        session_id=explicit.session_id or ids[SESSION_ID],
-        thread_id=explicit.thread_id or ids[THREAD_ID],
-        user_id=explicit.user_id or ids[USER_ID],
-        request_id=explicit.request_id or ids[REQUEST_ID] or new_request_id(),
+        session_id=ids[SESSION_ID],
+        thread_id=ids[THREAD_ID],
+        user_id=ids[USER_ID],
+        request_id=ids[REQUEST_ID] or new_request_id(),
         baggage=baggage,
         deadline=explicit.deadline,
     )

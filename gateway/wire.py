@@ -19,6 +19,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message as ProtoMessage
 
 from agentgateway.v1 import gateway_pb2 as pb
+from gateway import json_input
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -67,15 +68,11 @@ def json_text(value: JSON) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _from_json_text(text: str, field: str) -> JSON:
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:  # json.JSONDecodeError is one
-        raise InvalidRequest(f"{field} is not valid JSON text: {exc}") from None
+    # The one decoder of caller JSON (no unpaired surrogates, no NaN, depth checked before parsing).
+    # These fields carry agents' replies too, so the bound is the hard one, not the listener's.
+    value: JSON = json_input.loads(text, json_input.MAX_DEPTH_LIMIT, f"{field} JSON text")
+    return value
 
 
 def _object(text: str, legacy: struct_pb2.Struct, field: str) -> dict[str, JSON]:

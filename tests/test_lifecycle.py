@@ -175,6 +175,22 @@ async def _grpc_stream(stub: pb_grpc.AgentGatewayServiceStub, started: asyncio.E
     return received, failure.value
 
 
+async def _a2a_stream(session: aiohttp.ClientSession, base: str, started: asyncio.Event) -> tuple[int, str]:
+    envelope = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "SendStreamingMessage",
+        "params": {"message": {"messageId": "m-1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}},
+    }
+    async with session.post(f"{base}/a2a/slow", json=envelope, headers={"a2a-version": "1.0"}) as r:
+        body = b""
+        async for chunk in r.content.iter_any():
+            body += chunk
+            if b"data:" in body:
+                started.set()
+        return r.status, body.decode()
+
+
 async def _passthrough(session: aiohttp.ClientSession, base: str) -> tuple[int, dict[str, object]]:
     async with session.get(f"{base}/v1/proxy/slow/raw/hang") as r:
         return r.status, await r.json()
@@ -191,23 +207,25 @@ async def test_drain_deadline_answers_every_call_still_running(tmp_path: Path) -
         ) as channel:
             base = f"http://{gateway.http}"
             stub = pb_grpc.AgentGatewayServiceStub(channel)
-            http_started, grpc_started = asyncio.Event(), asyncio.Event()
+            http_started, grpc_started, a2a_started = asyncio.Event(), asyncio.Event(), asyncio.Event()
             calls = (
                 asyncio.create_task(_http_invoke(session, base)),
                 asyncio.create_task(_http_stream(session, base, http_started)),
                 asyncio.create_task(_grpc_unary(stub)),
                 asyncio.create_task(_grpc_stream(stub, grpc_started)),
                 asyncio.create_task(_passthrough(session, base)),
+                asyncio.create_task(_a2a_stream(session, base, a2a_started)),
             )
-            # Every call has reached the agent, and both streams have relayed their first event.
+            # Every call has reached the agent, and the streams have relayed their first event.
             arrived = [await asyncio.wait_for(agent.arrived.get(), 10) for _ in calls]
-            assert sorted(arrived) == ["/invoke", "/invoke", "/raw/hang", "/stream", "/stream"]
+            assert sorted(arrived) == ["/invoke", "/invoke", "/raw/hang", "/stream", "/stream", "/stream"]
             await asyncio.wait_for(http_started.wait(), 10)
             await asyncio.wait_for(grpc_started.wait(), 10)
+            await asyncio.wait_for(a2a_started.wait(), 10)
 
             signalled = time.monotonic()
             gateway.process.send_signal(signal.SIGTERM)
-            invoke, streamed, unary, (received, stream_error), proxied = await asyncio.wait_for(
+            invoke, streamed, unary, (received, stream_error), proxied, a2a = await asyncio.wait_for(
                 asyncio.gather(*calls), drain + 10
             )
             answered = time.monotonic() - signalled
@@ -241,6 +259,13 @@ async def test_drain_deadline_answers_every_call_still_running(tmp_path: Path) -
         status, proxied_body = proxied
         assert status == 503
         assert proxied_body["error"]["code"] == "UNAVAILABLE"  # type: ignore[index]
+
+        # The A2A stream ends with an error frame of its own, never cut.
+        status, text = a2a
+        assert status == 200
+        frames = [json.loads(f.partition("data: ")[2]) for f in text.strip().split("\n\n") if "data: " in f]
+        assert frames and all(f["id"] == 7 for f in frames)
+        assert "shutting down" in frames[-1]["error"]["message"], frames[-1]
 
         assert "Traceback" not in stderr, stderr
     finally:

@@ -25,6 +25,11 @@ from gateway.config.schema import GatewayConfig
 __all__ = ["ConfigError", "ConfigProblem", "load_config", "load_config_text", "parse_yaml"]
 
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+# A gateway config nests about ten levels; PyYAML composes (and we build) recursively.
+MAX_DEPTH = 64
+# Values after aliases are expanded: a kilobyte of nested aliases ("billion laughs")
+# would otherwise expand to 10^9 of them. Real configs hold a few thousand.
+MAX_NODES = 200_000
 # Sections whose entries are validated apart: a bad entry is set aside so the rest is still checked.
 _KEYED_SECTIONS = ("agents", "policies", "workflows", "checks")
 _LISTED_SECTIONS = ("routes", "evaluations", "triggers")
@@ -34,22 +39,65 @@ _MAX_PASSES = 16
 _HOLE = object()
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose nodes nested deeper than MAX_DEPTH
+    (its composer recurses once per level: 5,000 would be a RecursionError)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 class _Builder:
-    """Turns a YAML node tree into data, recording each path's line."""
+    """Turns a YAML node tree into data, recording each path's line; aliases are
+    expanded within MAX_NODES and MAX_DEPTH, and an alias inside its own anchor is refused."""
 
     def __init__(self, file: str, environ: Mapping[str, str]) -> None:
         self.file = file
         self.environ = environ
         self.lines: dict[PathKey, int] = {}
         self.problems: list[ConfigProblem] = []
+        self._nodes = 0
+        self._open: set[int] = set()  # the collection nodes being built (a cycle comes back to one)
+        # One constructor for every scalar (it caches per node: an alias repeats for free).
+        self._scalars = yaml.SafeLoader("")
+
+    def _refuse(self, node: yaml.Node, path: PathKey, message: str) -> ConfigError:
+        return ConfigError([ConfigProblem(self.file, node.start_mark.line + 1, format_path(path), message)])
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise self._refuse(node, path, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
+        if len(path) > MAX_DEPTH:
+            raise self._refuse(node, path, f"nested more than {MAX_DEPTH} levels deep once aliases are expanded")
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self._open:
+                raise self._refuse(node, path, "a recursive alias: this anchor's value contains an alias to itself")
+            self._open.add(id(node))
+            try:
+                return self._build_collection(node, path)
+            finally:
+                self._open.discard(id(node))
+        return self._build_scalar(node, path)
+
+    def _build_collection(self, node: yaml.CollectionNode, path: PathKey) -> Any:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 try:
-                    key = _construct_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                    key = self._construct(key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 except yaml.YAMLError:
                     key = None
                 if isinstance(key, bool):  # YAML 1.1 reads on/off/yes/no as booleans
@@ -64,17 +112,22 @@ class _Builder:
                 out[key] = self.build(value_node, (*path, key))
                 self.lines[(*path, key)] = key_node.start_mark.line + 1  # the key names the path best
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+
+    def _build_scalar(self, node: yaml.Node, path: PathKey) -> Any:
+        self.lines[path] = node.start_mark.line + 1
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == "tag:yaml.org,2002:str" and "$" in node.value:
             return self._substitute(node, path)
         try:
-            return _construct_scalar(node)
+            return self._construct(node)
         except yaml.YAMLError as exc:  # e.g. a bare "=" (YAML's value tag) or an unknown !tag
             problem = getattr(exc, "problem", None) or str(exc)
             self._problem(node, path, f"cannot read this value: {problem}")
             return None
+
+    def _construct(self, node: yaml.ScalarNode) -> Any:
+        return self._scalars.construct_object(node, deep=True)
 
     def _substitute(self, node: yaml.ScalarNode, path: PathKey) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -96,18 +149,10 @@ class _Builder:
         self.problems.append(ConfigProblem(self.file, node.start_mark.line + 1, format_path(path), message))
 
 
-def _construct_scalar(node: yaml.ScalarNode) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
-
-
 def parse_yaml(text: str, file: str, environ: Mapping[str, str] | None = None) -> tuple[Any, _Builder]:
     builder = _Builder(file, os.environ if environ is None else environ)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

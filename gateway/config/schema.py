@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
 from gateway.patterns.template import check_condition, check_template
 
@@ -89,6 +90,10 @@ class ListenerCommon(Strict):
     # Cancel a foreground call upstream (LangGraph run cancel, A2A task cancel, closing the
     # stream) when its caller goes away; off: the call runs to its end and its answer is dropped.
     cancel_on_disconnect: bool = False
+    # JSON a caller sends (HTTP bodies, the A2A front, the state service's `json` field)
+    # may nest arrays and objects this deep; deeper is refused with 400 / INVALID_ARGUMENT
+    # before it is parsed.
+    max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=4, le=MAX_DEPTH_LIMIT)
 
     @property
     def trusts_identity_headers(self) -> bool:
@@ -1139,6 +1144,14 @@ class RunsConfig(Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
 
 
+class A2AConfig(Strict):
+    """The A2A front (``/a2a/{agent}``) and discovery (``/.well-known/agent-card.json``, ``/a2a``)."""
+
+    # The agent the origin's agent card describes (an agent or a route's agent name);
+    # without one the card describes the gateway and lists its agents as skills.
+    default_agent: Name | None = None
+
+
 class GatewayConfig(Strict):
     """The root of a gateway YAML file."""
 
@@ -1176,6 +1189,14 @@ class GatewayConfig(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     # Background runs; they need the state service (``state`` not null).
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    a2a: A2AConfig = Field(default_factory=A2AConfig)
+
+    @model_validator(mode="after")
+    def _a2a_default_agent_exists(self) -> GatewayConfig:
+        name = self.a2a.default_agent
+        if name is not None and name not in self.agents and not any(r.match.agent == name for r in self.routes):
+            raise ValueError(f"a2a.default_agent {name!r} is neither an agent nor a route's agent name")
+        return self
 
     @model_validator(mode="after")
     def _completion_subject_on_bus(self) -> GatewayConfig:

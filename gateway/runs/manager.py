@@ -148,12 +148,21 @@ class RunManager:
     # -- submit and execute ------------------------------------------------
 
     async def submit(
-        self, invocation: Invocation, owner: str, webhook_url: str = "", view: AnswerView | None = None
+        self,
+        invocation: Invocation,
+        owner: str,
+        webhook_url: str = "",
+        view: AnswerView | None = None,
+        *,
+        streaming: bool = True,
     ) -> RunRecord:
         """Route the invocation now (so a bad call fails at once), record the run, start it.
 
         ``view`` cuts what the owner may not see (a workflow's steps) from events and errors
-        before they are recorded."""
+        before they are recorded. ``streaming=False`` runs it as a foreground invoke would (the
+        adapter's unary call, whose reply may differ from its stream), recorded as one ``message``
+        event per reply message.
+        """
         if self._closing:
             raise UpstreamUnavailable("the gateway is shutting down: submit the run to another gateway")
         if webhook_url:
@@ -170,7 +179,10 @@ class RunManager:
             webhook_url=webhook_url,
             gateway_id=self.gateway_id,
         )
-        answering, events = self.gateway.open_stream(invocation)
+        if streaming:
+            answering, events = self.gateway.open_stream(invocation)
+        else:
+            answering, events = invocation.agent, self._invoked(invocation)
         await self.store.save(record)
         active = ActiveRun(record)
         self._active[record.run_id] = active
@@ -237,6 +249,14 @@ class RunManager:
             if outcome["status"] != RunStatus.SUCCEEDED:
                 span.set_status(Status(StatusCode.ERROR, str(outcome["status"])))
             await self._finish(active, outcome)
+
+    async def _invoked(self, invocation: Invocation) -> AsyncIterator[Event]:
+        result = await self.gateway.invoke(invocation)
+        for message in result.messages:
+            yield Event("message", message=message)
+        if result.metadata:
+            # What the adapter read of the framework's status (an A2A task waiting for input...).
+            yield Event("status", data=dict(result.metadata))
 
     def _cancelled_outcome(self, active: ActiveRun) -> dict[str, object]:
         record = active.record

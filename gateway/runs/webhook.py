@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import aiohttp
 from yarl import URL
@@ -62,9 +62,12 @@ class WebhookSender:
         spec = self.config.backoff
         return random.uniform(spec.base / 2, min(spec.max, spec.base * spec.multiplier**retry))
 
-    async def deliver(self, url: str, payload: dict[str, JSON], delivery_id: str) -> str:
+    async def deliver(
+        self, url: str, payload: dict[str, JSON], delivery_id: str, extra_headers: Mapping[str, str] | None = None
+    ) -> str:
         """POST the callback until it is accepted (2xx), refused (4xx but 429) or out of attempts;
-        returns what happened, for the run's ``webhookStatus``."""
+        returns what happened, for the run's ``webhookStatus``. ``extra_headers`` (an A2A push
+        notification's token and credentials) never replace the signature or delivery id."""
         try:
             # Again at delivery: the gateway's listeners are all bound by now (a run may outlive a restart).
             target = URL(self.check_url(url), encoded=True)
@@ -72,12 +75,10 @@ class WebhookSender:
             log.warning("webhook of %s not sent: %s", payload.get("runId"), exc.message)
             return f"refused by the gateway: {exc.message}"[:300]
         body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {
-            "content-type": "application/json",
-            SIGNATURE_HEADER: sign(self.config.secret, body),
-            DELIVERY_HEADER: delivery_id,
-            RUN_ID_HEADER: str(payload.get("runId", "")),
-        }
+        headers = {"content-type": "application/json", **(extra_headers or {})}
+        headers.update({SIGNATURE_HEADER: sign(self.config.secret, body), DELIVERY_HEADER: delivery_id})
+        if "runId" in payload:
+            headers[RUN_ID_HEADER] = str(payload["runId"])
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         attempts = self.config.max_attempts
         outcome = ""

@@ -20,19 +20,24 @@ from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_journal, build_run_store
 from gateway.runs.manager import RunManager
+from gateway.runs.sqlite import SqliteRunStore
 from gateway.runs.store import RunStore
 from gateway.runs.webhook import WebhookSender
 from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
+from gateway.server.a2a import A2AFront, add_a2a_routes
+from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_method_handlers
+from gateway.server.a2a_operations import A2AOperations
+from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
-from gateway.server.connections import ListenError, ListenerSite, bind_failure
+from gateway.server.connections import ListenError, ListenerSite, bind_failure, protocol_log
 from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
-from gateway.server.http import build_http_app
+from gateway.server.http import build_http_app, expectations_checked
 from gateway.server.passthrough import Passthrough
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
@@ -43,6 +48,9 @@ from gateway.server.waits_http import add_wait_routes
 from gateway.state.access import ScopeAccess
 from gateway.state.build import build_access, build_store
 from gateway.state.store import StateStore
+from gateway.tasks.build import build_task_store
+from gateway.tasks.service import TaskService
+from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 
 log = logging.getLogger("agent_gateway")
@@ -100,7 +108,11 @@ class GatewayServer:
         self.health: health.aio.HealthServicer | None = None
         self.reloader: ConfigReloader | None = None
         self.admin_runner: web.AppRunner | None = None
-        self._opened: list[StateStore | RunStore] = []
+        self._opened: list[StateStore | RunStore | TaskStore] = []
+        # A2A tasks beside the runs executing their turns (in memory without a state backend).
+        self.task_store: TaskStore = build_task_store(config.state, config.runs)
+        self.a2a_runs: RunManager | None = None
+        self.tasks: TaskService | None = None
 
     async def start(self) -> BoundAddresses:
         """Open the stores, then the fronts; raises ListenError when a listener cannot bind
@@ -113,6 +125,8 @@ class GatewayServer:
         if self.run_store is not None:
             await self.run_store.open()
             self._opened.append(self.run_store)
+        await self.task_store.open()
+        self._opened.append(self.task_store)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
@@ -127,10 +141,21 @@ class GatewayServer:
             gateway.durable_workflows = self.durable
             await self.durable.start()  # takes over runs left by a gateway that died
             await self.durable.listen(events.bus, wait_subjects(self.config))
+        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
         if self.run_store is not None:
-            webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
             self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
             await self.runs.start()
+        self.a2a_runs = self.runs
+        if self.a2a_runs is None:
+            # No state backend: A2A tasks and their runs live as long as the process.
+            a2a_run_store = SqliteRunStore(":memory:", self.config.runs.retention)
+            await a2a_run_store.open()
+            self._opened.append(a2a_run_store)
+            self.a2a_runs = RunManager(a2a_run_store, gateway, self.config.runs, webhooks)
+            await self.a2a_runs.start()
+        self.tasks = TaskService(
+            self.task_store, self.a2a_runs, webhooks, bool(self.config.runs.webhooks.allowed_prefixes)
+        )
         listeners = self.config.listeners
         security = self.config.security
         # One limiter for both fronts: an identity's budget is the same whichever door it uses.
@@ -139,6 +164,11 @@ class GatewayServer:
         if security.token_budgets:
             self.gateway.calls.on_finished.append(budgets.spent_by)
         http_address = grpc_address = None
+        a2a = A2AFront(
+            gateway,
+            A2AOperations(gateway, self.tasks),
+            listeners.http.sse_keepalive if listeners.http is not None else None,
+        )
         if listeners.http is not None:
             http = listeners.http
             passthrough = Passthrough(gateway, self.passthrough_session, tracer)
@@ -151,11 +181,18 @@ class GatewayServer:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             if self.durable is not None:
                 add_wait_routes(app, self.durable)
+            add_a2a_routes(app, a2a)
+            rest = A2ARestBinding(a2a)
+            rest.add_routes(app, "/a2a/{agent}/rest")
+            if self.config.a2a.default_agent is not None:
+                rest.add_routes(app, "")  # the origin is the default agent's REST interface too
             # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
             self.runner = web.AppRunner(
                 app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
             )
             await self.runner.setup()
+            assert self.runner.server is not None
+            self.runner.server.request_handler = expectations_checked(self.runner.server.request_handler)
             ssl_context = None
             if http.tls is not None:
                 ssl_context = server_ssl_context(http.tls)
@@ -172,10 +209,11 @@ class GatewayServer:
             extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(events, grpc_guard))
             if self.state is not None and self.state_access is not None:
                 extra[STATE_SERVICE_NAME] = state_method_handlers(
-                    StateServicer(self.state, self.state_access, grpc_guard)
+                    StateServicer(self.state, self.state_access, grpc_guard, grpc_listener.max_json_depth)
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
+            extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
             self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
@@ -193,6 +231,10 @@ class GatewayServer:
             await self.grpc_server.start()
             await mark_serving(self.health, True)
             grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
+        if grpc_address and listeners.grpc is not None:
+            a2a.grpc_url = f"{'https' if listeners.grpc.tls else 'http'}://{grpc_address}"
+        if http_address and listeners.http is not None:
+            a2a.http_origin = f"{'https' if listeners.http.tls else 'http'}://{http_address}"
         admin_address = await self._start_admin(gateway)
         self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
         self.serving = True
@@ -213,8 +255,12 @@ class GatewayServer:
         if self.config.admin is None:
             return None
         api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
-        self.admin_runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False)
+        self.admin_runner = web.AppRunner(
+            build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log()
+        )
         await self.admin_runner.setup()
+        assert self.admin_runner.server is not None
+        self.admin_runner.server.request_handler = expectations_checked(self.admin_runner.server.request_handler)
         host, port = _split(self.config.admin.address)
         try:
             await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
@@ -241,13 +287,15 @@ class GatewayServer:
             waits.append(self.grpc_server.stop(grace + ANSWER_TIME))
         if self.runner is not None:
             waits.append(self.runner.cleanup())
-        if self.runs is not None:
+        if self.a2a_runs is not None:
             # Alongside the fronts: followers of a run end when it does.
-            waits.append(self.runs.aclose(grace))
+            waits.append(self.a2a_runs.aclose(grace))
         if self.durable is not None:
             # Durable workflow runs not done within the grace are suspended for another gateway.
             waits.append(self.durable.aclose(grace))
         await asyncio.gather(*waits, return_exceptions=True)
+        if self.tasks is not None:
+            await self.tasks.aclose()
         if self.cert_reloader is not None:
             await self.cert_reloader.stop()
         if self.events is not None:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import ssl
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import wire
 from gateway.config.schema import HttpListener
@@ -71,6 +73,23 @@ def bind_failure(host: str, port: int) -> str | None:
             except OSError as exc:
                 return ListenError.from_os_error("", exc).reason
     return None
+
+
+class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger of aiohttp's connection handler. aiohttp logs every request it cannot
+    parse, or whose body it cannot decode (the caller's fault, answered 400), as an ERROR with
+    a traceback, so anyone could fill the log; those become one INFO line. Anything else stays
+    an ERROR."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError | web.RequestPayloadError):
+            self.info("%s: %s", str(msg) % args, getattr(exc_info, "message", "") or exc_info, **kwargs)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def protocol_log() -> ProtocolLog:
+    return ProtocolLog(logging.getLogger("aiohttp.server"))
 
 
 class ConnectionCount:
@@ -187,6 +206,7 @@ class ListenerSite(web.BaseSite):
                 access_log=None,
                 max_field_size=listener.max_header_bytes,
                 max_line_size=listener.max_header_bytes,
+                logger=protocol_log(),
             )
 
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -44,14 +45,105 @@ class MalformedRequest:
         self.reason = reason
 
 
-def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    def deserialize(data: bytes) -> Any:
+class _Lenient:
+    """A request deserializer that hands the servicer a MalformedRequest instead of raising."""
+
+    def __init__(self, parse: Callable[[bytes], Any]) -> None:
+        self.parse = parse
+
+    def __call__(self, data: bytes) -> Any:
         try:
-            return parse(data)
+            return self.parse(data)
         except DecodeError as exc:
             return MalformedRequest(str(exc))
 
-    return deserialize
+
+def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    return _Lenient(parse)
+
+
+_MALFORMED = "the request message does not parse as {}: {}"
+
+
+async def _refuse(context: grpc.aio.ServicerContext, method: str, request: MalformedRequest) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _MALFORMED.format(method, request.reason))
+
+
+def _guarded(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` answering INVALID_ARGUMENT for bytes that do not parse and UNIMPLEMENTED for a
+    method its servicer leaves out, instead of grpc's UNKNOWN and an ERROR log with a traceback."""
+    parse = _Lenient(handler.request_deserializer)
+    serialize = handler.response_serializer
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, MalformedRequest):
+                await _refuse(context, method, request)
+            try:
+                return await unary(request, context)
+            except NotImplementedError:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, parse, serialize)
+    if handler.unary_stream is not None:
+        streaming = handler.unary_stream
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if isinstance(request, MalformedRequest):
+                await _refuse(context, method, request)
+            try:
+                outcome = streaming(request, context)
+                if inspect.isasyncgen(outcome):
+                    async for response in outcome:
+                        yield response
+                else:
+                    await outcome  # a servicer that writes with context.write
+            except NotImplementedError:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, parse, serialize)
+    if handler.stream_stream is not None:
+        bidi = handler.stream_stream
+
+        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def checked() -> AsyncIterator[Any]:
+                async for request in requests:
+                    if isinstance(request, MalformedRequest):
+                        await _refuse(context, method, request)
+                    yield request
+
+            async for response in bidi(checked(), context):
+                yield response
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, parse, serialize)
+    return handler
+
+
+class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Gives the library services (health, reflection) our answer to bytes that do not parse;
+    our own servicers parse leniently already and check the request after authenticating."""
+
+    def __init__(self) -> None:
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if (
+            handler is None
+            or handler.request_deserializer is None
+            or isinstance(handler.request_deserializer, _Lenient)
+        ):
+            return handler
+        method: str = details.method
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            guarded = self._guarded[method] = _guarded(method, handler)
+        return guarded
 
 
 def _method_handlers(servicer: AgentGatewayServiceServicer) -> dict[str, grpc.RpcMethodHandler]:
@@ -297,6 +389,7 @@ def build_grpc_server(
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """The server with AgentGatewayService, health, reflection and ``extra_services`` (name -> handlers)."""
     server = grpc.aio.server(
+        interceptors=[MalformedRequests()],
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
             ("grpc.max_send_message_length", listener.max_message_bytes),
@@ -305,7 +398,7 @@ def build_grpc_server(
             ("grpc.absolute_max_metadata_size", listener.max_metadata_bytes),
             *keepalive_options(listener),
             *listener_options(listener),
-        ]
+        ],
     )
     services = {
         SERVICE_NAME: _method_handlers(AgentGatewayServiceServicer(gateway, listener, guard)),

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from adapters.sse import format_sse
@@ -22,24 +23,33 @@ from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
 from gateway.context import REQUEST_ID
-from gateway.model import CallRecord, Event, GatewayError, Invocation, StatusCode, Unauthenticated, new_request_id
+from gateway.model import (
+    CallRecord,
+    Event,
+    GatewayError,
+    InvalidRequest,
+    Invocation,
+    StatusCode,
+    Unauthenticated,
+    new_request_id,
+)
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_cert
-from gateway.server.a2a import A2AFront, add_a2a_routes
 from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import caller_gone, unless_caller_leaves
 from gateway.server.drain import Drain
 from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
-from gateway.server.json_body import invoke_request, read_json
+from gateway.server.json_body import invoke_request, read_json, unreadable_body
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import (
     DRAIN_KEY,
     GUARD_KEY,
     HEADERS_KEY,
     IDENTITY_KEY,
+    MAX_JSON_DEPTH_KEY,
     RECORD_KEY,
     REQUEST_ID_KEY,
     STARTED_KEY,
@@ -49,6 +59,7 @@ from gateway.server.steps_view import StepsView
 from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
+
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 LISTENER_KEY = web.AppKey("listener", HttpListener)
@@ -103,6 +114,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if not exc.agent and (agent := request.match_info.get("agent")):
             exc.agent = agent
         return error_response(exc, request[REQUEST_ID_KEY], request.get(RECORD_KEY))
+    except (HttpProcessingError, web.RequestPayloadError) as exc:  # a body aiohttp cannot decode: the caller's
+        started = request.get(STARTED_KEY)
+        if started is not None:
+            return _cut(request, started)
+        return error_response(unreadable_body(exc), request[REQUEST_ID_KEY], request.get(RECORD_KEY))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted({*exc.allowed_methods, "OPTIONS"}))
         if request.method == "OPTIONS":  # RFC 9110 section 9.3.7: what this resource supports
@@ -135,6 +151,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response(body, status=500, headers=record_headers(request.get(RECORD_KEY)))
 
 
+def _utf8(name: str, value: str) -> str:
+    # aiohttp decodes header bytes that are not UTF-8 to lone surrogates; nothing downstream can encode those.
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"header {name} is not valid UTF-8") from None
+    return value
+
+
 def cors_middleware(rules: CorsRules) -> Middleware:
     """Preflights are answered before authentication (browsers send them without credentials)."""
 
@@ -158,10 +184,27 @@ async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> N
         rules.mark(origin, response)
 
 
+def expectations_checked(
+    handle: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The server's request handler, refusing an ``Expect`` other than ``100-continue``
+    with 417 first: aiohttp answers it before any middleware, echoing the value into
+    its 417, and a value that is not UTF-8 made that a 500 with an ERROR traceback."""
+
+    async def checked(request: web.BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get("expect")
+        if expect is not None and expect.strip().lower() != "100-continue":
+            error = InvalidRequest("the only Expect the gateway answers is 100-continue")
+            return web.json_response(wire.error_json(error), status=417)
+        return await handle(request)
+
+    return checked
+
+
 def credentials(request: web.Request) -> Credentials:
     headers: dict[str, str] = {}
     for key, value in request.headers.items():
-        headers.setdefault(key.lower(), value)
+        headers.setdefault(key.lower(), _utf8(key, value))
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     peer = ssl_object.getpeercert() if ssl_object is not None else None
     peername = request.transport.get_extra_info("peername") if request.transport else None
@@ -332,6 +375,7 @@ def build_http_app(
     app[DRAIN_KEY] = drain
     app[GUARD_KEY] = guard
     app[LISTENER_KEY] = listener
+    app[MAX_JSON_DEPTH_KEY] = listener.max_json_depth
     app[PASSTHROUGH_KEY] = passthrough
     app.router.add_post("/v1/invoke", invoke)
     app.router.add_post("/v1/stream", stream)
@@ -340,5 +384,4 @@ def build_http_app(
     app.router.add_get("/v1/agents", list_agents)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/v1/proxy/{agent}/{tail:.*}", passthrough.handle)
-    add_a2a_routes(app, A2AFront(gateway))
     return app

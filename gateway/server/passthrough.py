@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import HttpVersion, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -26,6 +27,7 @@ from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, Inv
 from gateway.pipeline import Gateway
 from gateway.routing import RouteRequest
 from gateway.server.inbound import http_span, record_headers, server_span
+from gateway.server.json_body import unreadable_body
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
 
@@ -48,6 +50,8 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _CHUNK = 64 * 1024
+# Why the caller's body could not be forwarded, when aiohttp could not decode it.
+BODY_ERROR_KEY = web.RequestKey("passthrough_body_error", InvalidRequest)
 # Context headers the gateway writes itself on every hop: the W3C ones always (a caller's
 # baggage must not pass even when the configured propagators would not write one).
 _W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
@@ -213,6 +217,8 @@ class Passthrough:
                 if request.transport is not None:
                     request.transport.close()
                 return response
+            if (unreadable := request.get(BODY_ERROR_KEY)) is not None:
+                raise unreadable from None  # the caller's body failed, not the agent
             raise
         finally:
             span.end()
@@ -234,5 +240,10 @@ def _append_via(headers: CIMultiDict[str], entry: str) -> None:
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        yield chunk
+    try:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            yield chunk
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        # The client library reports it as a broken upstream connection: keep what it was.
+        request[BODY_ERROR_KEY] = unreadable_body(exc)
+        raise

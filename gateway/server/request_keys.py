@@ -19,3 +19,5 @@ HEADERS_KEY = web.RequestKey("headers", dict)
 RECORD_KEY = web.RequestKey("record", CallRecord)
 # The response a handler has prepared (headers sent): after it, an error can only cut the connection.
 STARTED_KEY = web.RequestKey("started_response", web.StreamResponse)
+# How deep caller JSON may nest on this listener (listeners.http.max_json_depth).
+MAX_JSON_DEPTH_KEY = web.AppKey("max_json_depth", int)

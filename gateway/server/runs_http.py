@@ -28,7 +28,7 @@ from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
 from gateway.server.inbound import http_span, invocation_for, server_span
-from gateway.server.json_body import invoke_request, read_json
+from gateway.server.json_body import invoke_request, read_json, whole_number
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
 from gateway.server.steps_view import StepsView
@@ -93,9 +93,9 @@ def _int_query(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if (number := whole_number(raw)) is None:
         raise InvalidRequest(f"'{name}' must be a non-negative integer, got {raw[:40]!r}")
-    return int(raw)
+    return number
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -123,9 +123,9 @@ async def cancel_run(request: web.Request) -> web.Response:
 def _resume_after(request: web.Request) -> int:
     last = request.headers.get(LAST_EVENT_ID, "").strip()
     if last:
-        if not last.isdigit():
+        if (number := whole_number(last)) is None:
             raise InvalidRequest(f"Last-Event-ID must be an event's sequence id, got {last[:40]!r}")
-        return int(last)
+        return number
     return _int_query(request, "after", 0)
 
 

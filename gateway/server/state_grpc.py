@@ -12,6 +12,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from agentgateway.v1 import state_pb2 as spb
 from gateway.context import context_from_headers
+from gateway.json_input import DEFAULT_MAX_DEPTH
 from gateway.model import InvalidRequest, NotFound
 from gateway.security.guard import ListenerGuard
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
@@ -66,10 +67,13 @@ def after_from_token(token: str) -> str:
 class StateServicer:
     """GetState, PutState, DeleteState and ListState on the configured store, scoped by the caller's context."""
 
-    def __init__(self, store: StateStore, access: ScopeAccess, guard: ListenerGuard) -> None:
+    def __init__(
+        self, store: StateStore, access: ScopeAccess, guard: ListenerGuard, max_json_depth: int = DEFAULT_MAX_DEPTH
+    ) -> None:
         self.store = store
         self.access = access
         self.guard = guard
+        self.max_json_depth = max_json_depth
 
     def _scope(self, request: ProtoMessage | MalformedRequest, context: grpc.aio.ServicerContext) -> ScopeRef:
         credentials = grpc_credentials(context)
@@ -107,7 +111,7 @@ class StateServicer:
         async def work(scope: ScopeRef) -> spb.PutStateResponse:
             kind = request.WhichOneof("value")
             if kind == "json":
-                value = StateValue.of_json_text(request.json)
+                value = StateValue.of_json_text(request.json, self.max_json_depth)
             elif kind == "bytes":
                 value = StateValue.of_bytes(request.bytes)
             else:

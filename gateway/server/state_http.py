@@ -24,7 +24,7 @@ from aiohttp import web
 from gateway.config.schema import parse_duration
 from gateway.context import context_from_headers
 from gateway.model import InvalidRequest, NotFound
-from gateway.server.json_body import read_json
+from gateway.server.json_body import read_json, whole_number
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.state_grpc import after_from_token, page_token
 from gateway.state.access import ScopeAccess, parse_scope
@@ -112,9 +112,9 @@ async def _put_body(request: web.Request) -> tuple[StateValue, float | None]:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "100")
-    if not raw.isdigit():
-        raise InvalidRequest(f"limit must be a whole number between 1 and 1000, got {raw!r}")
-    return int(raw)
+    if (number := whole_number(raw)) is None:
+        raise InvalidRequest(f"limit must be a whole number between 1 and 1000, got {raw[:40]!r}")
+    return number
 
 
 async def get_state(request: web.Request) -> web.StreamResponse:

@@ -18,6 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from gateway import json_input
 from gateway.model import JSON, Conflict, GatewayError, InvalidRequest, ResourceExhausted, StatusCode
 
 MAX_KEY_LENGTH = 512
@@ -78,13 +79,9 @@ class StateValue:
         return cls(text.encode(), True)
 
     @classmethod
-    def of_json_text(cls, text: str) -> StateValue:
-        """From JSON text (the gRPC ``json`` field): validated and made compact."""
-        try:
-            value = json.loads(text, parse_constant=_refuse_constant)
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise InvalidRequest(f"the json value is not valid JSON: {exc}") from None
-        return cls.of_json(value)
+    def of_json_text(cls, text: str, max_depth: int = json_input.DEFAULT_MAX_DEPTH) -> StateValue:
+        """From JSON text (the gRPC ``json`` field): validated (as every caller's JSON) and made compact."""
+        return cls.of_json(json_input.loads(text, max_depth, "json value"))
 
     @classmethod
     def of_bytes(cls, data: bytes) -> StateValue:
@@ -99,10 +96,6 @@ class StateValue:
     @property
     def size(self) -> int:
         return len(self.payload)
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,6 +228,8 @@ async def test_invalid_subjects_are_refused(make_bus: tuple[BusFactory, Names]) 
         await bus.subscribe(f"{names.prefix}.>.x", "g")
     with pytest.raises(InvalidRequest, match="invalid event id"):
         await bus.publish(f"{names.prefix}.x", b"", event_id="has spaces")
+    with pytest.raises(InvalidRequest, match="invalid event id"):
+        await bus.publish(f"{names.prefix}.x", b"", event_id="trailing-newline\n")
 
 
 async def test_processed_store_remembers_handled_events(make_bus: tuple[BusFactory, Names]) -> None:

@@ -58,6 +58,30 @@ def launch_a2a(workdir: Path, log_path: Path) -> ServerProcess:
     )
 
 
+def launch_pydantic_ai(workdir: Path, log_path: Path) -> ServerProcess:
+    port = free_port()
+    # Pydantic AI reports nothing by itself; Logfire (its optional telemetry) is not installed.
+    env = base_env(workdir, OTEL_SDK_DISABLED="true", LOGFIRE_SEND_TO_LOGFIRE="false")
+    argv = [str(envs.env_bin("pydantic_ai", "python")), str(FRAMEWORKS_DIR / "pydantic_ai" / "agent_app.py"), str(port)]
+    return launch_server(
+        argv, port=port, cwd=workdir, env=env, ready_path="/.well-known/agent-card.json", log_path=log_path
+    )
+
+
+def launch_adk(workdir: Path, log_path: Path) -> ServerProcess:
+    port = free_port()
+    env = base_env(
+        workdir,
+        OTEL_SDK_DISABLED="true",  # ADK exports nothing then; the trace context still propagates (the API)
+        GOOGLE_GENAI_USE_VERTEXAI="false",
+        PYTHONWARNINGS="ignore",  # ADK warns on every request that its A2A support is experimental
+    )
+    argv = [str(envs.env_bin("adk", "python")), str(FRAMEWORKS_DIR / "adk" / "agent_app.py"), str(port)]
+    return launch_server(
+        argv, port=port, cwd=workdir, env=env, ready_path="/.well-known/agent-card.json", log_path=log_path
+    )
+
+
 def launch_mastra(workdir: Path, log_path: Path) -> ServerProcess:
     # Runs in place: server.ts resolves its packages from the project's node_modules.
     env = base_env(workdir, MASTRA_TELEMETRY_DISABLED="1", NODE_ENV="test", OTEL_SDK_DISABLED="true")
@@ -88,6 +112,10 @@ SERVERS: dict[str, tuple[str | None, Launcher]] = {
     "langgraph-killable": ("langgraph", launch_langgraph),  # a second one, for the server-killed test
     "crewai": ("crewai", launch_crewai),
     "a2a": (None, launch_a2a),
+    "pydantic_ai": ("pydantic_ai", launch_pydantic_ai),
+    "pydantic_ai-killable": ("pydantic_ai", launch_pydantic_ai),
+    "adk": ("adk", launch_adk),
+    "adk-killable": ("adk", launch_adk),
     "mastra": ("mastra", launch_mastra),
     "mastra-killable": ("mastra", launch_mastra),
     "grpc-js": ("mastra", launch_grpc_js),  # the same npm project
@@ -97,6 +125,7 @@ MODULE_SERVERS = {
     "test_langgraph": ("langgraph", "langgraph-killable"),
     "test_crewai": ("crewai",),
     "test_a2a": ("a2a",),
+    "test_a2a_peers": ("pydantic_ai", "adk"),
     "test_mixed": ("langgraph", "crewai", "mastra"),
     "test_mastra": ("mastra", "mastra-killable"),
     "test_grpc_js": ("grpc-js",),

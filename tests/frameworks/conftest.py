@@ -115,3 +115,21 @@ def a2a_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
     server = framework_server("a2a", pytestconfig, tmp_path_factory)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def pydantic_ai_server(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The Pydantic AI A2A server (FastA2A), one per test module that uses it."""
+    server = framework_server("pydantic_ai", pytestconfig, tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def adk_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The Google ADK A2A server (``to_a2a()``), one per test module that uses it."""
+    server = framework_server("adk", pytestconfig, tmp_path_factory)
+    yield server
+    server.stop(grace=1)

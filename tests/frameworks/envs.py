@@ -32,14 +32,15 @@ from pathlib import Path
 FRAMEWORKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = FRAMEWORKS_DIR.parents[1]
 VENVS_DIR = REPO_ROOT / ".venvs"
-# Frameworks whose server needs its own environment (A2A runs on the dev extra's a2a-sdk).
-FRAMEWORKS = ("langgraph", "crewai")
-# npm projects (TypeScript servers: Mastra and the @grpc/grpc-js agent).
-NODE_PROJECTS = ("mastra", "buf")
+# Frameworks whose server needs its own environment (A2A runs on the dev extra's a2a-sdk; Pydantic AI
+# and Google ADK serve A2A themselves).
+FRAMEWORKS = ("langgraph", "crewai", "pydantic_ai", "adk")
+# npm projects (TypeScript servers: Mastra and the @grpc/grpc-js agent; the @a2a-js/sdk client).
+NODE_PROJECTS = ("mastra", "buf", "a2a_js")
 # Mastra 1.x needs 22.13; running .ts files without a build step needs type stripping (22.18).
 # The oldest Node each npm project runs on: the TypeScript servers need type stripping (22.18); buf is a
 # native binary and protoc-gen-es runs on any current Node.
-MIN_NODE = {"mastra": (22, 18), "buf": (18, 0)}
+MIN_NODE = {"mastra": (22, 18), "buf": (18, 0), "a2a_js": (18, 0)}
 DEFAULT_TIMEOUT = 900.0
 STAMP_NAME = ".requirements.sha256"
 

@@ -41,4 +41,4 @@ def test_the_npm_project_pins_exact_versions_and_locks_them_without_registry_url
 
 def test_an_unknown_framework_is_refused_by_the_builder_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert envs.main(["no-such-framework"]) == 2
-    assert "known: langgraph, crewai, mastra" in capsys.readouterr().err
+    assert "known: langgraph, crewai, pydantic_ai, adk, mastra" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""A2A tasks: durable and shared, beside the runs that execute them (SQLite or Redis)."""
