@@ -1,7 +1,7 @@
 """``python -m bench``: run the benchmark scenarios, print the table, write JSON.
 
 python -m bench                    # everything (a few minutes on 2 cores)
-python -m bench --quick            # a ~30 s smoke run
+python -m bench --quick            # a ~1.5 min smoke run
 python -m bench --only latency,streaming --fronts http
 """
 
@@ -15,12 +15,15 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+from bench import goals
 from bench.agents import raise_nofile_limit
 from bench.harness import Bench, ScenarioResult, Settings, Skip, tool_versions
 from bench.report import machine, now, render, to_json, write_json
-from bench.scenarios import fanout, latency, policies, scale, streaming, throughput
+from bench.scenarios import cpu, fanout, latency, policies, scale, stream_cpu, streaming, throughput
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (latency, throughput, streaming, fanout, policies, scale)}
+SCENARIOS: dict[str, ModuleType] = {
+    m.NAME: m for m in (latency, throughput, cpu, streaming, stream_cpu, fanout, policies, scale)
+}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(result)
         finally:
             bench.close()
+        results.append(goals.evaluate(results))
         meta = {
             "date": now(),
             "quick": settings.quick,

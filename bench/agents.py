@@ -7,6 +7,7 @@ behaviour with ``invoke_path``/``stream_path`` alone):
 * ``POST /invoke``: reads the body, answers a constant ~1 KB InvokeResponse.
 * ``POST /sleep/{ms}``: the same after sleeping ``ms`` milliseconds.
 * ``POST /stream/{chunks}/{delay_ms}``: SSE of ``chunks`` delta events, each after ``delay_ms``.
+* ``POST /burst/{events}``: SSE of ``events`` delta events written back to back.
 * ``POST /hold``: SSE that sends one event, then holds the stream open until the
   client goes away (at most ``--hold-max`` seconds).
 
@@ -71,6 +72,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def burst(request: web.Request) -> web.StreamResponse:
+    response = await _sse(request)
+    for i in range(int(request.match_info["events"])):
+        await response.write(_chunk(i))
+    await response.write_eof()
+    return response
+
+
 async def hold(request: web.Request) -> web.StreamResponse:
     response = await _sse(request)
     await response.write(_chunk(0))
@@ -89,6 +98,7 @@ def build_http_app(hold_max: float) -> web.Application:
     app.router.add_post("/invoke", invoke)
     app.router.add_post("/sleep/{ms:\\d+}", sleep_then_invoke)
     app.router.add_post("/stream/{chunks:\\d+}/{delay_ms:\\d+}", stream)
+    app.router.add_post("/burst/{events:\\d+}", burst)
     app.router.add_post("/hold", hold)
     return app
 

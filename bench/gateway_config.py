@@ -11,6 +11,20 @@ import yaml
 # The branch latencies of the fan-out workflow (ms); the slowest bounds the ideal.
 FANOUT_MS = (10, 20, 30, 40, 50, 60, 70, 80)
 STREAM_CHUNKS, STREAM_DELAY_MS = 20, 10
+# The two stream shapes of the per-event CPU scenario: a burst written back to
+# back, and events spaced like tokens (each arrives alone).
+BURST_EVENTS = 2000
+SPACED_EVENTS, SPACED_MS = 500, 1
+BURST_PATH, SPACED_PATH = f"/burst/{BURST_EVENTS}", f"/stream/{SPACED_EVENTS}/{SPACED_MS}"
+
+# What a user's defaults put around a call (issue 19's goal 1): timeout, retry, breaker.
+CHAIN_POLICIES: dict[str, Any] = {
+    "chain": {
+        "timeout": {"per_try": "2s", "overall": "5s"},
+        "retry": {"max_attempts": 3, "backoff": {"base": "10ms", "max": "100ms"}},
+        "circuit_breaker": {"consecutive_failures": 5, "reset_timeout": "10s"},
+    }
+}
 
 # The full resilience chain, in the YAML shape the policies work defines.
 FULL_POLICIES: dict[str, Any] = {
@@ -41,6 +55,8 @@ def gateway_config(
             "options": {"remote_agent": f"stream/{STREAM_CHUNKS}/{STREAM_DELAY_MS}"},
         },
         "hold": {"kind": "http", "endpoint": http, "options": {"stream_path": "/hold"}},
+        "burst": {"kind": "http", "endpoint": http, "options": {"stream_path": BURST_PATH}},
+        "spaced": {"kind": "http", "endpoint": http, "options": {"stream_path": SPACED_PATH}},
         "hold-grpc": {"kind": "grpc", "endpoint": grpc, "options": {"remote_agent": "hold"}},
     }
     for ms in FANOUT_MS:

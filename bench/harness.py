@@ -19,7 +19,7 @@ from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from bench import loadgen
 from bench.gateway_config import gateway_config, write_config
 from bench.payload import grpc_frame, request_json, request_pb
-from bench.procs import Child, pin_plan, python, start_agents, start_gateway
+from bench.procs import Child, pin_plan, python, start_agents, start_gateway, start_reference
 
 
 class Skip(Exception):
@@ -33,10 +33,14 @@ class Settings:
     client: str = "auto"  # auto: wrk/h2load when installed; python: always the Python client
     concurrency: tuple[int, ...] = (1, 32)
     rounds: int = 2
+    cpu_rounds: int = 3  # the CPU-per-call and per-event scenarios, alternating
     latency_seconds: float = 3.0
     throughput_seconds: float = 4.0
     requests: int = 1_000_000  # cap per Python-client run (the smoke test uses a few)
     stream_reps: int = 10
+    # Streams per round in the per-event CPU scenario: enough events that 10 ms CPU ticks resolve nginx.
+    burst_reps: int = 20
+    spaced_reps: int = 4
     fanout_reps: int = 20
     scale_streams: tuple[int, ...] = (1000, 10000)
     warmup_seconds: float = 1.0  # h2load's warm-up before each timed run
@@ -46,9 +50,12 @@ class Settings:
         return cls(
             quick=True,
             rounds=1,
+            cpu_rounds=1,
             latency_seconds=1.0,
             throughput_seconds=1.0,
             stream_reps=2,
+            burst_reps=2,
+            spaced_reps=1,
             fanout_reps=5,
             scale_streams=(200,),
             warmup_seconds=0.0,
@@ -115,6 +122,15 @@ class Bench:
         finally:
             child.stop()
 
+    @contextmanager
+    def reference(self, name: str, upstream_port: int) -> Iterator[tuple[Child, int]]:
+        """One of bench/references' proxies on the proxy core: the process and its port."""
+        child, port = start_reference(name, upstream_port, self.pins["proxy"])
+        try:
+            yield child, port
+        finally:
+            child.stop()
+
     # --- load -------------------------------------------------------------
 
     def http_tool(self) -> str:
@@ -131,14 +147,16 @@ class Bench:
             "latency", "--url", url, "--body", str(self.body), *self._python_load_args(concurrency, seconds)
         )
 
-    def grpc_load(self, address: str, agent: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    def grpc_load(
+        self, address: str, agent: str, concurrency: int, seconds: float, warmup: float | None = None
+    ) -> dict[str, Any]:
+        """Unary gRPC load; ``warmup``: h2load's warm-up period (default: the settings')."""
         check_grpc(address, agent)
         if self.grpc_tool() == "h2load":
             url = f"http://{address}/agentgateway.v1.AgentGatewayService/Invoke"
             frame = grpc_frame(request_pb(agent))
-            return loadgen.h2load(
-                url, frame, concurrency, seconds, self.pins["client"], warmup=self.settings.warmup_seconds
-            )
+            warm = self.settings.warmup_seconds if warmup is None else warmup
+            return loadgen.h2load(url, frame, concurrency, seconds, self.pins["client"], warmup=warm)
         return self.pyclient(
             "latency", "--grpc", address, "--agent", agent, *self._python_load_args(concurrency, seconds)
         )
@@ -176,6 +194,29 @@ def alternate(
         for name, measure in measures:
             results[name].append(measure())
     return results
+
+
+def metered(
+    load: Callable[[], dict[str, Any]], proxy: Child | None, upstream: Child, unit: str = "ok"
+) -> Callable[[], dict[str, Any]]:
+    """``load`` with the CPU the proxy (and the upstream) spent during it, from their
+    own accounting, per completed unit (``unit``: the result's count of calls or
+    events; a Python client's warm-up calls count too, as the processes served them)."""
+
+    def run() -> dict[str, Any]:
+        proxy_before = proxy.cpu_seconds() if proxy is not None else 0.0
+        upstream_before = upstream.cpu_seconds()
+        result = load()
+        proxy_s = proxy.cpu_seconds() - proxy_before if proxy is not None else None
+        upstream_s = upstream.cpu_seconds() - upstream_before
+        done = result[unit] + result.get("warmup", 0)
+        return {
+            **result,
+            "cpu_us": proxy_s * 1e6 / done if proxy_s is not None and done else None,
+            "upstream_cpu_us": upstream_s * 1e6 / done if done else None,
+        }
+
+    return run
 
 
 def check_http(url: str, body: Path) -> None:

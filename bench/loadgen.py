@@ -73,6 +73,7 @@ def wrk(url: str, body: Path, concurrency: int, duration: float, cpus: Sequence[
     ok = raw["requests"] - raw["non2xx"]
     return {
         "requests": raw["requests"],
+        "ok": ok,
         "errors": raw["errors"] + raw["non2xx"],
         "rps": ok / seconds if seconds else 0.0,
         "p50_ms": raw["p50_us"] / 1000,
@@ -126,6 +127,7 @@ def h2load(
     span_s = (max(starts) - min(starts)) / 1e6 if len(starts) > 1 else 0.0
     return {
         "requests": len(rows),
+        "ok": len(ok),
         "errors": len(rows) - len(ok),
         "rps": len(ok) / span_s if span_s else 0.0,
         "p50_ms": percentile(ok, 50),

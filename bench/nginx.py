@@ -115,10 +115,16 @@ def start_nginx(
 
 @contextlib.contextmanager
 def nginx_beside(
-    http_upstream: int, grpc_upstream: int, cpus: Sequence[int], notes: list[str], wanted: bool = True
+    http_upstream: int,
+    grpc_upstream: int,
+    cpus: Sequence[int],
+    notes: list[str],
+    wanted: bool = True,
+    started: list[Child] | None = None,
 ) -> Iterator[tuple[int, int] | None]:
     """nginx proxying the bench agents for one scenario: its (HTTP, gRPC) ports, or None
-    (with the reason added to ``notes``) when it is not wanted or cannot be had."""
+    (with the reason added to ``notes``) when it is not wanted or cannot be had. The
+    process is appended to ``started`` when given (to read its CPU time)."""
     binary = ensure_nginx() if wanted else None
     if not wanted:
         notes.append("nginx: left out of the quick run")
@@ -129,6 +135,8 @@ def nginx_beside(
         return
     with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
         child, http_port, grpc_port = start_nginx(binary, Path(prefix), http_upstream, grpc_upstream, cpus)
+        if started is not None:
+            started.append(child)
         try:
             yield http_port, grpc_port
         finally:

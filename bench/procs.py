@@ -107,6 +107,10 @@ class Child:
                 return int(line.split()[1])
         raise RuntimeError(f"no VmRSS for {self.name}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) this process and its live descendants have used."""
+        return process_tree_cpu_seconds(self.pid)
+
     def stderr_tail(self, size: int = 2000) -> str:
         self.log.flush()
         self.log.seek(0)
@@ -140,6 +144,38 @@ class Child:
         self.stop()
 
 
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone between listing and reading
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (all its threads) and of its live descendants, from
+    /proc/<pid>/stat: the process's own accounting, so a proxy's CPU per call is
+    measured where it is spent (nginx's worker is a child of its master)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0
+    for member in tree:
+        if (fields := _stat_fields(member)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / TICKS_PER_SECOND
+
+
 def python(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
@@ -151,6 +187,14 @@ def start_agents(cpus: Sequence[int], hold_max: float = 120.0) -> tuple[Child, i
     )
     assert child.ready is not None
     return child, int(child.ready.group(1)), int(child.ready.group(2))
+
+
+def start_reference(name: str, upstream_port: int, cpus: Sequence[int]) -> tuple[Child, int]:
+    """One of bench/references' proxies in front of ``127.0.0.1:upstream_port``; returns it with its port."""
+    argv = python(f"bench.references.{name}", "--upstream", f"127.0.0.1:{upstream_port}")
+    child = Child(name, argv, cpus, ready=r"ready port=(\d+)")
+    assert child.ready is not None
+    return child, int(child.ready.group(1))
 
 
 def start_gateway(config_path: Path, cpus: Sequence[int]) -> tuple[Child, str, str]:

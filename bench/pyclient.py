@@ -54,6 +54,7 @@ async def _timed_loop(call: Call, concurrency: int, requests: int, duration: flo
     elapsed = time.perf_counter() - started
     return {
         "requests": len(latencies),
+        "ok": len(latencies),
         "errors": errors,
         "rps": len(latencies) / elapsed if elapsed else 0.0,
         "p50_ms": percentile(latencies, 50),
@@ -74,7 +75,7 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
 
             for _ in range(args.warmup):
                 await call_grpc()
-            return await _timed_loop(call_grpc, args.concurrency, limit, args.duration)
+            return {**await _timed_loop(call_grpc, args.concurrency, limit, args.duration), "warmup": args.warmup}
     body = args.body_bytes
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=10)
@@ -88,7 +89,7 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
 
         for _ in range(args.warmup):
             await call_http()
-        return await _timed_loop(call_http, args.concurrency, limit, args.duration)
+        return {**await _timed_loop(call_http, args.concurrency, limit, args.duration), "warmup": args.warmup}
 
 
 async def stream(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,6 +97,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
     ttfb: list[float] = []
     total: list[float] = []
     chunks: list[int] = []
+    seen = 0  # every event, the warm-up stream's too (a proxy's CPU counts them all)
     if args.grpc:
         async with grpc.aio.insecure_channel(args.grpc) as channel:
             stub = pb_grpc.AgentGatewayServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -107,6 +109,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
                     if item.HasField("event"):
                         count += 1
                         first = first or time.perf_counter() - t0
+                seen += count
                 if rep:  # the first one warms the connection
                     ttfb.append(first * 1000)
                     total.append((time.perf_counter() - t0) * 1000)
@@ -125,6 +128,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
                         if line.startswith(b"data:") and b'"delta"' in line:
                             count += 1
                             first = first or time.perf_counter() - t0
+                seen += count
                 if rep:
                     ttfb.append(first * 1000)
                     total.append((time.perf_counter() - t0) * 1000)
@@ -132,6 +136,7 @@ async def stream(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "reps": len(total),
         "chunks_min": min(chunks, default=0),
+        "chunks_all": seen,
         "ttfb_p50_ms": percentile(ttfb, 50),
         "total_p50_ms": percentile(total, 50),
     }
