@@ -20,7 +20,15 @@ from typing import Any
 import aiohttp
 
 from adapters.sse import DEFAULT_MAX_EVENT_BYTES, parse_sse
-from adapters.transport import MAX_JSON_BYTES, client_timeout, mapped_errors, status_error
+from adapters.transport import (
+    MAX_ERROR_BODY_BYTES,
+    MAX_JSON_BYTES,
+    client_timeout,
+    decode_text,
+    mapped_errors,
+    read_body,
+    status_error,
+)
 from gateway.model import Call, UpstreamError, UpstreamUnavailable
 from gateway.protocols import mcp
 
@@ -92,7 +100,8 @@ class McpHttpUpstream:
                 if response.status == 202:
                     return
                 if response.status >= 400:
-                    text = (await response.content.read(4096)).decode("utf-8", errors="replace")
+                    raw_error = await read_body(response, MAX_ERROR_BODY_BYTES, self.name, truncate=True)
+                    text = decode_text(raw_error)
                     body = _json_or_none(text)
                     modern_error = version == mcp.MODERN and response.status in (400, 404)
                     if isinstance(body, dict) and "error" in body and modern_error:
@@ -109,10 +118,7 @@ class McpHttpUpstream:
                                 raise UpstreamError("the MCP upstream sent a malformed event", agent=self.name)
                             yield response.headers, parsed
                     return
-                raw = await _read_bounded(response.content, MAX_JSON_BYTES)
-                if raw is None:
-                    raise UpstreamError(f"the MCP upstream's reply exceeded {MAX_JSON_BYTES} bytes", agent=self.name)
-                parsed = _json_or_none(raw.decode("utf-8", errors="replace"))
+                parsed = _json_or_none(decode_text(await read_body(response, MAX_JSON_BYTES, self.name)))
                 if not isinstance(parsed, dict):
                     raise UpstreamError("the MCP upstream sent malformed JSON", agent=self.name)
                 yield response.headers, parsed
@@ -256,19 +262,6 @@ class McpHttpUpstream:
         except (aiohttp.ClientError, TimeoutError):
             pass
         self.session_id = None
-
-
-async def _read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """The whole body, or None past ``limit`` bytes (``read(n)`` alone may stop at one chunk).
-    To be replaced by the shared bounded reader of adapters/transport.py once it lands."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json_or_none(text: str) -> Any:
