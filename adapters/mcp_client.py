@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -226,15 +226,21 @@ class McpHttpUpstream:
             final = item
         return final
 
-    async def listen(self, call: Call) -> AsyncIterator[dict[str, Any]]:
-        """The upstream's list-changed notifications while the stream lasts: a 2026-07-28
-        ``subscriptions/listen`` (its acknowledgement dropped), or the 2025-11-25 GET stream."""
+    async def listen(self, call: Call, resources: Sequence[str] = ()) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's notifications outside any request while the stream lasts: on 2026-07-28 a
+        ``subscriptions/listen`` (its acknowledgement dropped) for the list changes, or with ``resources``
+        for those resources' updates only; on 2025-11-25 the GET stream (list changes, and the updates of
+        what the session subscribed to with ``resources/subscribe``)."""
         version = await self.ensure_ready(call)
         if version == mcp.MODERN:
-            filter_ = {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
+            filter_: dict[str, Any] = (
+                {"resourceSubscriptions": list(resources)}
+                if resources
+                else {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
+            )
             message = self._message(call, "subscriptions/listen", {"notifications": filter_}, version)
             async for _, item in self._exchange(call, message, version):
-                if item.get("method", "").endswith("list_changed"):
+                if mcp.is_followed_notification(str(item.get("method", ""))):
                     yield item
             return
         headers = {**self.static_headers, **call.headers, "accept": "text/event-stream", mcp.HEADER_VERSION: version}
@@ -246,7 +252,7 @@ class McpHttpUpstream:
                     raise status_error(self.name, response.status, "", response.headers)
                 async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
                     pushed = _json_or_none(event.data) if event.data.strip() else None
-                    if isinstance(pushed, dict) and str(pushed.get("method", "")).endswith("list_changed"):
+                    if isinstance(pushed, dict) and mcp.is_followed_notification(str(pushed.get("method", ""))):
                         yield pushed
 
     async def aclose(self) -> None:

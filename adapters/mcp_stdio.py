@@ -60,8 +60,8 @@ class McpStdioUpstream:
         self._closed = False
         # Progress notifications by token, for the stream of the request that named it.
         self._progress: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        # Called with each list-changed notification the server sends (the federation follows them).
-        self.on_list_changed: Callable[[str], None] | None = None
+        # Called with each list-changed and resource-updated notification (the federation follows them).
+        self.on_notification: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -166,8 +166,8 @@ class McpStdioUpstream:
             queue = self._progress.get(str(params.get("progressToken")))
             if queue is not None and not queue.full():
                 queue.put_nowait(item)
-        elif method.endswith("/list_changed") and self.on_list_changed is not None:
-            self.on_list_changed(method)
+        elif mcp.is_followed_notification(method) and self.on_notification is not None:
+            self.on_notification(item)
 
     async def _write(self, message: Mapping[str, Any]) -> None:
         process = self._process

@@ -264,7 +264,56 @@ class VirtualServer:
             capabilities["prompts"] = {"listChanged": True}
         if any("resources" in c for c in members):
             capabilities["resources"] = {"listChanged": True}
+            if any(isinstance(c.get("resources"), dict) and c["resources"].get("subscribe") for c in members):
+                capabilities["resources"]["subscribe"] = True
+        for capability in ("completions", "logging"):
+            if any(capability in c for c in members):
+                capabilities[capability] = {}
         return capabilities
+
+    async def set_log_level(self, level: str, context: Context) -> None:
+        """2025-11-25 ``logging/setLevel``, passed on to each member that logs over a handshake session.
+        A 2026-07-28 member has no such state: the level travels in each request's ``_meta`` instead."""
+        members = [
+            self.upstreams[m.upstream]
+            for m in self.spec.upstreams
+            if "logging" in self.upstreams[m.upstream].client.server_capabilities
+            and self.upstreams[m.upstream].client.version != mcp.MODERN
+        ]
+        answers = await asyncio.gather(*(u.request("logging/setLevel", {"level": level}, context) for u in members))
+        for upstream, answer in zip(members, answers, strict=True):
+            if "error" in answer:
+                log.info("MCP upstream %s refused logging/setLevel %s: %s", upstream.name, level, answer["error"])
+
+    async def complete(self, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
+        """``completion/complete``, routed by its reference (a prompt's exposed name, or a resource
+        template's or resource's exposed URI) to the member that serves it, under the original name."""
+        ref = params.get("ref")
+        if not isinstance(ref, Mapping) or ref.get("type") not in ("ref/prompt", "ref/resource"):
+            raise mcp.McpError(mcp.INVALID_PARAMS, "params.ref must be a ref/prompt or a ref/resource")
+        field_name = "name" if ref["type"] == "ref/prompt" else "uri"
+        exposed = ref.get(field_name)
+        if not isinstance(exposed, str):
+            raise mcp.McpError(mcp.INVALID_PARAMS, f"params.ref.{field_name} must be a string")
+        if ref["type"] == "ref/prompt":
+            entry = await self.resolve("prompts/get", exposed, context)
+        else:
+            entry = await self.template(exposed, context) or await self.resolve("resources/read", exposed, context)
+        forwarded = {**params, "ref": {**ref, field_name: entry.original}}
+        return await self.upstreams[entry.upstream].request("completion/complete", forwarded, context)
+
+    async def template(self, exposed: str, context: Context) -> Entry | None:
+        """The member resource template listed as ``exposed`` (None when there is none)."""
+        if "resources/templates/list" not in self.catalog:
+            await self.list("resources/templates/list", context)
+        return self.catalog.get("resources/templates/list", {}).get(exposed)
+
+    def exposed_uri(self, upstream: str, original: str) -> str | None:
+        """The URI under which this server exposes ``upstream``'s resource ``original`` (None: not a member)."""
+        for member in self.spec.upstreams:
+            if member.upstream == upstream:
+                return self._expose(member, original, "uri")
+        return None
 
     async def _list_member(self, member: McpMember, method: str, context: Context) -> list[dict[str, Any]]:
         upstream = self.upstreams[member.upstream]
@@ -428,6 +477,16 @@ def agent_tool(agent: str, exposed: str) -> dict[str, Any]:
 
 
 ChangeListener = Callable[[str, str], None]
+
+
+@dataclass
+class ResourceWatch:
+    """How many clients follow one upstream resource, and the listen stream following it (2026-07-28 upstreams)."""
+
+    count: int = 1
+    task: asyncio.Task[None] | None = None
+
+
 # notification method -> the list it invalidates
 LIST_CHANGED = {
     "notifications/tools/list_changed": "tools/list",
@@ -451,7 +510,7 @@ class Federation:
                 client = McpStdioUpstream(
                     name, spec.command, spec.args, spec.env, spec.max_restarts, spec.restart_backoff
                 )
-                client.on_list_changed = functools.partial(self._changed, name)
+                client.on_notification = functools.partial(self._notified, name)
             attempt = McpAttempt(name, client, tracer, gateway.metrics)
             chain = gateway.policy_chain(spec.policies, f"mcp/{name}")
             invoke, stream = compose(chain, attempt.invoke, attempt.stream)
@@ -461,17 +520,95 @@ class Federation:
         }
 
         self.listeners: list[ChangeListener] = []
+        # Called with (server, exposed URI) for each update of a subscribed resource.
+        self.resource_listeners: list[ChangeListener] = []
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._resources: dict[tuple[str, str], ResourceWatch] = {}
 
     def watch(self, server: str) -> None:
         """Follow the list changes of ``server``'s HTTP upstreams (from now on, until the gateway stops):
         each invalidates the merged lists and is passed on to the listeners as (server, notification method)."""
         for member in self.servers[server].spec.upstreams:
-            upstream = self.upstreams[member.upstream]
-            if member.upstream not in self._watchers and isinstance(upstream.client, McpHttpUpstream):
-                self._watchers[member.upstream] = asyncio.create_task(
-                    self._follow(upstream.client), name=f"agw-mcp-watch-{member.upstream}"
+            self._watch_upstream(member.upstream)
+
+    def _watch_upstream(self, name: str) -> None:
+        upstream = self.upstreams[name]
+        if name not in self._watchers and isinstance(upstream.client, McpHttpUpstream):
+            self._watchers[name] = asyncio.create_task(self._follow(upstream.client), name=f"agw-mcp-watch-{name}")
+
+    async def subscribe(self, server: str, uri: str, context: Context) -> None:
+        """Follow the resource exposed as ``uri`` by ``server``: its updates reach the resource listeners.
+        Counted per upstream resource, so an upstream hears of it once however many clients follow it:
+        a 2026-07-28 upstream through a ``subscriptions/listen`` naming it, a 2025-11-25 one by
+        ``resources/subscribe`` on the gateway's session (its updates come on that session's GET stream)."""
+        entry = await self.servers[server].resolve("resources/read", uri, context)
+        key = (entry.upstream, entry.original)
+        watch = self._resources.get(key)
+        if watch is not None:
+            watch.count += 1
+            return
+        upstream = self.upstreams[entry.upstream]
+        watch = self._resources[key] = ResourceWatch()
+        if isinstance(upstream.client, McpHttpUpstream) and upstream.client.version == mcp.MODERN:
+            watch.task = asyncio.create_task(
+                self._follow_resource(upstream.client, entry.original), name=f"agw-mcp-resource-{entry.upstream}"
+            )
+            return
+        try:
+            answer = await upstream.request("resources/subscribe", {"uri": entry.original}, context)
+        except BaseException:
+            self._resources.pop(key, None)
+            raise
+        if isinstance(answer.get("error"), dict):
+            self._resources.pop(key, None)
+            error = answer["error"]
+            raise mcp.McpError(int(error.get("code", mcp.INTERNAL_ERROR)), str(error.get("message")), error.get("data"))
+        self._watch_upstream(entry.upstream)
+
+    async def unsubscribe(self, server: str, uri: str, context: Context) -> None:
+        """Stop following ``uri`` for one client; the upstream is told when its last follower goes."""
+        entry = await self.servers[server].resolve("resources/read", uri, context)
+        key = (entry.upstream, entry.original)
+        watch = self._resources.get(key)
+        if watch is None:
+            return
+        watch.count -= 1
+        if watch.count > 0:
+            return
+        del self._resources[key]
+        if watch.task is not None:
+            watch.task.cancel()
+            return
+        await self.upstreams[entry.upstream].request("resources/unsubscribe", {"uri": entry.original}, context)
+
+    async def _follow_resource(self, client: McpHttpUpstream, uri: str) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                async for item in client.listen(Call(Invocation(f"mcp/{client.name}", ()), {}), resources=[uri]):
+                    backoff = 1.0
+                    self._notified(client.name, item)
+            except GatewayError as exc:
+                log.info(
+                    "MCP upstream %s: resource stream for %s ended (%s); again in %.0fs", client.name, uri, exc, backoff
                 )
+            await asyncio.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
+
+    def _notified(self, upstream: str, item: Mapping[str, Any]) -> None:
+        method = str(item.get("method"))
+        if method != mcp.RESOURCE_UPDATED:
+            self._changed(upstream, method)
+            return
+        params = item.get("params")
+        uri = params.get("uri") if isinstance(params, Mapping) else None
+        if not isinstance(uri, str) or not any(key[0] == upstream for key in self._resources):
+            return
+        for server in self.servers.values():
+            exposed = server.exposed_uri(upstream, uri)
+            if exposed is not None:
+                for listener in self.resource_listeners:
+                    listener(server.name, exposed)
 
     async def _follow(self, client: McpHttpUpstream) -> None:
         backoff = 1.0
@@ -479,7 +616,7 @@ class Federation:
             try:
                 async for item in client.listen(Call(Invocation(f"mcp/{client.name}", ()), {})):
                     backoff = 1.0
-                    self._changed(client.name, str(item.get("method")))
+                    self._notified(client.name, item)
             except GatewayError as exc:
                 log.info("MCP upstream %s: list-change stream ended (%s); again in %.0fs", client.name, exc, backoff)
             await asyncio.sleep(backoff)
@@ -498,9 +635,10 @@ class Federation:
                     listener(server.name, method)
 
     async def aclose(self) -> None:
-        for task in self._watchers.values():
+        tasks = [*self._watchers.values(), *(w.task for w in self._resources.values() if w.task is not None)]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(u.client.aclose() for u in self.upstreams.values()), return_exceptions=True)
 
 

@@ -34,6 +34,11 @@ META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 META_SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId"
+# 2026-07-28: the log level of one request (absent: the server sends no log notifications).
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+RESOURCE_UPDATED = "notifications/resources/updated"
+# RFC 5424 severities, least severe first (logging/setLevel and notifications/message).
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 HEADER_VERSION = "mcp-protocol-version"
 HEADER_METHOD = "mcp-method"
@@ -156,6 +161,11 @@ def decode_header_value(value: str) -> str:
         raise McpError(
             HEADER_MISMATCH, "Header mismatch: a Base64-encoded header value is malformed", status=400
         ) from None
+
+
+def is_followed_notification(method: str) -> bool:
+    """A notification a client of an upstream passes on outside any request: list changes and resource updates."""
+    return method.endswith("/list_changed") or method == RESOURCE_UPDATED
 
 
 def request_headers(message: Mapping[str, Any], version: str) -> dict[str, str]:

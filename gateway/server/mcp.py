@@ -71,8 +71,11 @@ class Subscriber:
         params: dict[str, Any] = {}
         if self.subscription_id is not None:
             params["_meta"] = {mcp.META_SUBSCRIPTION: self.subscription_id}
+        self.push(mcp.notification(method, params or None))
+
+    def push(self, message: dict[str, Any]) -> None:
         if not self.queue.full():  # a client too slow to read loses hints, not the gateway's memory
-            self.queue.put_nowait(mcp.notification(method, params or None))
+            self.queue.put_nowait(message)
 
 
 class McpSession:
@@ -86,6 +89,10 @@ class McpSession:
         self.streams: set[Subscriber] = set()
         # Requests in progress, by JSON-RPC id, for notifications/cancelled.
         self.inflight: dict[mcp.RequestId, asyncio.Future[dict[str, Any]]] = {}
+        # logging/setLevel: the least severe log notification this client gets (None: none at all).
+        self.log_level: str | None = None
+        # resources/subscribe: the exposed URIs whose updates go to this session's GET streams.
+        self.resources: set[str] = set()
 
 
 def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
@@ -132,10 +139,19 @@ class McpFront:
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
         self.subscribers: dict[str, set[Subscriber]] = {}
         federation.listeners.append(self._on_change)
+        federation.resource_listeners.append(self._on_resource_updated)
 
     def _on_change(self, server: str, method: str) -> None:
         for subscriber in self.subscribers.get(server, ()):
             subscriber.offer(method)
+
+    def _on_resource_updated(self, server: str, uri: str) -> None:
+        """An upstream resource changed: tell the sessions that subscribed to it, on their GET streams."""
+        update = mcp.notification(mcp.RESOURCE_UPDATED, {"uri": uri})
+        for session in self.sessions.values():
+            if session.server == server and uri in session.resources:
+                for stream in session.streams:
+                    stream.push(update)
 
     # -- the HTTP surface ------------------------------------------------------------------
 
@@ -186,15 +202,18 @@ class McpFront:
             return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
         if message.method == "subscriptions/listen" and modern:
             return await self._listen(request, server, message)
-        if message.method == "tools/call" and "progressToken" in message.meta:
-            return await self._stream_call(request, server, message, modern)
+        if message.method == "tools/call" and (
+            "progressToken" in message.meta or _log_level(message, session) is not None
+        ):
+            return await self._stream_call(request, server, message, modern, session)
         response_headers: dict[str, str] = {}
         try:
             if message.method == "initialize":
                 result, session_id = self._initialize(request, server, message)
                 response_headers[mcp.HEADER_SESSION] = session_id
             else:
-                result = await self._tracked(session, self._dispatch(request, server, message, modern), message.id)
+                work = self._dispatch(request, server, message, modern, session)
+                result = await self._tracked(session, work, message.id)
         except mcp.McpError as exc:
             status = 404 if modern and exc.code == mcp.METHOD_NOT_FOUND else exc.status
             return _json(mcp.error_message(message.id, exc), status, response_headers)
@@ -314,6 +333,11 @@ class McpFront:
         self.sessions.pop(headers[mcp.HEADER_SESSION], None)
         for subscriber in session.streams:
             subscriber.queue.put_nowait(None)
+        _, context = self._context(request, None)
+        for uri in sorted(session.resources):
+            with contextlib.suppress(mcp.McpError, GatewayError):
+                await self.federation.unsubscribe(server.name, uri, context)
+        session.resources.clear()
         return web.Response(status=204)
 
     async def _listen(
@@ -347,21 +371,33 @@ class McpFront:
         return response
 
     async def _stream_call(
-        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage, modern: bool
+        self,
+        request: web.Request,
+        server: VirtualServer,
+        message: mcp.JsonRpcMessage,
+        modern: bool,
+        session: McpSession | None,
     ) -> web.StreamResponse:
-        """A tools/call asking for progress: an SSE answer with the upstream's progress passed on as it
-        comes (unbuffered, keep-alives while quiet). The upstream gets a token of ours, so tokens of
-        different clients never meet on a shared upstream session; closing the stream drops the upstream one."""
+        """A tools/call asking for progress or logs: an SSE answer with the upstream's progress and log
+        notifications passed on as they come (unbuffered, keep-alives while quiet). The upstream gets a
+        token of ours, so tokens of different clients never meet on a shared upstream session, and the
+        client's log level (logs below it are dropped here too: a shared 2025-11-25 upstream session has one
+        level for every client); closing the stream drops the upstream one."""
         name = message.params.get("name")
         if not isinstance(name, str) or not request.app[GUARD_KEY].may_use_mcp(
             request[IDENTITY_KEY], server.name, name
         ):
             error = mcp.McpError(mcp.INVALID_PARAMS, f"unknown tool: {name!r}")
             return _json(mcp.error_message(message.id, error))
-        client_token = message.meta["progressToken"]
+        client_token = message.meta.get("progressToken")
         ours = f"agw-{secrets.token_hex(8)}"
+        level = _log_level(message, session)
         params = {k: v for k, v in message.params.items() if k != "_meta"}
-        params["_meta"] = {"progressToken": ours}
+        params["_meta"] = {}
+        if client_token is not None:
+            params["_meta"]["progressToken"] = ours
+        if level is not None:
+            params["_meta"][mcp.META_LOG_LEVEL] = level
         headers, context = self._context(request, message)
         attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: name, t.ATTR_OPERATION: "execute_tool"}
         response = web.StreamResponse(
@@ -378,9 +414,13 @@ class McpFront:
                         if "method" in item:
                             item_params = dict(item.get("params") or {})
                             if item.get("method") == "notifications/progress":
-                                if item_params.get("progressToken") != ours:
+                                if item_params.get("progressToken") != ours or client_token is None:
                                     continue
                                 item_params["progressToken"] = client_token
+                            elif item.get("method") == "notifications/message" and not _severe_enough(
+                                item_params.get("level"), level
+                            ):
+                                continue
                             await writer.send(format_sse(json.dumps({**item, "params": item_params}), "message"))
                             continue
                         await writer.send(format_sse(json.dumps(_final(message, item, modern)), "message"))
@@ -394,18 +434,24 @@ class McpFront:
 
     # -- methods ----------------------------------------------------------------------------
 
-    def _context(self, request: web.Request, message: mcp.JsonRpcMessage) -> tuple[dict[str, str], Context]:
+    def _context(self, request: web.Request, message: mcp.JsonRpcMessage | None) -> tuple[dict[str, str], Context]:
         believed: dict[str, str] = request[HEADERS_KEY]
         headers = dict(believed)
         # Trace context in _meta (SEP-414) counts when the HTTP headers carry none.
+        meta = message.meta if message is not None else {}
         for key in mcp.TRACE_KEYS:
-            value = message.meta.get(key)
+            value = meta.get(key)
             if isinstance(value, str) and key not in headers:
                 headers[key] = value
         return headers, context_from_headers(headers)
 
     async def _dispatch(
-        self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage, modern: bool
+        self,
+        request: web.Request,
+        server: VirtualServer,
+        message: mcp.JsonRpcMessage,
+        modern: bool,
+        session: McpSession | None,
     ) -> dict[str, Any]:
         method = message.method or ""
         if method == "ping":
@@ -419,14 +465,28 @@ class McpFront:
             if server.spec.instructions:
                 discover["instructions"] = server.spec.instructions
             return {"result": discover}
-        if method not in KINDS and method not in CALLS:
+        # logging/setLevel and resources/(un)subscribe hold session state: 2025-11-25 only (2026-07-28 puts
+        # the level in each request's _meta, and resource subscriptions in subscriptions/listen).
+        served = method in KINDS or method in CALLS or method == "completion/complete"
+        if not served and (session is None or method not in _SESSION_METHODS):
             raise mcp.McpError(mcp.METHOD_NOT_FOUND, f"Method not found: {method}")
         headers, context = self._context(request, message)
         guard = request.app[GUARD_KEY]
         identity = request[IDENTITY_KEY]
         attributes = {ATTR_MCP_METHOD: method, "http.request.method": "POST", "url.path": request.path}
-        key = mcp.NAMED_METHODS.get(method)
+        if method == "logging/setLevel":
+            level = message.params.get("level")
+            if level not in mcp.LOG_LEVELS:
+                raise mcp.McpError(mcp.INVALID_PARAMS, f"params.level must be one of {', '.join(mcp.LOG_LEVELS)}")
+            assert session is not None
+            session.log_level = str(level)
+            with server_span(self.tracer, method, headers, context, attributes):
+                await self._upstream_errors(server.set_log_level(str(level), context))
+            return {"result": {}}
+        key = mcp.NAMED_METHODS.get(method) or _SESSION_METHODS.get(method)
         name = message.params.get(key) if key else None
+        if method == "completion/complete":
+            name = _completion_name(message.params)
         if method == "tools/call" and isinstance(name, str):
             attributes[ATTR_TOOL] = name
             attributes[t.ATTR_OPERATION] = "execute_tool"
@@ -440,16 +500,67 @@ class McpFront:
                     return {"result": {item_key: visible}}
                 if not isinstance(name, str) or not guard.may_use_mcp(identity, server.name, name):
                     # Indistinguishable from a name that does not exist: nothing leaks, nothing goes upstream.
-                    raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {method.split('/')[0][:-1]}: {name!r}")
+                    what = "reference" if method == "completion/complete" else method.split("/")[0][:-1]
+                    raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {what}: {name!r}")
                 params = {k: v for k, v in message.params.items() if k != "_meta"}
+                if method == "completion/complete":
+                    return await server.complete(params, context)
+                if method in _SESSION_METHODS:
+                    assert session is not None
+                    if method == "resources/subscribe":
+                        if name not in session.resources:
+                            await self.federation.subscribe(server.name, name, context)
+                            session.resources.add(name)
+                    elif name in session.resources:
+                        session.resources.discard(name)
+                        await self.federation.unsubscribe(server.name, name, context)
+                    return {"result": {}}
                 if modern and method == "tools/call":
                     # Parameters mirrored in Mcp-Param-* headers must match the body, before anything goes upstream.
                     schema = await server.input_schema(name, context)
                     mcp.check_param_headers(schema, params.get("arguments"), request_headers(request))
                 return await server.call(method, params, context)
             except GatewayError as exc:
-                data = {"code": exc.code.value, "attempts": exc.details.get("attempts", 0)}
-                raise mcp.McpError(mcp.INTERNAL_ERROR, exc.message, data) from None
+                raise _gateway_error(exc) from None
+
+    async def _upstream_errors(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except GatewayError as exc:
+            raise _gateway_error(exc) from None
+
+
+# Session-state methods of 2025-11-25 and the parameter naming what they act on.
+_SESSION_METHODS = {"resources/subscribe": "uri", "resources/unsubscribe": "uri", "logging/setLevel": "level"}
+
+
+def _gateway_error(exc: GatewayError) -> mcp.McpError:
+    data = {"code": exc.code.value, "attempts": exc.details.get("attempts", 0)}
+    return mcp.McpError(mcp.INTERNAL_ERROR, exc.message, data)
+
+
+def _completion_name(params: Mapping[str, Any]) -> str | None:
+    """What a completion is about, for authorization: the prompt's name or the resource's URI."""
+    ref = params.get("ref")
+    if not isinstance(ref, Mapping):
+        return None
+    value = ref.get("name") if ref.get("type") == "ref/prompt" else ref.get("uri")
+    return value if isinstance(value, str) else None
+
+
+def _log_level(message: mcp.JsonRpcMessage, session: McpSession | None) -> str | None:
+    """The client's log level for this request: 2026-07-28's ``_meta``, or its 2025-11-25 session's."""
+    level = message.meta.get(mcp.META_LOG_LEVEL)
+    if isinstance(level, str) and level in mcp.LOG_LEVELS:
+        return level
+    return session.log_level if session is not None else None
+
+
+def _severe_enough(level: Any, threshold: str | None) -> bool:
+    if threshold is None:
+        return False
+    rank = mcp.LOG_LEVELS.index(level) if level in mcp.LOG_LEVELS else len(mcp.LOG_LEVELS)
+    return rank >= mcp.LOG_LEVELS.index(threshold)
 
 
 MCP_FRONT_KEY = web.AppKey("mcp_front", McpFront)

@@ -17,10 +17,16 @@ from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp_types import (
     AudioContent,
     CallToolResult,
+    Completion,
     EmbeddedResource,
+    EmptyResult,
     ImageContent,
+    PromptReference,
+    SetLevelRequestParams,
+    SubscribeRequestParams,
     TextContent,
     TextResourceContents,
+    UnsubscribeRequestParams,
 )
 
 # A 1x1 red PNG and a tiny WAV header: the scenarios check type, data and mimeType only.
@@ -96,6 +102,25 @@ async def test_tool_with_progress(ctx: Context) -> str:
     return "Progress test completed"
 
 
+@server.tool()
+async def test_tool_with_logging(ctx: Context) -> str:
+    """Logs three info messages, 50 ms apart."""
+    for text in ("Tool execution started", "Tool processing data", "Tool execution completed"):
+        await ctx.log("info", text)  # pyright: ignore[reportDeprecated]
+        await asyncio.sleep(0.05)
+    await ctx.log("debug", "below info: only for clients at debug")  # pyright: ignore[reportDeprecated]
+    return "Logging test completed"
+
+
+@server.tool()
+async def touch_watched_resource(ctx: Context) -> str:
+    """Reports test://watched-resource as updated (to listen streams and subscribed sessions)."""
+    await ctx.notify_resource_updated("test://watched-resource")
+    if SUBSCRIBED:
+        await ctx.session.send_resource_updated("test://watched-resource")
+    return "touched"
+
+
 @server.tool(description="Tool with JSON Schema 2020-12 features")
 def json_schema_2020_12_tool(name: str = "", address: dict[str, Any] | None = None) -> str:
     return "ok"
@@ -126,6 +151,52 @@ def static_binary() -> bytes:
 @server.resource("test://template/{id}/data", name="template", description="A template", mime_type="application/json")
 def template(id: str) -> str:
     return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
+
+
+@server.resource(
+    "test://watched-resource", name="watched", description="A resource that changes", mime_type="text/plain"
+)
+def watched() -> str:
+    return "watched content"
+
+
+@server.completion()
+async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
+    if isinstance(ref, PromptReference) and ref.name == "test_prompt_with_arguments":
+        return Completion(values=[f"{argument.value}-1", f"{argument.value}-2"], total=2, has_more=False)
+    return None
+
+
+# 2025-11-25 session state: the level last set and the URIs subscribed (for clients that pin that revision).
+LEVELS: list[str] = []
+SUBSCRIBED: set[str] = set()
+
+
+async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+    LEVELS.append(params.level)
+    return EmptyResult()
+
+
+async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+    SUBSCRIBED.add(str(params.uri))
+    return EmptyResult()
+
+
+async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+    SUBSCRIBED.discard(str(params.uri))
+    return EmptyResult()
+
+
+_lowlevel = server._lowlevel_server
+_lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
+_lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+_lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+
+
+@server.tool()
+def session_state() -> str:
+    """The 2025-11-25 session state this server was told (levels set, URIs subscribed), as JSON."""
+    return json.dumps({"levels": LEVELS, "subscribed": sorted(SUBSCRIBED)})
 
 
 @server.prompt(description="A simple prompt")
