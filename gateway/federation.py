@@ -271,9 +271,24 @@ class VirtualServer:
                 capabilities[capability] = {}
         return capabilities
 
+    async def ready(self, context: Context) -> None:
+        """Speak once to each member not spoken to yet (a ping negotiates its revision and learns its
+        capabilities), so what this server declares is what its members serve. A member that is down
+        is left for later: it must not keep the others from being served."""
+        unknown = [
+            self.upstreams[m.upstream] for m in self.spec.upstreams if self.upstreams[m.upstream].client.version is None
+        ]
+        answers = await asyncio.gather(*(u.request("ping", {}, context) for u in unknown), return_exceptions=True)
+        for upstream, answer in zip(unknown, answers, strict=True):
+            if isinstance(answer, GatewayError):
+                log.info("MCP upstream %s is not reachable yet: %s", upstream.name, answer)
+            elif isinstance(answer, BaseException):
+                raise answer
+
     async def set_log_level(self, level: str, context: Context) -> None:
         """2025-11-25 ``logging/setLevel``, passed on to each member that logs over a handshake session.
         A 2026-07-28 member has no such state: the level travels in each request's ``_meta`` instead."""
+        await self.ready(context)
         members = [
             self.upstreams[m.upstream]
             for m in self.spec.upstreams

@@ -209,7 +209,7 @@ class McpFront:
         response_headers: dict[str, str] = {}
         try:
             if message.method == "initialize":
-                result, session_id = self._initialize(request, server, message)
+                result, session_id = await self._initialize(request, server, message)
                 response_headers[mcp.HEADER_SESSION] = session_id
             else:
                 work = self._dispatch(request, server, message, modern, session)
@@ -262,9 +262,10 @@ class McpFront:
         self.sessions.move_to_end(session_id)
         return session
 
-    def _initialize(
+    async def _initialize(
         self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage
     ) -> tuple[dict[str, Any], str]:
+        await server.ready(self._context(request, message)[1])
         asked = message.params.get("protocolVersion")
         version = asked if isinstance(asked, str) and asked in mcp.HANDSHAKE_VERSIONS else mcp.LEGACY
         session_id = secrets.token_urlsafe(24)
@@ -457,6 +458,7 @@ class McpFront:
         if method == "ping":
             return {"result": {}}
         if method == "server/discover":
+            await server.ready(self._context(request, message)[1])
             discover: dict[str, Any] = {
                 "supportedVersions": list(mcp.SUPPORTED_VERSIONS),
                 "capabilities": server.capabilities(),
