@@ -195,7 +195,11 @@ class McpHttpUpstream:
             pass
 
     def _message(self, call: Call, method: str, params: Mapping[str, Any], version: str) -> dict[str, Any]:
-        meta = self._modern_meta(call) if version == mcp.MODERN else self._trace_meta(call)
+        meta: dict[str, Any] = self._modern_meta(call) if version == mcp.MODERN else self._trace_meta(call)
+        # The capabilities of the client the gateway relays for (what a tool may ask of it) win over its own none.
+        asked = dict(params.get("_meta") or {}).get(mcp.META_CLIENT_CAPABILITIES)
+        if version == mcp.MODERN and isinstance(asked, Mapping):
+            meta[mcp.META_CLIENT_CAPABILITIES] = dict(asked)
         return {"jsonrpc": "2.0", "id": f"agw-{next(self._ids)}", "method": method, "params": with_meta(params, meta)}
 
     async def stream(self, call: Call, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:

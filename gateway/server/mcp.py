@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,6 +93,10 @@ class McpSession:
         self.log_level: str | None = None
         # resources/subscribe: the exposed URIs whose updates go to this session's GET streams.
         self.resources: set[str] = set()
+        # The client's capabilities (initialize): what a tool may ask of it (sampling, elicitation, roots).
+        self.capabilities: dict[str, Any] = {}
+        # Requests the gateway sent this client on a tool call's stream, by id, awaiting its POSTed answer.
+        self.awaiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
 
 def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
@@ -199,11 +203,18 @@ class McpFront:
         if not message.is_request:
             if message.method == "notifications/cancelled" and session is not None:
                 self._cancel(session, message.params.get("requestId"))
+            elif message.method is None and session is not None:
+                # The client's answer to a request relayed on a tool call's stream.
+                waiter = session.awaiting.pop(str(message.id), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(dict(message.raw))
             return web.Response(status=202)  # notifications and responses: accepted, nothing to answer
         if message.method == "subscriptions/listen" and modern:
             return await self._listen(request, server, message)
         if message.method == "tools/call" and (
-            "progressToken" in message.meta or _log_level(message, session) is not None
+            "progressToken" in message.meta
+            or _log_level(message, session) is not None
+            or (session is not None and any(k in session.capabilities for k in _INPUT_CAPABILITIES))
         ):
             return await self._stream_call(request, server, message, modern, session)
         response_headers: dict[str, str] = {}
@@ -269,7 +280,10 @@ class McpFront:
         asked = message.params.get("protocolVersion")
         version = asked if isinstance(asked, str) and asked in mcp.HANDSHAKE_VERSIONS else mcp.LEGACY
         session_id = secrets.token_urlsafe(24)
-        self.sessions[session_id] = McpSession(server.name, version, request[IDENTITY_KEY].name)
+        session = self.sessions[session_id] = McpSession(server.name, version, request[IDENTITY_KEY].name)
+        capabilities = message.params.get("capabilities")
+        if isinstance(capabilities, Mapping):
+            session.capabilities = dict(capabilities)
         # Least recently used first: drop idle sessions (their clients initialize again on a 404) and the excess.
         idle_since = time.monotonic() - _SESSION_IDLE
         while self.sessions and (
@@ -379,11 +393,15 @@ class McpFront:
         modern: bool,
         session: McpSession | None,
     ) -> web.StreamResponse:
-        """A tools/call asking for progress or logs: an SSE answer with the upstream's progress and log
-        notifications passed on as they come (unbuffered, keep-alives while quiet). The upstream gets a
-        token of ours, so tokens of different clients never meet on a shared upstream session, and the
-        client's log level (logs below it are dropped here too: a shared 2025-11-25 upstream session has one
-        level for every client); closing the stream drops the upstream one."""
+        """A tools/call asking for progress or logs, or from a 2025-11-25 client a tool may ask for input:
+        an SSE answer with the upstream's progress and log notifications passed on as they come
+        (unbuffered, keep-alives while quiet). The upstream gets a token of ours, so tokens of different
+        clients never meet on a shared upstream session, and the client's log level (logs below it are
+        dropped here too: a shared 2025-11-25 upstream session has one level for every client); closing
+        the stream drops the upstream one. A 2026-07-28 upstream's ``input_required`` result is driven
+        for a 2025-11-25 client, which knows no such result: each input request goes to the client on
+        this stream as its own request (sampling/createMessage, elicitation/create, roots/list), and the
+        call is retried upstream with the client's answers."""
         name = message.params.get("name")
         if not isinstance(name, str) or not request.app[GUARD_KEY].may_use_mcp(
             request[IDENTITY_KEY], server.name, name
@@ -399,6 +417,8 @@ class McpFront:
             params["_meta"]["progressToken"] = ours
         if level is not None:
             params["_meta"][mcp.META_LOG_LEVEL] = level
+        if session is not None:
+            params["_meta"][mcp.META_CLIENT_CAPABILITIES] = session.capabilities
         headers, context = self._context(request, message)
         attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: name, t.ATTR_OPERATION: "execute_tool"}
         response = web.StreamResponse(
@@ -411,27 +431,86 @@ class McpFront:
                 contextlib.aclosing(server.call_stream("tools/call", params, context)) as items,
             ):
                 try:
-                    async for item in items:
-                        if "method" in item:
-                            item_params = dict(item.get("params") or {})
-                            if item.get("method") == "notifications/progress":
-                                if item_params.get("progressToken") != ours or client_token is None:
-                                    continue
-                                item_params["progressToken"] = client_token
-                            elif item.get("method") == "notifications/message" and not _severe_enough(
-                                item_params.get("level"), level
-                            ):
-                                continue
-                            await writer.send(format_sse(json.dumps({**item, "params": item_params}), "message"))
-                            continue
-                        await writer.send(format_sse(json.dumps(_final(message, item, modern)), "message"))
+                    for _ in range(_MAX_INPUT_ROUNDS):
+                        final = await self._relay(writer, items, ours, client_token, level)
+                        if session is None or not _needs_input(final):
+                            await writer.send(format_sse(json.dumps(_final(message, final, modern)), "message"))
+                            break
+                        params = {**params, **await self._ask_client(writer, session, final["result"])}
+                        await items.aclose()
+                        items = server.call_stream("tools/call", params, context)
+                    else:
+                        raise mcp.McpError(mcp.INTERNAL_ERROR, "the tool kept asking for input; gave up")
                 except mcp.McpError as exc:
                     await writer.send(format_sse(json.dumps(mcp.error_message(message.id, exc)), "message"))
                 except GatewayError as exc:
                     error = mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value})
                     await writer.send(format_sse(json.dumps(mcp.error_message(message.id, error)), "message"))
+                finally:
+                    await items.aclose()
         await response.write_eof()
         return response
+
+    async def _relay(
+        self,
+        writer: SseWriter,
+        items: AsyncIterator[dict[str, Any]],
+        ours: str,
+        client_token: Any,
+        level: str | None,
+    ) -> dict[str, Any]:
+        """Pass one upstream call's notifications on to the client; return its final answer."""
+        async for item in items:
+            if "method" in item:
+                item_params = dict(item.get("params") or {})
+                if item.get("method") == "notifications/progress":
+                    if item_params.get("progressToken") != ours or client_token is None:
+                        continue
+                    item_params["progressToken"] = client_token
+                elif item.get("method") == "notifications/message" and not _severe_enough(
+                    item_params.get("level"), level
+                ):
+                    continue
+                await writer.send(format_sse(json.dumps({**item, "params": item_params}), "message"))
+                continue
+            return item
+        raise mcp.McpError(mcp.INTERNAL_ERROR, "the upstream ended the call without an answer")
+
+    async def _ask_client(self, writer: SseWriter, session: McpSession, result: Mapping[str, Any]) -> dict[str, Any]:
+        """Send each of an ``input_required`` result's requests to the client, wait for its answers,
+        and return the retry's ``inputResponses`` (and ``requestState``, echoed)."""
+        requests = result.get("inputRequests")
+        responses: dict[str, Any] = {}
+        for key, asked in (requests or {}).items() if isinstance(requests, Mapping) else ():
+            if not isinstance(asked, Mapping) or not isinstance(asked.get("method"), str):
+                raise mcp.McpError(mcp.INTERNAL_ERROR, f"the upstream asked for malformed input {key!r}")
+            request_id = f"agw-{secrets.token_hex(8)}"
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            session.awaiting[request_id] = waiter
+            relayed = {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "method": asked["method"],
+                "params": asked.get("params") or {},
+            }
+            try:
+                await writer.send(format_sse(json.dumps(relayed), "message"))
+                answer = await asyncio.wait_for(waiter, _INPUT_TIMEOUT)
+            except TimeoutError:
+                raise mcp.McpError(mcp.INTERNAL_ERROR, f"the client did not answer {asked['method']}") from None
+            finally:
+                session.awaiting.pop(request_id, None)
+            if not isinstance(answer.get("result"), Mapping):
+                raw_error = answer.get("error")
+                error: Mapping[str, Any] = raw_error if isinstance(raw_error, Mapping) else {}
+                raise mcp.McpError(
+                    mcp.INTERNAL_ERROR, f"the client refused {asked['method']}: {error.get('message', '')}", error
+                )
+            responses[str(key)] = answer["result"]
+        retry: dict[str, Any] = {"inputResponses": responses}
+        if result.get("requestState") is not None:
+            retry["requestState"] = result["requestState"]
+        return retry
 
     # -- methods ----------------------------------------------------------------------------
 
@@ -530,6 +609,18 @@ class McpFront:
             await work
         except GatewayError as exc:
             raise _gateway_error(exc) from None
+
+
+# What a tool may ask a client for during a call (2025-11-25 capabilities).
+_INPUT_CAPABILITIES = ("sampling", "elicitation", "roots")
+_MAX_INPUT_ROUNDS = 8
+# How long a relayed request waits for the client's answer (a person may be answering an elicitation).
+_INPUT_TIMEOUT = 600.0
+
+
+def _needs_input(answer: Mapping[str, Any]) -> bool:
+    result = answer.get("result")
+    return isinstance(result, Mapping) and result.get("resultType") == "input_required"
 
 
 # Session-state methods of 2025-11-25 and the parameter naming what they act on.

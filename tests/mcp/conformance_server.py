@@ -9,25 +9,28 @@ import asyncio
 import base64
 import json
 import socket
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve, Sample
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp_types import (
     AudioContent,
     CallToolResult,
     Completion,
+    CreateMessageResult,
     EmbeddedResource,
     EmptyResult,
     ImageContent,
     PromptReference,
+    SamplingMessage,
     SetLevelRequestParams,
     SubscribeRequestParams,
     TextContent,
     TextResourceContents,
     UnsubscribeRequestParams,
 )
+from pydantic import BaseModel, Field
 
 # A 1x1 red PNG and a tiny WAV header: the scenarios check type, data and mimeType only.
 PNG = base64.b64encode(
@@ -119,6 +122,33 @@ async def touch_watched_resource(ctx: Context) -> str:
     if SUBSCRIBED:
         await ctx.session.send_resource_updated("test://watched-resource")
     return "touched"
+
+
+def _sample(prompt: str) -> Sample:
+    return Sample([SamplingMessage(role="user", content=TextContent(type="text", text=prompt))], max_tokens=100)
+
+
+@server.tool()
+def test_sampling(prompt: str, answer: Annotated[CreateMessageResult, Resolve(_sample)]) -> str:
+    """Asks the client's LLM (sampling/createMessage) and returns its answer."""
+    content = answer.content
+    return f"LLM response: {content.text if isinstance(content, TextContent) else content}"
+
+
+class UserInfo(BaseModel):
+    username: str = Field(description="User's response")
+    email: str = Field(description="User's email address")
+
+
+def _ask(message: str) -> Elicit[UserInfo]:
+    return Elicit(message, UserInfo)
+
+
+@server.tool()
+def test_elicitation(message: str, response: Annotated[ElicitationResult[UserInfo], Resolve(_ask)]) -> str:
+    """Asks the user (elicitation/create) and returns the answer."""
+    content = response.data.model_dump() if response.action == "accept" else None
+    return f"User response: action={response.action}, content={json.dumps(content)}"
 
 
 @server.tool(description="Tool with JSON Schema 2020-12 features")
