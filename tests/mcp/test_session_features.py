@@ -14,7 +14,16 @@ from typing import Any
 import aiohttp
 import pytest
 from mcp import Client
-from mcp_types import LoggingMessageNotificationParams, PromptReference, TextContent
+from mcp_types import (
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    ElicitRequestFormParams,
+    ElicitRequestParams,
+    ElicitResult,
+    LoggingMessageNotificationParams,
+    PromptReference,
+    TextContent,
+)
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
@@ -195,3 +204,41 @@ async def test_completion_and_subscription_are_authorized_per_name(
     # Bob may use one tool only: the prompt and the resource are unknown names to him.
     assert answers["bob", "completion/complete"]["error"]["code"] == mcp.INVALID_PARAMS
     assert answers["bob", "resources/subscribe"]["error"]["code"] == mcp.INVALID_PARAMS
+
+
+@pytest.mark.parametrize("declined", [False, True])
+async def test_a_tools_request_for_input_reaches_a_2025_11_25_client_and_its_answer_the_tool(
+    gateway_factory: GatewayFactory, fixtures: ToolServer, declined: bool
+) -> None:
+    """The 2026-07-28 upstream asks by an input_required result; the 2025-11-25 client knows only
+    server-to-client requests: the gateway sends it each one on the call's stream and retries with its answers."""
+    asked: list[Any] = []
+
+    async def sample(context: Any, params: CreateMessageRequestParams) -> CreateMessageResult:
+        asked.append(params)
+        return CreateMessageResult(
+            role="assistant", content=TextContent(type="text", text="forty-two"), model="test-model"
+        )
+
+    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params)
+        if declined:
+            return ElicitResult(action="decline")
+        return ElicitResult(action="accept", content={"username": "ada", "email": "ada@example.org"})
+
+    async with gateway_factory(gateway_yaml(fixtures, "modern", prefix="fx")) as gw:
+        url = f"http://{gw.addresses.http}/mcp/conformance"
+        async with Client(url, mode="legacy", sampling_callback=sample, elicitation_callback=elicit) as client:
+            sampled = await client.call_tool("fx_test_sampling", {"prompt": "the answer?"})
+            elicited = await client.call_tool("fx_test_elicitation", {"message": "who are you?"})
+    assert text_of(sampled) == "LLM response: forty-two"
+    first = asked[0]
+    assert isinstance(first, CreateMessageRequestParams)
+    assert first.max_tokens == 100 and first.messages[0].content == TextContent(type="text", text="the answer?")
+    assert isinstance(asked[1], ElicitRequestFormParams) and asked[1].message == "who are you?"
+    if declined:
+        assert text_of(elicited) == "User response: action=decline, content=null"
+    else:
+        assert (
+            text_of(elicited) == 'User response: action=accept, content={"username": "ada", "email": "ada@example.org"}'
+        )
