@@ -9,7 +9,7 @@ import asyncio
 import base64
 import json
 import socket
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve, Sample
@@ -149,6 +149,27 @@ def test_elicitation(message: str, response: Annotated[ElicitationResult[UserInf
     """Asks the user (elicitation/create) and returns the answer."""
     content = response.data.model_dump() if response.action == "accept" else None
     return f"User response: action={response.action}, content={json.dumps(content)}"
+
+
+class Defaults(BaseModel):
+    name: str = "John Doe"
+    age: int = 30
+    score: float = 95.5
+    status: Literal["active", "inactive", "pending"] = "active"
+    verified: bool = True
+
+
+def _ask_with_defaults() -> Elicit[Defaults]:
+    return Elicit("Please review and update the form fields with defaults", Defaults)
+
+
+@server.tool()
+def test_elicitation_sep1034_defaults(
+    response: Annotated[ElicitationResult[Defaults], Resolve(_ask_with_defaults)],
+) -> str:
+    """Asks the user for fields of every primitive type, each with a default (SEP-1034)."""
+    content = response.data.model_dump() if response.action == "accept" else None
+    return f"Elicitation completed: action={response.action}, content={json.dumps(content)}"
 
 
 @server.tool(description="Tool with JSON Schema 2020-12 features")
