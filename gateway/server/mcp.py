@@ -584,6 +584,10 @@ class McpFront:
                     what = "reference" if method == "completion/complete" else method.split("/")[0][:-1]
                     raise mcp.McpError(mcp.INVALID_PARAMS, f"unknown {what}: {name!r}")
                 params = {k: v for k, v in message.params.items() if k != "_meta"}
+                capabilities = message.meta.get(mcp.META_CLIENT_CAPABILITIES)
+                if modern and isinstance(capabilities, Mapping):
+                    # What the upstream may ask this client for (an input_required result passes through).
+                    params["_meta"] = {mcp.META_CLIENT_CAPABILITIES: dict(capabilities)}
                 if method == "completion/complete":
                     return await server.complete(params, context)
                 if method in _SESSION_METHODS:

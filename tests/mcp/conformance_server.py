@@ -172,6 +172,48 @@ def test_elicitation_sep1034_defaults(
     return f"Elicitation completed: action={response.action}, content={json.dumps(content)}"
 
 
+_OPTIONS = Literal["option1", "option2", "option3"]
+
+
+class Enums(BaseModel):
+    untitledSingle: _OPTIONS
+    titledSingle: str = Field(
+        json_schema_extra={
+            "oneOf": [
+                {"const": "value1", "title": "First Option"},
+                {"const": "value2", "title": "Second Option"},
+                {"const": "value3", "title": "Third Option"},
+            ]
+        }
+    )
+    legacyEnum: str = Field(
+        json_schema_extra={"enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"]}
+    )
+    untitledMulti: list[_OPTIONS]
+    titledMulti: list[str] = Field(
+        json_schema_extra={
+            "items": {
+                "anyOf": [
+                    {"const": "value1", "title": "First Choice"},
+                    {"const": "value2", "title": "Second Choice"},
+                    {"const": "value3", "title": "Third Choice"},
+                ]
+            }
+        }
+    )
+
+
+def _ask_enums() -> Elicit[Enums]:
+    return Elicit("Please pick from each kind of list", Enums)
+
+
+@server.tool()
+def test_elicitation_sep1330_enums(response: Annotated[ElicitationResult[Enums], Resolve(_ask_enums)]) -> str:
+    """Asks the user with every enum shape of SEP-1330 (untitled, titled, legacy enumNames, multi-select)."""
+    content = response.data.model_dump() if response.action == "accept" else None
+    return f"Elicitation completed: action={response.action}, content={json.dumps(content)}"
+
+
 @server.tool(description="Tool with JSON Schema 2020-12 features")
 def json_schema_2020_12_tool(name: str = "", address: dict[str, Any] | None = None) -> str:
     return "ok"

@@ -206,12 +206,13 @@ async def test_completion_and_subscription_are_authorized_per_name(
     assert answers["bob", "resources/subscribe"]["error"]["code"] == mcp.INVALID_PARAMS
 
 
-@pytest.mark.parametrize("declined", [False, True])
-async def test_a_tools_request_for_input_reaches_a_2025_11_25_client_and_its_answer_the_tool(
-    gateway_factory: GatewayFactory, fixtures: ToolServer, declined: bool
+@pytest.mark.parametrize(("mode", "declined"), [("legacy", False), ("legacy", True), (mcp.MODERN, False)])
+async def test_a_tools_request_for_input_reaches_the_client_and_its_answer_the_tool(
+    gateway_factory: GatewayFactory, fixtures: ToolServer, mode: str, declined: bool
 ) -> None:
-    """The 2026-07-28 upstream asks by an input_required result; the 2025-11-25 client knows only
-    server-to-client requests: the gateway sends it each one on the call's stream and retries with its answers."""
+    """The 2026-07-28 upstream asks by an input_required result. A 2025-11-25 client knows only
+    server-to-client requests: the gateway sends it each one on the call's stream and retries with its
+    answers. A 2026-07-28 client gets the result untouched (its capabilities reached the upstream) and retries."""
     asked: list[Any] = []
 
     async def sample(context: Any, params: CreateMessageRequestParams) -> CreateMessageResult:
@@ -228,7 +229,7 @@ async def test_a_tools_request_for_input_reaches_a_2025_11_25_client_and_its_ans
 
     async with gateway_factory(gateway_yaml(fixtures, "modern", prefix="fx")) as gw:
         url = f"http://{gw.addresses.http}/mcp/conformance"
-        async with Client(url, mode="legacy", sampling_callback=sample, elicitation_callback=elicit) as client:
+        async with Client(url, mode=mode, sampling_callback=sample, elicitation_callback=elicit) as client:  # type: ignore[arg-type]
             sampled = await client.call_tool("fx_test_sampling", {"prompt": "the answer?"})
             elicited = await client.call_tool("fx_test_elicitation", {"message": "who are you?"})
     assert text_of(sampled) == "LLM response: forty-two"
