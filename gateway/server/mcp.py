@@ -142,6 +142,7 @@ class McpFront:
         self.allowed_origins = allowed_origins
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
         self.subscribers: dict[str, set[Subscriber]] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
         federation.listeners.append(self._on_change)
         federation.resource_listeners.append(self._on_resource_updated)
 
@@ -292,7 +293,12 @@ class McpFront:
             oldest = next(iter(self.sessions.values()))
             if oldest.streams and len(self.sessions) <= _MAX_SESSIONS:
                 break  # a session with an open GET stream is in use
-            self.sessions.popitem(last=False)
+            _, dropped = self.sessions.popitem(last=False)
+            if dropped.resources:
+                # Its subscriptions go with it (the upstream is told when no one follows a resource any more).
+                release = asyncio.create_task(self._release(dropped, self._context(request, None)[1]))
+                self._releasing.add(release)
+                release.add_done_callback(self._releasing.discard)
         result: dict[str, Any] = {
             "protocolVersion": version,
             "capabilities": server.capabilities(),
@@ -348,12 +354,15 @@ class McpFront:
         self.sessions.pop(headers[mcp.HEADER_SESSION], None)
         for subscriber in session.streams:
             subscriber.queue.put_nowait(None)
-        _, context = self._context(request, None)
+        await self._release(session, self._context(request, None)[1])
+        return web.Response(status=204)
+
+    async def _release(self, session: McpSession, context: Context) -> None:
+        """Drop an ended session's resource subscriptions."""
         for uri in sorted(session.resources):
             with contextlib.suppress(mcp.McpError, GatewayError):
-                await self.federation.unsubscribe(server.name, uri, context)
+                await self.federation.unsubscribe(session.server, uri, context)
         session.resources.clear()
-        return web.Response(status=204)
 
     async def _listen(
         self, request: web.Request, server: VirtualServer, message: mcp.JsonRpcMessage

@@ -243,3 +243,17 @@ async def test_a_tools_request_for_input_reaches_the_client_and_its_answer_the_t
         assert (
             text_of(elicited) == 'User response: action=accept, content={"username": "ada", "email": "ada@example.org"}'
         )
+
+
+@DEPRECATED
+async def test_a_session_that_ends_drops_its_subscriptions_upstream(
+    gateway_factory: GatewayFactory, fixtures: ToolServer
+) -> None:
+    async with gateway_factory(gateway_yaml(fixtures, mcp.LEGACY)) as gw:
+        url = f"http://{gw.addresses.http}/mcp/conformance"
+        async with Client(url, mode="legacy") as watcher:
+            await watcher.subscribe_resource("test://watched-resource")
+        # The watcher's client ended its session (DELETE) without unsubscribing.
+        async with Client(url, mode="legacy") as other:
+            state = json.loads(text_of(await other.call_tool("session_state", {})))
+    assert state["subscribed"] == []
