@@ -3,15 +3,21 @@ as the request that showed it, through the official a2a-sdk client where it appl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import grpc
 import httpx
 import pytest
 from a2a.client import ClientConfig, create_client
-from a2a.types import SubscribeToTaskRequest, a2a_pb2, a2a_pb2_grpc
-from a2a.utils.errors import TaskNotFoundError
+from a2a.helpers import new_text_message
+from a2a.types import SendMessageRequest, SubscribeToTaskRequest, a2a_pb2, a2a_pb2_grpc
+from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
+from aiohttp import web
+from google.protobuf.json_format import MessageToDict
 
+from gateway.model import JSON
 from tests.conftest import GatewayFactory, Starter
 from tests.server.test_a2a_operations import HeldAgent, agents_yaml
 
@@ -38,3 +44,65 @@ async def test_task_not_found_says_so_on_every_binding(gateway_factory: GatewayF
                     pass
         assert failed.value.code() == grpc.StatusCode.NOT_FOUND
         assert "not found" in (failed.value.details() or "").lower()
+
+
+async def test_send_message_push_config_is_kept_before_the_turn_runs(
+    gateway_factory: GatewayFactory, serve_app: Starter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SendMessage carrying its own push config: the config is stored before the turn may end,
+    so even a turn that ends at once on a slow store notifies it; a refused URL starts nothing."""
+    agent = HeldAgent()
+    agent.release.set()  # answers at once
+    agent.url = await serve_app(agent.app())
+    arrived = asyncio.Event()
+    pushed: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        pushed.append(await request.json())
+        arrived.set()
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hooks/a2a", hook)
+    hooks = await serve_app(receiver)
+    yaml = agents_yaml(agent.url).replace(
+        "runs: {poll_interval: 50ms}",
+        f"runs: {{poll_interval: 50ms, webhooks: {{allowed_prefixes: ['{hooks}/hooks/'], secret: s3cret}}}}",
+    )
+    async with gateway_factory(yaml) as gw, httpx.AsyncClient(timeout=10) as http:
+        assert gw.tasks is not None
+        store = gw.tasks.store
+        save = store.save_push_config
+
+        async def slow_save(task_id: str, config_id: str, config: JSON) -> None:
+            # A store a little farther away than the agent (a remote Redis): the turn ends first.
+            await asyncio.sleep(0.5)
+            await save(task_id, config_id, config)
+
+        monkeypatch.setattr(store, "save_push_config", slow_save)
+        client = await create_client(
+            f"http://{gw.addresses.http}/a2a/held", client_config=ClientConfig(streaming=False, httpx_client=http)
+        )
+        push = a2a_pb2.TaskPushNotificationConfig(url=f"{hooks}/hooks/a2a", token="t-1")
+        request = SendMessageRequest(
+            message=new_text_message("notify me"),
+            configuration=a2a_pb2.SendMessageConfiguration(task_push_notification_config=push),
+        )
+        answers = [MessageToDict(a) async for a in client.send_message(request)]
+        task_id = answers[-1]["task"]["id"]
+        assert answers[-1]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert pushed[0]["task"]["id"] == task_id
+        assert pushed[0]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        # A URL the policy refuses: InvalidParams, and the agent never hears of the message.
+        refused = a2a_pb2.TaskPushNotificationConfig(url=f"{hooks}/elsewhere")
+        bad = SendMessageRequest(
+            message=new_text_message("never sent"),
+            configuration=a2a_pb2.SendMessageConfiguration(task_push_notification_config=refused),
+        )
+        with pytest.raises(InvalidParamsError):
+            async for _ in client.send_message(bad):
+                pass
+        await client.close()
+        await asyncio.sleep(0.3)
+        assert agent.seen == ["notify me"]
