@@ -241,8 +241,10 @@ class TaskService:
         return record
 
     async def _watch(self, record: TaskRecord) -> None:
-        """Settle the task as soon as its turn's run ends, then push it to its webhooks."""
+        """Push the task to its webhooks as the turn starts (a task update, spec §4.3.3, as the
+        stream's first frame is), settle it as soon as the turn's run ends, push it again."""
         try:
+            await self._notify(record)
             async for _ in self.runs.follow(record.run_id, record.owner):
                 pass
             settled = await self.settle(record)
