@@ -361,7 +361,9 @@ class TaskService:
             if isinstance(authentication, dict) and authentication.get("scheme"):
                 headers["authorization"] = f"{authentication['scheme']} {authentication.get('credentials', '')}".strip()
             payload: dict[str, JSON] = {"task": task_json(record)}
-            delivery = f"{record.task_id}-{record.turns}-{config.get('id')}"
+            # One id per turn and state: a receiver deduplicating by it keeps the turn's start and end.
+            state = record.state.removeprefix("TASK_STATE_").lower()
+            delivery = f"{record.task_id}-{record.turns}-{state}-{config.get('id')}"
             await self.webhooks.deliver(str(config["url"]), payload, delivery, headers)
 
     async def aclose(self) -> None:

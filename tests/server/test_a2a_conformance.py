@@ -18,6 +18,7 @@ from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
 from gateway.model import JSON
+from gateway.runs.webhook import DELIVERY_HEADER
 from tests.conftest import GatewayFactory, Starter
 from tests.server.test_a2a_operations import HeldAgent, agents_yaml
 
@@ -56,9 +57,11 @@ async def test_send_message_push_config_is_kept_before_the_turn_runs(
     agent.release.set()  # answers at once
     agent.url = await serve_app(agent.app())
     pushed: list[dict[str, Any]] = []
+    deliveries: list[str] = []
 
     async def hook(request: web.Request) -> web.Response:
         pushed.append(await request.json())
+        deliveries.append(request.headers[DELIVERY_HEADER])
         return web.Response(status=204)
 
     receiver = web.Application()
@@ -99,6 +102,7 @@ async def test_send_message_push_config_is_kept_before_the_turn_runs(
             (task_id, "TASK_STATE_SUBMITTED"),
             (task_id, "TASK_STATE_COMPLETED"),
         ]
+        assert len(set(deliveries)) == 2  # a receiver deduplicating by delivery id keeps both
         # A URL the policy refuses: InvalidParams, and the agent never hears of the message.
         refused = a2a_pb2.TaskPushNotificationConfig(url=f"{hooks}/elsewhere")
         bad = SendMessageRequest(
