@@ -96,7 +96,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9101)
     args = parser.parse_args()
-    web.run_app(build_app(), host=args.host, port=args.port, print=lambda _: None)
+    try:
+        web.run_app(build_app(), host=args.host, port=args.port, print=lambda _: None)
+    except OSError as exc:  # a busy port: one line, like the gateway's own
+        raise SystemExit(f"echo agent: cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
 
 
 if __name__ == "__main__":

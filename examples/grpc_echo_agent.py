@@ -83,7 +83,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9102)
     args = parser.parse_args()
-    asyncio.run(_main(args.host, args.port))
+    try:
+        asyncio.run(_main(args.host, args.port))
+    except RuntimeError as exc:  # grpc's "Failed to bind": one line, like the gateway's own
+        raise SystemExit(f"gRPC echo agent: cannot listen on {args.host}:{args.port}: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -282,9 +282,10 @@ def test_image_size(image: Image, baked: Container, capsys: pytest.CaptureFixtur
     with capsys.disabled():
         print(f"\nimage {image.tag}: {image.size / 1e6:.0f} MB, of which the venv {venv / 1e6:.0f} MB")
     # The base is about 100 MB; a compiler toolchain or a cache left behind would double it.
-    # A guard against bloat: 251 MB with a2a-sdk (the A2A gRPC binding); raise it only for a reason.
+    # Guards against bloat: 251 MB and a 132 MB venv with a2a-sdk (the A2A gRPC binding); raise them
+    # only for a reason.
     assert image.size < 275e6
-    assert venv < 120e6
+    assert venv < 145e6
 
 
 # --- the dependency set --------------------------------------------------------------------------
