@@ -181,6 +181,9 @@ class A2AOperations:
             )
         except InvalidRequest as exc:
             raise InvalidParams(exc.message) from None
+        push = configuration.get("taskPushNotificationConfig") or configuration.get("pushNotificationConfig")
+        if push is not None:
+            push = fields(push, _PUSH_FIELDS, "params.configuration.pushConfig")
         invocation = Invocation(caller.agent, (user,), context, headers=dict(caller.headers))
         invocation = caller.guard.admit(invocation, caller.identity)
         method = "SendStreamingMessage" if streaming else "SendMessage"
@@ -193,11 +196,8 @@ class A2AOperations:
             {"rpc.method": method},
         ):
             record = await self.tasks.start(
-                invocation, caller.owner, context_id, canonical, existing, streaming=streaming
+                invocation, caller.owner, context_id, canonical, existing, streaming=streaming, push_config=push
             )
-        push = configuration.get("taskPushNotificationConfig") or configuration.get("pushNotificationConfig")
-        if push is not None:
-            await self.tasks.set_push_config(record, fields(push, _PUSH_FIELDS, "params.configuration.pushConfig"))
         return record, configuration
 
     async def send(self, caller: Caller, params: Any) -> dict[str, Any]:

@@ -18,8 +18,11 @@ class TaskNotFound(A2AError, NotFound):
     a2a_code = -32001
 
     def __init__(self, task_id: str = "") -> None:
-        # The same answer for a task that never existed, expired, or is someone else's.
-        super().__init__(f"no task {task_id[:80]!r}: it never existed, expired, or belongs to someone else")
+        # The same answer for a task that never existed, expired, or is someone else's. Worded as
+        # the spec's examples are ("Task with ID '...' not found"), which clients match on.
+        super().__init__(
+            f"Task with ID {task_id[:80]!r} not found: it never existed, expired, or belongs to someone else"
+        )
 
 
 class TaskNotCancelable(A2AError):

@@ -201,9 +201,11 @@ class TaskService:
         existing: TaskRecord | None = None,
         *,
         streaming: bool = True,
+        push_config: Mapping[str, Any] | None = None,
     ) -> TaskRecord:
         """Run one turn: a new task, or the next turn of ``existing`` (waiting for input).
-        ``streaming`` says whether the agent is called through its stream or its unary call."""
+        ``streaming`` says whether the agent is called through its stream or its unary call;
+        ``push_config`` is the SendMessage's own push-notification config."""
         if existing is not None:
             if existing.finished:
                 raise UnsupportedOperation(
@@ -214,6 +216,8 @@ class TaskService:
                 raise UnsupportedOperation(
                     f"task {existing.task_id} is still {existing.state}: wait for it, or cancel it"
                 )
+        # Checked before the turn runs, so a refused config starts nothing.
+        push = self._push_entry(push_config) if push_config is not None else None
         run = await self.runs.submit(invocation, owner, streaming=streaming)
         if existing is None:
             record = TaskRecord(
@@ -228,14 +232,19 @@ class TaskService:
             message = {**message, "taskId": record.task_id, "contextId": record.context_id}
         record = record.updated(history=(*record.history, message), run_id=run.run_id, turns=record.turns + 1)
         await self.store.save(record)
+        if push is not None:
+            # Stored before the watcher exists: a turn that ends at once still notifies it.
+            await self._save_push(record, push)
         watcher = asyncio.create_task(self._watch(record), name=f"agw-a2a-task-{record.task_id}")
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
         return record
 
     async def _watch(self, record: TaskRecord) -> None:
-        """Settle the task as soon as its turn's run ends, then push it to its webhooks."""
+        """Push the task to its webhooks as the turn starts (a task update, spec §4.3.3, as the
+        stream's first frame is), settle it as soon as the turn's run ends, push it again."""
         try:
+            await self._notify(record)
             async for _ in self.runs.follow(record.run_id, record.owner):
                 pass
             settled = await self.settle(record)
@@ -303,19 +312,26 @@ class TaskService:
             )
 
     async def set_push_config(self, record: TaskRecord, config: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._save_push(record, self._push_entry(config))
+
+    def _push_entry(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as stored (without its task), once the URL policy allows it."""
         self.check_push()
         url = config.get("url")
         if not isinstance(url, str) or not url:
             raise InvalidParams("a push notification config needs a 'url'")
         self.webhooks.check_url(url)
-        config_id = str(config.get("id") or uuid.uuid4())
-        stored: dict[str, Any] = {"id": config_id, "taskId": record.task_id, "url": url}
+        entry: dict[str, Any] = {"id": str(config.get("id") or uuid.uuid4()), "url": url}
         if isinstance(config.get("token"), str) and config["token"]:
-            stored["token"] = config["token"]
+            entry["token"] = config["token"]
         authentication = config.get("authentication")
         if isinstance(authentication, dict):
-            stored["authentication"] = {k: v for k, v in authentication.items() if k in ("scheme", "credentials")}
-        await self.store.save_push_config(record.task_id, config_id, stored)
+            entry["authentication"] = {k: v for k, v in authentication.items() if k in ("scheme", "credentials")}
+        return entry
+
+    async def _save_push(self, record: TaskRecord, entry: Mapping[str, Any]) -> dict[str, Any]:
+        stored = {"id": entry["id"], "taskId": record.task_id, **{k: v for k, v in entry.items() if k != "id"}}
+        await self.store.save_push_config(record.task_id, str(entry["id"]), stored)
         return stored
 
     async def push_configs(self, record: TaskRecord) -> list[dict[str, Any]]:
@@ -345,7 +361,9 @@ class TaskService:
             if isinstance(authentication, dict) and authentication.get("scheme"):
                 headers["authorization"] = f"{authentication['scheme']} {authentication.get('credentials', '')}".strip()
             payload: dict[str, JSON] = {"task": task_json(record)}
-            delivery = f"{record.task_id}-{record.turns}-{config.get('id')}"
+            # One id per turn and state: a receiver deduplicating by it keeps the turn's start and end.
+            state = record.state.removeprefix("TASK_STATE_").lower()
+            delivery = f"{record.task_id}-{record.turns}-{state}-{config.get('id')}"
             await self.webhooks.deliver(str(config["url"]), payload, delivery, headers)
 
     async def aclose(self) -> None:
