@@ -1,4 +1,4 @@
-"""One SQLite database owned by one thread, for the stores kept in SQLite (state, runs).
+"""One SQLite database owned by one thread, for the stores kept in SQLite (state, runs, tasks, journal).
 
 sqlite3 objects must stay on the thread that made them, so one worker thread holds
 the connection and every piece of work runs there; the event loop only awaits it.
@@ -63,6 +63,12 @@ class SqliteDatabase:
             self._connection = connection
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def open_swept(self, interval: float, sweep: Callable[[], Awaitable[object]]) -> None:
+        """Open, sweep at once (what expired while no gateway ran), then every ``interval`` seconds."""
+        await self.open()
+        await sweep()
+        self.sweep_every(interval, sweep)
 
     def sweep_every(self, interval: float, sweep: Callable[[], Awaitable[object]]) -> None:
         """Call ``sweep`` every ``interval`` seconds until closed (0: never)."""

@@ -54,9 +54,7 @@ class SqliteTaskStore(TaskStore):
         return await self.db.run(work)
 
     async def open(self) -> None:
-        await self.db.open()
-        await self.sweep()
-        self.db.sweep_every(self.sweep_interval, self.sweep)
+        await self.db.open_swept(self.sweep_interval, self.sweep)
 
     async def close(self) -> None:
         await self.db.close()
