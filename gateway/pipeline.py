@@ -18,8 +18,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from adapters.base import Adapter, AdapterResources
-from adapters.registry import adapter_class
+from gateway.adapters.base import Adapter, AdapterResources
+from gateway.adapters.registry import adapter_class
 from gateway.call_budget import CallTrees, TreeCall
 from gateway.config.schema import GatewayConfig
 from gateway.context import HOPS_BAGGAGE, outbound_headers

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
-from adapters.base import AdapterResources
+from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.evals.checks import build_check
 from gateway.evals.dataset import DatasetError, load_dataset

@@ -25,9 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sse import format_sse
 from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
+from gateway.protocols.sse import format_sse
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a_operations import A2AOperations, Caller
 from gateway.server.json_body import read_json
