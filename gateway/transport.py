@@ -250,17 +250,3 @@ class HttpTransport:
                     )
                 async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
                     yield event
-
-
-class TransportFactory(Protocol):
-    """Makes an adapter's transport: :class:`HttpTransport` itself, or a mock's (for tests)."""
-
-    def __call__(
-        self,
-        session: aiohttp.ClientSession,
-        agent: str,
-        base_url: str,
-        headers: Mapping[str, str] | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        tls: UpstreamTls | None = None,
-    ) -> HttpTransport: ...

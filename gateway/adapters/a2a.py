@@ -170,13 +170,13 @@ class A2AAdapter(Adapter):
         super().__init__(spec, resources)
         self.options: A2AOptions
         protocol = {"a2a-version": "1.0"} if self.options.protocol_version == "1.0" else {}
-        self.transport = resources.http_transport(
-            spec.name, spec.endpoint, {**self.options.headers, **protocol}, tls=spec.tls
+        self.transport = resources.transports(
+            resources.http, spec.name, spec.endpoint, {**self.options.headers, **protocol}, tls=spec.tls
         )
         # For a card URL on another origin (follow_card_url): no configured headers, no client
         # certificate, no server-name override; the configured CA still verifies it.
         foreign_tls = UpstreamTls(ca_file=spec.tls.ca_file) if spec.tls is not None and spec.tls.ca_file else None
-        self.foreign = resources.http_transport(spec.name, spec.endpoint, protocol, tls=foreign_tls)
+        self.foreign = resources.transports(resources.http, spec.name, spec.endpoint, protocol, tls=foreign_tls)
         self.endpoint = URL(spec.endpoint)
         self.trusted = {origin_of(self.endpoint)}
         if self.options.rpc_url:

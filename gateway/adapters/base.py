@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
-from gateway.model import AgentSpec, Call, Event, Result, UpstreamTls
-from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES
-from gateway.transport import HttpTransport, TransportFactory
+from gateway.model import AgentSpec, Call, Event, Result
+from gateway.transport import HttpTransport
 
 log = logging.getLogger("agent_gateway.adapters")
 
@@ -43,19 +42,9 @@ class AdapterResources:
     """Process-wide resources an adapter may use (owned by the gateway)."""
 
     http: aiohttp.ClientSession
-    # What HTTP adapters send through; a test passes a MockUpstream to answer from a function.
-    transports: TransportFactory = HttpTransport
-
-    def http_transport(
-        self,
-        agent: str,
-        base_url: str,
-        headers: Mapping[str, str] | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        tls: UpstreamTls | None = None,
-    ) -> HttpTransport:
-        """The transport to one agent (its base URL, static headers and TLS settings)."""
-        return self.transports(self.http, agent, base_url, headers, max_event_bytes, tls)
+    # The class HTTP adapters send through; a test passes a MockUpstream's ``transport`` to answer
+    # from a function.
+    transports: type[HttpTransport] = HttpTransport
 
 
 class Adapter(abc.ABC):

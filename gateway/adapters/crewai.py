@@ -75,7 +75,7 @@ class CrewAIAdapter(Adapter):
         super().__init__(spec, resources)
         self.options: CrewAIOptions
         headers = {"authorization": f"Bearer {self.options.bearer_token}"} if self.options.bearer_token else {}
-        self.transport = resources.http_transport(spec.name, spec.endpoint, headers, tls=spec.tls)
+        self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._status_path = "/status/{id}"
 
     async def kickoff(self, call: Call) -> str:

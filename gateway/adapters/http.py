@@ -54,8 +54,8 @@ class HttpAgentAdapter(Adapter):
     def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
         super().__init__(spec, resources)
         self.options: HttpAgentOptions
-        self.transport = resources.http_transport(
-            spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes, spec.tls
+        self.transport = resources.transports(
+            resources.http, spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes, spec.tls
         )
 
     def _body(self, call: Call) -> dict[str, Any]:

@@ -198,7 +198,7 @@ class LangGraphAdapter(Adapter):
         headers = dict(self.options.headers)
         if self.options.api_key:
             headers["x-api-key"] = self.options.api_key
-        self.transport = resources.http_transport(spec.name, spec.endpoint, headers, tls=spec.tls)
+        self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
 
     def thread_id(self, call: Call) -> str | None:
         """The LangGraph thread UUID for this call, or None for a stateless run."""

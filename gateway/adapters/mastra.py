@@ -138,7 +138,7 @@ class MastraAdapter(Adapter):
         headers = dict(self.options.headers)
         if self.options.api_key:
             headers["authorization"] = f"Bearer {self.options.api_key}"
-        self.transport = resources.http_transport(spec.name, spec.endpoint, headers, tls=spec.tls)
+        self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         agent_id = quote(self.options.agent_id or spec.name, safe="")
         self._agent_path = f"{self.options.api_prefix.rstrip('/')}/agents/{agent_id}"
 

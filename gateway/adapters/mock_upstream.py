@@ -10,7 +10,7 @@ real agent. Every request is kept on ``.requests`` (with the TLS settings it was
         return MockReply.json({"messages": []})
 
     upstream = MockUpstream(agent)
-    async with upstream.resources() as resources:
+    async with upstream.resources() as resources:  # or AdapterResources(session, transports=upstream.transport)
         adapter = LangGraphAdapter(spec, resources)
         result = await adapter.invoke(call)
 
@@ -33,8 +33,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.adapters.base import AdapterResources
-from gateway.model import Call, UpstreamTls
-from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, format_sse
+from gateway.model import Call
+from gateway.protocols.sse import format_sse
 from gateway.transport import ByteStream, HttpTransport, UpstreamResponse, client_timeout
 
 
@@ -107,48 +107,40 @@ class _Response:
     content: ByteStream
 
 
-class _MockTransport(HttpTransport):
-    def __init__(self, upstream: MockUpstream, *args: Any) -> None:
-        super().__init__(*args)
-        self.upstream = upstream
+def _transport_of(upstream: MockUpstream) -> type[HttpTransport]:
+    """An ``HttpTransport`` whose one request ``upstream`` answers (everything else is the real one)."""
+
+    class MockTransport(HttpTransport):
+        def open(
+            self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+        ) -> contextlib.AbstractAsyncContextManager[UpstreamResponse]:
+            client_timeout(call, self.agent)  # a spent deadline fails before sending, as with aiohttp
+            request = MockRequest(self.agent, method, url, dict(headers), body, self.ssl, self.server_hostname)
+            return upstream.answer(request)
+
+    return MockTransport
+
+
+class MockUpstream:
+    """An upstream answering from ``handler``: ``AdapterResources(session, transports=upstream.transport)``."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[MockRequest] = []
+        self.transport = _transport_of(self)
 
     @contextlib.asynccontextmanager
-    async def _answer(self, request: MockRequest) -> AsyncIterator[UpstreamResponse]:
-        self.upstream.requests.append(request)
-        reply = self.upstream.handler(request)
+    async def answer(self, request: MockRequest) -> AsyncIterator[UpstreamResponse]:
+        """The handler's reply to ``request`` (kept on ``.requests``) as the transport reads it."""
+        self.requests.append(request)
+        reply = self.handler(request)
         if inspect.isawaitable(reply):
             reply = await reply
         headers = CIMultiDictProxy(CIMultiDict(reply.headers))
         yield _Response(reply.status, headers, sum(map(len, reply.chunks)), _Content(reply.chunks))
 
-    def open(
-        self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
-    ) -> contextlib.AbstractAsyncContextManager[UpstreamResponse]:
-        client_timeout(call, self.agent)  # a spent deadline fails before sending, as with aiohttp
-        request = MockRequest(self.agent, method, url, dict(headers), body, self.ssl, self.server_hostname)
-        return self._answer(request)
-
-
-class MockUpstream:
-    """An upstream answering from ``handler``; pass it as ``AdapterResources(transports=...)``."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.requests: list[MockRequest] = []
-
-    def __call__(
-        self,
-        session: aiohttp.ClientSession,
-        agent: str,
-        base_url: str,
-        headers: Mapping[str, str] | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        tls: UpstreamTls | None = None,
-    ) -> HttpTransport:
-        return _MockTransport(self, session, agent, base_url, headers, max_event_bytes, tls)
-
     @contextlib.asynccontextmanager
     async def resources(self) -> AsyncIterator[AdapterResources]:
         """``AdapterResources`` whose HTTP adapters all reach this upstream."""
         async with aiohttp.ClientSession() as session:
-            yield AdapterResources(session, transports=self)
+            yield AdapterResources(session, transports=self.transport)

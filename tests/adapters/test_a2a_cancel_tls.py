@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import uvicorn
 from gateway.client import AgentClient
 from tests.conftest import GatewayFactory
 from tests.frameworks.a2a.server import build_app
+from tests.helpers.abandoned_task import abandon_mid_task, state_after
 from tests.security.pki import CertificateAuthority
 
 SERVER_NAME = "a2a.internal"
@@ -90,18 +90,7 @@ agents:
     async with gateway_factory(yaml_text) as gw:
         assert gw.addresses.grpc is not None
         async with AgentClient(gw.addresses.grpc) as client:
-            task_id = ""
-            ticks = 0
-            async for event in client.stream("secure", "slow please", timeout=30):
-                if event.type == "status":
-                    task_id = event.data["task_id"]
-                ticks += event.type == "delta"
-                if ticks == 2:
-                    break  # the caller goes away mid-task
+            task_id = await abandon_mid_task(client, "secure")
         assert task_id, "the call itself must have reached the agent over TLS"
-        state = ""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and state != "TASK_STATE_CANCELED":
-            state = await tls_agent.task_state(task_id)
-            await asyncio.sleep(0.1)
+        state = await state_after(lambda: tls_agent.task_state(task_id), "TASK_STATE_CANCELED")
     assert state == "TASK_STATE_CANCELED"
