@@ -65,26 +65,24 @@ class MockReply:
     chunks: tuple[bytes, ...] = ()
 
     @classmethod
-    def json(cls, value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> MockReply:
-        return cls(status, {"content-type": "application/json", **(headers or {})}, (json.dumps(value).encode(),))
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> MockReply:
-        return cls(status, {"content-type": "text/plain", **(headers or {})}, (text.encode(),))
-
-    @classmethod
-    def event_stream(cls, raw: bytes, chunk_size: int = 0) -> MockReply:
-        """Raw ``text/event-stream`` bytes (a recorded stream), whole or in ``chunk_size`` pieces."""
+    def body(cls, raw: bytes, content_type: str, status: int = 200, chunk_size: int = 0) -> MockReply:
+        """``raw`` bytes as the body, whole or in pieces of ``chunk_size`` (to split lines and events)."""
         size = chunk_size or max(len(raw), 1)
-        return cls(
-            200, {"content-type": "text/event-stream"}, tuple(raw[i : i + size] for i in range(0, len(raw), size))
-        )
+        return cls(status, {"content-type": content_type}, tuple(raw[i : i + size] for i in range(0, len(raw), size)))
 
     @classmethod
-    def sse(cls, events: Iterable[tuple[str | None, Any]]) -> MockReply:
+    def json(cls, value: Any, status: int = 200) -> MockReply:
+        return cls.body(json.dumps(value).encode(), "application/json", status)
+
+    @classmethod
+    def text(cls, text: str, status: int = 200) -> MockReply:
+        return cls.body(text.encode(), "text/plain", status)
+
+    @classmethod
+    def sse(cls, events: Iterable[tuple[str | None, Any]], chunk_size: int = 0) -> MockReply:
         """An event stream of ``(event name or None, data)``; data that is not a string is sent as JSON."""
         raw = b"".join(format_sse(d if isinstance(d, str) else json.dumps(d), name) for name, d in events)
-        return cls.event_stream(raw)
+        return cls.body(raw, "text/event-stream", chunk_size=chunk_size)
 
 
 Handler = Callable[[MockRequest], MockReply | Awaitable[MockReply]]
