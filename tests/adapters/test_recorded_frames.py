@@ -10,6 +10,7 @@ mapping change is caught here in milliseconds, and ``tests/frameworks`` keeps ch
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -272,7 +273,8 @@ async def test_an_abandoned_langgraph_run_is_cancelled_over_the_same_tls(tls: Up
     stream, cancel = await abandon(scenario, tls)
     thread = str(uuid.uuid5(THREAD_NAMESPACE, "agent:s-lg2"))
     assert (cancel.method, cancel.path) == ("POST", f"/threads/{thread}/runs/{run_id}/cancel")
-    assert isinstance(stream.ssl, object) and cancel.ssl is stream.ssl and cancel.server_hostname == "agent.internal"
+    assert isinstance(stream.ssl, ssl.SSLContext)  # the agent's CA, not the system's
+    assert cancel.ssl is stream.ssl and cancel.server_hostname == "agent.internal"
     assert "x-timeout-ms" not in cancel.headers and cancel.headers["x-request-id"] == stream.headers["x-request-id"]
 
 
