@@ -170,7 +170,7 @@ class GatewayServer:
         a2a = A2AFront(
             gateway,
             A2AOperations(gateway, self.tasks),
-            listeners.http.sse_keepalive if listeners.http is not None else None,
+            listeners.http,
         )
         if listeners.http is not None:
             http = listeners.http
@@ -223,7 +223,7 @@ class GatewayServer:
                 )
             if self.runs is not None:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
-            extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
+            extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard, grpc_listener))
             self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"

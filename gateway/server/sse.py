@@ -1,4 +1,4 @@
-"""Server-sent event writing with keep-alives, for the long streams of both HTTP endpoints.
+"""Server-sent event writing with keep-alives (the MCP front; the other streams go through server/relay.py).
 
 An idle stream (a slow agent thinking, a background run followed before its
 next event) sends an SSE comment line, ``: keep-alive``, after ``keepalive``
@@ -19,6 +19,8 @@ from types import TracebackType
 from aiohttp import web
 
 KEEPALIVE_FRAME = b": keep-alive\n\n"
+# The headers of every event stream: never cached, never buffered by a proxy in between.
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
 
 
 class SseWriter:
