@@ -26,7 +26,7 @@ from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a import A2AFront, check_version, error_reason
 from gateway.server.a2a_operations import Caller, TaskFrames
-from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, hung_up, lenient
 from gateway.server.relay import Bounds, Relay, cancels_on_disconnect
 from gateway.tasks.errors import A2AError
 
@@ -130,7 +130,7 @@ class A2AGrpcServicer:
                     _StreamResponses(),
                     bounds=Bounds.of(listener, agent),
                     cancels=cancels_on_disconnect(listener, self.front.gateway.cancels_on_disconnect(agent)),
-                    caller_gone=context.cancelled,
+                    caller_gone=hung_up,
                     cancel_upstream=frames.cancel,
                 )
                 async with contextlib.aclosing(relay.frames()) as responses:

@@ -231,6 +231,14 @@ class RpcErrors:
         return False
 
 
+def hung_up() -> bool:
+    """In a gRPC handler being cancelled: whether its caller did it (hung up, cancelled, or let
+    its deadline pass) rather than the drain deadline. grpc.aio cancels the handler before its
+    context says so (``context.cancelled()`` is still false then)."""
+    drain = CURRENT_DRAIN.get()
+    return drain is None or not drain.expired
+
+
 def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     peer = context.peer() or ""
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)

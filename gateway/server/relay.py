@@ -130,8 +130,8 @@ class Relay(Generic[T, F]):
                 yield wire.error(failed)
             elif end is not None:
                 yield end
-        except asyncio.CancelledError:
-            if self._gone is not None and self._gone():  # a gRPC caller that hung up
+        except (asyncio.CancelledError, GeneratorExit):
+            if self._gone is not None and self._gone():  # a gRPC caller that hung up, a write that failed
                 self.caller_left()
             raise
         finally:
