@@ -18,10 +18,17 @@ T = TypeVar("T")
 
 
 class StreamLimitReached(UpstreamTimeout):
-    """The listener stopped relaying a stream that went on too long or too quietly."""
+    """A listener stopped relaying a stream that went on too long or too quietly."""
 
 
-async def bounded(events: AsyncIterator[T], agent: str, idle: float | None, total: float | None) -> AsyncIterator[T]:
+async def bounded(
+    events: AsyncIterator[T],
+    agent: str,
+    idle: float | None,
+    total: float | None,
+    overdue: str = "",
+    error: type[UpstreamTimeout] = UpstreamTimeout,
+) -> AsyncIterator[T]:
     if idle is None and total is None:
         async for event in events:
             yield event
@@ -41,8 +48,8 @@ async def bounded(events: AsyncIterator[T], agent: str, idle: float | None, tota
                 return
             except TimeoutError:
                 if ends is not None and time.monotonic() >= ends:
-                    raise StreamLimitReached(f"the stream ran longer than {total:g}s", agent=agent) from None
-                raise StreamLimitReached(f"no event from the agent for {idle:g}s", agent=agent) from None
+                    raise error(overdue or f"the stream ran longer than {total:g}s", agent=agent) from None
+                raise error(f"no event from the agent for {idle:g}s", agent=agent) from None
             yield event
     finally:
         close = getattr(iterator, "aclose", None)

@@ -82,8 +82,9 @@ class Relay(Generic[T, F]):
         cancel_upstream: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.wire = wire
-        bounded_ = bounds is not None and (bounds.idle is not None or bounds.total is not None)
-        self._items = bounded(source, bounds.agent, bounds.idle, bounds.total) if bounds and bounded_ else source
+        if bounds is not None and (bounds.idle is not None or bounds.total is not None):
+            source = bounded(source, bounds.agent, bounds.idle, bounds.total, error=StreamLimitReached)
+        self._items = source
         self.cancels = cancels
         self._gone = caller_gone
         self._cancel_upstream = cancel_upstream
