@@ -197,3 +197,26 @@ async def test_a_caller_cancelling_an_a2a_grpc_stream_cancels_its_task_or_not(
                 await until(lambda: upstream.replies_done == 1)
     assert upstream.abandoned == (1 if cancels else 0)
     assert upstream.replies_done == (0 if cancels else 1)
+
+
+async def test_an_a2a_stream_running_at_the_drain_deadline_ends_with_an_error_frame(
+    gateway_factory: GatewayFactory,
+) -> None:
+    async with FaultUpstream(trickling(100, 0.05)) as upstream:
+        factory = gateway_factory(yaml_for(upstream.url, "") + "server: {drain_timeout: 0.5s}\n")
+        gw = await factory.__aenter__()
+        stopping: asyncio.Task[None] | None = None
+        try:
+            url, body = stream_url(gw, "jsonrpc")
+            async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=V1) as response:
+                frames = await sse_frames(response, until=3)  # the task, working, the first chunk
+                stopping = asyncio.create_task(factory.__aexit__(None, None, None))
+                frames += await asyncio.wait_for(sse_frames(response), 10)
+            await asyncio.wait_for(stopping, 10)
+        finally:
+            if stopping is None:
+                await factory.__aexit__(None, None, None)
+    error = json.loads(frames[-1])["error"]
+    assert "shutting down" in error["message"]
+    chunks = [f for f in frames[3:-1] if not f.startswith(":") and "artifactUpdate" in payload(f, "jsonrpc")]
+    assert chunks  # it ran until the deadline
