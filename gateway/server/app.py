@@ -148,7 +148,7 @@ class GatewayServer:
         a2a = A2AFront(
             gateway,
             A2AOperations(gateway, self.tasks_service),
-            self.config.listeners.http.sse_keepalive if self.config.listeners.http is not None else None,
+            self.config.listeners.http,
         )
         http_address = await self._start_http(stack, gateway, a2a, tracer)
         grpc_address = await self._start_grpc(gateway, a2a)
@@ -282,7 +282,7 @@ class GatewayServer:
             )
         if self.runs is not None:
             extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, guard))
-        extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, guard))
+        extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
         server, self.health = build_grpc_server(gateway, listener, guard, self.drain, extra)
         self.grpc_server = server
         self._drains.append(lambda: server.stop(self.config.server.drain_timeout + ANSWER_TIME))
