@@ -14,7 +14,7 @@ from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.base import AdapterResources
-from gateway.config.schema import GatewayConfig
+from gateway.config.schema import AdminListener, GatewayConfig
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.patterns.events import EventRuntime
@@ -41,6 +41,7 @@ from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app, expectations_checked
 from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
+from gateway.server.ports import WorkerBinding
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
 from gateway.server.runs_http import add_run_routes
@@ -81,8 +82,12 @@ class GatewayServer:
         config: GatewayConfig,
         tracer_provider: TracerProvider | None = None,
         config_path: str | Path | None = None,
+        worker: WorkerBinding | None = None,
     ) -> None:
         self.config = config
+        # One worker of several (``server.workers``): the supervisor's ports, joined with
+        # SO_REUSEPORT, and a private admin socket; None: the listeners as configured.
+        self.worker = worker
         self.config_path = config_path
         self.serving = False
         self.tracer_provider = tracer_provider or build_tracer_provider(config.telemetry.tracing)
@@ -208,12 +213,14 @@ class GatewayServer:
                 ssl_context = server_ssl_context(http.tls)
                 self.cert_reloader = HttpCertificateReloader(http.tls, ssl_context)
                 self.cert_reloader.start()
-            host, port = _split(http.address)
-            await ListenerSite(self.runner, host, port, http, ssl_context).start()
+            host, port = _split(self.worker.http if self.worker and self.worker.http else http.address)
+            await ListenerSite(self.runner, host, port, http, ssl_context, reuse_port=self.worker is not None).start()
             bound = self.runner.addresses[0]
             http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
         if listeners.grpc is not None:
             grpc_listener = listeners.grpc
+            if self.worker is not None:
+                grpc_listener = grpc_listener.model_copy(update={"so_reuseport": True})
             grpc_guard = ListenerGuard(grpc_listener, security, limiter, budgets)
             extra = {}
             extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(events, grpc_guard))
@@ -225,7 +232,7 @@ class GatewayServer:
                 extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
             extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
             self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
-            host, port = _split(grpc_listener.address)
+            host, port = _split(self.worker.grpc if self.worker and self.worker.grpc else grpc_listener.address)
             target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
             failure = bind_failure(host, port) if port and not grpc_listener.so_reuseport else None
@@ -262,6 +269,9 @@ class GatewayServer:
         if self.config_path is not None:
             self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
             self.reloader.start(self.config.server.config_watch)
+        if self.worker is not None:
+            # The supervisor serves the admin listener; it reads this worker through its socket.
+            return await self._start_worker_admin(gateway, self.worker.admin_socket)
         if self.config.admin is None:
             return None
         api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
@@ -278,6 +288,18 @@ class GatewayServer:
             raise ListenError.from_os_error(self.config.admin.address, exc) from None
         bound = self.admin_runner.addresses[0]
         return f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
+
+    async def _start_worker_admin(self, gateway: Gateway, path: str) -> str:
+        api = AdminApi(gateway, self.config.admin or AdminListener(), lambda: self.serving, self.reloader)
+        self.admin_runner = web.AppRunner(
+            build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log()
+        )
+        await self.admin_runner.setup()
+        try:
+            await web.UnixSite(self.admin_runner, path).start()
+        except OSError as exc:
+            raise ListenError.from_os_error(path, exc) from None
+        return f"unix:{path}"
 
     async def stop(self) -> None:
         """Drain: report NOT_SERVING, stop accepting, let in-flight calls run until
