@@ -79,9 +79,12 @@ class FleetMetrics:
     def __init__(self) -> None:
         self._last: dict[int, Scrape] = {}  # by worker pid
         self._retired: Scrape = {}
+        self._gone: set[int] = set()
 
     def scraped(self, pid: int, text: str) -> Scrape:
-        scrape = self._last[pid] = parse_exposition(text)
+        scrape = parse_exposition(text)
+        if pid not in self._gone:  # a scrape answered just before its worker exited is already counted
+            self._last[pid] = scrape
         return scrape
 
     def last(self, pid: int) -> Scrape | None:
@@ -89,6 +92,7 @@ class FleetMetrics:
 
     def retire(self, pid: int) -> None:
         """Worker ``pid`` exited: its counts stay in the totals (its gauges go)."""
+        self._gone.add(pid)
         scrape = self._last.pop(pid, None)
         if scrape is not None:
             _add(self._retired, scrape, only_monotonic=True)
