@@ -50,3 +50,37 @@ def worker_problems(config: GatewayConfig, out: ProblemList) -> None:
                 f"{' and more' if len(consumers) > 3 else ''} would see only the events published to "
                 "their own worker; use bus.backend: nats (shared by every worker), or server.workers: 1",
             )
+
+
+def worker_caveats(config: GatewayConfig) -> list[str]:
+    """What works per worker rather than for the whole gateway, with ``server.workers`` > 1
+    (logged at start; docs/operations.md has the list)."""
+    workers = config.server.workers
+    if workers == 1:
+        return []
+    out = []
+    local = sorted(
+        name
+        for name, policy in config.policies.items()
+        if policy.circuit_breaker is not None and policy.circuit_breaker.storage == "memory"
+    )
+    if local:
+        out.append(
+            f"circuit breakers of policies {', '.join(local)} are per worker (storage: memory): each of the "
+            f"{workers} workers opens its own; storage: redis makes them trip together"
+        )
+    if config.security.rate_limits or config.security.token_budgets:
+        out.append(
+            f"rate limits and token budgets are counted per worker: an identity whose calls reach all "
+            f"{workers} workers may get up to {workers} times its limit"
+        )
+    if any(p.concurrency is not None for p in config.policies.values()):
+        out.append(f"concurrency limits (bulkheads) are per worker: up to {workers} times max_in_flight in all")
+    if config.mcp.virtual_servers:
+        out.append(
+            "MCP 2025-11-25 sessions live in the worker that made them: a client whose next connection "
+            "reaches another worker is answered 404 and initializes again (2026-07-28 clients are sessionless)"
+        )
+    if any(u.command is not None for u in config.mcp.upstreams.values()):
+        out.append(f"every worker launches its own stdio MCP upstreams ({workers} copies of each)")
+    return out

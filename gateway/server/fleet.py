@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.config.schema import GatewayConfig
+from gateway.config.workers import worker_caveats
 from gateway.server.connections import ListenError, protocol_log
 from gateway.server.fleet_admin import FleetAdmin
 from gateway.server.ports import join_address, split_address
@@ -42,6 +43,8 @@ async def serve_fleet(config: GatewayConfig, path: str, log_level: str | None) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    for caveat in worker_caveats(config):
+        log.warning("server.workers: %s", caveat)
     supervisor = Supervisor(config, path, log_level)
     admin = FleetAdmin(supervisor, config.admin) if config.admin is not None else None
     runner: web.AppRunner | None = None

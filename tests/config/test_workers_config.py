@@ -8,6 +8,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import ConfigError, load_config, load_config_text
+from gateway.config.workers import worker_caveats
 
 AGENT = "agents:\n  echo: {kind: http, endpoint: 'http://127.0.0.1:9'}\n"
 
@@ -66,3 +67,17 @@ def test_the_command_line_override_is_checked_like_the_file(tmp_path: Path, caps
     assert main(["run", "-c", str(config), "--workers", "2"]) == 2
     err = capsys.readouterr().err
     assert f"{config}:3: state: server.workers is 2" in err
+
+
+def test_what_is_counted_per_worker_is_told() -> None:
+    text = (
+        AGENT
+        + "server: {workers: 3}\n"
+        + "policies:\n  default: {circuit_breaker: {consecutive_failures: 2}, concurrency: {max_in_flight: 5}}\n"
+        + "security:\n  rate_limits: [{identities: ['*'], rate: 10, burst: 10}]\n"
+    )
+    caveats = worker_caveats(load_config_text(text, "gw.yaml", {}))
+    assert any("policies default are per worker (storage: memory)" in c for c in caveats), caveats
+    assert any("up to 3 times its limit" in c for c in caveats), caveats
+    assert any("up to 3 times max_in_flight" in c for c in caveats), caveats
+    assert worker_caveats(load_config_text(text.replace("workers: 3", "workers: 1"), "gw.yaml", {})) == []
