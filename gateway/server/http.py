@@ -18,7 +18,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
@@ -34,6 +33,7 @@ from gateway.model import (
     new_request_id,
 )
 from gateway.pipeline import Gateway
+from gateway.protocols.sse import format_sse
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials

@@ -103,10 +103,8 @@ def rpc_span(service: str, method: str) -> tuple[str, dict[str, str]]:
 
 def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:
     response = pb.ListAgentsResponse(agents=[wire.agent_info(spec, streaming) for spec, streaming in gateway.agents()])
-    for index, route in enumerate(gateway.config.routes):
-        response.routes.append(
-            pb.RouteInfo(name=route.name or f"routes[{index}]", match_agent=route.match.agent, targets=route.targets)
-        )
+    for route in gateway.config.routes:
+        response.routes.append(pb.RouteInfo(name=route.key, match_agent=route.match.agent, targets=route.targets))
     return response
 
 

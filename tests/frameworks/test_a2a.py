@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.a2a import CONTEXT_NAMESPACE
+from gateway.adapters.a2a import CONTEXT_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory

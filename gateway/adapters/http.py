@@ -20,12 +20,10 @@ from typing import Any
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     AgentSpec,
     Call,
@@ -38,6 +36,8 @@ from gateway.model import (
     TextPart,
     UpstreamError,
 )
+from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
+from gateway.transport import HttpTransport
 
 
 class HttpAgentOptions(AdapterOptions):

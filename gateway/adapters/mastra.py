@@ -16,7 +16,7 @@
   is the ``resourceId``. Without any of them the call runs without memory.
 * An unknown agent (HTTP 404) is a permanent
   :class:`~gateway.model.UpstreamNotFound`; other statuses and connection
-  failures are classified by :mod:`adapters.transport`.
+  failures are classified by :mod:`gateway.transport`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.sse import SseEvent
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -49,6 +47,8 @@ from gateway.model import (
     UpstreamNotFound,
     UpstreamRejected,
 )
+from gateway.protocols.sse import SseEvent
+from gateway.transport import HttpTransport
 
 _ROLE_TO_MASTRA = {Role.USER: "user", Role.AGENT: "assistant", Role.SYSTEM: "system", Role.TOOL: "assistant"}
 # Agent-execution body fields a caller may set through `options.params`.

@@ -34,10 +34,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.sse import SseEvent
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -56,6 +54,8 @@ from gateway.model import (
     UpstreamRejected,
     add_usage,
 )
+from gateway.protocols.sse import SseEvent
+from gateway.transport import HttpTransport
 
 # Namespace for deriving LangGraph thread UUIDs from gateway ids (stable across gateways).
 THREAD_NAMESPACE = uuid.UUID("6f1c4a8e-3b7d-5e2a-9c41-0d8b7a6e5f31")

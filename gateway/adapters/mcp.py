@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.mcp_client import McpHttpUpstream
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.mcp_client import McpHttpUpstream
 from gateway.model import (
     AgentSpec,
     Call,

@@ -35,10 +35,9 @@ import aiohttp
 from pydantic import Field
 from yarl import URL
 
-from adapters.a2a_grpc import A2AGrpcUpstream
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.a2a_grpc import A2AGrpcUpstream
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -56,6 +55,7 @@ from gateway.model import (
     UpstreamRejected,
     UpstreamTls,
 )
+from gateway.transport import HttpTransport
 
 CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
 CARD_PATH = "/.well-known/agent-card.json"

@@ -5,7 +5,7 @@
 is polled until the crew is done. Both status shapes are accepted:
 ``status: running|completed|error`` and ``state: RUNNING|SUCCESS|FAILED``.
 Polling honours the call's deadline; a stream reports progress as ``status``
-events and ends with the crew's output. ``adapters/crewai_host.py`` serves a
+events and ends with the crew's output. ``gateway/adapters/crewai_host.py`` serves a
 user's own Crew over this API.
 """
 
@@ -19,9 +19,8 @@ from typing import Any
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -37,6 +36,7 @@ from gateway.model import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from gateway.transport import HttpTransport
 
 _DONE = {"completed", "success", "succeeded"}
 _FAILED = {"error", "failed", "failure"}

@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 
-from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent, SseProtocolError, parse_sse
 from gateway.model import (
     Call,
     GatewayError,
@@ -27,6 +26,7 @@ from gateway.model import (
     UpstreamTls,
     UpstreamUnavailable,
 )
+from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent, SseProtocolError, parse_sse
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
 # An error reply is read this far (whole when shorter); the rest is dropped with the connection.

@@ -7,7 +7,7 @@ classifies failures into the model's error types (transient or permanent) and
 never retries, times out on its own, or logs payloads: policies do that.
 
 Shared mechanics (the HTTP session, SSE parsing, header injection, status
-mapping) live in :mod:`adapters.transport` and :mod:`adapters.sse`.
+mapping) live in :mod:`gateway.transport` and :mod:`gateway.protocols.sse`.
 """
 
 from __future__ import annotations

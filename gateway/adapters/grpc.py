@@ -14,10 +14,10 @@ from typing import Any
 import grpc
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
 from gateway.model import (
     AgentSpec,
     Call,
