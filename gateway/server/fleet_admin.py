@@ -9,7 +9,7 @@ every worker's private admin socket:
   readiness: listeners up, required breakers closed), each worker's status in the body;
 - ``/metrics``: every worker's metrics added up (:mod:`gateway.telemetry.metrics_merge`),
   and the supervisor's own (``agw_workers``, ``agw_workers_serving``, ``agw_worker_restarts_total``);
-- ``/workers``: each worker's index, pid, state, restarts and calls handled;
+- ``/workers``: each worker's index, pid, state, restarts, calls handled and in flight;
 - ``/breakers`` (the worst state of each breaker over the workers), breaker resets and
   ``/reload`` go to every worker; ``/config`` is any worker's.
 """
@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from gateway.config.schema import AdminListener
 from gateway.server.admin import token_middleware
 from gateway.server.supervisor import Supervisor, WorkerSlot
-from gateway.telemetry.metrics_merge import MergedCollector
+from gateway.telemetry.metrics_merge import MergedCollector, Scrape
 
 # One question to a worker's admin socket; a worker slower than this counts as not answering.
 WORKER_TIMEOUT = 2.0
@@ -156,14 +156,11 @@ class FleetAdmin:
         return web.Response(body=generate_latest(registry), headers={"content-type": CONTENT_TYPE_LATEST})
 
     async def workers(self, request: web.Request) -> web.Response:
-        """Each worker: index, pid, serving, restarts, last exit code, calls handled."""
+        """Each worker: index, pid, serving, restarts, last exit code, calls handled and in flight."""
         await self._scrape()
         out = []
         for slot in self.supervisor.slots:
-            calls = None
             scrape = self.supervisor.metrics.last(slot.pid) if slot.pid is not None and slot.serving else None
-            if scrape is not None and (family := scrape.get("agw_requests")) is not None:
-                calls = int(sum(v for (name, _), v in family.samples.items() if name == "agw_requests_total"))
             out.append(
                 {
                     "worker": slot.index,
@@ -172,7 +169,8 @@ class FleetAdmin:
                     "startedAt": slot.started_at,
                     "restarts": slot.restarts,
                     "lastExitCode": slot.last_exit,
-                    "requests": calls,
+                    "requests": _total(scrape, "agw_requests", "agw_requests_total"),
+                    "inFlight": _total(scrape, "agw_requests_in_flight", "agw_requests_in_flight"),
                 }
             )
         return web.json_response({"workers": out})
@@ -232,6 +230,14 @@ class FleetAdmin:
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
         return app
+
+
+def _total(scrape: Scrape | None, family: str, sample: str) -> int | None:
+    """The sum of one sample's values over its labels in a worker's last scrape."""
+    found = scrape.get(family) if scrape is not None else None
+    if found is None:
+        return None if scrape is None else 0
+    return int(sum(value for (name, _), value in found.samples.items() if name == sample))
 
 
 def _first_failure(answers: list[Answer]) -> web.Response:

@@ -188,20 +188,25 @@ async def test_a_killed_worker_is_started_again_and_counts_are_kept(tmp_path: Pa
 
 
 async def test_sigterm_drains_every_worker_within_the_drain_timeout(tmp_path: Path, echo: str) -> None:
-    config = write_config(tmp_path, echo, "server: {drain_timeout: 1s}\n")
+    config = write_config(tmp_path, echo, "server: {drain_timeout: 3s}\n")
     async with fleet(config) as gw:
         pids = [w["pid"] for w in await gw.workers()]
-        # Calls of 0.5 s finish within the drain; calls of 30 s are answered 503 at its end.
-        short = asyncio.create_task(_invoke_new_connections(gw.http, 16, {"delay": 0.5}))
-        long = asyncio.create_task(_invoke_new_connections(gw.http, 16, {"delay": 30}))
-        await asyncio.sleep(0.3)  # every call is in flight at the agent, on both workers
+        # Calls of 2 s finish within the drain; calls of 6 s are answered 503 at its end.
+        short = asyncio.create_task(_invoke_new_connections(gw.http, 16, {"delay": 2}))
+        long = asyncio.create_task(_invoke_new_connections(gw.http, 16, {"delay": 6}))
+
+        async def both_busy() -> bool:
+            busy = [w["inFlight"] for w in await gw.workers()]
+            return sum(busy) == 32 and all(n > 0 for n in busy)
+
+        await _until(both_busy, 5, "every call in flight at the agent, on both workers")
         started = time.monotonic()
         gw.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(short, 10) == [200] * 16
         assert await asyncio.wait_for(long, 10) == [503] * 16
         assert await asyncio.wait_for(gw.process.wait(), 15) == 0
         took = time.monotonic() - started
-        assert took < 1 + 0.5 + 3, took  # the drain, the answers, and the processes' exit
+        assert 3 <= took < 3 + 0.5 + 3, took  # the drain, the answers, and the processes' exit
         assert not any(_alive(pid) for pid in pids)
         for address in (gw.http, gw.grpc, gw.admin):
             host, _, port = address.rpartition(":")
