@@ -49,7 +49,7 @@ class WorkerStartError(Exception):
     def __init__(self, index: int, code: int | None) -> None:
         what = f"exited with code {code}" if code is not None else f"was not serving within {START_TIMEOUT:g}s"
         super().__init__(f"worker {index} {what} while starting")
-        self.code = code if code else 1
+        self.code = code if code is not None and code > 0 else 1  # killed by a signal: 1
 
 
 @dataclass
