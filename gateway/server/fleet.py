@@ -60,6 +60,9 @@ async def serve_fleet(config: GatewayConfig, path: str, log_level: str | None) -
         except ListenError as exc:
             print(f"agent-gateway: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:
+            print(f"agent-gateway: cannot start the workers: {exc}", file=sys.stderr)
+            return 1
         print(
             f"agent-gateway {__version__} ready: http={supervisor.http} grpc={supervisor.grpc} "
             f"admin={admin_address} workers={supervisor.count}",

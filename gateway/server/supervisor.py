@@ -162,7 +162,11 @@ class Supervisor:
             if self.stopping:
                 return
             slot.restarts += 1
-            await self._spawn(slot)
+            try:
+                await self._spawn(slot)
+            except OSError as exc:  # no process could be started (out of file descriptors, memory)
+                log.error("worker %d could not be started: %s", slot.index, exc)
+                slot.started_at = time.time()  # counts as dying young: the next try waits
 
     def _exited(self, slot: WorkerSlot, code: int) -> None:
         slot.serving = False
