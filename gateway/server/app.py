@@ -267,7 +267,9 @@ class GatewayServer:
 
     async def _start_admin(self, gateway: Gateway) -> str | None:
         if self.config_path is not None:
-            self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
+            # The worker count is the process's for its life (it may come from --workers): reloads keep it.
+            workers: dict[tuple[str, ...], object] = {("server", "workers"): self.config.server.workers}
+            self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout, workers)
             self.reloader.start(self.config.server.config_watch)
         if self.worker is not None:
             # The supervisor serves the admin listener; it reads this worker through its socket.

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentgateway.v1 import gateway_pb2 as pb
@@ -204,9 +205,11 @@ async def test_sigterm_drains_every_worker_within_the_drain_timeout(tmp_path: Pa
         gw.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(short, 10) == [200] * 16
         assert await asyncio.wait_for(long, 10) == [503] * 16
+        answered = time.monotonic() - started
+        assert 3 <= answered < 3 + 0.5 + 1.5, answered  # at the drain deadline, with the answer time
+        # 0: every worker exited by itself (the supervisor kills, and exits 1, only 5 s after the drain).
         assert await asyncio.wait_for(gw.process.wait(), 15) == 0
-        took = time.monotonic() - started
-        assert 3 <= took < 3 + 0.5 + 3, took  # the drain, the answers, and the processes' exit
+        assert time.monotonic() - started < 3 + 0.5 + 5
         assert not any(_alive(pid) for pid in pids)
         for address in (gw.http, gw.grpc, gw.admin):
             host, _, port = address.rpartition(":")
@@ -281,3 +284,48 @@ async def test_a_worker_that_cannot_listen_fails_the_start(tmp_path: Path, echo:
         )
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: address already in use" in done.stderr
+
+
+async def test_admin_reaches_every_worker_breakers_readiness_reload_config(tmp_path: Path) -> None:
+    async def down(request: web.Request) -> web.Response:
+        return web.json_response({"error": "down"}, status=503)
+
+    failing = web.Application()
+    failing.router.add_post("/invoke", down)
+    runner, failing_url = await start_app(failing)
+    path = tmp_path / "gw.yaml"
+    path.write_text(
+        "listeners:\n  http: {address: '127.0.0.1:0'}\n  grpc: {address: '127.0.0.1:0'}\n"
+        "admin: {address: '127.0.0.1:0', ready_requires: [flaky]}\n"
+        "policies:\n  guarded: {circuit_breaker: {consecutive_failures: 2, reset_timeout: 60s}}\n"
+        f"agents:\n  flaky: {{kind: http, endpoint: '{failing_url}', policies: [guarded]}}\n"
+        f"state: {{sqlite: {{path: '{tmp_path / 'state.db'}'}}}}\n"
+    )
+    try:
+        async with fleet(path) as gw, aiohttp.ClientSession() as session:
+            admin = f"http://{gw.admin}"
+            for _ in range(2):  # one kept-alive connection: one worker's breaker opens
+                async with session.post(f"http://{gw.http}/v1/agents/flaky/invoke", json=BODY) as response:
+                    assert response.status == 503
+            async with session.get(f"{admin}/readyz") as response:
+                ready = await response.json()
+                assert response.status == 503, ready
+                statuses = sorted(w["status"] for w in ready["workers"])
+                assert statuses == ["not ready", "ready"], ready
+                assert "circuit open for required agents: flaky" in str(ready["workers"])
+                assert ready["breakers"] == {"agent/flaky": "open"}
+            async with session.get(f"{admin}/breakers") as response:
+                assert await response.json() == {"agent/flaky": "open"}  # the worst worker's
+            async with session.post(f"{admin}/breakers/agent/flaky/reset") as response:
+                assert response.status == 200 and await response.json() == {"agent/flaky": "closed"}
+            async with session.post(f"{admin}/breakers/agent/nope/reset") as response:
+                assert response.status == 404 and "agent/flaky" in (await response.json())["error"]
+            async with session.get(f"{admin}/readyz") as response:
+                assert response.status == 200
+            async with session.post(f"{admin}/reload") as response:
+                reload = await response.json()
+                assert response.status == 200 and reload["workers"] == 2 and reload["changed"] is False, reload
+            async with session.get(f"{admin}/config") as response:
+                assert response.status == 200 and '"flaky"' in await response.text()
+    finally:
+        await runner.cleanup()
