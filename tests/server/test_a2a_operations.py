@@ -698,3 +698,59 @@ async def test_push_configs_and_extended_card_through_the_a2a_sdk_client(
         assert card.name == "held" and card.description.endswith("(as seen by alice)")
         await client.close()
 
+
+
+def fleet_yaml(url: str, prefix: str) -> str:
+    """Gateways sharing one Redis for their runs and tasks."""
+    return agents_yaml(url).replace("runs: {poll_interval: 50ms}", "") + f"""
+state:
+  backend: redis
+  redis: {{url: "{REDIS_URL}", key_prefix: "{prefix}state:"}}
+runs: {{key_prefix: "{prefix}", poll_interval: 50ms}}
+"""
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON", "GRPC"])
+async def test_a_fleet_answers_the_a2a_sdk_client_for_every_task(
+    gateway_factory: GatewayFactory, held: HeldAgent, redis_prefix: str, binding: str
+) -> None:
+    """Two gateways on the real Redis: a task the official client created on the first is got,
+    listed, followed and cancelled through the second; a finished one reads the same on both."""
+    yaml = fleet_yaml(held.url, redis_prefix)
+    async with gateway_factory(yaml) as first, gateway_factory(yaml) as second, \
+            httpx.AsyncClient(timeout=10) as http:
+        one = await create_client(f"http://{first.addresses.http}/a2a/held", sdk_client_config(http, binding))
+        two = await create_client(
+            f"http://{second.addresses.http}/a2a/held", sdk_client_config(http, binding, streaming=True)
+        )
+        request = SendMessageRequest(
+            message=new_text_message("fleet"), configuration=SendMessageConfiguration(return_immediately=True)
+        )
+        task_id = [MessageToDict(a) async for a in one.send_message(request)][-1]["task"]["id"]
+        await asyncio.wait_for(held.started.wait(), 5)
+        for _ in range(200):
+            got = MessageToDict(await two.get_task(GetTaskRequest(id=task_id)))
+            if got["status"]["state"] == "TASK_STATE_WORKING":
+                break
+            await asyncio.sleep(0.025)
+        assert got["id"] == task_id and got["status"]["state"] == "TASK_STATE_WORKING"
+        listed = MessageToDict(await two.list_tasks(ListTasksRequest()))
+        assert [t["id"] for t in listed["tasks"]] == [task_id]
+        follower = asyncio.create_task(_collect(two.subscribe(SubscribeToTaskRequest(id=task_id))))
+        await asyncio.sleep(0.3)
+        # Cancelled on the second gateway: the first, running the turn, abandons the upstream call.
+        cancelled = MessageToDict(await asyncio.wait_for(two.cancel_task(CancelTaskRequest(id=task_id)), 15))
+        assert cancelled["status"]["state"] == "TASK_STATE_CANCELED"
+        followed = await asyncio.wait_for(follower, 10)
+        assert followed[0]["task"]["id"] == task_id
+        assert followed[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_CANCELED"
+        await asyncio.wait_for(held.disconnected.wait(), 5)
+        assert MessageToDict(await one.get_task(GetTaskRequest(id=task_id)))["status"]["state"] == "TASK_STATE_CANCELED"
+        # A task finished on the first gateway reads the same on the second, artifacts included.
+        held.release.set()
+        done = [MessageToDict(a) async for a in one.send_message(SendMessageRequest(message=new_text_message("two")))]
+        finished = done[-1]["task"]
+        assert finished["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert MessageToDict(await two.get_task(GetTaskRequest(id=finished["id"]))) == finished
+        await one.close()
+        await two.close()
