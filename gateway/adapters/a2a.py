@@ -16,8 +16,9 @@ task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
 
 Servers differ in two ways the adapter absorbs: one that answers
 ``SendMessage`` with a task still submitted or working (FastA2A, which serves
-Pydantic AI, never blocks) is polled with ``GetTask`` until the task ends or
-waits for the client; and a stream that sends an artifact in chunks and then
+Pydantic AI, never blocks), or closes its stream so (an a2a-sdk executor that
+returned early), is polled with ``GetTask`` until the task ends or waits for
+the client; and a stream that sends an artifact in chunks and then
 the whole artifact again (``append`` false, the same ``artifactId``: a
 replacement) yields only the text the chunks had not already given.
 """
