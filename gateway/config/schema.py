@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
-from gateway.patterns.template import check_condition, check_template
+from gateway.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

@@ -52,8 +52,8 @@ from gateway.context import (
 )
 from gateway.model import JSON, Context, DataPart, GatewayError, Invocation, Result
 from gateway.patterns.run import Caller, message_for, output_record
-from gateway.patterns.template import Template
 from gateway.pipeline import Gateway
+from gateway.template import Template
 
 log = logging.getLogger("agent_gateway.events")
 

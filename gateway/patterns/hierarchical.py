@@ -17,7 +17,7 @@ from typing import Any
 from gateway.config.schema import HierarchicalWorkflow
 from gateway.model import DataPart, GatewayError, Result, Role
 from gateway.patterns.run import WorkflowRun, message_for
-from gateway.patterns.template import Template
+from gateway.template import Template
 
 _AS_IS = Template("{{ value }}")
 

@@ -31,7 +31,7 @@ from gateway.model import (
     UpstreamError,
 )
 from gateway.patterns.durable import DurableRun, DurableWorkflows
-from gateway.patterns.template import Template
+from gateway.template import Template
 
 # A journaled failure comes back as the class of its code.
 _ERROR_CLASSES: dict[str, type[GatewayError]] = {
