@@ -21,9 +21,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from gateway.adapters.base import Adapter, AdapterResources
 from gateway.adapters.registry import adapter_class
 from gateway.call_budget import CallTrees, TreeCall
+from gateway.checks import CheckResult, build_check
 from gateway.config.schema import GatewayConfig
 from gateway.context import HOPS_BAGGAGE, outbound_headers
-from gateway.evals.checks import CheckResult, build_check
 from gateway.evals.online import EvaluationPolicy, EvaluationRecorder, Evaluator
 from gateway.model import (
     AgentSpec,
