@@ -17,7 +17,6 @@ from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
-from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_journal, build_run_store
 from gateway.runs.manager import RunManager
@@ -54,6 +53,7 @@ from gateway.tasks.build import build_task_store
 from gateway.tasks.service import TaskService
 from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.triggers import EventRuntime
 
 log = logging.getLogger("agent_gateway")
 
@@ -136,7 +136,7 @@ class GatewayServer:
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
         self.gateway = gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
         self.events = events = EventRuntime(self.config, gateway, tracer)
-        events.attach(gateway)
+        gateway.publish_completion = events.publish_completion
         await events.start()
         if self.config.state is not None and any(w.durable for w in self.config.workflows.values()):
             journal = build_journal(self.config.state, self.config.runs)
@@ -222,7 +222,7 @@ class GatewayServer:
                     StateServicer(self.state, self.state_access, grpc_guard, grpc_listener.max_json_depth)
                 )
             if self.runs is not None:
-                extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
+                extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, gateway, grpc_guard))
             extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
             self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
             host, port = _split(grpc_listener.address)

@@ -27,6 +27,7 @@ from gateway.protocols.sse import format_sse
 from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
+from gateway.server.http import GATEWAY_KEY
 from gateway.server.inbound import http_span, invocation_for, server_span
 from gateway.server.json_body import invoke_request, read_json, whole_number
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
@@ -61,7 +62,7 @@ async def submit(request: web.Request) -> web.Response:
     invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
     name, attributes = http_span(request)
     with server_span(runs.gateway.tracer, name, headers, invocation.context, attributes) as span:
-        view = StepsView(runs.gateway, request.app[GUARD_KEY], request[IDENTITY_KEY])
+        view = StepsView(request.app[GATEWAY_KEY], request.app[GUARD_KEY], request[IDENTITY_KEY])
         record = await runs.submit(invocation, _owner(request), webhook, view)
         span.set_attribute("agent_gateway.run_id", record.run_id)
     return web.json_response(
