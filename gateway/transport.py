@@ -12,6 +12,7 @@ import datetime
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -33,6 +34,13 @@ MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # Statuses worth retrying (Envoy's retriable-status-codes defaults plus 408/429).
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterResources:
+    """Process-wide resources an adapter may use (owned by the gateway): the one HTTP session."""
+
+    http: aiohttp.ClientSession
 
 
 def retry_after_seconds(value: str | None) -> float | None:

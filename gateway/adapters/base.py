@@ -16,13 +16,14 @@ import abc
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from gateway.model import AgentSpec, Call, Event, Result
+
+# Defined below the adapters, so the composition roots (server, eval) build it without importing an adapter.
+from gateway.transport import AdapterResources as AdapterResources
 
 log = logging.getLogger("agent_gateway.adapters")
 
@@ -34,13 +35,6 @@ class AdapterOptions(BaseModel):
     """Base for an adapter's ``options:`` block; unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True, slots=True)
-class AdapterResources:
-    """Process-wide resources an adapter may use (owned by the gateway)."""
-
-    http: aiohttp.ClientSession
 
 
 class Adapter(abc.ABC):

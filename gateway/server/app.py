@@ -13,7 +13,6 @@ from aiohttp import web
 from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 
-from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
@@ -53,6 +52,7 @@ from gateway.tasks.build import build_task_store
 from gateway.tasks.service import TaskService
 from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.transport import AdapterResources
 from gateway.triggers import EventRuntime
 
 log = logging.getLogger("agent_gateway")
