@@ -16,7 +16,7 @@ from a2a.types import a2a_pb2 as a2a_pb
 from a2a.types import a2a_pb2_grpc as a2a_grpc
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
-from gateway.adapters.grpc import channel_credentials, rpc_error
+from gateway.grpc_transport import channel_credentials, rpc_error
 from gateway.model import Call, UpstreamError, UpstreamTls
 
 CANCEL_TIMEOUT = 5.0
