@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config.schema import check_subject
 from gateway.model import JSON, InvalidRequest, ResourceExhausted
+from gateway.protocols.subjects import check_subject
 
 # NATS JetStream deduplicates on this header; the in-process bus honours it too.
 EVENT_ID_HEADER = "Nats-Msg-Id"

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
+from gateway.protocols.subjects import check_subject
 from gateway.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -1002,25 +1003,6 @@ class StateConfig(Strict):
     # Scopes whose id a caller may name explicitly even when it is not its own
     # (for example `workflow`, for an orchestrator that reads a run it started).
     allow_explicit_scopes: list[StateScopeName] = Field(default_factory=list)
-
-
-_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_subject(value: str, *, pattern: bool) -> str:
-    """A NATS-style subject: dot-separated tokens; patterns may use ``*`` (one token)
-    and ``>`` (the rest, last token only)."""
-    tokens = value.split(".")
-    for index, token in enumerate(tokens):
-        if pattern and (token == "*" or (token == ">" and index == len(tokens) - 1)):
-            continue
-        if not _SUBJECT_TOKEN.match(token):
-            what = "subject pattern" if pattern else "subject"
-            allowed = "; '*' matches one token and '>' the rest" if pattern else " (no wildcards when publishing)"
-            raise ValueError(
-                f"invalid {what} {value!r}: use dot-separated tokens of letters, digits, '_' and '-'{allowed}"
-            )
-    return value
 
 
 Subject = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=False))]
