@@ -40,18 +40,6 @@ def check_event_id(value: str) -> str:
     return value
 
 
-def subject_matches(pattern: str, subject: str) -> bool:
-    """NATS wildcard semantics: ``*`` matches one token, a final ``>`` one or more."""
-    want = pattern.split(".")
-    have = subject.split(".")
-    for index, token in enumerate(want):
-        if token == ">":
-            return len(have) > index
-        if index >= len(have) or (token != "*" and token != have[index]):
-            return False
-    return len(have) == len(want)
-
-
 def encode_payload(data: bytes | JSON) -> bytes:
     """Bytes go as they are; anything else as compact JSON."""
     if isinstance(data, bytes | bytearray | memoryview):

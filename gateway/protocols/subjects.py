@@ -1,4 +1,5 @@
-"""Bus subjects (NATS-style): the grammar the bus enforces and the config validates against."""
+"""Bus subjects (NATS-style): the grammar the bus enforces and the config
+validates against, and wildcard matching (the bus routes by it, event grants allow by it)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,15 @@ def check_subject(value: str, *, pattern: bool) -> str:
                 f"invalid {what} {value!r}: use dot-separated tokens of letters, digits, '_' and '-'{allowed}"
             )
     return value
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard semantics: ``*`` matches one token, a final ``>`` one or more."""
+    want = pattern.split(".")
+    have = subject.split(".")
+    for index, token in enumerate(want):
+        if token == ">":
+            return len(have) > index
+        if index >= len(have) or (token != "*" and token != have[index]):
+            return False
+    return len(have) == len(want)
