@@ -29,7 +29,7 @@ async def evaluate(
     async with aiohttp.ClientSession() as session:
         gateway = Gateway(config, AdapterResources(http=session), provider.get_tracer(TRACER_NAME))
         try:
-            known = {*gateway.upstreams, *gateway.workflows, *(r.match.agent for r in config.routes)}
+            known = gateway.known_names()
             if target not in known:
                 raise LookupError(f"unknown target {target!r}; known: {', '.join(sorted(known))}")
             configured = {name: build_check(name, c, gateway.judge) for name, c in config.checks.items()}

@@ -12,9 +12,10 @@ import datetime
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -34,13 +35,6 @@ MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # Statuses worth retrying (Envoy's retriable-status-codes defaults plus 408/429).
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True)
-class AdapterResources:
-    """Process-wide resources an adapter may use (owned by the gateway): the one HTTP session."""
-
-    http: aiohttp.ClientSession
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -77,7 +71,24 @@ def status_error(agent: str, status: int, body: str, headers: Mapping[str, str])
     return error
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int, agent: str, *, truncate: bool = False) -> bytes:
+class ByteStream(Protocol):
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+
+class UpstreamResponse(Protocol):
+    """What the transport reads of a response: aiohttp's ``ClientResponse``, or a mock's reply."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> ByteStream: ...
+
+
+async def read_body(response: UpstreamResponse, limit: int, agent: str, *, truncate: bool = False) -> bytes:
     """The whole body of ``response``, at most ``limit`` bytes: the one bounded reader.
 
     ``StreamReader.read(n)`` returns what has arrived so far, so the body is gathered chunk by
@@ -173,6 +184,21 @@ class HttpTransport:
     def _headers(self, call: Call, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**self.static_headers, **call.headers, **(extra or {})}
 
+    def open(
+        self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """The one request this transport sends (with its TLS settings and the call's deadline);
+        :class:`gateway.adapters.mock_upstream.MockUpstream` answers it from a function instead."""
+        return self.session.request(
+            method,
+            url,
+            json=body,
+            headers=headers,
+            timeout=client_timeout(call, self.agent),
+            ssl=self.ssl,
+            server_hostname=self.server_hostname,
+        )
+
     async def request_json(
         self,
         call: Call,
@@ -185,15 +211,7 @@ class HttpTransport:
     ) -> tuple[int, Any]:
         """Send JSON (when ``body`` is not None) and return (status, decoded JSON or None)."""
         with mapped_errors(self.agent):
-            async with self.session.request(
-                method,
-                self.url(path),
-                json=body,
-                headers=self._headers(call, headers),
-                timeout=client_timeout(call, self.agent),
-                ssl=self.ssl,
-                server_hostname=self.server_hostname,
-            ) as response:
+            async with self.open(call, method, self.url(path), body, self._headers(call, headers)) as response:
                 if response.status >= 400 and response.status not in allow_statuses:
                     raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
                     raise status_error(self.agent, response.status, decode_text(raw), response.headers)
@@ -219,16 +237,9 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[SseEvent]:
         """Open an SSE stream and yield its events as they arrive (no buffering)."""
+        sse_headers = {"accept": "text/event-stream", **self._headers(call, headers)}
         with mapped_errors(self.agent):
-            async with self.session.request(
-                method,
-                self.url(path),
-                json=body,
-                headers={"accept": "text/event-stream", **self._headers(call, headers)},
-                timeout=client_timeout(call, self.agent),
-                ssl=self.ssl,
-                server_hostname=self.server_hostname,
-            ) as response:
+            async with self.open(call, method, self.url(path), body, sse_headers) as response:
                 if response.status >= 400:
                     raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
                     raise status_error(self.agent, response.status, decode_text(raw), response.headers)
@@ -240,3 +251,13 @@ class HttpTransport:
                     )
                 async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
                     yield event
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterResources:
+    """Process-wide resources an adapter may use (owned by the gateway)."""
+
+    http: aiohttp.ClientSession
+    # The class HTTP adapters send through; a test passes a MockUpstream's ``transport`` to answer
+    # from a function.
+    transports: type[HttpTransport] = HttpTransport

@@ -158,7 +158,7 @@ class A2AFront:
 
     def agent_names(self) -> list[str]:
         """Every name a caller can reach: the agents and the routes' agent names."""
-        names = dict.fromkeys(self.gateway.upstreams)
+        names = dict.fromkeys(self.gateway.upstream_names())
         names.update(dict.fromkeys(r.match.agent for r in self.gateway.config.routes if r.match.agent))
         return list(names)
 
@@ -202,7 +202,7 @@ class A2AFront:
         return web.json_response({"agents": [self.card_for(request, name) for name in self._callable(request)]})
 
     def _description(self, name: str) -> str:
-        upstream = self.gateway.upstreams.get(name)
+        upstream = self.gateway.upstream(name)
         return (upstream.spec.description if upstream else "") or f"{name}, reached through agent-gateway"
 
     def card_for(self, request: web.Request, name: str, *, extended: bool = False) -> dict[str, Any]:

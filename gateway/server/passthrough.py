@@ -121,8 +121,8 @@ class Passthrough:
             below,
             request[IDENTITY_KEY].caller,
         )
-        decision = self.gateway.router.decide(route)
-        upstream = self.gateway.upstreams.get(decision.agent)
+        decision = self.gateway.decide(route)
+        upstream = self.gateway.upstream(decision.agent)
         if upstream is None:
             raise NotFound(f"no agent named {decision.agent!r} to pass through to", agent=name)
         if not upstream.spec.endpoint.startswith(("http://", "https://")):
