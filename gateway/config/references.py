@@ -109,7 +109,7 @@ def _trigger_problems(config: GatewayConfig, callable_names: Set[str], out: Prob
 
 
 def _evaluation_problems(config: GatewayConfig, targets: Set[str], checks: Set[str], out: ProblemList) -> None:
-    from gateway.evals.checks import check_config_problem  # lazy: jsonschema loads only when used
+    from gateway.checks import check_config_problem  # lazy: jsonschema loads only when used
 
     for name, check in config.checks.items():
         if check.kind == "judge" and check.agent not in targets:

@@ -23,7 +23,8 @@ from pydantic import (
 
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
-from gateway.patterns.template import check_condition, check_template
+from gateway.protocols.subjects import check_subject
+from gateway.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -1025,25 +1026,6 @@ class StateConfig(Strict):
     # Scopes whose id a caller may name explicitly even when it is not its own
     # (for example `workflow`, for an orchestrator that reads a run it started).
     allow_explicit_scopes: list[StateScopeName] = Field(default_factory=list)
-
-
-_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_subject(value: str, *, pattern: bool) -> str:
-    """A NATS-style subject: dot-separated tokens; patterns may use ``*`` (one token)
-    and ``>`` (the rest, last token only)."""
-    tokens = value.split(".")
-    for index, token in enumerate(tokens):
-        if pattern and (token == "*" or (token == ">" and index == len(tokens) - 1)):
-            continue
-        if not _SUBJECT_TOKEN.match(token):
-            what = "subject pattern" if pattern else "subject"
-            allowed = "; '*' matches one token and '>' the rest" if pattern else " (no wildcards when publishing)"
-            raise ValueError(
-                f"invalid {what} {value!r}: use dot-separated tokens of letters, digits, '_' and '-'{allowed}"
-            )
-    return value
 
 
 Subject = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=False))]
