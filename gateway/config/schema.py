@@ -1223,6 +1223,22 @@ class McpVirtualServer(Strict):
         return self
 
 
+class McpStreams(Strict):
+    """The SSE streams of 2025-11-25 sessions (a POST's answer, the GET stream), resumable with
+    ``Last-Event-ID``: every event has an id, and a stream opens with a priming event."""
+
+    # The reconnect delay the priming event's `retry` field asks of clients.
+    retry: Duration = Field(default=1.0, gt=0)
+    # Close a stream's connection after this long so the client polls (reconnects with Last-Event-ID)
+    # instead of holding a connection open; unset: held until the answer.
+    hold: Duration | None = Field(default=None, gt=0)
+    # A stream no client follows is kept this long for a reconnect; then its call is cancelled upstream.
+    resume_window: Duration = Field(default=30.0, gt=0)
+    # The last events of one stream kept for a replay (the newest always, whatever its size).
+    replay_events: int = Field(default=256, ge=1)
+    replay_bytes: int = Field(default=1 << 20, ge=1)
+
+
 class McpConfig(Strict):
     """The MCP gateway: upstream tool servers and the virtual servers clients connect to."""
 
@@ -1230,6 +1246,7 @@ class McpConfig(Strict):
     virtual_servers: dict[Name, McpVirtualServer] = Field(default_factory=dict)
     # The authorization server(s) named in the OAuth protected-resource metadata (RFC 9728).
     authorization_servers: list[str] = Field(default_factory=list)
+    streams: McpStreams = Field(default_factory=McpStreams)
 
 
 class A2AConfig(Strict):

@@ -184,7 +184,12 @@ class GatewayServer:
                 self.federation = Federation(self.config.mcp, gateway, self.http_session, tracer)
                 origins = http.cors.allow_origins if http.cors is not None else []
                 front = McpFront(
-                    self.federation, tracer, http.sse_keepalive, origins, self.config.mcp.authorization_servers
+                    self.federation,
+                    tracer,
+                    http.sse_keepalive,
+                    origins,
+                    self.config.mcp.authorization_servers,
+                    self.config.mcp.streams,
                 )
                 add_mcp_routes(app, front)
             if self.runs is not None:
