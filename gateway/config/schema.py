@@ -1236,6 +1236,7 @@ class McpStreams(Strict):
     resume_window: Duration = Field(default=30.0, gt=0)
     # The last events of one stream kept for a replay (the newest always, whatever its size).
     replay_events: int = Field(default=256, ge=1)
+    # And at most this many bytes of them.
     replay_bytes: int = Field(default=1 << 20, ge=1)
 
 
