@@ -257,6 +257,12 @@ class VirtualServer:
         self.gateway = gateway
         self.catalog: dict[str, dict[str, Entry]] = {}
 
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The MCP revisions this server offers: those all its upstreams are served under, newest first."""
+        members = [self.upstreams[m.upstream].spec.versions for m in self.spec.upstreams]
+        return tuple(v for v in mcp.SUPPORTED_VERSIONS if all(v in spoken for spoken in members))
+
     def capabilities(self) -> dict[str, Any]:
         capabilities: dict[str, Any] = {"tools": {"listChanged": True}}
         members = [self.upstreams[m.upstream].client.server_capabilities for m in self.spec.upstreams]

@@ -1147,6 +1147,10 @@ class RunsConfig(Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
 
 
+McpRevision = Literal["2026-07-28", "2025-11-25"]
+_MCP_REVISIONS: tuple[McpRevision, ...] = ("2026-07-28", "2025-11-25")
+
+
 class McpUpstream(Strict):
     """A tool server the gateway federates: a Streamable HTTP endpoint (``url``) or a
     stdio server it launches and supervises (``command``)."""
@@ -1166,7 +1170,11 @@ class McpUpstream(Strict):
     policies: list[Name] = Field(default_factory=list)
     # The MCP revision spoken to it; unset: 2026-07-28 when `server/discover` says the upstream speaks it,
     # else the 2025-11-25 handshake.
-    protocol_version: Literal["2026-07-28", "2025-11-25"] | None = None
+    protocol_version: McpRevision | None = None
+    # The MCP revisions clients may reach this upstream under; a virtual server offers only the ones all
+    # its upstreams share. Default: both, the gateway bridging them (it holds a 2025-11-25 upstream's
+    # session itself, and drives a 2026-07-28 upstream's input requests for a 2025-11-25 client).
+    versions: list[McpRevision] = Field(default_factory=lambda: list(_MCP_REVISIONS), min_length=1)
     # Tools retried on failure even without a readOnlyHint/idempotentHint annotation.
     idempotent_tools: list[str] = Field(default_factory=list)
     # Default time budget of one call when the caller sets none.

@@ -234,8 +234,12 @@ class McpFront:
         try:
             if message.method == "initialize":
                 modern = False
+                if mcp.LEGACY not in server.versions:
+                    # A server without the handshake era names what it speaks (2026-07-28 versioning).
+                    asked = message.params.get("protocolVersion")
+                    raise mcp.unsupported_version(asked if isinstance(asked, str) else "", server.versions)
             elif modern:
-                mcp.check_modern_headers(message, headers)
+                mcp.check_modern_headers(message, headers, server.versions)
             else:
                 session = self._legacy_session(request, headers, server)
         except mcp.McpError as exc:
@@ -297,7 +301,7 @@ class McpFront:
     def _legacy_session(self, request: web.Request, headers: Mapping[str, str], server: VirtualServer) -> McpSession:
         version = headers.get(mcp.HEADER_VERSION)
         if version is not None and version not in mcp.HANDSHAKE_VERSIONS:
-            raise mcp.unsupported_version(version)
+            raise mcp.unsupported_version(version, server.versions)
         session_id = headers.get(mcp.HEADER_SESSION)
         if session_id is None:
             raise mcp.McpError(
@@ -668,7 +672,7 @@ class McpFront:
         if method == "server/discover":
             await server.ready(self._context(request, message)[1])
             discover: dict[str, Any] = {
-                "supportedVersions": list(mcp.SUPPORTED_VERSIONS),
+                "supportedVersions": list(server.versions),
                 "capabilities": server.capabilities(),
                 "_meta": {mcp.META_SERVER_INFO: SERVER_INFO},
             }
