@@ -35,8 +35,8 @@ run: install
 	$(PY) -m examples.run
 
 lint: install
-	$(VENV)/bin/ruff check gateway adapters examples tests scripts bench
-	$(VENV)/bin/ruff format --check gateway adapters bench
+	$(VENV)/bin/ruff check gateway examples tests scripts bench
+	$(VENV)/bin/ruff format --check gateway bench
 
 typecheck: install
 	$(VENV)/bin/mypy

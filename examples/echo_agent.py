@@ -1,4 +1,4 @@
-"""A tiny agent that speaks the generic HTTP agent protocol (adapters/http.py).
+"""A tiny agent that speaks the generic HTTP agent protocol (gateway/adapters/http.py).
 
 It echoes the last user message and, as a data part, the context headers it
 received, so you can see what the gateway injected on the hop:

@@ -60,10 +60,11 @@ class CallTrees:
     def __len__(self) -> int:
         return len(self._trees)
 
-    def enter(self, invocation: Invocation, limit: int) -> tuple[Invocation, TreeCall]:
+    def enter(self, invocation: Invocation, limit: int, *, track_task: bool = True) -> tuple[Invocation, TreeCall]:
         """Count one call of the invocation's tree; returns the invocation with its tree
         in the baggage and the ticket to :meth:`leave` with.
 
+        ``track_task``: the current task is the call's own, to cancel with a cancelled tree.
         Raises ResourceExhausted past the budget, Cancelled for a cancelled tree.
         """
         baggage = invocation.context.baggage
@@ -94,7 +95,7 @@ class CallTrees:
         tree.used = max(tree.used, seen) + 1
         tree.active += 1
         member = None
-        if not root and invocation.record.depth == 1 and (member := asyncio.current_task()) is not None:
+        if not root and track_task and (member := asyncio.current_task()) is not None:
             tree.members.add(member)
         baggage = {**baggage, TREE_BAGGAGE: tree_id, CALLS_BAGGAGE: str(tree.used)}
         return evolve(invocation, context=evolve(invocation.context, baggage=baggage)), TreeCall(tree, root, member)

@@ -86,29 +86,52 @@ def context_from_headers(
     A request id is generated when neither carries one; the deadline is the
     tightest of the header's remaining time, ``timeout`` and the explicit one.
     """
+    return inbound_context(headers, explicit, timeout=timeout)[0]
+
+
+def inbound_context(
+    headers: Mapping[str, str],
+    explicit: Context | None = None,
+    *,
+    timeout: float | None = None,
+    user_id: str | None = None,
+) -> tuple[Context, otel_context.Context]:
+    """:func:`context_from_headers`, and the trace the call continues (the inbound trace plus
+    the call's baggage, the SERVER span's parent), from one reading of the headers.
+
+    ``user_id``: the id the gateway vouches for instead of the caller's (an untrusted
+    listener's authenticated identity); the caller's is still checked.
+    """
     explicit = explicit or Context()
-    # Explicit (body) ids pass the same check as headers: both fronts end up here.
+    # Explicit (body) ids pass the same check as headers: every front ends up here.
     given = (explicit.session_id, explicit.thread_id, explicit.user_id, explicit.request_id)
     ids = {name: clean_id(name, value or headers.get(name, "")) for name, value in zip(_ID_HEADERS, given, strict=True)}
-    inbound_baggage = {k: str(v) for k, v in otel_baggage.get_all(propagate.extract(headers)).items()}
+    extracted = propagate.extract(headers)
+    inbound_baggage = {k: str(v) for k, v in otel_baggage.get_all(extracted).items()}
     baggage = {k: v for k, v in {**inbound_baggage, **explicit.baggage}.items() if k not in _ID_BAGGAGE}
+    deadline = explicit.deadline
+    for budget in (parse_timeout_ms(raw) if (raw := headers.get(TIMEOUT_MS)) else None, timeout):
+        if budget is not None:
+            candidate = time.monotonic() + budget
+            deadline = candidate if deadline is None or candidate < deadline else deadline
     context = Context(
         session_id=ids[SESSION_ID],
         thread_id=ids[THREAD_ID],
-        user_id=ids[USER_ID],
+        user_id=ids[USER_ID] if user_id is None else user_id,
         request_id=ids[REQUEST_ID] or new_request_id(),
         baggage=baggage,
-        deadline=explicit.deadline,
+        deadline=deadline,
     )
-    if raw := headers.get(TIMEOUT_MS):
-        context = context.with_timeout(parse_timeout_ms(raw))
-    return context.with_timeout(timeout)
+    return context, _with_baggage(extracted, baggage)
 
 
 def otel_parent(headers: Mapping[str, str], context: Context) -> otel_context.Context:
     """The OpenTelemetry parent context: the inbound trace plus the call's baggage."""
-    parent = propagate.extract(headers)
-    for key, value in context.baggage.items():
+    return _with_baggage(propagate.extract(headers), context.baggage)
+
+
+def _with_baggage(parent: otel_context.Context, baggage: Mapping[str, str]) -> otel_context.Context:
+    for key, value in baggage.items():
         parent = otel_baggage.set_baggage(key, value, parent)
     return parent
 

@@ -28,8 +28,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from adapters.mcp_client import McpHttpUpstream
-from adapters.mcp_stdio import McpStdioUpstream
+from gateway.adapters.mcp_client import McpHttpUpstream
+from gateway.adapters.mcp_stdio import McpStdioUpstream
 from gateway.config.schema import McpConfig, McpMember, McpUpstream, McpVirtualServer
 from gateway.context import outbound_headers
 from gateway.model import (

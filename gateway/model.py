@@ -167,8 +167,6 @@ class CallRecord:
     route: str = ""
     # Model tokens the answering attempts reported (None: the framework did not say).
     usage: TokenUsage | None = None
-    # How deep in Gateway.invoke this call is (a fallback re-enters it): only depth 1 logs a failure.
-    depth: int = 0
     # The calls its request tree had made (see gateway.call_budget) when this call last entered.
     tree_calls: int = 0
     # The workflow run it started, when it called a workflow ("" otherwise).

@@ -55,11 +55,6 @@ class RouteVerdict:
         return not self.reasons
 
 
-def route_key(route: Route, index: int) -> str:
-    """The name traces, metrics and errors use for a route."""
-    return route.name or f"routes[{index}]"
-
-
 def _value_condition(match: ValueMatch, kind: str, values: Callable[[RouteRequest], Mapping[str, str]]) -> Condition:
     name = match.name
     label = f"{kind} {name}"
@@ -150,7 +145,7 @@ class Router:
     ) -> None:
         self.routes = list(routes)
         self.agents = frozenset(agents)
-        self._compiled = [(route, route_key(route, i), compile_match(route.match)) for i, route in enumerate(routes)]
+        self._compiled = [(route, route.key, compile_match(route.match)) for route in routes]
         self._choose = choose or (lambda names, weights: random.choices(names, weights)[0])
 
     def route_for(self, invocation: Invocation) -> RouteDecision:

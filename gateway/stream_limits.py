@@ -14,7 +14,7 @@ from gateway.model import Event, UpstreamTimeout
 
 
 async def bounded(
-    events: AsyncIterator[Event], agent: str, idle: float | None, total: float | None
+    events: AsyncIterator[Event], agent: str, idle: float | None, total: float | None, overdue: str = ""
 ) -> AsyncIterator[Event]:
     if idle is None and total is None:
         async for event in events:
@@ -35,7 +35,7 @@ async def bounded(
                 return
             except TimeoutError:
                 if ends is not None and time.monotonic() >= ends:
-                    raise UpstreamTimeout(f"the stream ran longer than {total:g}s", agent=agent) from None
+                    raise UpstreamTimeout(overdue or f"the stream ran longer than {total:g}s", agent=agent) from None
                 raise UpstreamTimeout(f"no event from the agent for {idle:g}s", agent=agent) from None
             yield event
     finally:

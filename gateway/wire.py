@@ -31,7 +31,6 @@ from gateway.model import (
     InvalidRequest,
     Invocation,
     Message,
-    Options,
     Part,
     Result,
     Role,
@@ -253,50 +252,27 @@ class InvokeRequestData:
     timeout: float | None
 
 
-def _checked(agent: str, has_messages: bool, timeout: float | None) -> None:
-    if not agent:
+def check_request(request: InvokeRequestData) -> None:
+    """The checks every front's InvokeRequest passes, in one order."""
+    if not request.agent:
         raise InvalidRequest("the 'agent' field is required: name the agent to call")
-    if not has_messages:
+    if not request.messages:
         raise InvalidRequest("at least one message is required in 'messages'")
-    if timeout is not None and timeout <= 0:
+    if request.timeout is not None and request.timeout <= 0:
         raise InvalidRequest("options.timeout must be positive")
 
 
-def invocation_from_pb(
-    request: pb.InvokeRequest, headers: Mapping[str, str], context: Context
-) -> tuple[Invocation, float | None]:
-    """The invocation for ``request`` plus its requested timeout (seconds), validated."""
-    timeout = None
-    if request.options.HasField("timeout"):
-        timeout = request.options.timeout.ToTimedelta().total_seconds()
-    _checked(request.agent, bool(request.messages), timeout)
-    options = Options(
-        params=_object(request.options.params_json, request.options.params, "InvokeOptions.params_json"),
-        idempotent=request.options.idempotent if request.options.HasField("idempotent") else True,
-    )
-    invocation = Invocation(
+def request_data_from_pb(request: pb.InvokeRequest) -> InvokeRequestData:
+    """A protobuf ``InvokeRequest`` (the gRPC front's, or an HTTP body only protobuf could read) in the model."""
+    options = request.options
+    return InvokeRequestData(
         agent=request.agent,
         messages=tuple(message_from_pb(m) for m in request.messages),
-        context=context,
-        options=options,
-        headers=headers,
+        context=context_from_pb(request.context),
+        params=_object(options.params_json, options.params, "InvokeOptions.params_json"),
+        idempotent=options.idempotent if options.HasField("idempotent") else True,
+        timeout=options.timeout.ToTimedelta().total_seconds() if options.HasField("timeout") else None,
     )
-    return invocation, timeout
-
-
-def invocation_from_data(
-    request: InvokeRequestData, headers: Mapping[str, str], context: Context
-) -> tuple[Invocation, float | None]:
-    """:func:`invocation_from_pb` for a request mapped without protobuf: the same checks, in the same order."""
-    _checked(request.agent, bool(request.messages), request.timeout)
-    invocation = Invocation(
-        agent=request.agent,
-        messages=request.messages,
-        context=context,
-        options=Options(params=request.params, idempotent=request.idempotent),
-        headers=headers,
-    )
-    return invocation, request.timeout
 
 
 def stream_request(request: pb.InvokeRequest) -> pb.InvokeStreamRequest:

@@ -61,7 +61,7 @@ class Recorder:
     def last(self, name: str) -> Any:
         return self.bodies[name][-1]
 
-    # The generic HTTP agent protocol (adapters/http.py): echo the data part back, with metadata.
+    # The generic HTTP agent protocol (gateway/adapters/http.py): echo the data part back, with metadata.
     async def invoke(self, request: web.Request) -> web.Response:
         name = request.match_info["agent"]
         body = await request.json()

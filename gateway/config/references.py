@@ -41,7 +41,7 @@ def reference_problems(
 
 
 def _adapter_problems(config: GatewayConfig, out: ProblemList) -> None:
-    from adapters.registry import adapter_class, known_kinds  # lazy: only names, no framework imports
+    from gateway.adapters.registry import adapter_class, known_kinds  # lazy: only names, no framework imports
 
     for name, agent in config.agents.items():
         try:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
@@ -516,6 +525,13 @@ class Route(Strict):
     # Publish each successful answer as an event on this subject (under a bus prefix), so
     # event-driven flows can chain on the route's completion.
     publish: str | None = None
+    # Set by the config that holds the route (its position names an unnamed one).
+    _key: str = PrivateAttr(default="")
+
+    @property
+    def key(self) -> str:
+        """The name traces, metrics and errors use for the route: its `name`, else `routes[<index>]`."""
+        return self._key or self.name or "routes[?]"
 
     @model_validator(mode="after")
     def _one_destination(self) -> Route:
@@ -1306,6 +1322,12 @@ class GatewayConfig(Strict):
     # The MCP gateway (tool servers federated behind /mcp/<virtual server>).
     mcp: McpConfig = Field(default_factory=McpConfig)
     a2a: A2AConfig = Field(default_factory=A2AConfig)
+
+    @model_validator(mode="after")
+    def _key_routes(self) -> GatewayConfig:
+        for index, route in enumerate(self.routes):
+            route._key = route.name or f"routes[{index}]"
+        return self
 
     @model_validator(mode="after")
     def _a2a_default_agent_exists(self) -> GatewayConfig:

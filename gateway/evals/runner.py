@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
-from adapters.base import AdapterResources
+from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.evals.checks import build_check
 from gateway.evals.dataset import DatasetError, load_dataset
@@ -29,7 +29,7 @@ async def evaluate(
     async with aiohttp.ClientSession() as session:
         gateway = Gateway(config, AdapterResources(http=session), provider.get_tracer(TRACER_NAME))
         try:
-            known = {*gateway.upstreams, *gateway.workflows, *(r.match.agent for r in config.routes)}
+            known = gateway.known_names()
             if target not in known:
                 raise LookupError(f"unknown target {target!r}; known: {', '.join(sorted(known))}")
             configured = {name: build_check(name, c, gateway.judge) for name, c in config.checks.items()}

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.config.schema import PolicySpec
-from gateway.policies.base import Policy
+from gateway.policies.base import Handler, Policy, StreamHandler
 from gateway.policies.breaker import CircuitBreakerPolicy
-from gateway.policies.fallback import Dispatch, FallbackPolicy, OpenStream
+from gateway.policies.fallback import FallbackPolicy
 from gateway.policies.limits import ConcurrencyLimitPolicy
 from gateway.policies.retry import RetryPolicy
 from gateway.policies.timeout import OverallTimeoutPolicy, PerTryTimeoutPolicy
@@ -36,7 +36,7 @@ class PolicyRegistry:
 
 
 def build_chain(
-    spec: PolicySpec | None, owner: str, dispatch: Dispatch, open_stream: OpenStream, registry: PolicyRegistry
+    spec: PolicySpec | None, owner: str, dispatch: Handler, open_stream: StreamHandler, registry: PolicyRegistry
 ) -> list[Policy]:
     """fallback > overall timeout > retry > concurrency > breaker > per-try timeout (outermost first)."""
     if spec is None:

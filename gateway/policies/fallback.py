@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from opentelemetry import trace
 
@@ -34,9 +34,6 @@ log = logging.getLogger("agent_gateway.fallback")
 # The caller's own mistakes: another agent would refuse them too.
 _CALLER_ERRORS = (InvalidRequest, Unauthenticated, PermissionDenied, NotFound, Cancelled)
 
-Dispatch = Callable[[Invocation], Awaitable[Result]]
-OpenStream = Callable[[Invocation], tuple[str, AsyncIterator[Event]]]
-
 
 def _static_message(target: FallbackTarget) -> Message:
     assert target.static is not None
@@ -49,7 +46,7 @@ def _static_message(target: FallbackTarget) -> Message:
 
 
 class FallbackPolicy(Policy):
-    def __init__(self, spec: FallbackSpec, dispatch: Dispatch, open_stream: OpenStream) -> None:
+    def __init__(self, spec: FallbackSpec, dispatch: Handler, open_stream: StreamHandler) -> None:
         self.spec = spec
         self.dispatch = dispatch
         self.open_stream = open_stream
@@ -109,8 +106,7 @@ class FallbackPolicy(Policy):
             self._note(invocation, target.agent, original)
             delivered = False
             try:
-                _, events = self.open_stream(self._target_invocation(invocation, target.agent))
-                async for event in events:
+                async for event in self.open_stream(self._target_invocation(invocation, target.agent)):
                     delivered = True
                     yield event
                 return

@@ -1,4 +1,4 @@
-"""Timeouts: per attempt (Envoy's per_try_timeout) and for the whole call, retries included."""
+"""Timeouts: the caller's deadline, per attempt (Envoy's per_try_timeout) and for the whole call, retries included."""
 
 from __future__ import annotations
 
@@ -71,3 +71,27 @@ class OverallTimeoutPolicy(Policy):
         context = invocation.context.with_timeout(self.seconds)
         events = call_next(evolve(invocation, context=context))
         return bounded(events, invocation.agent, None, context.remaining())
+
+
+class DeadlinePolicy(Policy):
+    """The caller's deadline (its own, or the route's or agent's default), outermost on every
+    call to an agent: the route's and the agent's policies run inside it, invoke and stream alike."""
+
+    async def invoke(self, invocation: Invocation, call_next: Handler) -> Result:
+        remaining = invocation.context.remaining()
+        if remaining is None:
+            return await call_next(invocation)
+        try:
+            async with asyncio.timeout(remaining):
+                return await call_next(invocation)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"the call's deadline passed after {remaining:.3f}s", agent=invocation.agent
+            ) from None
+
+    def stream(self, invocation: Invocation, call_next: StreamHandler) -> AsyncIterator[Event]:
+        remaining = invocation.context.remaining()
+        events = call_next(invocation)
+        if remaining is None:
+            return events
+        return bounded(events, invocation.agent, None, remaining, f"the call's deadline passed after {remaining:.3f}s")

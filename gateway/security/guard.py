@@ -3,12 +3,11 @@ authorize the target, and settle which identity headers are believed."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 
 from gateway.config.schema import ListenerCommon, Security
 from gateway.context import SESSION_ID, THREAD_ID, USER_ID
-from gateway.model import ANONYMOUS_CALLER, Invocation, PermissionDenied, Unauthenticated
+from gateway.model import PermissionDenied, Unauthenticated
 from gateway.security.authn import (
     REJECTED,
     ApiKeyAuthenticator,
@@ -111,11 +110,7 @@ class ListenerGuard:
         if self.enabled and not self.authorizer.may_approve(identity, workflow):
             raise PermissionDenied(f"not allowed: {identity.name} may not approve steps of {workflow}", agent=workflow)
 
-    def admit(self, invocation: Invocation, identity: Identity) -> Invocation:
-        """Authorize the target and pin the user id to the identity on untrusted listeners."""
-        self.authorize(identity, invocation.agent)
-        caller = identity.caller
-        if self.trusted:
-            return invocation if caller is ANONYMOUS_CALLER else dataclasses.replace(invocation, caller=caller)
-        context = dataclasses.replace(invocation.context, user_id=identity.user_id)
-        return dataclasses.replace(invocation, context=context, caller=caller)
+    def vouched_user_id(self, identity: Identity) -> str | None:
+        """The user id a call carries on: the identity's on listeners that do not trust identity
+        headers (whatever the caller said), None (the caller's own) on trusted ones."""
+        return None if self.trusted else identity.user_id

@@ -25,9 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sse import format_sse
 from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
+from gateway.protocols.sse import format_sse
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a_operations import A2AOperations, Caller
 from gateway.server.json_body import read_json
@@ -158,7 +158,7 @@ class A2AFront:
 
     def agent_names(self) -> list[str]:
         """Every name a caller can reach: the agents and the routes' agent names."""
-        names = dict.fromkeys(self.gateway.upstreams)
+        names = dict.fromkeys(self.gateway.upstream_names())
         names.update(dict.fromkeys(r.match.agent for r in self.gateway.config.routes if r.match.agent))
         return list(names)
 
@@ -202,7 +202,7 @@ class A2AFront:
         return web.json_response({"agents": [self.card_for(request, name) for name in self._callable(request)]})
 
     def _description(self, name: str) -> str:
-        upstream = self.gateway.upstreams.get(name)
+        upstream = self.gateway.upstream(name)
         return (upstream.spec.description if upstream else "") or f"{name}, reached through agent-gateway"
 
     def card_for(self, request: web.Request, name: str, *, extended: bool = False) -> dict[str, Any]:

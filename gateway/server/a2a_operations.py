@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.context import context_from_headers
-from gateway.model import Context, InvalidRequest, Invocation, Message, Role
+from gateway import wire
+from gateway.model import Context, InvalidRequest, Message, Role
 from gateway.pipeline import Gateway
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
-from gateway.server.inbound import server_span
+from gateway.server.inbound import inbound_call, server_span
 from gateway.tasks.errors import InvalidParams, UnsupportedOperation
 from gateway.tasks.service import TaskService, status_update, task_json
 from gateway.tasks.shapes import gateway_part, message_json, parse_timestamp, state_from_v03
@@ -175,23 +175,29 @@ class A2AOperations:
                 raise InvalidParams(f"params.message.contextId does not match task {task_id}'s context")
             context_id = existing.context_id
         context_id = context_id or str(uuid.uuid4())
+        request = wire.InvokeRequestData(
+            agent=caller.agent,
+            messages=(user,),
+            context=Context(session_id=caller.headers.get("x-session-id") or context_id),
+            params={},
+            idempotent=True,
+            timeout=None,
+        )
         try:
-            context = context_from_headers(
-                caller.headers, Context(session_id=caller.headers.get("x-session-id") or context_id)
-            )
+            inbound = inbound_call(request, dict(caller.headers), caller.guard, caller.identity)
         except InvalidRequest as exc:
             raise InvalidParams(exc.message) from None
         push = configuration.get("taskPushNotificationConfig") or configuration.get("pushNotificationConfig")
         if push is not None:
             push = fields(push, _PUSH_FIELDS, "params.configuration.pushConfig")
-        invocation = Invocation(caller.agent, (user,), context, headers=dict(caller.headers))
-        invocation = caller.guard.admit(invocation, caller.identity)
+        invocation = inbound.invocation
+        caller.guard.authorize(caller.identity, invocation.agent)
         method = "SendStreamingMessage" if streaming else "SendMessage"
         # The task's run is started inside the call's SERVER span, so it continues the caller's trace.
         with server_span(
             self.gateway.tracer,
             f"A2A {method} {caller.agent}",
-            invocation.headers,
+            inbound.parent,
             invocation.context,
             {"rpc.method": method},
         ):

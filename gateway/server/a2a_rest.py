@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sse import format_sse
 from gateway.model import GatewayError
+from gateway.protocols.sse import format_sse
 from gateway.server.a2a import A2AFront, error_reason, requested_version
 from gateway.server.a2a_operations import Caller
 from gateway.server.json_body import read_json

@@ -13,7 +13,7 @@ from aiohttp import web
 from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 
-from adapters.base import AdapterResources
+from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects

@@ -16,7 +16,7 @@ from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
 from gateway.context import context_from_headers
-from gateway.model import CallRecord, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
+from gateway.model import CallRecord, GatewayError, InvalidRequest, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -24,7 +24,7 @@ from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_grpc
 from gateway.server.drain import CURRENT_DRAIN, Drain
 from gateway.server.grpc_standard import add_health, add_reflection
-from gateway.server.inbound import invocation_for, list_agents_response, record_headers, rpc_span, server_span
+from gateway.server.inbound import Inbound, inbound_call, list_agents_response, record_headers, rpc_span, server_span
 from gateway.server.steps_view import StepsView
 from gateway.stream_limits import bounded
 
@@ -243,23 +243,26 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
 
     def _invocation(
         self, request: pb.InvokeRequest | MalformedRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[Invocation, dict[str, str], StepsView]:
+    ) -> tuple[Inbound, StepsView]:
         # Authenticate before looking at the request, so strangers learn nothing from parse errors.
         credentials = grpc_credentials(context)
         identity = self.guard.authenticate(credentials)
         if isinstance(request, MalformedRequest):
             raise InvalidRequest(f"the request is not a valid agentgateway.v1.InvokeRequest: {request.reason}")
         headers = self.guard.headers_for(credentials.headers, identity)
-        invocation = invocation_for(request, headers, _remaining(context))
-        return self.guard.admit(invocation, identity), headers, StepsView(self.gateway, self.guard, identity)
+        data = wire.request_data_from_pb(request)
+        inbound = inbound_call(data, headers, self.guard, identity, transport_timeout=_remaining(context))
+        self.guard.authorize(identity, inbound.invocation.agent)
+        return inbound, StepsView(self.gateway, self.guard, identity)
 
     async def Invoke(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.InvokeResponse:
         async with RpcErrors(context, "AgentGatewayService/Invoke") as call:
-            invocation, headers, view = self._invocation(request, context)
+            inbound, view = self._invocation(request, context)
+            invocation = inbound.invocation
             call.request_id = request_id = invocation.context.request_id
             call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "Invoke")
-            with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
+            with server_span(self.gateway.tracer, name, inbound.parent, invocation.context, attributes):
                 try:
                     result = await self.gateway.invoke(invocation)
                 except GatewayError as exc:
@@ -272,11 +275,12 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InvokeStreamResponse]:
         async with RpcErrors(context, "AgentGatewayService/InvokeStream") as call:
-            invocation, headers, view = self._invocation(request, context)
+            inbound, view = self._invocation(request, context)
+            invocation = inbound.invocation
             call.request_id = request_id = invocation.context.request_id
             call.record = invocation.record
             name, attributes = rpc_span(SERVICE_NAME, "InvokeStream")
-            with server_span(self.gateway.tracer, name, headers, invocation.context, attributes):
+            with server_span(self.gateway.tracer, name, inbound.parent, invocation.context, attributes):
                 try:
                     agent, events = self.gateway.open_stream(invocation)
                     events = bounded(

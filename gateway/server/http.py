@@ -9,7 +9,6 @@ matches the error's class, never a stack trace.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +17,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
@@ -28,12 +26,12 @@ from gateway.model import (
     Event,
     GatewayError,
     InvalidRequest,
-    Invocation,
     StatusCode,
     Unauthenticated,
     new_request_id,
 )
 from gateway.pipeline import Gateway
+from gateway.protocols.sse import format_sse
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
@@ -41,7 +39,14 @@ from gateway.security.tls import peer_identities_from_cert
 from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import caller_gone, unless_caller_leaves
 from gateway.server.drain import Drain
-from gateway.server.inbound import http_span, invocation_for, list_agents_response, record_headers, server_span
+from gateway.server.inbound import (
+    Inbound,
+    http_span,
+    inbound_call,
+    list_agents_response,
+    record_headers,
+    server_span,
+)
 from gateway.server.json_body import invoke_request, read_json, unreadable_body
 from gateway.server.passthrough import Passthrough
 from gateway.server.request_keys import (
@@ -234,20 +239,18 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     return await handler(request)
 
 
-async def _read_request(request: web.Request, agent_in_path: str | None) -> pb.InvokeRequest | wire.InvokeRequestData:
-    return invoke_request(await read_json(request), agent_in_path)
-
-
-async def _invocation(request: web.Request) -> tuple[Invocation, dict[str, str]]:
+async def _invocation(request: web.Request) -> Inbound:
+    body = invoke_request(await read_json(request), request.match_info.get("agent"))
+    guard, identity = request.app[GUARD_KEY], request[IDENTITY_KEY]
+    # Routes may match on query parameters (the first value of each).
+    query = {k: request.query[k] for k in request.query} if request.query else None
     headers: dict[str, str] = request[HEADERS_KEY]
-    body = await _read_request(request, request.match_info.get("agent"))
-    invocation = invocation_for(body, headers, None)
-    if request.query:  # routes may match on query parameters (first value of each)
-        invocation = dataclasses.replace(invocation, query={k: request.query[k] for k in request.query})
+    inbound = inbound_call(body, headers, guard, identity, query=query)
+    invocation = inbound.invocation
     request[REQUEST_ID_KEY] = invocation.context.request_id
     request[RECORD_KEY] = invocation.record
-    invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
-    return invocation, headers
+    guard.authorize(identity, invocation.agent)
+    return inbound
 
 
 def _steps_view(request: web.Request) -> StepsView:
@@ -256,10 +259,11 @@ def _steps_view(request: web.Request) -> StepsView:
 
 async def invoke(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
-    invocation, headers = await _invocation(request)
+    inbound = await _invocation(request)
+    invocation = inbound.invocation
     view = _steps_view(request)
     name, attributes = http_span(request)
-    with server_span(gateway.tracer, name, headers, invocation.context, attributes):
+    with server_span(gateway.tracer, name, inbound.parent, invocation.context, attributes):
         try:
             if request.app[LISTENER_KEY].cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent):
                 result = await unless_caller_leaves(request, gateway.invoke(invocation))
@@ -281,10 +285,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     keep-alives flow while the agent thinks.
     """
     gateway = request.app[GATEWAY_KEY]
-    invocation, headers = await _invocation(request)
+    inbound = await _invocation(request)
+    invocation = inbound.invocation
     request_id = invocation.context.request_id
     name, attributes = http_span(request)
-    with server_span(gateway.tracer, name, headers, invocation.context, attributes):
+    with server_span(gateway.tracer, name, inbound.parent, invocation.context, attributes):
         agent, events = gateway.open_stream(invocation)
         listener = request.app[LISTENER_KEY]
         events = bounded(events, agent, listener.stream_idle_timeout, listener.stream_max_duration)

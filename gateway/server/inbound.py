@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
 from opentelemetry import context as otel_context
@@ -13,35 +13,66 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
-from gateway.context import context_from_headers, otel_parent
-from gateway.model import GRPC_CODE_NUMBERS, CallRecord, Context, GatewayError, Invocation
+from gateway.context import inbound_context, otel_parent
+from gateway.model import GRPC_CODE_NUMBERS, CallRecord, Context, GatewayError, Invocation, Options
 from gateway.pipeline import Gateway
+from gateway.security.guard import ListenerGuard
+from gateway.security.identity import Identity
 from gateway.telemetry import tracing as t
 
 
-def invocation_for(
-    request: pb.InvokeRequest | wire.InvokeRequestData, headers: Mapping[str, str], transport_timeout: float | None
-) -> Invocation:
-    """The normalized invocation: body context wins over headers; the deadline is
-    the tightest of the header's, the body's ``options.timeout`` and the transport's."""
-    if isinstance(request, wire.InvokeRequestData):
-        context = context_from_headers(headers, request.context, timeout=transport_timeout)
-        invocation, timeout = wire.invocation_from_data(request, headers, context)
-    else:
-        explicit = wire.context_from_pb(request.context)
-        context = context_from_headers(headers, explicit, timeout=transport_timeout)
-        invocation, timeout = wire.invocation_from_pb(request, headers, context)
-    if timeout is not None:
-        invocation = dataclasses.replace(invocation, context=context.with_timeout(timeout))
-    return invocation
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A call as a front hands it on: the invocation, and the trace it continues."""
+
+    invocation: Invocation
+    parent: otel_context.Context
+
+
+def inbound_call(
+    request: wire.InvokeRequestData,
+    headers: Mapping[str, str],
+    guard: ListenerGuard,
+    identity: Identity,
+    *,
+    transport_timeout: float | None = None,
+    query: Mapping[str, str] | None = None,
+) -> Inbound:
+    """The one place a front's call becomes an :class:`Invocation`, built once: the request
+    checked, the context read from the headers (body values win; the deadline the tightest of
+    the header's, the body's ``options.timeout`` and the transport's), the caller the identity,
+    and the user id pinned to it on listeners that do not trust identity headers. The front
+    authorizes the target next (``guard.authorize``), once errors can carry the call's request id."""
+    wire.check_request(request)
+    timeout = request.timeout
+    if transport_timeout is not None:
+        timeout = transport_timeout if timeout is None else min(timeout, transport_timeout)
+    context, parent = inbound_context(
+        headers, request.context, timeout=timeout, user_id=guard.vouched_user_id(identity)
+    )
+    invocation = Invocation(
+        agent=request.agent,
+        messages=request.messages,
+        context=context,
+        options=Options(params=request.params, idempotent=request.idempotent),
+        headers=headers,
+        query=query or {},
+        caller=identity.caller,
+    )
+    return Inbound(invocation, parent)
 
 
 @contextlib.contextmanager
 def server_span(
-    tracer: Tracer, name: str, headers: Mapping[str, str], context: Context, attributes: Mapping[str, str]
+    tracer: Tracer,
+    name: str,
+    headers: Mapping[str, str] | otel_context.Context,
+    context: Context,
+    attributes: Mapping[str, str],
 ) -> Iterator[trace.Span]:
-    """A SERVER span parented on the inbound trace (with the call's baggage), current for the block."""
-    parent = otel_parent(headers, context)
+    """A SERVER span parented on the inbound trace (with the call's baggage), current for the block:
+    ``headers`` are the inbound ones, or the parent :func:`inbound_call` read from them."""
+    parent = headers if isinstance(headers, otel_context.Context) else otel_parent(headers, context)
     span_attributes = dict(attributes)
     span_attributes[t.ATTR_REQUEST_ID] = context.request_id
     if context.session_id:
@@ -103,10 +134,8 @@ def rpc_span(service: str, method: str) -> tuple[str, dict[str, str]]:
 
 def list_agents_response(gateway: Gateway) -> pb.ListAgentsResponse:
     response = pb.ListAgentsResponse(agents=[wire.agent_info(spec, streaming) for spec, streaming in gateway.agents()])
-    for index, route in enumerate(gateway.config.routes):
-        response.routes.append(
-            pb.RouteInfo(name=route.name or f"routes[{index}]", match_agent=route.match.agent, targets=route.targets)
-        )
+    for route in gateway.config.routes:
+        response.routes.append(pb.RouteInfo(name=route.key, match_agent=route.match.agent, targets=route.targets))
     return response
 
 

@@ -22,20 +22,18 @@ async def read_json(request: web.Request, what: str = "request body") -> Any:
     return json_input.loads(await request.read(), depth, what)
 
 
-def invoke_request(data: Any, agent_in_path: str | None) -> pb.InvokeRequest | wire.InvokeRequestData:
+def invoke_request(data: Any, agent_in_path: str | None) -> wire.InvokeRequestData:
     """An ``InvokeRequest`` body (the direct mapping when it vouches for it, else protobuf's),
     with the agent named by the path when there is one."""
-    request: pb.InvokeRequest | wire.InvokeRequestData | None = wire_json.invoke_request(data)
+    request = wire_json.invoke_request(data)
     if request is None:
-        request = pb.InvokeRequest()
-        wire.parse_json(data, request)
+        parsed = pb.InvokeRequest()
+        wire.parse_json(data, parsed)
+        request = wire.request_data_from_pb(parsed)
     if agent_in_path is None:
         return request
     if request.agent and request.agent != agent_in_path:
         raise InvalidRequest(f"the body names agent {request.agent!r} but the path names {agent_in_path!r}")
-    if isinstance(request, pb.InvokeRequest):
-        request.agent = agent_in_path
-        return request
     return dataclasses.replace(request, agent=agent_in_path)
 
 

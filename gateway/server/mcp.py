@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from opentelemetry.trace import Tracer
 
-from adapters.sse import format_sse
 from gateway.config.schema import McpStreams
 from gateway.context import context_from_headers
 from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
 from gateway.model import Context, GatewayError, InvalidRequest
 from gateway.protocols import mcp
+from gateway.protocols.sse import format_sse
 from gateway.server.inbound import server_span
 from gateway.server.json_body import read_json
 from gateway.server.mcp_streams import EventStream, SessionStreams

@@ -21,7 +21,6 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
-from adapters.transport import mapped_errors
 from gateway.context import REQUEST_ID, context_from_headers, inject_headers
 from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, Invocation, NotFound, code_for_http_status
 from gateway.pipeline import Gateway
@@ -30,6 +29,7 @@ from gateway.server.inbound import http_span, record_headers, server_span
 from gateway.server.json_body import unreadable_body
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
+from gateway.transport import mapped_errors
 
 log = logging.getLogger("agent_gateway.passthrough")
 
@@ -121,8 +121,8 @@ class Passthrough:
             below,
             request[IDENTITY_KEY].caller,
         )
-        decision = self.gateway.router.decide(route)
-        upstream = self.gateway.upstreams.get(decision.agent)
+        decision = self.gateway.decide(route)
+        upstream = self.gateway.upstream(decision.agent)
         if upstream is None:
             raise NotFound(f"no agent named {decision.agent!r} to pass through to", agent=name)
         if not upstream.spec.endpoint.startswith(("http://", "https://")):

@@ -19,7 +19,7 @@ from gateway.runs.store import RunRecord
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
-from gateway.server.inbound import invocation_for, rpc_span, server_span
+from gateway.server.inbound import inbound_call, rpc_span, server_span
 from gateway.server.steps_view import StepsView
 
 RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
@@ -68,10 +68,11 @@ class RunServicer:
     ) -> rpb.SubmitRunResponse:
         async def work(identity: Identity, headers: dict[str, str]) -> rpb.SubmitRunResponse:
             # The submit call's own deadline is not the run's: only options.timeout limits a run.
-            invocation = invocation_for(request.invocation, headers, None)
-            invocation = self.guard.admit(invocation, identity)
+            inbound = inbound_call(wire.request_data_from_pb(request.invocation), headers, self.guard, identity)
+            invocation = inbound.invocation
+            self.guard.authorize(identity, invocation.agent)
             name, attributes = rpc_span(RUN_SERVICE_NAME, "SubmitRun")
-            with server_span(self.runs.gateway.tracer, name, headers, invocation.context, attributes):
+            with server_span(self.runs.gateway.tracer, name, inbound.parent, invocation.context, attributes):
                 view = StepsView(self.runs.gateway, self.guard, identity)
                 record = await self.runs.submit(invocation, identity.name, request.webhook_url, view)
             return rpb.SubmitRunResponse(run=run_to_pb(record))

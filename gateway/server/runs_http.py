@@ -19,15 +19,15 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.sse import format_sse
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
 from gateway.context import REQUEST_ID, SESSION_ID
 from gateway.model import GatewayError, InvalidRequest
+from gateway.protocols.sse import format_sse
 from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
-from gateway.server.inbound import http_span, invocation_for, server_span
+from gateway.server.inbound import http_span, inbound_call, server_span
 from gateway.server.json_body import invoke_request, read_json, whole_number
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.sse import SseWriter, current_task_canceller
@@ -44,7 +44,7 @@ def _owner(request: web.Request) -> str:
     return request[IDENTITY_KEY].name
 
 
-async def _body(request: web.Request) -> tuple[pb.InvokeRequest | wire.InvokeRequestData, str]:
+async def _body(request: web.Request) -> tuple[wire.InvokeRequestData, str]:
     data = await read_json(request)
     webhook = data.pop("webhookUrl", "") if isinstance(data, dict) else ""
     if not isinstance(webhook, str):
@@ -54,13 +54,15 @@ async def _body(request: web.Request) -> tuple[pb.InvokeRequest | wire.InvokeReq
 
 async def submit(request: web.Request) -> web.Response:
     runs = request.app[RUNS_KEY]
-    headers: dict[str, str] = request[HEADERS_KEY]
     body, webhook = await _body(request)
-    invocation = invocation_for(body, headers, None)
+    guard, identity = request.app[GUARD_KEY], request[IDENTITY_KEY]
+    headers: dict[str, str] = request[HEADERS_KEY]
+    inbound = inbound_call(body, headers, guard, identity)
+    invocation = inbound.invocation
     request[REQUEST_ID_KEY] = invocation.context.request_id
-    invocation = request.app[GUARD_KEY].admit(invocation, request[IDENTITY_KEY])
+    guard.authorize(identity, invocation.agent)
     name, attributes = http_span(request)
-    with server_span(runs.gateway.tracer, name, headers, invocation.context, attributes) as span:
+    with server_span(runs.gateway.tracer, name, inbound.parent, invocation.context, attributes) as span:
         view = StepsView(runs.gateway, request.app[GUARD_KEY], request[IDENTITY_KEY])
         record = await runs.submit(invocation, _owner(request), webhook, view)
         span.set_attribute("agent_gateway.run_id", record.run_id)

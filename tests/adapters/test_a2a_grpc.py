@@ -236,7 +236,7 @@ async def test_a_jsonrpc_client_reaches_an_agent_over_http_json(
         yaml = f"agents:\n  far: {{kind: a2a, endpoint: 'http://{b.addresses.http}/a2a/echo', options: {{binding: HTTP+JSON}}}}\n"
         async with gateway_factory(yaml) as a:
             frames = await _ask(a.addresses.http, "far", "across bindings", streaming)
-            adapter: Any = a.gateway.upstreams["far"].adapter
+            adapter: Any = a.gateway.plan.upstreams["far"].adapter
             assert adapter._rpc_url == f"http://{b.addresses.http}/a2a/echo/rest"  # the card's HTTP+JSON interface
             # B saw the call on its REST binding: its task is listed there.
             async with httpx.AsyncClient(timeout=10) as http:

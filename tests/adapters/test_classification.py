@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from adapters.grpc import rpc_error
-from adapters.transport import retry_after_seconds, status_error
+from gateway.adapters.grpc import rpc_error
 from gateway.model import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from gateway.transport import retry_after_seconds, status_error
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""adapters/crewai_host.py runs inside a crew's own environment: it must not need the gateway."""
+"""gateway/adapters/crewai_host.py runs inside a crew's own environment: it must not need the gateway."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 import sys
 from pathlib import Path
 
-HOST = Path(__file__).resolve().parents[2] / "adapters" / "crewai_host.py"
+HOST = Path(__file__).resolve().parents[2] / "gateway" / "adapters" / "crewai_host.py"
 
 
 def test_host_imports_only_the_standard_library_aiohttp_and_lazily_crewai() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sse import SseEvent, SseParser, SseProtocolError, format_sse
+from gateway.protocols.sse import SseEvent, SseParser, SseProtocolError, format_sse
 
 
 def feed_all(chunks: list[bytes], **kwargs: int) -> list[SseEvent]:

@@ -6,19 +6,18 @@ with uvicorn, started once for this module on a free loopback port.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
 import aiohttp
 import pytest
 
-from adapters.a2a import CONTEXT_NAMESPACE
+from gateway.adapters.a2a import CONTEXT_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.servers import ServerProcess
+from tests.helpers.abandoned_task import abandon_mid_task, state_after
 
 pytestmark = pytest.mark.frameworks
 
@@ -112,22 +111,16 @@ async def test_abandoned_stream_cancels_the_task(gateway_factory: GatewayFactory
     async with gateway_factory(gateway_yaml(a2a_server.url)) as gw:
         assert gw.addresses.grpc is not None
         async with AgentClient(gw.addresses.grpc) as client:
-            task_id = ""
-            ticks = 0
-            async for event in client.stream("echo", "slow please", timeout=30):
-                if event.type == "status":
-                    task_id = event.data["task_id"]
-                ticks += event.type == "delta"
-                if ticks == 2:
-                    break  # the caller goes away mid-task
+            task_id = await abandon_mid_task(client, "echo")
         assert task_id
-        # The gateway told the agent: the task ends CANCELED well before its 30 s of work.
-        state = ""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and state != "TASK_STATE_CANCELED":
+
+        async def task_state() -> str:
             reply = await rpc(a2a_server.url, "GetTask", {"id": task_id})
-            state = reply["result"]["status"]["state"]
-            await asyncio.sleep(0.1)
+            state: str = reply["result"]["status"]["state"]
+            return state
+
+        # The gateway told the agent: the task ends CANCELED well before its 30 s of work.
+        state = await state_after(task_state, "TASK_STATE_CANCELED")
     assert state == "TASK_STATE_CANCELED"
 
 

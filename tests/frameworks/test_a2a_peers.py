@@ -30,7 +30,7 @@ from a2a.helpers import new_text_message
 from a2a.types import CancelTaskRequest, Role, SendMessageConfiguration, SendMessageRequest
 from google.protobuf.json_format import MessageToDict
 
-from adapters.a2a import CONTEXT_NAMESPACE
+from gateway.adapters.a2a import CONTEXT_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory

@@ -18,7 +18,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from adapters.langgraph import THREAD_NAMESPACE
+from gateway.adapters.langgraph import THREAD_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory

@@ -33,9 +33,9 @@ from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from adapters.sse import SseParser, SseProtocolError
 from agentgateway.v1 import events_pb2, gateway_pb2, runs_pb2, state_pb2
 from gateway.config import ConfigError, load_config_text
+from gateway.protocols.sse import SseParser, SseProtocolError
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory
 

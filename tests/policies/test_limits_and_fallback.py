@@ -76,9 +76,9 @@ def fallback(targets: list[dict[str, object]], on: str = "transient") -> tuple[F
             raise UpstreamUnavailable("also down", agent="broken")
         return Result(invocation.agent, (Message(Role.AGENT, (TextPart(f"from {invocation.agent}"),)),))
 
-    def open_stream(invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
+    def open_stream(invocation: Invocation) -> AsyncIterator[Event]:
         called.append(invocation.agent)
-        return invocation.agent, stream_of(Event("delta", message=Message(Role.AGENT, (TextPart("backup"),))))
+        return stream_of(Event("delta", message=Message(Role.AGENT, (TextPart("backup"),))))
 
     spec = FallbackSpec.model_validate({"targets": targets, "when": on})
     return FallbackPolicy(spec, dispatch, open_stream), called

@@ -14,7 +14,7 @@ from tests.conftest import Starter
 
 @dataclass
 class SlowAgent:
-    """An HTTP agent (adapters/http.py protocol) streaming ``count`` deltas ``interval`` apart,
+    """An HTTP agent (gateway/adapters/http.py protocol) streaming ``count`` deltas ``interval`` apart,
     after an optional silent ``pause``; it records the streams whose caller disconnected."""
 
     url: str = ""

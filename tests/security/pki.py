@@ -52,12 +52,21 @@ class CertificateAuthority:
         self.cert_file = directory / f"{name.replace(' ', '-')}.pem"
         self.cert_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, *, server: bool = False, uri: str | None = None, stem: str | None = None) -> Issued:
+    def issue(
+        self,
+        common_name: str,
+        *,
+        server: bool = False,
+        uri: str | None = None,
+        stem: str | None = None,
+        dns_names: tuple[str, ...] = (),
+    ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         names: list[x509.GeneralName] = []
         if server:
             names += [x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]
+        names += [x509.DNSName(name) for name in dns_names]
         if uri:
             names.append(x509.UniformResourceIdentifier(uri))
         builder = (

@@ -43,7 +43,7 @@ HOLD_LIMIT = 20.0  # no test holds the agent longer; a forgotten release cannot 
 
 @dataclass
 class HeldAgent:
-    """An HTTP agent (adapters/http.py protocol) that answers once released: ``invoke``
+    """An HTTP agent (gateway/adapters/http.py protocol) that answers once released: ``invoke``
     replies ``done: <text>``; ``stream`` sends ``part1 `` at once and ``part2`` once released.
     It records the texts it got and the calls whose caller went away."""
 

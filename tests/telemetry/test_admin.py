@@ -159,7 +159,7 @@ async def test_config_file_changes_are_picked_up(tmp_path: Path, echo_url: str, 
         http = f"http://{server.addresses.http}"
         write(path, CONFIG.format(watch="50ms", echo=echo_url, more=f"  later: {{kind: http, endpoint: {echo_url}}}\n"))
         for _ in range(100):  # bounded: 5 s
-            if "later" in server.gateway.upstreams:
+            if "later" in server.gateway.upstream_names():
                 break
             await asyncio.sleep(0.05)
         assert (await post(f"{http}/v1/agents/later/invoke", body()))[0] == 200

@@ -14,10 +14,11 @@ from typing import Any
 import grpc
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import grpc_metadata
 from gateway.model import (
     AgentSpec,
     Call,
@@ -107,14 +108,9 @@ class GrpcAgentAdapter(Adapter):
         request.agent = self.options.remote_agent or self.spec.name
         return request
 
-    def _metadata(self, call: Call) -> tuple[tuple[str, str], ...]:
-        return tuple((k.lower(), v) for k, v in call.headers.items())
-
     async def invoke(self, call: Call) -> Result:
         try:
-            response = await self.stub.Invoke(
-                self._request(call), metadata=self._metadata(call), timeout=call.timeout()
-            )
+            response = await self.stub.Invoke(self._request(call), metadata=grpc_metadata(call), timeout=call.timeout())
         except grpc.aio.AioRpcError as exc:
             raise rpc_error(self.spec.name, exc) from None
         try:
@@ -125,7 +121,7 @@ class GrpcAgentAdapter(Adapter):
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         request = wire.stream_request(self._request(call))
-        rpc = self.stub.InvokeStream(request, metadata=self._metadata(call), timeout=call.timeout())
+        rpc = self.stub.InvokeStream(request, metadata=grpc_metadata(call), timeout=call.timeout())
         try:
             async for item in rpc:
                 if item.HasField("event"):

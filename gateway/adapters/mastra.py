@@ -16,23 +16,22 @@
   is the ``resourceId``. Without any of them the call runs without memory.
 * An unknown agent (HTTP 404) is a permanent
   :class:`~gateway.model.UpstreamNotFound`; other statuses and connection
-  failures are classified by :mod:`adapters.transport`.
+  failures are classified by :mod:`gateway.transport`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.sse import SseEvent
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import ThreadFrom, conversation_id, not_found_when, sse_json, upstream_status
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -46,9 +45,9 @@ from gateway.model import (
     Role,
     TextPart,
     UpstreamError,
-    UpstreamNotFound,
     UpstreamRejected,
 )
+from gateway.protocols.sse import SseEvent
 
 _ROLE_TO_MASTRA = {Role.USER: "user", Role.AGENT: "assistant", Role.SYSTEM: "system", Role.TOOL: "assistant"}
 # Agent-execution body fields a caller may set through `options.params`.
@@ -90,7 +89,7 @@ class MastraOptions(AdapterOptions):
     # Where the server mounts its API (`/api` for `mastra dev`/`mastra build`).
     api_prefix: str = "/api"
     # Which gateway id becomes the Mastra memory thread; "none" calls without memory.
-    thread_from: Literal["thread_or_session", "thread", "session", "none"] = "thread_or_session"
+    thread_from: ThreadFrom = "thread_or_session"
     # The memory resource when the call carries neither a user nor a session id.
     default_resource: str = "agent-gateway"
     # Sent as `Authorization: Bearer` (Mastra's server auth); use ${ENV} substitution.
@@ -139,19 +138,14 @@ class MastraAdapter(Adapter):
         headers = dict(self.options.headers)
         if self.options.api_key:
             headers["authorization"] = f"Bearer {self.options.api_key}"
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
+        self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         agent_id = quote(self.options.agent_id or spec.name, safe="")
         self._agent_path = f"{self.options.api_prefix.rstrip('/')}/agents/{agent_id}"
 
     def memory(self, call: Call) -> dict[str, str] | None:
         """Mastra's ``{"thread", "resource"}`` for this call, or None to run without memory."""
         ctx = call.context
-        thread = {
-            "thread_or_session": ctx.thread_id or ctx.session_id,
-            "thread": ctx.thread_id,
-            "session": ctx.session_id,
-            "none": "",
-        }[self.options.thread_from]
+        thread = conversation_id(ctx, self.options.thread_from)
         if not thread:
             return None
         return {"thread": thread, "resource": ctx.user_id or ctx.session_id or self.options.default_resource}
@@ -166,20 +160,13 @@ class MastraAdapter(Adapter):
                 body[field] = params[field]
         return body
 
-    @contextlib.contextmanager
-    def _agent_errors(self) -> Iterator[None]:
+    def _agent_errors(self) -> AbstractContextManager[None]:
         """A 404 means the server has no such agent: NOT_FOUND instead of a generic rejection."""
-        try:
-            yield
-        except UpstreamRejected as exc:
-            if exc.details.get("upstream_status") == 404:
-                agent_id = self.options.agent_id or self.spec.name
-                raise UpstreamNotFound(
-                    f"the Mastra server has no agent {agent_id!r}: check `agent_id` and `new Mastra({{agents}})`",
-                    agent=self.spec.name,
-                    details=exc.details,
-                ) from exc
-            raise
+        agent_id = self.options.agent_id or self.spec.name
+        return not_found_when(
+            lambda exc: upstream_status(exc) == 404,
+            f"the Mastra server has no agent {agent_id!r}: check `agent_id` and `new Mastra({{agents}})`",
+        )
 
     def _metadata(self, call: Call, extra: Mapping[str, JSON]) -> dict[str, JSON]:
         metadata: dict[str, JSON] = {k: v for k, v in extra.items() if v not in (None, {}, [])}
@@ -221,10 +208,7 @@ class MastraAdapter(Adapter):
                     yield event
 
     def _event(self, call: Call, sse: SseEvent) -> Event | None:
-        try:
-            chunk = json.loads(sse.data)
-        except json.JSONDecodeError:
-            raise UpstreamError("the Mastra stream sent malformed JSON", agent=self.spec.name) from None
+        chunk = sse_json(sse, self.spec.name, "Mastra")
         if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
             raise UpstreamError("the Mastra stream sent a chunk without a type", agent=self.spec.name)
         kind: str = chunk["type"]

@@ -7,7 +7,7 @@ classifies failures into the model's error types (transient or permanent) and
 never retries, times out on its own, or logs payloads: policies do that.
 
 Shared mechanics (the HTTP session, SSE parsing, header injection, status
-mapping) live in :mod:`adapters.transport` and :mod:`adapters.sse`.
+mapping) live in :mod:`gateway.transport` and :mod:`gateway.protocols.sse`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from gateway.model import AgentSpec, Call, Event, Result
+from gateway.transport import HttpTransport
 
 log = logging.getLogger("agent_gateway.adapters")
 
@@ -41,6 +42,9 @@ class AdapterResources:
     """Process-wide resources an adapter may use (owned by the gateway)."""
 
     http: aiohttp.ClientSession
+    # The class HTTP adapters send through; a test passes a MockUpstream's ``transport`` to answer
+    # from a function.
+    transports: type[HttpTransport] = HttpTransport
 
 
 class Adapter(abc.ABC):

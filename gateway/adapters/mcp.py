@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.mcp_client import McpHttpUpstream
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import structured_input
+from gateway.adapters.mcp_client import McpHttpUpstream
 from gateway.model import (
     AgentSpec,
     Call,
@@ -52,11 +53,8 @@ class McpToolAdapter(Adapter):
 
     def _arguments(self, call: Call) -> dict[str, Any]:
         message = call.invocation.messages[-1] if call.invocation.messages else None
-        if message is not None:
-            for part in message.parts:
-                if isinstance(part, DataPart) and isinstance(part.data, dict):
-                    return dict(part.data)
-        return {self.options.argument: message.text if message is not None else ""}
+        found = structured_input(message, self.options.argument) if message is not None else None
+        return found if found is not None else {self.options.argument: ""}
 
     async def invoke(self, call: Call) -> Result:
         answer = await self.client.request(

@@ -19,8 +19,10 @@ from typing import Any
 
 import aiohttp
 
-from adapters.sse import DEFAULT_MAX_EVENT_BYTES, parse_sse
-from adapters.transport import (
+from gateway.model import Call, UpstreamError, UpstreamUnavailable
+from gateway.protocols import mcp
+from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, parse_sse
+from gateway.transport import (
     MAX_ERROR_BODY_BYTES,
     MAX_JSON_BYTES,
     client_timeout,
@@ -29,8 +31,6 @@ from adapters.transport import (
     read_body,
     status_error,
 )
-from gateway.model import Call, UpstreamError, UpstreamUnavailable
-from gateway.protocols import mcp
 
 CLIENT_INFO = {"name": "agent-gateway", "version": "0.1.0"}
 _ACCEPT = "application/json, text/event-stream"

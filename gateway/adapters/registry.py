@@ -7,16 +7,16 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from adapters.base import Adapter
+from gateway.adapters.base import Adapter
 
 BUILTIN: dict[str, str] = {
-    "http": "adapters.http:HttpAgentAdapter",
-    "grpc": "adapters.grpc:GrpcAgentAdapter",
-    "langgraph": "adapters.langgraph:LangGraphAdapter",
-    "crewai": "adapters.crewai:CrewAIAdapter",
-    "a2a": "adapters.a2a:A2AAdapter",
-    "mastra": "adapters.mastra:MastraAdapter",
-    "mcp": "adapters.mcp:McpToolAdapter",
+    "http": "gateway.adapters.http:HttpAgentAdapter",
+    "grpc": "gateway.adapters.grpc:GrpcAgentAdapter",
+    "langgraph": "gateway.adapters.langgraph:LangGraphAdapter",
+    "crewai": "gateway.adapters.crewai:CrewAIAdapter",
+    "a2a": "gateway.adapters.a2a:A2AAdapter",
+    "mastra": "gateway.adapters.mastra:MastraAdapter",
+    "mcp": "gateway.adapters.mcp:McpToolAdapter",
 }
 
 

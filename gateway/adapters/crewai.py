@@ -5,7 +5,7 @@
 is polled until the crew is done. Both status shapes are accepted:
 ``status: running|completed|error`` and ``state: RUNNING|SUCCESS|FAILED``.
 Polling honours the call's deadline; a stream reports progress as ``status``
-events and ends with the crew's output. ``adapters/crewai_host.py`` serves a
+events and ends with the crew's output. ``gateway/adapters/crewai_host.py`` serves a
 user's own Crew over this API.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import call_ids, refined, structured_input, upstream_status
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -58,11 +58,8 @@ def crew_inputs(call: Call, text_input: str, defaults: dict[str, Any]) -> dict[s
     if isinstance(params.get("inputs"), dict):
         return {**defaults, **params["inputs"]}
     for message in reversed(call.invocation.messages):
-        for part in message.parts:
-            if isinstance(part, DataPart) and isinstance(part.data, dict):
-                return {**defaults, **part.data}
-        if message.text:
-            return {**defaults, text_input: message.text}
+        if (found := structured_input(message, text_input)) is not None:
+            return {**defaults, **found}
     return dict(defaults)
 
 
@@ -78,22 +75,12 @@ class CrewAIAdapter(Adapter):
         super().__init__(spec, resources)
         self.options: CrewAIOptions
         headers = {"authorization": f"Bearer {self.options.bearer_token}"} if self.options.bearer_token else {}
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
+        self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._status_path = "/status/{id}"
 
     async def kickoff(self, call: Call) -> str:
-        ctx = call.context
-        meta = {
-            k: v
-            for k, v in (
-                ("session_id", ctx.session_id),
-                ("thread_id", ctx.thread_id),
-                ("user_id", ctx.user_id),
-                ("request_id", ctx.request_id),
-            )
-            if v
-        }
-        body = {"inputs": crew_inputs(call, self.options.text_input, self.options.default_inputs), "meta": meta}
+        inputs = crew_inputs(call, self.options.text_input, self.options.default_inputs)
+        body = {"inputs": inputs, "meta": call_ids(call.context)}
         try:
             _, reply = await self.transport.request_json(call, "POST", "/kickoff", body)
         except UpstreamRejected as exc:
@@ -105,21 +92,19 @@ class CrewAIAdapter(Adapter):
 
     def _explain_rejection(self, exc: UpstreamRejected) -> UpstreamRejected:
         """A 422 names the crew inputs that were missing: say which, and how to send them."""
-        if exc.details.get("upstream_status") != 422:
+        if upstream_status(exc) != 422:
             return exc
         try:
             body = json.loads(exc.upstream_body)
             missing = body["details"]["missing_inputs"]
         except (ValueError, KeyError, TypeError):
             return exc
-        explained = UpstreamRejected(
+        return refined(
+            exc,
+            UpstreamRejected,
             f"the crew needs inputs {', '.join(map(str, missing))}: send them in params.inputs, or set the "
             f"agent's options.text_input (now {self.options.text_input!r}) to the input that takes the text",
-            agent=self.spec.name,
-            details=exc.details,
         )
-        explained.upstream_body = exc.upstream_body
-        return explained
 
     async def status(self, call: Call, kickoff_id: str) -> dict[str, Any]:
         path = self._status_path.format(id=kickoff_id)

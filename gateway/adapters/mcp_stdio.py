@@ -21,7 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from adapters.mcp_client import CLIENT_INFO, with_meta
+from gateway.adapters.mcp_client import CLIENT_INFO, with_meta
 from gateway.model import Call, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.protocols import mcp
 

@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
-import aiohttp
 from pydantic import Field
 from yarl import URL
 
-from adapters.a2a_grpc import A2AGrpcUpstream
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.a2a_grpc import A2AGrpcUpstream
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import conversation_id, send_cancel, sse_json, upstream_uuid
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -56,6 +54,7 @@ from gateway.model import (
     UpstreamRejected,
     UpstreamTls,
 )
+from gateway.transport import HttpTransport
 
 CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
 CARD_PATH = "/.well-known/agent-card.json"
@@ -68,7 +67,6 @@ _GET_METHOD = {"1.0": "GetTask", "0.3": "tasks/get"}
 # Polling a task the agent answered before it ended: the first wait, doubling up to the last.
 POLL_FIRST = 0.05
 POLL_MAX = 1.0
-CANCEL_TIMEOUT = 5.0
 _TERMINAL = {"completed", "failed", "canceled", "rejected"}
 # Terminal and interrupted states, normalized to the 0.3 spelling.
 _FAILED = {"failed", "canceled"}
@@ -172,13 +170,13 @@ class A2AAdapter(Adapter):
         super().__init__(spec, resources)
         self.options: A2AOptions
         protocol = {"a2a-version": "1.0"} if self.options.protocol_version == "1.0" else {}
-        self.transport = HttpTransport(
+        self.transport = resources.transports(
             resources.http, spec.name, spec.endpoint, {**self.options.headers, **protocol}, tls=spec.tls
         )
         # For a card URL on another origin (follow_card_url): no configured headers, no client
         # certificate, no server-name override; the configured CA still verifies it.
         foreign_tls = UpstreamTls(ca_file=spec.tls.ca_file) if spec.tls is not None and spec.tls.ca_file else None
-        self.foreign = HttpTransport(resources.http, spec.name, spec.endpoint, protocol, tls=foreign_tls)
+        self.foreign = resources.transports(resources.http, spec.name, spec.endpoint, protocol, tls=foreign_tls)
         self.endpoint = URL(spec.endpoint)
         self.trusted = {origin_of(self.endpoint)}
         if self.options.rpc_url:
@@ -276,9 +274,8 @@ class A2AAdapter(Adapter):
         }
         if version == "0.3":
             message["kind"] = "message"
-        ctx = call.context
-        if conversation := ctx.thread_id or ctx.session_id:
-            message["contextId"] = str(uuid.uuid5(CONTEXT_NAMESPACE, f"{self.spec.name}:{conversation}"))
+        if conversation := conversation_id(call.context):
+            message["contextId"] = upstream_uuid(CONTEXT_NAMESPACE, self.spec.name, conversation)
         params: dict[str, Any] = {"message": message}
         extra = call.invocation.options.params
         if isinstance(extra.get("configuration"), dict):
@@ -487,40 +484,31 @@ class A2AAdapter(Adapter):
         if self._rest:
             transport = self.transport_for(url)
             async for sse in transport.stream_sse(call, "POST", f"{url}/message:stream", self._params(call)):
-                try:
-                    yield self._rest_result(json.loads(sse.data))
-                except json.JSONDecodeError:
-                    raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
+                yield self._rest_result(sse_json(sse, self.spec.name, "A2A"))
             return
         async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
-            try:
-                envelope = json.loads(sse.data)
-            except json.JSONDecodeError:
-                raise UpstreamError("the A2A stream sent malformed JSON", agent=self.spec.name) from None
-            yield self._result(envelope)
+            yield self._result(sse_json(sse, self.spec.name, "A2A"))
 
     async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
         """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
         if self._grpc is not None:
             await self._grpc.cancel(call, upstream["task_id"])
             return
+        url = upstream["rpc_url"]
         if self._rest:
-            url = f"{upstream['rpc_url']}/tasks/{upstream['task_id']}:cancel"
-            with contextlib.suppress(GatewayError):
-                await self.transport_for(upstream["rpc_url"]).request_json(call, "POST", url, {})
-            return
-        body = {
-            "jsonrpc": "2.0",
-            "id": uuid.uuid4().hex,
-            "method": _CANCEL_METHOD[self.options.protocol_version],
-            "params": {"id": upstream["task_id"]},
-        }
-        headers = {**self.transport_for(upstream["rpc_url"]).static_headers, **call.headers}
-        headers.pop("x-timeout-ms", None)
-        timeout = aiohttp.ClientTimeout(total=CANCEL_TIMEOUT)
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self.transport.session.post(upstream["rpc_url"], json=body, headers=headers, timeout=timeout):
-                pass  # the status does not matter (best effort) and the body is never read
+            path, body = f"{url}/tasks/{upstream['task_id']}:cancel", {}
+        else:
+            path = url
+            body = {
+                "jsonrpc": "2.0",
+                "id": uuid.uuid4().hex,
+                "method": _CANCEL_METHOD[self.options.protocol_version],
+                "params": {"id": upstream["task_id"]},
+            }
+        # Through the transport the task was followed on (its CA, client certificate and server
+        # name); best effort, so what the agent answers does not matter.
+        with contextlib.suppress(GatewayError):
+            await send_cancel(self.transport_for(url), call, path, body)
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -12,12 +12,12 @@ import datetime
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent, SseProtocolError, parse_sse
 from gateway.model import (
     Call,
     GatewayError,
@@ -27,6 +27,7 @@ from gateway.model import (
     UpstreamTls,
     UpstreamUnavailable,
 )
+from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent, SseProtocolError, parse_sse
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
 # An error reply is read this far (whole when shorter); the rest is dropped with the connection.
@@ -69,7 +70,24 @@ def status_error(agent: str, status: int, body: str, headers: Mapping[str, str])
     return error
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int, agent: str, *, truncate: bool = False) -> bytes:
+class ByteStream(Protocol):
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+
+class UpstreamResponse(Protocol):
+    """What the transport reads of a response: aiohttp's ``ClientResponse``, or a mock's reply."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> ByteStream: ...
+
+
+async def read_body(response: UpstreamResponse, limit: int, agent: str, *, truncate: bool = False) -> bytes:
     """The whole body of ``response``, at most ``limit`` bytes: the one bounded reader.
 
     ``StreamReader.read(n)`` returns what has arrived so far, so the body is gathered chunk by
@@ -165,6 +183,21 @@ class HttpTransport:
     def _headers(self, call: Call, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**self.static_headers, **call.headers, **(extra or {})}
 
+    def open(
+        self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """The one request this transport sends (with its TLS settings and the call's deadline);
+        :class:`gateway.adapters.mock_upstream.MockUpstream` answers it from a function instead."""
+        return self.session.request(
+            method,
+            url,
+            json=body,
+            headers=headers,
+            timeout=client_timeout(call, self.agent),
+            ssl=self.ssl,
+            server_hostname=self.server_hostname,
+        )
+
     async def request_json(
         self,
         call: Call,
@@ -177,15 +210,7 @@ class HttpTransport:
     ) -> tuple[int, Any]:
         """Send JSON (when ``body`` is not None) and return (status, decoded JSON or None)."""
         with mapped_errors(self.agent):
-            async with self.session.request(
-                method,
-                self.url(path),
-                json=body,
-                headers=self._headers(call, headers),
-                timeout=client_timeout(call, self.agent),
-                ssl=self.ssl,
-                server_hostname=self.server_hostname,
-            ) as response:
+            async with self.open(call, method, self.url(path), body, self._headers(call, headers)) as response:
                 if response.status >= 400 and response.status not in allow_statuses:
                     raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
                     raise status_error(self.agent, response.status, decode_text(raw), response.headers)
@@ -211,16 +236,9 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[SseEvent]:
         """Open an SSE stream and yield its events as they arrive (no buffering)."""
+        sse_headers = {"accept": "text/event-stream", **self._headers(call, headers)}
         with mapped_errors(self.agent):
-            async with self.session.request(
-                method,
-                self.url(path),
-                json=body,
-                headers={"accept": "text/event-stream", **self._headers(call, headers)},
-                timeout=client_timeout(call, self.agent),
-                ssl=self.ssl,
-                server_hostname=self.server_hostname,
-            ) as response:
+            async with self.open(call, method, self.url(path), body, sse_headers) as response:
                 if response.status >= 400:
                     raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
                     raise status_error(self.agent, response.status, decode_text(raw), response.headers)

@@ -25,19 +25,26 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.sse import SseEvent
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import (
+    ThreadFrom,
+    call_ids,
+    conversation_id,
+    not_found_when,
+    send_cancel,
+    sse_json,
+    upstream_status,
+    upstream_uuid,
+)
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
@@ -52,10 +59,10 @@ from gateway.model import (
     TextPart,
     TokenUsage,
     UpstreamError,
-    UpstreamNotFound,
     UpstreamRejected,
     add_usage,
 )
+from gateway.protocols.sse import SseEvent
 
 # Namespace for deriving LangGraph thread UUIDs from gateway ids (stable across gateways).
 THREAD_NAMESPACE = uuid.UUID("6f1c4a8e-3b7d-5e2a-9c41-0d8b7a6e5f31")
@@ -89,7 +96,7 @@ class LangGraphOptions(AdapterOptions):
     # The assistant to run: a graph name registered in langgraph.json or an assistant UUID.
     assistant_id: str = ""
     # Which gateway id maps to a LangGraph thread; "none" runs every call stateless.
-    thread_from: Literal["thread_or_session", "thread", "session", "none"] = "thread_or_session"
+    thread_from: ThreadFrom = "thread_or_session"
     # Stream modes when the caller does not pick any (params.stream_mode).
     stream_mode: list[str] = Field(default_factory=lambda: ["messages-tuple", "updates"])
     # The state key holding the conversation.
@@ -158,6 +165,12 @@ def _added(values: Any, messages_key: str) -> list[Any] | None:
     return [m for m in history[start:] if isinstance(m, dict)]
 
 
+def _unknown_assistant(exc: UpstreamRejected) -> bool:
+    """HTTP 422 "Invalid assistant" for a graph name, 404 for an assistant UUID."""
+    status = upstream_status(exc)
+    return status == 404 or (status == 422 and "Invalid assistant" in exc.upstream_body)
+
+
 def new_messages(values: Any, messages_key: str) -> tuple[Message, ...]:
     """The messages a run added, as model messages (the whole state as data when it has no message list)."""
     added = _added(values, messages_key)
@@ -185,33 +198,19 @@ class LangGraphAdapter(Adapter):
         headers = dict(self.options.headers)
         if self.options.api_key:
             headers["x-api-key"] = self.options.api_key
-        self.transport = HttpTransport(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
+        self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
 
     def thread_id(self, call: Call) -> str | None:
         """The LangGraph thread UUID for this call, or None for a stateless run."""
-        ctx = call.context
-        source = self.options.thread_from
-        gateway_id = {
-            "thread_or_session": ctx.thread_id or ctx.session_id,
-            "thread": ctx.thread_id,
-            "session": ctx.session_id,
-            "none": "",
-        }[source]
-        if not gateway_id:
-            return None
-        return str(uuid.uuid5(THREAD_NAMESPACE, f"{self.spec.name}:{gateway_id}"))
+        gateway_id = conversation_id(call.context, self.options.thread_from)
+        return upstream_uuid(THREAD_NAMESPACE, self.spec.name, gateway_id) if gateway_id else None
 
     def _run_body(self, call: Call, stream_mode: list[str] | None) -> dict[str, Any]:
         params = call.invocation.options.params
         graph_input = params.get("input")
         if graph_input is None:
             graph_input = {self.options.messages_key: [langchain_message(m) for m in call.invocation.messages]}
-        ctx = call.context
-        metadata = {
-            k: v
-            for k, v in (("session_id", ctx.session_id), ("user_id", ctx.user_id), ("request_id", ctx.request_id))
-            if v
-        }
+        metadata = call_ids(call.context, ("session_id", "user_id", "request_id"))
         body: dict[str, Any] = {
             "assistant_id": self.options.assistant_id or self.spec.name,
             "input": graph_input,
@@ -242,24 +241,13 @@ class LangGraphAdapter(Adapter):
         key = self.options.messages_key
         return Result(self.spec.name, new_messages(values, key), metadata, run_usage(values, key))
 
-    @contextlib.contextmanager
-    def _assistant_errors(self) -> Iterator[None]:
+    def _assistant_errors(self) -> AbstractContextManager[None]:
         """An unknown assistant becomes NOT_FOUND instead of a generic rejection."""
-        try:
-            yield
-        except UpstreamRejected as exc:
-            status = exc.details.get("upstream_status")
-            body = exc.upstream_body
-            if status == 404 or (status == 422 and "Invalid assistant" in body):
-                assistant = self.options.assistant_id or self.spec.name
-                missing = UpstreamNotFound(
-                    f"the LangGraph server has no assistant {assistant!r}: check `assistant_id` and langgraph.json",
-                    agent=self.spec.name,
-                    details=exc.details,
-                )
-                missing.upstream_body = exc.upstream_body
-                raise missing from exc
-            raise
+        assistant = self.options.assistant_id or self.spec.name
+        return not_found_when(
+            _unknown_assistant,
+            f"the LangGraph server has no assistant {assistant!r}: check `assistant_id` and langgraph.json",
+        )
 
     def _raise_for_error(self, body: Any) -> None:
         if isinstance(body, dict) and "__error__" in body:
@@ -299,17 +287,10 @@ class LangGraphAdapter(Adapter):
 
     async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
         """Cancel the run on its thread (LangGraph marks it ``interrupted``)."""
-        path = f"/threads/{upstream['thread_id']}/runs/{upstream['run_id']}/cancel"
-        # The caller's deadline may be spent: the cancel has its own bound (CANCEL_TIMEOUT).
-        invocation = dataclasses.replace(call.invocation, context=dataclasses.replace(call.context, deadline=None))
-        headers = {k: v for k, v in call.headers.items() if k != "x-timeout-ms"}
-        await self.transport.request_json(Call(invocation, headers), "POST", path)
+        await send_cancel(self.transport, call, f"/threads/{upstream['thread_id']}/runs/{upstream['run_id']}/cancel")
 
     def _events(self, sse: SseEvent, seen: dict[str, str]) -> list[Event]:
-        try:
-            data = json.loads(sse.data)
-        except json.JSONDecodeError:
-            raise UpstreamError("the LangGraph stream sent malformed JSON", agent=self.spec.name) from None
+        data = sse_json(sse, self.spec.name, "LangGraph")
         name = sse.event
         if name == "error":
             message = data.get("message", data) if isinstance(data, dict) else data

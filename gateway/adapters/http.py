@@ -14,18 +14,16 @@ language in a few lines):
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterOptions, AdapterResources
-from adapters.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
-from adapters.transport import HttpTransport
-from adapters.usage import token_usage
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
+from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.kit import json_or_none
+from gateway.adapters.usage import token_usage
 from gateway.model import (
     AgentSpec,
     Call,
@@ -38,6 +36,7 @@ from gateway.model import (
     TextPart,
     UpstreamError,
 )
+from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent
 
 
 class HttpAgentOptions(AdapterOptions):
@@ -55,7 +54,7 @@ class HttpAgentAdapter(Adapter):
     def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
         super().__init__(spec, resources)
         self.options: HttpAgentOptions
-        self.transport = HttpTransport(
+        self.transport = resources.transports(
             resources.http, spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes, spec.tls
         )
 
@@ -91,10 +90,7 @@ class HttpAgentAdapter(Adapter):
         return (Message(Role.AGENT, (DataPart(body),)),)
 
     def _event(self, sse: SseEvent) -> Event:
-        try:
-            data = json.loads(sse.data)
-        except json.JSONDecodeError:
-            data = None
+        data = json_or_none(sse.data)
         if isinstance(data, dict) and isinstance(data.get("type"), str):
             fast = wire_json.event(data)
             if fast is not None:

@@ -16,10 +16,10 @@ from a2a.types import a2a_pb2 as a2a_pb
 from a2a.types import a2a_pb2_grpc as a2a_grpc
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
-from adapters.grpc import channel_credentials, rpc_error
+from gateway.adapters.base import CANCEL_TIMEOUT
+from gateway.adapters.grpc import channel_credentials, rpc_error
+from gateway.adapters.kit import grpc_metadata
 from gateway.model import Call, UpstreamError, UpstreamTls
-
-CANCEL_TIMEOUT = 5.0
 
 
 class A2AGrpcUpstream:
@@ -31,7 +31,7 @@ class A2AGrpcUpstream:
         self.agent = agent
         self.target = target
         self.tenant = tenant
-        self.static_metadata = {k.lower(): v for k, v in static_metadata.items()}
+        self.static_metadata = dict(static_metadata)
         if tls is not None:
             self.channel = grpc.aio.secure_channel(target, channel_credentials(tls))
         else:
@@ -39,9 +39,7 @@ class A2AGrpcUpstream:
         self.stub = a2a_grpc.A2AServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
     def _metadata(self, call: Call) -> tuple[tuple[str, str], ...]:
-        merged = {**self.static_metadata, **{k.lower(): v for k, v in call.headers.items()}}
-        merged.pop("x-timeout-ms", None)  # the gRPC deadline carries it
-        return tuple(merged.items())
+        return grpc_metadata(call, self.static_metadata, deadline_header=False)  # the gRPC deadline carries it
 
     def _request(self, params: Mapping[str, Any]) -> a2a_pb.SendMessageRequest:
         try:

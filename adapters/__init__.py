@@ -1,1 +1,0 @@
-"""Thin adapters, one per framework protocol (see adapters/base.py)."""

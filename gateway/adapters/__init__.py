@@ -1,0 +1,1 @@
+"""Thin adapters, one per framework protocol (see gateway/adapters/base.py)."""
