@@ -216,6 +216,11 @@ class FederatedUpstream:
         invocation = request_invocation(self.name, method, params, context, idempotent)
         return _messages(self.open_stream(invocation))
 
+    async def respond(self, answer: Mapping[str, Any], context: Context) -> None:
+        """Answer a request the upstream made during a call (on its session, beside the call's stream)."""
+        invocation = request_invocation(self.name, "respond", {}, context, True)
+        await self.client.respond(Call(invocation, outbound_headers(context, otel_context.get_current())), answer)
+
     async def request(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         idempotent = method != "tools/call" or params.get("name") in self.retry_safe
         if self.spec.timeout is not None and context.deadline is None:
@@ -471,6 +476,13 @@ class VirtualServer:
         entry = await self.resolve(method, exposed, context)
         async for item in self.upstreams[entry.upstream].stream(method, {**params, key: entry.original}, context):
             yield item
+
+    async def respond(
+        self, method: str, params: Mapping[str, Any], answer: Mapping[str, Any], context: Context
+    ) -> None:
+        """Answer a request the upstream serving ``method``/``params`` (the exposed name) made during that call."""
+        entry = await self.resolve(method, str(params.get(mcp.NAMED_METHODS[method])), context)
+        await self.upstreams[entry.upstream].respond(answer, context)
 
     async def _call_agent(self, agent: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         arguments = params.get("arguments") or {}

@@ -134,6 +134,12 @@ def notification(method: str, params: Mapping[str, Any] | None = None) -> dict[s
     return message
 
 
+def refusal(request: Mapping[str, Any], why: str = "") -> dict[str, Any]:
+    """The error answering an upstream's request (sampling, elicitation) that its call's client cannot be asked."""
+    reason = why or f"the client of this call cannot be asked {request.get('method')} (through the gateway)"
+    return error_message(request.get("id"), McpError(INVALID_REQUEST, reason))
+
+
 def unsupported_version(requested: str, supported: Sequence[str] = SUPPORTED_VERSIONS) -> McpError:
     """UnsupportedProtocolVersionError, naming the revisions this server does speak (HTTP 400)."""
     return McpError(

@@ -570,11 +570,15 @@ class McpFront:
     ) -> None:
         """One streamed tools/call upstream, its notifications and its answer (or error) emitted in order."""
         attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: relay.name, t.ATTR_OPERATION: "execute_tool"}
+
+        async def respond(answer: dict[str, Any]) -> None:
+            await server.respond("tools/call", params, answer, context)
+
         with server_span(self.tracer, f"tools/call {relay.name}", headers, context, attributes):
             items = server.call_stream("tools/call", params, context)
             try:
                 for _ in range(_MAX_INPUT_ROUNDS):
-                    final = await self._relay(emit, items, relay)
+                    final = await self._relay(emit, items, relay, session, respond)
                     if session is None or not _needs_input(final):
                         await emit(_final(message, final, modern))
                         break
@@ -591,9 +595,20 @@ class McpFront:
             finally:
                 await items.aclose()
 
-    async def _relay(self, emit: Emit, items: AsyncIterator[dict[str, Any]], relay: _CallRelay) -> dict[str, Any]:
-        """Pass one upstream call's notifications on to the client; return its final answer."""
+    async def _relay(
+        self,
+        emit: Emit,
+        items: AsyncIterator[dict[str, Any]],
+        relay: _CallRelay,
+        session: McpSession | None,
+        respond: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> dict[str, Any]:
+        """Pass one upstream call's notifications on to the client, and its requests (answered with
+        ``respond``); return its final answer."""
         async for item in items:
+            if "method" in item and "id" in item:
+                await respond(await self._answer_for_upstream(emit, session, item))
+                continue
             if "method" in item:
                 item_params = dict(item.get("params") or {})
                 if item.get("method") == "notifications/progress":
@@ -609,6 +624,38 @@ class McpFront:
             return item
         raise mcp.McpError(mcp.INTERNAL_ERROR, "the upstream ended the call without an answer")
 
+    async def _ask_one(self, emit: Emit, session: McpSession, method: str, params: Any) -> dict[str, Any]:
+        """Send the client one request on the call's stream (an id of ours) and return its POSTed answer."""
+        request_id = f"agw-{secrets.token_hex(8)}"
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        session.awaiting[request_id] = waiter
+        try:
+            await emit({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            return await asyncio.wait_for(waiter, _INPUT_TIMEOUT)
+        except TimeoutError:
+            raise mcp.McpError(mcp.INTERNAL_ERROR, f"the client did not answer {method}") from None
+        finally:
+            session.awaiting.pop(request_id, None)
+
+    async def _answer_for_upstream(
+        self, emit: Emit, session: McpSession | None, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A 2025-11-25 upstream's request during a call (sampling, elicitation), put to the client on the
+        call's stream when it declared the capability; the upstream's answer (the client's, or a refusal)."""
+        method = str(request.get("method"))
+        capability = _CAPABILITY_OF.get(method)
+        if session is None or capability is None or capability not in session.capabilities:
+            return mcp.refusal(request)
+        try:
+            answer = await self._ask_one(emit, session, method, request.get("params") or {})
+        except mcp.McpError as exc:
+            return mcp.error_message(request.get("id"), exc)
+        if isinstance(answer.get("result"), Mapping):
+            return mcp.result_message(request.get("id"), answer["result"])
+        error = answer.get("error")
+        reason = error.get("message") if isinstance(error, Mapping) else None
+        return mcp.refusal(request, f"the client refused {method}: {reason}")
+
     async def _ask_client(self, emit: Emit, session: McpSession, result: Mapping[str, Any]) -> dict[str, Any]:
         """Send each of an ``input_required`` result's requests to the client, wait for its answers,
         and return the retry's ``inputResponses`` (and ``requestState``, echoed)."""
@@ -617,22 +664,7 @@ class McpFront:
         for key, asked in (requests or {}).items() if isinstance(requests, Mapping) else ():
             if not isinstance(asked, Mapping) or not isinstance(asked.get("method"), str):
                 raise mcp.McpError(mcp.INTERNAL_ERROR, f"the upstream asked for malformed input {key!r}")
-            request_id = f"agw-{secrets.token_hex(8)}"
-            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            session.awaiting[request_id] = waiter
-            relayed = {
-                "jsonrpc": "2.0",
-                "id": request_id,
-                "method": asked["method"],
-                "params": asked.get("params") or {},
-            }
-            try:
-                await emit(relayed)
-                answer = await asyncio.wait_for(waiter, _INPUT_TIMEOUT)
-            except TimeoutError:
-                raise mcp.McpError(mcp.INTERNAL_ERROR, f"the client did not answer {asked['method']}") from None
-            finally:
-                session.awaiting.pop(request_id, None)
+            answer = await self._ask_one(emit, session, asked["method"], asked.get("params") or {})
             if not isinstance(answer.get("result"), Mapping):
                 raw_error = answer.get("error")
                 error: Mapping[str, Any] = raw_error if isinstance(raw_error, Mapping) else {}
@@ -759,8 +791,9 @@ class _CallRelay:
     level: str | None
 
 
-# What a tool may ask a client for during a call (2025-11-25 capabilities).
+# What a tool may ask a client for during a call (2025-11-25 capabilities), and the capability each request needs.
 _INPUT_CAPABILITIES = ("sampling", "elicitation", "roots")
+_CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 _MAX_INPUT_ROUNDS = 8
 # How long a relayed request waits for the client's answer (a person may be answering an elicitation).
 _INPUT_TIMEOUT = 600.0
