@@ -88,6 +88,8 @@ class EventStream:
                     await self._wait()
                     continue
                 for number, data in pending:
+                    if self.reader is not token:
+                        return  # taken over: the newer connection sends the rest
                     yield self.event_id(number), data
                     cursor = self._delivered = number
                     self._wake()

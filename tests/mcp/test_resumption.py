@@ -230,3 +230,19 @@ async def test_notifications_cancelled_ends_a_streamed_call_without_an_answer(
         assert any(s["method"] == "cancelled" for s in server.seen())
     finally:
         server.stop()
+
+
+async def test_a_reconnect_takes_the_stream_over_from_the_older_connection(
+    gateway_factory: GatewayFactory, tool_servers: Callable[[str], ToolServer]
+) -> None:
+    async with gateway_factory(gateway_yaml(tool_servers("counter"))) as gw, aiohttp.ClientSession() as session:
+        url = f"http://{gw.addresses.http}/mcp/tools"
+        stream_get = {**await open_session(session, url), "accept": "text/event-stream"}
+        async with session.get(url, headers=stream_get) as older:
+            priming = await read_event(older)
+            assert priming is not None
+            async with session.get(url, headers={**stream_get, "last-event-id": priming["id"]}) as newer:
+                assert newer.status == 200
+                # One connection per stream (a message is never sent on two): the older one ends.
+                assert await read_event(older, timeout=5) is None
+                assert not newer.content.at_eof()
