@@ -116,6 +116,7 @@ class GatewayServer:
         self.a2a_runs: RunManager | None = None
         self.tasks: TaskService | None = None
         self.federation: Federation | None = None
+        self.mcp_front: McpFront | None = None
 
     async def start(self) -> BoundAddresses:
         """Open the stores, then the fronts; raises ListenError when a listener cannot bind
@@ -192,6 +193,7 @@ class GatewayServer:
                     self.config.mcp.streams,
                 )
                 add_mcp_routes(app, front)
+                self.mcp_front = front
             if self.runs is not None:
                 add_run_routes(app, self.runs, http.sse_keepalive)
             if self.durable is not None:
@@ -266,6 +268,8 @@ class GatewayServer:
     async def _start_admin(self, gateway: Gateway) -> str | None:
         if self.config_path is not None:
             self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
+            if self.mcp_front is not None:
+                self.reloader.appliers["mcp"] = self.mcp_front.reload
             self.reloader.start(self.config.server.config_watch)
         if self.config.admin is None:
             return None

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from opentelemetry.trace import Tracer
 
-from gateway.config.schema import McpStreams
+from gateway.config.schema import GatewayConfig, McpStreams
 from gateway.context import context_from_headers
 from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
 from gateway.model import Context, GatewayError, InvalidRequest
@@ -177,6 +177,13 @@ class McpFront:
         self._releasing: set[asyncio.Task[None]] = set()
         federation.listeners.append(self._on_change)
         federation.resource_listeners.append(self._on_resource_updated)
+
+    def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
+        """A reloaded `mcp:` section: the federation's upstreams and virtual servers, the streams'
+        settings (for streams opened from now on) and the metadata's authorization servers."""
+        self.stream_settings = config.mcp.streams
+        self.authorization_servers = config.mcp.authorization_servers
+        return self.federation.reload(config.mcp)
 
     async def aclose(self) -> None:
         """The listener stops: the calls still running for 2025-11-25 streams end (upstream too)."""
