@@ -32,14 +32,15 @@ from opentelemetry.trace import Tracer
 from gateway.config.schema import GatewayConfig, McpStreams
 from gateway.context import context_from_headers
 from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
-from gateway.model import Context, GatewayError, InvalidRequest
+from gateway.model import Cancelled, Context, GatewayError, InvalidRequest
 from gateway.protocols import mcp
 from gateway.protocols.sse import format_sse
+from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import server_span
 from gateway.server.json_body import read_json
 from gateway.server.mcp_streams import EventStream, SessionStreams
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
-from gateway.server.sse import SseWriter, current_task_canceller
+from gateway.server.sse import SSE_HEADERS, SseWriter
 from gateway.telemetry import tracing as t
 
 log = logging.getLogger("agent_gateway.mcp")
@@ -148,7 +149,6 @@ def _json(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str]
     return web.json_response(dict(body), status=status, headers=dict(headers or {}))
 
 
-_SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -406,28 +406,33 @@ class McpFront:
         """One connection following a session's stream from the event after number ``after``: until
         the stream ends, the client leaves, a newer connection takes it over, or (``streams.hold``)
         the gateway closes the connection, not the stream, so the client polls with Last-Event-ID."""
-        settings = self.stream_settings
-        retry = f"retry: {round(settings.retry * 1000)}\n"
-        hold = settings.hold if session.primes else None
-        response = web.StreamResponse(headers=_SSE_HEADERS)
+        hold = self.stream_settings.hold if session.primes else None
+        response = web.StreamResponse(headers=SSE_HEADERS)
         try:
             await response.prepare(request)
-            async with SseWriter(response, self.keepalive, current_task_canceller()) as writer:
-                try:
-                    async with asyncio.timeout(hold), contextlib.aclosing(stream.follow(after)) as events:
-                        async for event_id, data in events:
-                            if data:
-                                await writer.send(format_sse(data, "message", event_id))
-                            else:  # the priming event: a cursor before any message, and the reconnect delay
-                                await writer.send(f"id: {event_id}\n{retry}data: \n\n".encode())
-                except TimeoutError:
-                    await writer.send(f"{retry}\n".encode())
+            async with SseWriter(response, self.keepalive) as writer:
+                # The client leaving (a closed connection, seen even while the stream is quiet) ends the
+                # connection, not the stream: it waits for a reconnect for the resume window.
+                with contextlib.suppress(Cancelled):
+                    await unless_caller_leaves(request, self._pump(writer, stream, after, hold))
             await response.write_eof()
         except ConnectionError:
-            pass  # the client left; the stream waits for it (the resume window)
+            pass
         finally:
             session.events.watch(stream)
         return response
+
+    async def _pump(self, writer: SseWriter, stream: EventStream, after: int, hold: float | None) -> None:
+        retry = f"retry: {round(self.stream_settings.retry * 1000)}\n"
+        try:
+            async with asyncio.timeout(hold), contextlib.aclosing(stream.follow(after)) as events:
+                async for event_id, data in events:
+                    if data:
+                        await writer.send(format_sse(data, "message", event_id))
+                    else:  # the priming event: a cursor before any message, and the reconnect delay
+                        await writer.send(f"id: {event_id}\n{retry}data: \n\n".encode())
+        except TimeoutError:
+            await writer.send(f"{retry}\n".encode())  # closing the connection, not the stream: poll again
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         self._check_origin(request)
@@ -527,7 +532,7 @@ class McpFront:
             await self._run_call(server, message, modern, session, params, relay, headers, context, emit)
 
         if session is None:
-            response = web.StreamResponse(headers=_SSE_HEADERS)
+            response = web.StreamResponse(headers=SSE_HEADERS)
             await response.prepare(request)
             async with SseWriter(response, self.keepalive) as writer:
 
