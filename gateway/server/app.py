@@ -245,9 +245,12 @@ class GatewayServer:
             self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
             stack.push_async_callback(federation.aclose)
             origins = http.cors.allow_origins if http.cors is not None else []
-            add_mcp_routes(
-                app, McpFront(federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers)
+            front = McpFront(
+                federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers, config.mcp.streams
             )
+            add_mcp_routes(app, front)
+            if self.reloader is not None:  # started before the fronts: from now on it reloads `mcp:` too
+                self.reloader.appliers["mcp"] = front.reload
         if self.runs is not None:
             add_run_routes(app, self.runs, http.sse_keepalive)
         if self.durable is not None:
