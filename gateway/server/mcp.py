@@ -31,7 +31,9 @@ from opentelemetry.trace import Tracer
 
 from gateway.config.schema import GatewayConfig, McpStreams
 from gateway.context import context_from_headers
-from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
+from gateway.federation import Federation, VirtualServer
+from gateway.federation.attributes import ATTR_MCP_METHOD, ATTR_TOOL
+from gateway.federation.catalog import CALLS, KINDS
 from gateway.model import Cancelled, Context, GatewayError, InvalidRequest
 from gateway.protocols import mcp
 from gateway.protocols.sse import format_sse
@@ -175,8 +177,8 @@ class McpFront:
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
         self.subscribers: dict[str, set[Subscriber]] = {}
         self._releasing: set[asyncio.Task[None]] = set()
-        federation.listeners.append(self._on_change)
-        federation.resource_listeners.append(self._on_resource_updated)
+        federation.notifications.listeners.append(self._on_change)
+        federation.notifications.resource_listeners.append(self._on_resource_updated)
 
     def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
         """A reloaded `mcp:` section: the federation's upstreams and virtual servers, the streams'
@@ -391,7 +393,7 @@ class McpFront:
         subscriber = StreamSubscriber(stream)
         session.streams.add(subscriber)
         self.subscribers.setdefault(server.name, set()).add(subscriber)
-        self.federation.watch(server.name)
+        self.federation.notifications.watch(server.name)
 
         def unsubscribe() -> None:
             session.streams.discard(subscriber)
@@ -453,7 +455,7 @@ class McpFront:
         """Drop an ended session's resource subscriptions."""
         for uri in sorted(session.resources):
             with contextlib.suppress(mcp.McpError, GatewayError):
-                await self.federation.unsubscribe(session.server, uri, context)
+                await self.federation.notifications.unsubscribe(session.server, uri, context)
         session.resources.clear()
 
     async def _listen(
@@ -475,7 +477,7 @@ class McpFront:
             {"_meta": {mcp.META_SUBSCRIPTION: message.id}, "notifications": honoured},
         )
         self.subscribers.setdefault(server.name, set()).add(subscriber)
-        self.federation.watch(server.name)
+        self.federation.notifications.watch(server.name)
         try:
             async with SseWriter(response, self.keepalive) as writer:
                 await writer.send(format_sse(json.dumps(ack), "message"))
@@ -771,11 +773,11 @@ class McpFront:
                     assert session is not None
                     if method == "resources/subscribe":
                         if name not in session.resources:
-                            await self.federation.subscribe(server.name, name, context)
+                            await self.federation.notifications.subscribe(server.name, name, context)
                             session.resources.add(name)
                     elif name in session.resources:
                         session.resources.discard(name)
-                        await self.federation.unsubscribe(server.name, name, context)
+                        await self.federation.notifications.unsubscribe(server.name, name, context)
                     return {"result": {}}
                 if modern and method == "tools/call":
                     # Parameters mirrored in Mcp-Param-* headers must match the body, before anything goes upstream.
