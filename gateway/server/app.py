@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
 from gateway.federation import Federation
+from gateway.http1 import Http1Client
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
@@ -54,6 +55,7 @@ from gateway.tasks.build import build_task_store
 from gateway.tasks.service import TaskService
 from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.transport import lean_transports
 
 log = logging.getLogger("agent_gateway")
 
@@ -102,6 +104,8 @@ class GatewayServer:
         # What start() opened, so stop() also undoes a start that failed halfway.
         self.http_session: aiohttp.ClientSession | None = None
         self.passthrough_session: aiohttp.ClientSession | None = None
+        # The lean client of the adapters' and the passthrough's requests (None: aiohttp's).
+        self.upstream_client: Http1Client | None = None
         self.gateway: Gateway | None = None
         self.events: EventRuntime | None = None
         self.runner: web.AppRunner | None = None
@@ -134,7 +138,11 @@ class GatewayServer:
         self.http_session = aiohttp.ClientSession(connector=connector)
         # Passthrough must not decompress: bodies go through byte for byte.
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
-        self.gateway = gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
+        resources = AdapterResources(http=self.http_session)
+        if self.config.server.upstream_client == "lean":
+            self.upstream_client = Http1Client()
+            resources = AdapterResources(http=self.http_session, transports=lean_transports(self.upstream_client))
+        self.gateway = gateway = Gateway(self.config, resources, tracer)
         self.events = events = EventRuntime(self.config, gateway, tracer)
         events.attach(gateway)
         await events.start()
@@ -174,7 +182,7 @@ class GatewayServer:
         )
         if listeners.http is not None:
             http = listeners.http
-            passthrough = Passthrough(gateway, self.passthrough_session, tracer)
+            passthrough = Passthrough(gateway, self.passthrough_session, tracer, self.upstream_client)
             guard = ListenerGuard(http, security, limiter, budgets)
             app = build_http_app(gateway, passthrough, http, guard, self.drain)
             if self.state is not None and self.state_access is not None:
@@ -324,6 +332,8 @@ class GatewayServer:
         for session in (self.http_session, self.passthrough_session):
             if session is not None:
                 await session.close()
+        if self.upstream_client is not None:
+            await self.upstream_client.close()
         self.drain.close()
         if self._owns_provider:
             self.tracer_provider.shutdown()
