@@ -51,8 +51,10 @@ class Http1Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         response = self.response
         if response is None or self._done:
-            # Bytes nobody asked for (or after the reply ended): the stream cannot be trusted.
-            self.reusable = False
+            # Bytes nobody asked for, or more than the reply's framing declared: neither this
+            # stream nor (as aiohttp's client also decides) the reply can be trusted.
+            if response is not None:
+                response.overrun()
             self.abort()
             return
         response.received = True
@@ -90,6 +92,8 @@ class Http1Connection(asyncio.Protocol):
 
     # httptools callbacks (never raise from these: the parser would wrap it)
     def on_message_begin(self) -> None:
+        if self._done and self.response is not None:
+            self.response.overrun()  # a second reply to one request
         self._fields = []
         self._head_bytes = 0
         self._interim = False
@@ -191,6 +195,9 @@ class Http1Connection(asyncio.Protocol):
         response = self.response
         was_done = self._done
         self._done = True
-        if response is not None and not was_done:
-            response.fail(exc)
+        if response is not None:
+            if was_done:
+                response.overrun()  # the reply ended, and bytes that parse as nothing followed
+            else:
+                response.fail(exc)
         self.abort()

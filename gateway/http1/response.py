@@ -110,6 +110,12 @@ class Http1Response:
             self.stop_deadline()
             self._wake()
 
+    def overrun(self) -> None:
+        """More bytes than the reply's framing declared: the reply fails even if read whole."""
+        if self._exc is None and not self.head_only:
+            self._exc = ResponseMalformed("the upstream sent more bytes than its reply declared")
+            self._wake()
+
     def arm_deadline(self, when: float) -> None:
         self._deadline = self._loop.call_at(when, self._deadline_passed)
 
@@ -169,6 +175,8 @@ class Http1Response:
 
     async def __anext__(self) -> bytes:
         while True:
+            if self._exc is not None:
+                raise self._exc  # as aiohttp's reader: a broken reply's buffered bytes are not handed out
             if self._chunks:
                 chunks = self._chunks
                 data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -182,8 +190,6 @@ class Http1Response:
                     if not data:
                         continue
                 return data
-            if self._exc is not None:
-                raise self._exc
             if self.complete:
                 if self._decoder is not None:
                     tail, self._decoder = self._decoder.flush(), None
