@@ -118,7 +118,10 @@ class Http1Connection(asyncio.Protocol):
             self._broken(ResponseMalformed(too_long))
             return
         status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
+        if status == 101:
+            self._broken(ResponseMalformed("the upstream switched protocols; only HTTP/1.1 replies are accepted"))
+            return
+        if 100 <= status < 200:
             self._interim = True  # 100 Continue, 103 Early Hints: the reply follows
             return
         # Asked here: once the message completes, the parser has reset for the next one.
