@@ -31,6 +31,8 @@ _FRAMING = frozenset({"content-length", "transfer-encoding"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Origins come from config and from agents (A2A task URLs): past this many, unused entries go.
+_MAX_ORIGINS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,8 @@ class Http1Client:
         prefix = url[: match.start(3)]
         origin = self._origins.get(prefix)
         if origin is None:
+            if len(self._origins) >= _MAX_ORIGINS:
+                self._forget_unused()
             origin = self._origins[prefix] = parse_origin(scheme, authority)
         target = _target(target, url, encoded)
         method = method.upper()
@@ -132,6 +136,11 @@ class Http1Client:
         exchange.decompress = decompress
         exchange.content_length = content_length
         return exchange
+
+    def _forget_unused(self) -> None:
+        """Drop parsed origins and the pools holding no idle connection (a busy exchange keeps its own)."""
+        self._origins.clear()
+        self._pools = {key: pool for key, pool in self._pools.items() if pool.idle}
 
     def _tls(self, setting: ssl.SSLContext | bool) -> ssl.SSLContext:
         if isinstance(setting, ssl.SSLContext):
