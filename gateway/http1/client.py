@@ -302,7 +302,8 @@ class Exchange(AbstractAsyncContextManager[Http1Response]):
         if isinstance(body, bytes | bytearray | memoryview):
             connection.write(self.head + bytes(body))
             return
-        connection.write(self.head)
+        # The head waits for the first chunk: a source failing at once sends the upstream nothing.
+        pending = self.head
         chunked = self.content_length is None
         sent = 0
         try:
@@ -310,7 +311,11 @@ class Exchange(AbstractAsyncContextManager[Http1Response]):
                 if not chunk:
                     continue
                 sent += len(chunk)
-                connection.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if not chunked and sent > self.content_length:  # type: ignore[operator]
+                    break  # more than declared: refused below, before the surplus is sent
+                data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
+                connection.write(pending + data if pending else data)
+                pending = b""
                 await connection.drain()
         except ConnectionLost:
             if response.status:
@@ -320,10 +325,9 @@ class Exchange(AbstractAsyncContextManager[Http1Response]):
             raise
         except Exception as exc:
             raise RequestBodyFailed(f"the request body could not be sent: {type(exc).__name__}: {exc}") from exc
-        if chunked:
-            connection.write(b"0\r\n\r\n")
-        elif sent != self.content_length:
+        if not chunked and sent != self.content_length:
             raise RequestBodyFailed(f"the request body was {sent} bytes, not the {self.content_length} declared")
+        connection.write(pending + b"0\r\n\r\n" if chunked else pending)
 
 
 def _target(target: str, url: str, encoded: bool) -> str:

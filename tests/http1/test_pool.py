@@ -161,6 +161,10 @@ async def test_a_body_shorter_than_declared_or_broken_fails_to_send(
         async with client.request("POST", f"{url}/echo", {}, _pieces(b"ab"), content_length=10):
             pass
 
+    with pytest.raises(RequestBodyFailed, match="not the 4 declared"):
+        async with client.request("POST", f"{url}/echo", {}, _pieces(b"abc", b"defgh"), content_length=4):
+            pass
+
     async def broken() -> AsyncIterator[bytes]:
         yield b"ab"
         raise OSError("the caller went away")
