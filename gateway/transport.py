@@ -17,6 +17,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
 
@@ -311,3 +312,13 @@ class LeanHttpTransport(HttpTransport):
 def lean_transports(client: Http1Client) -> type[HttpTransport]:
     """The transport class for ``AdapterResources.transports`` whose requests ``client`` sends."""
     return type("LeanHttpTransport", (LeanHttpTransport,), {"client": client})
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterResources:
+    """Process-wide resources an adapter may use (owned by the gateway)."""
+
+    http: aiohttp.ClientSession
+    # The class HTTP adapters send through; a test passes a MockUpstream's ``transport`` to answer
+    # from a function.
+    transports: type[HttpTransport] = HttpTransport

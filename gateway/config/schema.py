@@ -23,7 +23,8 @@ from pydantic import (
 
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
-from gateway.patterns.template import check_condition, check_template
+from gateway.protocols.subjects import check_subject
+from gateway.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -202,7 +203,8 @@ class GrpcListener(ListenerCommon):
     # Open connections at most; more are refused.
     max_connections: int = Field(default=4096, ge=1)
     # Let several processes listen on this port (SO_REUSEPORT). Off: a second gateway on a
-    # port in use fails at start instead of silently taking half of the calls.
+    # port in use fails at start instead of silently taking half of the calls. The workers of
+    # server.workers always share their port this way (the supervisor checks it is free first).
     so_reuseport: bool = False
 
 
@@ -948,6 +950,12 @@ class Server(Strict):
     # Re-read the config file this often and apply agents, routes, policies, workflows and
     # checks without a restart (null: only on POST /reload of the admin listener).
     config_watch: Duration | None = 5.0
+    # Worker processes serving every listener (HTTP and gRPC), each on its own core; `--workers`
+    # overrides it. Above 1, a supervising process holds the ports, restarts a worker that dies,
+    # drains them all on SIGTERM and serves the admin listener with every worker's metrics and
+    # health; the workers share only the state and bus backends (and breakers with storage: redis),
+    # so the state needs a file or Redis and triggers need the nats bus. Linux only (SO_REUSEPORT).
+    workers: int = Field(default=1, ge=1, le=64)
     # How many characters of an agent's own error reply (which may hold a stack trace) callers see,
     # in the error's `details.upstream_body`; 0: none. The failure log (agent_gateway.failures) has it.
     upstream_body_excerpt: int = Field(default=0, ge=0, le=4096)
@@ -1022,25 +1030,6 @@ class StateConfig(Strict):
     # Scopes whose id a caller may name explicitly even when it is not its own
     # (for example `workflow`, for an orchestrator that reads a run it started).
     allow_explicit_scopes: list[StateScopeName] = Field(default_factory=list)
-
-
-_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_subject(value: str, *, pattern: bool) -> str:
-    """A NATS-style subject: dot-separated tokens; patterns may use ``*`` (one token)
-    and ``>`` (the rest, last token only)."""
-    tokens = value.split(".")
-    for index, token in enumerate(tokens):
-        if pattern and (token == "*" or (token == ">" and index == len(tokens) - 1)):
-            continue
-        if not _SUBJECT_TOKEN.match(token):
-            what = "subject pattern" if pattern else "subject"
-            allowed = "; '*' matches one token and '>' the rest" if pattern else " (no wildcards when publishing)"
-            raise ValueError(
-                f"invalid {what} {value!r}: use dot-separated tokens of letters, digits, '_' and '-'{allowed}"
-            )
-    return value
 
 
 Subject = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=False))]
@@ -1167,6 +1156,10 @@ class RunsConfig(Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
 
 
+McpRevision = Literal["2026-07-28", "2025-11-25"]
+_MCP_REVISIONS: tuple[McpRevision, ...] = ("2026-07-28", "2025-11-25")
+
+
 class McpUpstream(Strict):
     """A tool server the gateway federates: a Streamable HTTP endpoint (``url``) or a
     stdio server it launches and supervises (``command``)."""
@@ -1186,7 +1179,11 @@ class McpUpstream(Strict):
     policies: list[Name] = Field(default_factory=list)
     # The MCP revision spoken to it; unset: 2026-07-28 when `server/discover` says the upstream speaks it,
     # else the 2025-11-25 handshake.
-    protocol_version: Literal["2026-07-28", "2025-11-25"] | None = None
+    protocol_version: McpRevision | None = None
+    # The MCP revisions clients may reach this upstream under; a virtual server offers only the ones all
+    # its upstreams share. Default: both, the gateway bridging them (it holds a 2025-11-25 upstream's
+    # session itself, and drives a 2026-07-28 upstream's input requests for a 2025-11-25 client).
+    versions: list[McpRevision] = Field(default_factory=lambda: list(_MCP_REVISIONS), min_length=1)
     # Tools retried on failure even without a readOnlyHint/idempotentHint annotation.
     idempotent_tools: list[str] = Field(default_factory=list)
     # Default time budget of one call when the caller sets none.
@@ -1243,6 +1240,23 @@ class McpVirtualServer(Strict):
         return self
 
 
+class McpStreams(Strict):
+    """The SSE streams of 2025-11-25 sessions (a POST's answer, the GET stream), resumable with
+    ``Last-Event-ID``: every event has an id, and a stream opens with a priming event."""
+
+    # The reconnect delay the priming event's `retry` field asks of clients.
+    retry: Duration = Field(default=1.0, gt=0)
+    # Close a stream's connection after this long so the client polls (reconnects with Last-Event-ID)
+    # instead of holding a connection open; unset: held until the answer.
+    hold: Duration | None = Field(default=None, gt=0)
+    # A stream no client follows is kept this long for a reconnect; then its call is cancelled upstream.
+    resume_window: Duration = Field(default=30.0, gt=0)
+    # The last events of one stream kept for a replay (the newest always, whatever its size).
+    replay_events: int = Field(default=256, ge=1)
+    # And at most this many bytes of them.
+    replay_bytes: int = Field(default=1 << 20, ge=1)
+
+
 class McpConfig(Strict):
     """The MCP gateway: upstream tool servers and the virtual servers clients connect to."""
 
@@ -1250,6 +1264,7 @@ class McpConfig(Strict):
     virtual_servers: dict[Name, McpVirtualServer] = Field(default_factory=dict)
     # The authorization server(s) named in the OAuth protected-resource metadata (RFC 9728).
     authorization_servers: list[str] = Field(default_factory=list)
+    streams: McpStreams = Field(default_factory=McpStreams)
 
 
 class A2AConfig(Strict):
