@@ -156,10 +156,13 @@ class Http1Response:
             self._connection.abort()
 
     async def wait_head(self) -> None:
-        """Until the head has arrived; raises what broke the exchange before it."""
-        while not self.status:
+        """Until the head has arrived; raises what broke the exchange before the caller saw it
+        (the reply's end included: bytes past its framing in the same read fail it here, as in aiohttp)."""
+        while True:
             if self._exc is not None:
                 raise self._exc
+            if self.status:
+                return
             await self._wait()
 
     # The body, as aiohttp's ``StreamReader`` shows it to the transport.
