@@ -85,6 +85,7 @@ class Http1Client:
         self._pools: dict[tuple[str, ssl.SSLContext | None, str | None], OriginPool] = {}
         self._live: set[Http1Connection] = set()
         self._default_tls: dict[bool, ssl.SSLContext] = {}
+        self.closed = False
 
     def request(
         self,
@@ -175,6 +176,7 @@ class Http1Client:
 
     async def close(self) -> None:
         """Close every connection, idle or busy (a busy exchange then fails)."""
+        self.closed = True
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
@@ -280,7 +282,7 @@ class Exchange(AbstractAsyncContextManager[Http1Response]):
             return
         self.connection = None
         response.stop_deadline()
-        if connection.finish():
+        if connection.finish() and not self.client.closed:
             self.pool.release(connection)
         elif response.complete:
             connection.close()

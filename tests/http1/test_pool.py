@@ -298,3 +298,16 @@ async def test_a_slow_reader_pauses_the_socket(client: Http1Client, agent: tuple
         buffered = sum(map(len, response._chunks))
         assert buffered < HIGH_WATER + 512 * 1024
         assert len(await response.read()) == 8_000_000
+
+
+async def test_an_exchange_ending_after_the_client_closed_leaves_nothing_open(
+    agent: tuple[str, list[int], list[str]],
+) -> None:
+    url, _, _ = agent
+    client = Http1Client()
+    async with client.request("GET", f"{url}/plain", {}) as response:
+        body = await response.read()
+        await client.close()  # a stop while a reply is being handled
+    assert body == b"x" * 100
+    await asyncio.sleep(0.05)
+    assert not client._live and not client._pools
