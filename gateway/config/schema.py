@@ -959,6 +959,10 @@ class Server(Strict):
     # How many characters of an agent's own error reply (which may hold a stack trace) callers see,
     # in the error's `details.upstream_body`; 0: none. The failure log (agent_gateway.failures) has it.
     upstream_body_excerpt: int = Field(default=0, ge=0, le=4096)
+    # The client of every upstream HTTP request the adapters and the passthrough send: lean, the
+    # gateway's own HTTP/1.1 client (keep-alive pool, TLS, no proxies, redirects or cookies), or
+    # aiohttp, aiohttp's ClientSession (the escape hatch, 100-350 us more CPU per call: bench/README.md). Read at start.
+    upstream_client: Literal["lean", "aiohttp"] = "lean"
 
 
 StateScopeName = Literal["session", "thread", "user", "workflow"]
