@@ -5,7 +5,7 @@
 is polled until the crew is done. Both status shapes are accepted:
 ``status: running|completed|error`` and ``state: RUNNING|SUCCESS|FAILED``.
 Polling honours the call's deadline; a stream reports progress as ``status``
-events and ends with the crew's output. ``gateway/adapters/crewai_host.py`` serves a
+events and ends with the crew's output. ``gateway/hosts/crewai.py`` serves a
 user's own Crew over this API.
 """
 

@@ -14,13 +14,15 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.adapters.registry import builtin_kinds_text
 from gateway.config.base import Duration, Name, Strict
 
 
 class Agent(Strict):
     """An upstream agent: which adapter speaks to it, and where."""
 
-    kind: str = Field(description="adapter kind: http, grpc, langgraph, crewai, mastra, a2a, mcp (one MCP tool)")
+    # Checked against the adapter registry (built-in kinds and entry points) with the other cross-references.
+    kind: str = Field(description=f"adapter kind: {builtin_kinds_text()}")
     # Where the agent listens: a URL (http://host:port) or host:port for gRPC.
     endpoint: str
     # Shown by ListAgents and GET /v1/agents.
