@@ -9,13 +9,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
-from gateway.model import Event, UpstreamTimeout
+from gateway.model import UpstreamTimeout
+
+# Gateway events, or the frames of a stream built on them (an A2A task's).
+T = TypeVar("T")
+
+
+class StreamLimitReached(UpstreamTimeout):
+    """A listener stopped relaying a stream that went on too long or too quietly."""
 
 
 async def bounded(
-    events: AsyncIterator[Event], agent: str, idle: float | None, total: float | None, overdue: str = ""
-) -> AsyncIterator[Event]:
+    events: AsyncIterator[T],
+    agent: str,
+    idle: float | None,
+    total: float | None,
+    overdue: str = "",
+    error: type[UpstreamTimeout] = UpstreamTimeout,
+) -> AsyncIterator[T]:
     if idle is None and total is None:
         async for event in events:
             yield event
@@ -35,8 +48,8 @@ async def bounded(
                 return
             except TimeoutError:
                 if ends is not None and time.monotonic() >= ends:
-                    raise UpstreamTimeout(overdue or f"the stream ran longer than {total:g}s", agent=agent) from None
-                raise UpstreamTimeout(f"no event from the agent for {idle:g}s", agent=agent) from None
+                    raise error(overdue or f"the stream ran longer than {total:g}s", agent=agent) from None
+                raise error(f"no event from the agent for {idle:g}s", agent=agent) from None
             yield event
     finally:
         close = getattr(iterator, "aclose", None)

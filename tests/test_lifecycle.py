@@ -73,6 +73,7 @@ def write_config(tmp_path: Path, agents: str, extra: str = "") -> Path:
     config = tmp_path / "gw.yaml"
     config.write_text(
         "listeners:\n  http: {address: '127.0.0.1:0'}\n  grpc: {address: '127.0.0.1:0'}\n"
+        "admin: {address: '127.0.0.1:0'}\n"
         f"agents:\n{agents}{extra}"
         f"state: {{sqlite: {{path: '{tmp_path / 'state.db'}'}}}}\n"
     )

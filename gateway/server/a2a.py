@@ -25,14 +25,17 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.config.schema import HttpListener
 from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
 from gateway.protocols.sse import format_sse
 from gateway.security.guard import ListenerGuard
-from gateway.server.a2a_operations import A2AOperations, Caller
+from gateway.server.a2a_operations import A2AOperations, Caller, TaskFrames
+from gateway.server.disconnect import caller_gone
 from gateway.server.json_body import read_json
+from gateway.server.relay import Bounds, Relay, Wire, cancels_on_disconnect
 from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
-from gateway.server.sse import SseWriter
+from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.tasks.errors import A2AError, UnsupportedOperation, VersionNotSupported
 from gateway.tasks.shapes import stream_v03, task_v03
 
@@ -139,10 +142,11 @@ def _valid_id(value: Any) -> bool:
 class A2AFront:
     """The A2A surface over a :class:`Gateway` and its tasks."""
 
-    def __init__(self, gateway: Gateway, operations: A2AOperations, sse_keepalive: float | None = None) -> None:
+    def __init__(self, gateway: Gateway, operations: A2AOperations, listener: HttpListener | None = None) -> None:
         self.gateway = gateway
         self.operations = operations
-        self.sse_keepalive = sse_keepalive
+        # The HTTP listener's stream bounds, keep-alives and cancel_on_disconnect hold for its A2A streams.
+        self.listener = listener or HttpListener()
         # Set once the listeners are bound: the gRPC binding's URL (cards list it, as the spec
         # writes it: http(s)://host:port) and the HTTP origin (cards asked for over gRPC name it).
         self.grpc_url = ""
@@ -293,7 +297,7 @@ class A2AFront:
             caller = self.caller_for(request, name)
             if method in _STREAMING:
                 operation, version = _STREAMING[method]
-                return await self._sse(request, request_id, self._opened(caller, operation, params, request), version)
+                return await self._sse(request, request_id, caller, operation, params, version)
             try:
                 requested_version(request)
                 operation, version = _UNARY[method]
@@ -327,38 +331,66 @@ class A2AFront:
         method: Callable[[Caller, Any], Awaitable[Any]] = getattr(self.operations, operation)
         return await method(caller, params)
 
-    async def _opened(
-        self, caller: Caller, operation: str, params: Any, request: web.Request
-    ) -> AsyncIterator[dict[str, Any]]:
-        """The frames of a streaming operation; its failure before the first frame (bad
-        params, an unknown task) ends the stream as an error frame, as streaming clients expect."""
-        requested_version(request)
-        opener: Callable[[Caller, Any], Awaitable[AsyncIterator[dict[str, Any]]]] = getattr(self.operations, operation)
-        async for frame in await opener(caller, params):
-            yield frame
-
     async def _sse(
-        self, request: web.Request, request_id: Any, frames: AsyncIterator[dict[str, Any]], version: str
+        self, request: web.Request, request_id: Any, caller: Caller, operation: str, params: Any, version: str
     ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
+        try:
+            requested_version(request)
+            opener: Callable[[Caller, Any], Awaitable[TaskFrames]] = getattr(self.operations, operation)
+            frames: AsyncIterator[dict[str, Any]] = await opener(caller, params)
+        except GatewayError as exc:
+            # A failure before the first frame (bad params, an unknown task) ends the stream as an
+            # error frame, as streaming clients expect.
+            frames = _failing(exc)
+        return await self.relay_sse(request, caller.agent, frames, _JsonRpcSse(request_id, version))
+
+    async def relay_sse(
+        self, request: web.Request, agent: str, frames: AsyncIterator[dict[str, Any]], wire: Wire[dict[str, Any], bytes]
+    ) -> web.StreamResponse:
+        """A streaming operation's frames as SSE (both HTTP bindings), under the listener's
+        stream bounds, keep-alives and ``cancel_on_disconnect`` (which cancels a SendStreamingMessage's turn)."""
+        listener = self.listener
+        relay = Relay(
+            frames,
+            wire,
+            bounds=Bounds.of(listener, agent),
+            cancels=cancels_on_disconnect(listener, self.gateway.cancels_on_disconnect(agent)),
+            caller_gone=lambda: caller_gone(request),
+            cancel_upstream=frames.cancel if isinstance(frames, TaskFrames) else None,
         )
+        response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
-        async with SseWriter(response, self.sse_keepalive) as writer:
-            try:
-                # Its own drain scope, so a stream still running at the drain deadline ends with an error frame.
-                async with request.app[DRAIN_KEY].scope():
-                    async for frame in frames:
-                        payload = frame if version == "1.0" else stream_v03(frame)
-                        result = {"jsonrpc": "2.0", "id": request_id, "result": payload}
-                        await writer.send(format_sse(json.dumps(result)))
-            except GatewayError as exc:
-                # Headers are gone (or a stream was asked for): the error travels as the last frame.
-                error = _rpc_error(exc)
-                body = {"jsonrpc": "2.0", "id": request_id, "error": _error_object(error.code, error.message)}
-                await writer.send(format_sse(json.dumps(body)))
+        await relay.serve(
+            response.write, keepalive=(listener.sse_keepalive, KEEPALIVE_FRAME), drain=request.app[DRAIN_KEY]
+        )
         await response.write_eof()
         return response
+
+
+class _JsonRpcSse:
+    """A streaming operation's frames as JSON-RPC responses to the request, in the client's version."""
+
+    def __init__(self, request_id: Any, version: str) -> None:
+        self.request_id = request_id
+        self.version = version
+
+    def event(self, item: dict[str, Any]) -> bytes:
+        payload = item if self.version == "1.0" else stream_v03(item)
+        return format_sse(json.dumps({"jsonrpc": "2.0", "id": self.request_id, "result": payload}))
+
+    def end(self) -> None:
+        return None
+
+    def error(self, error: GatewayError) -> bytes:
+        # Headers are gone (or a stream was asked for): the error travels as the last frame.
+        rpc = _rpc_error(error)
+        body = {"jsonrpc": "2.0", "id": self.request_id, "error": _error_object(rpc.code, rpc.message)}
+        return format_sse(json.dumps(body))
+
+
+async def _failing(error: GatewayError) -> AsyncIterator[dict[str, Any]]:
+    raise error
+    yield {}  # an async generator that fails at its first frame
 
 
 def _render(result: Any, operation: str, version: str) -> Any:

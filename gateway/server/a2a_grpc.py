@@ -10,6 +10,7 @@ through the same operations as the JSON-RPC and REST bindings, as their protobuf
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,11 +21,13 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message as ProtoMessage
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]  # .pyi without py.typed
 
-from gateway.model import InvalidRequest, NotFound
+from gateway.config.schema import GrpcListener
+from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a import A2AFront, check_version, error_reason
-from gateway.server.a2a_operations import Caller
-from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
+from gateway.server.a2a_operations import Caller, TaskFrames
+from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, hung_up, lenient
+from gateway.server.relay import Bounds, Relay, cancels_on_disconnect
 from gateway.tasks.errors import A2AError
 
 A2A_SERVICE_NAME = a2a_pb.DESCRIPTOR.services_by_name["A2AService"].full_name
@@ -49,13 +52,28 @@ async def abort_a2a(context: grpc.aio.ServicerContext, error: A2AError) -> None:
     await context.abort(code, error.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
 
 
+class _StreamResponses:
+    """Frames as ``StreamResponse`` messages; an error is the call's status."""
+
+    def event(self, item: dict[str, Any]) -> a2a_pb.StreamResponse:
+        return _proto(a2a_pb.StreamResponse, item)
+
+    def end(self) -> None:
+        return None
+
+    def error(self, error: GatewayError) -> a2a_pb.StreamResponse:
+        raise error
+
+
 class A2AGrpcServicer:
     """Every A2AService method over the A2A operations of one :class:`A2AFront`."""
 
-    def __init__(self, front: A2AFront, guard: ListenerGuard) -> None:
+    def __init__(self, front: A2AFront, guard: ListenerGuard, listener: GrpcListener | None = None) -> None:
         self.front = front
         self.operations = front.operations
         self.guard = guard
+        # The gRPC listener's stream bounds and cancel_on_disconnect hold for its A2A streams.
+        self.listener = listener or GrpcListener()
 
     def _caller(self, request: ProtoMessage | MalformedRequest, context: grpc.aio.ServicerContext) -> Caller:
         # Authenticate before looking at the request, so strangers learn nothing from parse errors.
@@ -97,7 +115,7 @@ class A2AGrpcServicer:
         method: str,
         request: ProtoMessage | MalformedRequest,
         context: grpc.aio.ServicerContext,
-        work: Callable[[Caller, dict[str, Any]], Awaitable[AsyncIterator[dict[str, Any]]]],
+        work: Callable[[Caller, dict[str, Any]], Awaitable[TaskFrames]],
     ) -> AsyncIterator[a2a_pb.StreamResponse]:
         async with RpcErrors(context, f"A2AService/{method}"):
             caller = self._caller(request, context)
@@ -105,8 +123,19 @@ class A2AGrpcServicer:
             params = MessageToDict(request)
             params.pop("tenant", None)
             try:
-                async for frame in await work(caller, params):
-                    yield _proto(a2a_pb.StreamResponse, frame)
+                frames = await work(caller, params)
+                listener, agent = self.listener, caller.agent
+                relay = Relay(
+                    frames,
+                    _StreamResponses(),
+                    bounds=Bounds.of(listener, agent),
+                    cancels=cancels_on_disconnect(listener, self.front.gateway.cancels_on_disconnect(agent)),
+                    caller_gone=hung_up,
+                    cancel_upstream=frames.cancel,
+                )
+                async with contextlib.aclosing(relay.frames()) as responses:
+                    async for response in responses:
+                        yield response
             except A2AError as exc:
                 await abort_a2a(context, exc)
 

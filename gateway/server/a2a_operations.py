@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,23 @@ def _message(raw: Any) -> tuple[dict[str, Any], Message, str]:
     return canonical, user, _string(data, "taskId", "params.message")
 
 
+class TaskFrames(AsyncIterator[dict[str, Any]]):
+    """The frames of a streaming operation, and ``cancel`` for the turn whose call the stream is
+    (SendStreamingMessage's; a subscriber only follows, so it has none)."""
+
+    def __init__(
+        self, frames: AsyncGenerator[dict[str, Any], None], cancel: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self._frames = frames
+        self.cancel = cancel
+
+    def __anext__(self) -> Awaitable[dict[str, Any]]:
+        return self._frames.__anext__()
+
+    async def aclose(self) -> None:
+        await self._frames.aclose()
+
+
 class A2AOperations:
     """SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask, SubscribeToTask,
     the push-notification configs and GetExtendedAgentCard, over the task service."""
@@ -215,13 +232,17 @@ class A2AOperations:
             record = await self.tasks.wait(record)
         return {"task": task_json(record, configuration.get("historyLength"))}
 
-    async def stream(self, caller: Caller, params: Any) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, caller: Caller, params: Any) -> TaskFrames:
         """SendStreamingMessage: the task, its working status, its artifact chunks, its end.
         The turn is started before the first frame, so a bad request fails as a whole."""
         record, _ = await self._start(caller, params, True)
-        return self._stream_frames(record)
 
-    async def _stream_frames(self, record: TaskRecord) -> AsyncIterator[dict[str, Any]]:
+        async def cancel() -> None:
+            await self.tasks.runs.cancel(record.run_id, record.owner)
+
+        return TaskFrames(self._stream_frames(record), cancel)
+
+    async def _stream_frames(self, record: TaskRecord) -> AsyncGenerator[dict[str, Any], None]:
         yield {"task": task_json(record)}
         yield status_update(dataclasses.replace(record, state="TASK_STATE_WORKING"))
         async for frame in self.tasks.frames(record):
@@ -295,7 +316,7 @@ class A2AOperations:
         task_id = _string(data, "id", "params", required=True)
         return task_json(await self.tasks.cancel(task_id, caller.owner, caller.agent))
 
-    async def subscribe(self, caller: Caller, params: Any) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, caller: Caller, params: Any) -> TaskFrames:
         """SubscribeToTask: the task as it stands, then its current turn's frames from the
         turn's first event (replayed from the run's event log), then its end."""
         data = fields(params, ("tenant", "id", "metadata"))
@@ -303,9 +324,9 @@ class A2AOperations:
         record = await self.tasks.owned(task_id, caller.owner, caller.agent)
         if record.finished:
             raise UnsupportedOperation(f"task {task_id} is {record.state}: there is nothing left to follow")
-        return self._subscribe_frames(record)
+        return TaskFrames(self._subscribe_frames(record))
 
-    async def _subscribe_frames(self, record: TaskRecord) -> AsyncIterator[dict[str, Any]]:
+    async def _subscribe_frames(self, record: TaskRecord) -> AsyncGenerator[dict[str, Any], None]:
         yield {"task": task_json(record)}
         async for frame in self.tasks.frames(record):
             yield frame

@@ -22,8 +22,6 @@ from gateway.protocols.sse import format_sse
 from gateway.server.a2a import A2AFront, error_reason, requested_version
 from gateway.server.a2a_operations import Caller
 from gateway.server.json_body import read_json
-from gateway.server.request_keys import DRAIN_KEY
-from gateway.server.sse import SseWriter
 from gateway.tasks.errors import A2AError, InvalidParams
 
 MEDIA_TYPE = "application/a2a+json"
@@ -73,6 +71,19 @@ async def _body(request: web.Request) -> Any:
     return await read_json(request, "A2A request body")
 
 
+class _RestSse:
+    """Frames as they are; an error as the ``google.rpc.Status`` body an answer would carry."""
+
+    def event(self, item: dict[str, Any]) -> bytes:
+        return format_sse(json.dumps(item))
+
+    def end(self) -> None:
+        return None
+
+    def error(self, error: GatewayError) -> bytes:
+        return format_sse(json.dumps(json.loads(error_response(error).text or "{}")))
+
+
 class A2ARestBinding:
     """The REST routes of one :class:`A2AFront` (same operations, same authorization)."""
 
@@ -111,27 +122,11 @@ class A2ARestBinding:
                     self.operations, operation
                 )
                 frames = await opener(caller, await params(request))  # fails before the stream starts
-                return await self._sse(request, frames)
+                return await self.front.relay_sse(request, caller.agent, frames, _RestSse())
 
             return await self._call(request, run)
 
         return handle
-
-    async def _sse(self, request: web.Request, frames: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
-        )
-        await response.prepare(request)
-        async with SseWriter(response, self.front.sse_keepalive) as writer:
-            try:
-                async with request.app[DRAIN_KEY].scope():  # the drain deadline ends it with an error frame
-                    async for frame in frames:
-                        await writer.send(format_sse(json.dumps(frame)))
-            except GatewayError as exc:
-                body = json.loads(error_response(exc).text or "{}")
-                await writer.send(format_sse(json.dumps(body)))
-        await response.write_eof()
-        return response
 
     def add_routes(self, app: web.Application, prefix: str = PREFIX) -> None:
         """The routes under ``prefix`` (its ``{agent}`` names the agent; without one, the default agent)."""

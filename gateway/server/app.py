@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 
 from gateway.adapters.base import AdapterResources
 from gateway.config.schema import GatewayConfig
@@ -66,6 +69,10 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _address(bound: tuple[str, int]) -> str:
+    return f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
+
+
 @dataclass(frozen=True, slots=True)
 class BoundAddresses:
     http: str | None
@@ -99,7 +106,16 @@ class GatewayServer:
         # Durable workflow runs (journal and leases); only when a workflow is durable.
         self.durable: DurableWorkflows | None = None
         self.drain = Drain()
-        # What start() opened, so stop() also undoes a start that failed halfway.
+        # One limiter and one set of budgets for both fronts: an identity's allowance is the same
+        # whichever door it uses.
+        self._limiter = RateLimiter(config.security.rate_limits)
+        self._budgets = TokenBudgets(config.security.token_budgets)
+        # Every start step pushes its cleanup here, so stop() undoes exactly what started, in
+        # reverse, also after a start that failed halfway.
+        self._stack = contextlib.AsyncExitStack()
+        # The fronts' drains and the runs', run side by side within the drain deadline.
+        self._drains: list[Callable[[], Awaitable[object]]] = []
+        self._deadline = 0.0
         self.http_session: aiohttp.ClientSession | None = None
         self.passthrough_session: aiohttp.ClientSession | None = None
         self.gateway: Gateway | None = None
@@ -110,7 +126,6 @@ class GatewayServer:
         self.health: health.aio.HealthServicer | None = None
         self.reloader: ConfigReloader | None = None
         self.admin_runner: web.AppRunner | None = None
-        self._opened: list[StateStore | RunStore | TaskStore] = []
         # A2A tasks beside the runs executing their turns (in memory without a state backend).
         self.task_store: TaskStore = build_task_store(config.state, config.runs)
         self.a2a_runs: RunManager | None = None
@@ -118,138 +133,175 @@ class GatewayServer:
         self.federation: Federation | None = None
 
     async def start(self) -> BoundAddresses:
-        """Open the stores, then the fronts; raises ListenError when a listener cannot bind
-        (call :meth:`stop` then, to close what did open)."""
+        """Open the stores, then the runtime, the admin listener and the fronts; raises
+        ListenError when a listener cannot bind (call :meth:`stop` then, to close what did open)."""
+        stack = self._stack
         tracer = self.tracer_provider.get_tracer(TRACER_NAME)
-        if self.state is not None:
-            # First, so an unreachable Redis fails the start before anything is listening.
-            await self.state.open()
-            self._opened.append(self.state)
-        if self.run_store is not None:
-            await self.run_store.open()
-            self._opened.append(self.run_store)
-        await self.task_store.open()
-        self._opened.append(self.task_store)
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        self.http_session = aiohttp.ClientSession(connector=connector)
-        # Passthrough must not decompress: bodies go through byte for byte.
-        self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
-        self.gateway = gateway = Gateway(self.config, AdapterResources(http=self.http_session), tracer)
-        self.events = events = EventRuntime(self.config, gateway, tracer)
-        events.attach(gateway)
-        await events.start()
-        if self.config.state is not None and any(w.durable for w in self.config.workflows.values()):
-            journal = build_journal(self.config.state, self.config.runs)
-            self.durable = DurableWorkflows(journal, self.config.runs.lease, lambda: gateway.workflows)
-            gateway.durable_workflows = self.durable
-            await self.durable.start()  # takes over runs left by a gateway that died
-            await self.durable.listen(events.bus, wait_subjects(self.config))
-        webhooks = WebhookSender(self.config.runs.webhooks, self.http_session, self._own_listeners)
-        if self.run_store is not None:
-            self.runs = RunManager(self.run_store, gateway, self.config.runs, webhooks, events.publisher)
-            await self.runs.start()
-        self.a2a_runs = self.runs
-        if self.a2a_runs is None:
-            # No state backend: A2A tasks and their runs live as long as the process.
-            a2a_run_store = SqliteRunStore(":memory:", self.config.runs.retention)
-            await a2a_run_store.open()
-            self._opened.append(a2a_run_store)
-            self.a2a_runs = RunManager(a2a_run_store, gateway, self.config.runs, webhooks)
-            await self.a2a_runs.start()
-        self.tasks = TaskService(
-            self.task_store, self.a2a_runs, webhooks, bool(self.config.runs.webhooks.allowed_prefixes)
-        )
-        listeners = self.config.listeners
-        security = self.config.security
-        # One limiter for both fronts: an identity's budget is the same whichever door it uses.
-        limiter = RateLimiter(security.rate_limits)
-        budgets = TokenBudgets(security.token_budgets)
-        if security.token_budgets:
-            self.gateway.calls.on_finished.append(budgets.spent_by)
-        http_address = grpc_address = None
+        if self._owns_provider:
+            stack.callback(self.tracer_provider.shutdown)
+        stack.callback(self.drain.close)
+        await self._open_stores(stack)
+        gateway = await self._start_runtime(stack, tracer)
+        admin_address = await self._start_admin(stack, gateway)
+        # Pushed before the fronts start, so a front that did start is drained even when a later one fails.
+        stack.push_async_callback(self._drain_all)
         a2a = A2AFront(
             gateway,
-            A2AOperations(gateway, self.tasks),
-            listeners.http.sse_keepalive if listeners.http is not None else None,
+            A2AOperations(gateway, self.tasks_service),
+            self.config.listeners.http,
         )
-        if listeners.http is not None:
-            http = listeners.http
-            passthrough = Passthrough(gateway, self.passthrough_session, tracer)
-            guard = ListenerGuard(http, security, limiter, budgets)
-            app = build_http_app(gateway, passthrough, http, guard, self.drain)
-            if self.state is not None and self.state_access is not None:
-                add_state_routes(app, self.state, self.state_access)
-            add_event_routes(app, events)
-            if self.config.mcp.virtual_servers:
-                self.federation = Federation(self.config.mcp, gateway, self.http_session, tracer)
-                origins = http.cors.allow_origins if http.cors is not None else []
-                front = McpFront(
-                    self.federation, tracer, http.sse_keepalive, origins, self.config.mcp.authorization_servers
-                )
-                add_mcp_routes(app, front)
-            if self.runs is not None:
-                add_run_routes(app, self.runs, http.sse_keepalive)
-            if self.durable is not None:
-                add_wait_routes(app, self.durable)
-            add_a2a_routes(app, a2a)
-            rest = A2ARestBinding(a2a)
-            rest.add_routes(app, "/a2a/{agent}/rest")
-            if self.config.a2a.default_agent is not None:
-                rest.add_routes(app, "")  # the origin is the default agent's REST interface too
-            # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
-            self.runner = web.AppRunner(
-                app, shutdown_timeout=self.config.server.drain_timeout + ANSWER_TIME, handle_signals=False
-            )
-            await self.runner.setup()
-            assert self.runner.server is not None
-            self.runner.server.request_handler = expectations_checked(self.runner.server.request_handler)
-            ssl_context = None
-            if http.tls is not None:
-                ssl_context = server_ssl_context(http.tls)
-                self.cert_reloader = HttpCertificateReloader(http.tls, ssl_context)
-                self.cert_reloader.start()
-            host, port = _split(http.address)
-            await ListenerSite(self.runner, host, port, http, ssl_context).start()
-            bound = self.runner.addresses[0]
-            http_address = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
-        if listeners.grpc is not None:
-            grpc_listener = listeners.grpc
-            grpc_guard = ListenerGuard(grpc_listener, security, limiter, budgets)
-            extra = {}
-            extra[EVENTS_SERVICE_NAME] = events_method_handlers(EventsServicer(events, grpc_guard))
-            if self.state is not None and self.state_access is not None:
-                extra[STATE_SERVICE_NAME] = state_method_handlers(
-                    StateServicer(self.state, self.state_access, grpc_guard, grpc_listener.max_json_depth)
-                )
-            if self.runs is not None:
-                extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, grpc_guard))
-            extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, grpc_guard))
-            self.grpc_server, self.health = build_grpc_server(gateway, grpc_listener, grpc_guard, self.drain, extra)
-            host, port = _split(grpc_listener.address)
-            target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-            # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
-            failure = bind_failure(host, port) if port and not grpc_listener.so_reuseport else None
-            if failure is not None:
-                raise ListenError(grpc_listener.address, failure)
-            try:
-                if grpc_listener.tls is not None:
-                    bound_port = self.grpc_server.add_secure_port(target, grpc_server_credentials(grpc_listener.tls))
-                else:
-                    bound_port = self.grpc_server.add_insecure_port(target)
-            except RuntimeError:
-                raise ListenError(grpc_listener.address, bind_failure(host, port) or "gRPC could not bind it") from None
-            await self.grpc_server.start()
-            await mark_serving(self.health, True)
-            grpc_address = f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
+        http_address = await self._start_http(stack, gateway, a2a, tracer)
+        grpc_address = await self._start_grpc(gateway, a2a)
+        listeners = self.config.listeners
         if grpc_address and listeners.grpc is not None:
             a2a.grpc_url = f"{'https' if listeners.grpc.tls else 'http'}://{grpc_address}"
         if http_address and listeners.http is not None:
             a2a.http_origin = f"{'https' if listeners.http.tls else 'http'}://{http_address}"
-        admin_address = await self._start_admin(gateway)
         self.addresses = BoundAddresses(http_address, grpc_address, admin_address)
         self.serving = True
         log.info("agent-gateway listening: http=%s grpc=%s admin=%s", http_address, grpc_address, admin_address)
         return self.addresses
+
+    @property
+    def tasks_service(self) -> TaskService:
+        assert self.tasks is not None, "the runtime starts before the fronts"
+        return self.tasks
+
+    async def _open_stores(self, stack: contextlib.AsyncExitStack) -> None:
+        # The state first, so an unreachable Redis fails the start before anything is listening.
+        for store in (self.state, self.run_store, self.task_store):
+            if store is not None:
+                await store.open()
+                stack.push_async_callback(store.close)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self.http_session = aiohttp.ClientSession(connector=connector)
+        stack.push_async_callback(self.http_session.close)
+        # Passthrough must not decompress: bodies go through byte for byte.
+        self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+        stack.push_async_callback(self.passthrough_session.close)
+
+    async def _start_runtime(self, stack: contextlib.AsyncExitStack, tracer: Tracer) -> Gateway:
+        """The gateway, its event runtime, durable workflows, background runs and A2A tasks."""
+        assert self.http_session is not None
+        config = self.config
+        self.gateway = gateway = Gateway(config, AdapterResources(http=self.http_session), tracer)
+        stack.push_async_callback(gateway.aclose)
+        self.events = events = EventRuntime(config, gateway, tracer)
+        events.attach(gateway)
+        await events.start()
+        # After the fronts, whose calls may still publish; its handlers get what is left of the drain.
+        stack.push_async_callback(lambda: events.aclose(self._time_left()))
+        if config.state is not None and any(w.durable for w in config.workflows.values()):
+            journal = build_journal(config.state, config.runs)
+            self.durable = durable = DurableWorkflows(journal, config.runs.lease, lambda: gateway.workflows)
+            gateway.durable_workflows = durable
+            await durable.start()  # takes over runs left by a gateway that died
+            # Durable workflow runs not done within the grace are suspended for another gateway.
+            self._drains.append(lambda: durable.aclose(config.server.drain_timeout))
+            await durable.listen(events.bus, wait_subjects(config))
+        webhooks = WebhookSender(config.runs.webhooks, self.http_session, self._own_listeners)
+        if self.run_store is not None:
+            self.runs = a2a_runs = RunManager(self.run_store, gateway, config.runs, webhooks, events.publisher)
+        else:
+            # No state backend: A2A tasks and their runs live as long as the process.
+            memory = SqliteRunStore(":memory:", config.runs.retention)
+            await memory.open()
+            stack.push_async_callback(memory.close)
+            a2a_runs = RunManager(memory, gateway, config.runs, webhooks)
+        await a2a_runs.start()
+        self.a2a_runs = a2a_runs
+        # Alongside the fronts: followers of a run end when it does.
+        self._drains.append(lambda: a2a_runs.aclose(config.server.drain_timeout))
+        self.tasks = tasks = TaskService(
+            self.task_store, a2a_runs, webhooks, bool(config.runs.webhooks.allowed_prefixes)
+        )
+        if config.security.token_budgets:
+            gateway.calls.on_finished.append(self._budgets.spent_by)
+        stack.push_async_callback(tasks.aclose)
+        return gateway
+
+    async def _start_http(
+        self, stack: contextlib.AsyncExitStack, gateway: Gateway, a2a: A2AFront, tracer: Tracer
+    ) -> str | None:
+        http = self.config.listeners.http
+        if http is None:
+            return None
+        assert self.passthrough_session is not None
+        assert self.events is not None
+        config, security = self.config, self.config.security
+        passthrough = Passthrough(gateway, self.passthrough_session, tracer)
+        guard = ListenerGuard(http, security, self._limiter, self._budgets)
+        app = build_http_app(gateway, passthrough, http, guard, self.drain)
+        if self.state is not None and self.state_access is not None:
+            add_state_routes(app, self.state, self.state_access)
+        add_event_routes(app, self.events)
+        if config.mcp.virtual_servers:
+            assert self.http_session is not None
+            self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
+            stack.push_async_callback(federation.aclose)
+            origins = http.cors.allow_origins if http.cors is not None else []
+            add_mcp_routes(
+                app, McpFront(federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers)
+            )
+        if self.runs is not None:
+            add_run_routes(app, self.runs, http.sse_keepalive)
+        if self.durable is not None:
+            add_wait_routes(app, self.durable)
+        add_a2a_routes(app, a2a)
+        rest = A2ARestBinding(a2a)
+        rest.add_routes(app, "/a2a/{agent}/rest")
+        if config.a2a.default_agent is not None:
+            rest.add_routes(app, "")  # the origin is the default agent's REST interface too
+        # Calls end by the drain deadline (answered 503 if need be); the rest is for writing the answers.
+        runner = web.AppRunner(app, shutdown_timeout=config.server.drain_timeout + ANSWER_TIME, handle_signals=False)
+        await runner.setup()
+        self.runner = runner
+        self._drains.append(runner.cleanup)
+        assert runner.server is not None
+        runner.server.request_handler = expectations_checked(runner.server.request_handler)
+        ssl_context = None
+        if http.tls is not None:
+            ssl_context = server_ssl_context(http.tls)
+            self.cert_reloader = reloader = HttpCertificateReloader(http.tls, ssl_context)
+            reloader.start()
+            stack.push_async_callback(reloader.stop)
+        host, port = _split(http.address)
+        await ListenerSite(runner, host, port, http, ssl_context).start()
+        return _address(runner.addresses[0])
+
+    async def _start_grpc(self, gateway: Gateway, a2a: A2AFront) -> str | None:
+        listener = self.config.listeners.grpc
+        if listener is None:
+            return None
+        assert self.events is not None
+        guard = ListenerGuard(listener, self.config.security, self._limiter, self._budgets)
+        extra = {EVENTS_SERVICE_NAME: events_method_handlers(EventsServicer(self.events, guard))}
+        if self.state is not None and self.state_access is not None:
+            extra[STATE_SERVICE_NAME] = state_method_handlers(
+                StateServicer(self.state, self.state_access, guard, listener.max_json_depth)
+            )
+        if self.runs is not None:
+            extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, guard))
+        extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
+        server, self.health = build_grpc_server(gateway, listener, guard, self.drain, extra)
+        self.grpc_server = server
+        self._drains.append(lambda: server.stop(self.config.server.drain_timeout + ANSWER_TIME))
+        host, port = _split(listener.address)
+        target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
+        failure = bind_failure(host, port) if port and not listener.so_reuseport else None
+        if failure is not None:
+            raise ListenError(listener.address, failure)
+        try:
+            if listener.tls is not None:
+                bound_port = server.add_secure_port(target, grpc_server_credentials(listener.tls))
+            else:
+                bound_port = server.add_insecure_port(target)
+        except RuntimeError:
+            raise ListenError(listener.address, bind_failure(host, port) or "gRPC could not bind it") from None
+        await server.start()
+        await mark_serving(self.health, True)
+        return f"{host}:{bound_port}" if ":" not in host else f"[{host}]:{bound_port}"
 
     def _own_listeners(self) -> list[str]:
         """The gateway's listener addresses, configured and bound: outbound calls never go there."""
@@ -258,78 +310,55 @@ class GatewayServer:
         bound = [self.addresses.http, self.addresses.grpc, self.addresses.admin]
         return [a for a in (*(c.address for c in configured if c is not None), *bound) if a]
 
-    async def _start_admin(self, gateway: Gateway) -> str | None:
+    async def _start_admin(self, stack: contextlib.AsyncExitStack, gateway: Gateway) -> str | None:
+        """The config watcher and the admin listener: up before the fronts, down after their drain,
+        so readiness and metrics answer all along."""
         if self.config_path is not None:
-            self.reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
-            self.reloader.start(self.config.server.config_watch)
+            self.reloader = reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
+            reloader.start(self.config.server.config_watch)
+            stack.push_async_callback(reloader.stop)
         if self.config.admin is None:
             return None
         api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
-        self.admin_runner = web.AppRunner(
-            build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log()
-        )
-        await self.admin_runner.setup()
-        assert self.admin_runner.server is not None
-        self.admin_runner.server.request_handler = expectations_checked(self.admin_runner.server.request_handler)
+        runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log())
+        await runner.setup()
+        self.admin_runner = runner
+        stack.push_async_callback(runner.cleanup)
+        assert runner.server is not None
+        runner.server.request_handler = expectations_checked(runner.server.request_handler)
         host, port = _split(self.config.admin.address)
         try:
-            await web.TCPSite(self.admin_runner, host, port, reuse_address=True).start()
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
         except OSError as exc:
             raise ListenError.from_os_error(self.config.admin.address, exc) from None
-        bound = self.admin_runner.addresses[0]
-        return f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
+        return _address(runner.addresses[0])
+
+    async def _drain_all(self) -> None:
+        await asyncio.gather(*(drain() for drain in self._drains), return_exceptions=True)
+
+    def _time_left(self) -> float:
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
 
     async def stop(self) -> None:
         """Drain: report NOT_SERVING, stop accepting, let in-flight calls run until
         ``server.drain_timeout``, answer the ones still running UNAVAILABLE, then close the
-        rest. Safe after a start that failed halfway."""
+        rest, in the reverse order of their start. Safe after a start that failed halfway."""
         grace = self.config.server.drain_timeout
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
+        self._deadline = asyncio.get_running_loop().time() + grace
         self.drain.begin(grace)
         self.serving = False  # readiness fails first, so load balancers stop sending
         if self.durable is not None:
             self.durable.begin_drain()  # durable runs the fronts cancel now are suspended, not undone
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
-        waits = []
-        if self.grpc_server is not None:
-            waits.append(self.grpc_server.stop(grace + ANSWER_TIME))
-        if self.runner is not None:
-            waits.append(self.runner.cleanup())
-        if self.a2a_runs is not None:
-            # Alongside the fronts: followers of a run end when it does.
-            waits.append(self.a2a_runs.aclose(grace))
-        if self.durable is not None:
-            # Durable workflow runs not done within the grace are suspended for another gateway.
-            waits.append(self.durable.aclose(grace))
-        await asyncio.gather(*waits, return_exceptions=True)
-        if self.tasks is not None:
-            await self.tasks.aclose()
-        if self.cert_reloader is not None:
-            await self.cert_reloader.stop()
-        if self.events is not None:
-            # After the fronts, whose calls may still publish; its handlers get what is left of the drain.
-            await self.events.aclose(max(0.0, deadline - loop.time()))
-        if self.reloader is not None:
-            await self.reloader.stop()
-        if self.federation is not None:
-            await self.federation.aclose()
-        if self.gateway is not None:
-            await self.gateway.aclose()
-        if self.admin_runner is not None:
-            await self.admin_runner.cleanup()
-        for store in reversed(self._opened):
-            await store.close()
-        for session in (self.http_session, self.passthrough_session):
-            if session is not None:
-                await session.close()
-        self.drain.close()
-        if self._owns_provider:
-            self.tracer_provider.shutdown()
+        await self._stack.aclose()
 
     async def __aenter__(self) -> GatewayServer:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

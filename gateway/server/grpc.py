@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -16,7 +17,7 @@ from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
 from gateway.context import context_from_headers
-from gateway.model import CallRecord, GatewayError, InvalidRequest, ResourceExhausted, Unavailable
+from gateway.model import CallRecord, Event, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -25,8 +26,8 @@ from gateway.security.tls import peer_identities_from_grpc
 from gateway.server.drain import CURRENT_DRAIN, Drain
 from gateway.server.grpc_standard import add_health, add_reflection
 from gateway.server.inbound import Inbound, inbound_call, list_agents_response, record_headers, rpc_span, server_span
+from gateway.server.relay import Bounds, Relay
 from gateway.server.steps_view import StepsView
-from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.grpc")
 
@@ -230,6 +231,14 @@ class RpcErrors:
         return False
 
 
+def hung_up() -> bool:
+    """In a gRPC handler being cancelled: whether its caller did it (hung up, cancelled, or let
+    its deadline pass) rather than the drain deadline. grpc.aio cancels the handler before its
+    context says so (``context.cancelled()`` is still false then)."""
+    drain = CURRENT_DRAIN.get()
+    return drain is None or not drain.expired
+
+
 def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     peer = context.peer() or ""
     return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
@@ -283,21 +292,15 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
             with server_span(self.gateway.tracer, name, inbound.parent, invocation.context, attributes):
                 try:
                     agent, events = self.gateway.open_stream(invocation)
-                    events = bounded(
-                        events, agent, self.listener.stream_idle_timeout, self.listener.stream_max_duration
-                    )
-                    collector = ResultCollector(agent)
-                    sequence = 0
-                    async for event in events:
-                        sequence += 1
-                        collector.add(event)
-                        yield self._fitting(
-                            pb.InvokeStreamResponse(event=wire.event_to_pb(view.event(event), sequence))
-                        )
                 except GatewayError as exc:
                     raise view.error(exc) from None
-                result = view.result(collector.result())
-                yield self._fitting(pb.InvokeStreamResponse(result=wire.result_to_pb(result, invocation.context)))
+                # A caller that hangs up cancels the call (grpc.aio cancels its handler).
+                relay = Relay(
+                    events, _StreamMessages(self, view, invocation, agent), bounds=Bounds.of(self.listener, agent)
+                )
+                async with contextlib.aclosing(relay.frames()) as messages:
+                    async for message in messages:
+                        yield message
                 trailers = (("x-request-id", request_id), *record_headers(invocation.record).items())
                 context.set_trailing_metadata(trailers)
 
@@ -324,6 +327,32 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
         response.request_id = request_id
         context.set_trailing_metadata((("x-request-id", request_id),))
         return response
+
+
+class _StreamMessages:
+    """InvokeStream's messages: numbered events, then the result collected from them; an error
+    is the call's status (RpcErrors aborts with it)."""
+
+    def __init__(
+        self, servicer: AgentGatewayServiceServicer, view: StepsView, invocation: Invocation, agent: str
+    ) -> None:
+        self.fitting = servicer._fitting
+        self.view = view
+        self.invocation = invocation
+        self.collector = ResultCollector(agent)
+        self.sequence = 0
+
+    def event(self, item: Event) -> pb.InvokeStreamResponse:
+        self.sequence += 1
+        self.collector.add(item)
+        return self.fitting(pb.InvokeStreamResponse(event=wire.event_to_pb(self.view.event(item), self.sequence)))
+
+    def end(self) -> pb.InvokeStreamResponse:
+        result = wire.result_to_pb(self.view.result(self.collector.result()), self.invocation.context)
+        return self.fitting(pb.InvokeStreamResponse(result=result))
+
+    def error(self, error: GatewayError) -> pb.InvokeStreamResponse:
+        raise self.view.error(error) from None
 
 
 def keepalive_options(listener: GrpcListener) -> list[tuple[str, int]]:

@@ -8,10 +8,9 @@ matches the error's class, never a stack trace.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -26,6 +25,7 @@ from gateway.model import (
     Event,
     GatewayError,
     InvalidRequest,
+    Invocation,
     StatusCode,
     Unauthenticated,
     new_request_id,
@@ -49,6 +49,7 @@ from gateway.server.inbound import (
 )
 from gateway.server.json_body import invoke_request, read_json, unreadable_body
 from gateway.server.passthrough import Passthrough
+from gateway.server.relay import Bounds, Relay, cancels_on_disconnect
 from gateway.server.request_keys import (
     DRAIN_KEY,
     GUARD_KEY,
@@ -59,9 +60,8 @@ from gateway.server.request_keys import (
     REQUEST_ID_KEY,
     STARTED_KEY,
 )
-from gateway.server.sse import SseWriter, current_task_canceller
+from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.server.steps_view import StepsView
-from gateway.stream_limits import bounded
 
 log = logging.getLogger("agent_gateway.http")
 
@@ -287,71 +287,61 @@ async def stream(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     inbound = await _invocation(request)
     invocation = inbound.invocation
-    request_id = invocation.context.request_id
     name, attributes = http_span(request)
     with server_span(gateway.tracer, name, inbound.parent, invocation.context, attributes):
         agent, events = gateway.open_stream(invocation)
         listener = request.app[LISTENER_KEY]
-        events = bounded(events, agent, listener.stream_idle_timeout, listener.stream_max_duration)
-        collector = ResultCollector(agent)
-        iterator = aiter(events)
-        first_event = asyncio.ensure_future(_first(iterator))
-        try:
-            await asyncio.wait({first_event}, timeout=listener.sse_keepalive)
-        except BaseException:
-            first_event.cancel()
-            raise
         view = _steps_view(request)
-        if first_event.done() and (failure := first_event.exception()) is not None:
-            # A failure before any event: a proper error status.
-            raise view.error(failure) if isinstance(failure, GatewayError) else failure
+        relay = Relay(
+            events,
+            _StreamSse(view, invocation, ResultCollector(agent)),
+            bounds=Bounds.of(listener, agent),
+            cancels=cancels_on_disconnect(listener, gateway.cancels_on_disconnect(invocation.agent)),
+            caller_gone=lambda: caller_gone(request),
+        )
+        try:
+            await relay.opening(listener.sse_keepalive)
+        except GatewayError as exc:  # a failure before any event: a proper error status
+            raise view.error(exc) from None
         response = web.StreamResponse(
             headers={
-                "content-type": "text/event-stream",
-                "cache-control": "no-store",
-                "x-accel-buffering": "no",
-                REQUEST_ID: request_id,
+                **SSE_HEADERS,
+                REQUEST_ID: invocation.context.request_id,
                 # Retries and fallbacks happen only before the first event (known by now unless it is slow).
                 **record_headers(invocation.record),
             }
         )
         await response.prepare(request)
-        # Keep-alives while the agent is silent; a keep-alive that cannot be written means the caller left.
-        cancels = listener.cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent)
-        gone = current_task_canceller() if cancels else None
-        async with SseWriter(response, listener.sse_keepalive, gone) as writer:
-            sequence = 0
-            try:
-                # Its own drain scope, so a stream still running at the deadline ends with an error frame.
-                async with request.app[DRAIN_KEY].scope():
-                    first = await first_event
-                    pending = [first] if first is not None else []
-                    async for event in _chain(pending, iterator):
-                        sequence += 1
-                        collector.add(event)
-                        item = wire_json.stream_event_json(view.event(event), sequence)
-                        await writer.send(format_sse(json.dumps(item), "event", str(sequence)))
-                final = wire_json.stream_result_json(view.result(collector.result()), invocation.context)
-                await writer.send(format_sse(json.dumps(final), "result"))
-            except GatewayError as exc:
-                # Headers are gone: the error travels as the stream's last event.
-                await writer.send(format_sse(json.dumps(wire.error_json(view.error(exc), request_id)), "error"))
+        await relay.serve(
+            response.write, keepalive=(listener.sse_keepalive, KEEPALIVE_FRAME), drain=request.app[DRAIN_KEY]
+        )
         await response.write_eof()
     return response
 
 
-async def _first(events: AsyncIterator[Event]) -> Event | None:
-    try:
-        return await anext(events)
-    except StopAsyncIteration:
-        return None
+class _StreamSse:
+    """The SSE of ``/v1/stream``: numbered events (as the caller may see them), the result
+    collected from them, an error as the last event."""
 
+    def __init__(self, view: StepsView, invocation: Invocation, collector: ResultCollector) -> None:
+        self.view = view
+        self.invocation = invocation
+        self.collector = collector
+        self.sequence = 0
 
-async def _chain(first: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    for event in first:
-        yield event
-    async for event in rest:
-        yield event
+    def event(self, item: Event) -> bytes:
+        self.sequence += 1
+        self.collector.add(item)
+        body = wire_json.stream_event_json(self.view.event(item), self.sequence)
+        return format_sse(json.dumps(body), "event", str(self.sequence))
+
+    def end(self) -> bytes:
+        final = wire_json.stream_result_json(self.view.result(self.collector.result()), self.invocation.context)
+        return format_sse(json.dumps(final), "result")
+
+    def error(self, error: GatewayError) -> bytes:
+        body = wire.error_json(self.view.error(error), self.invocation.context.request_id)
+        return format_sse(json.dumps(body), "error")
 
 
 async def list_agents(request: web.Request) -> web.Response:

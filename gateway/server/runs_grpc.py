@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -12,14 +13,15 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import runs_pb2 as rpb
 from gateway import wire
 from gateway.context import SESSION_ID
-from gateway.model import InvalidRequest
+from gateway.model import GatewayError, InvalidRequest
 from gateway.runs.manager import RunManager
 from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
-from gateway.runs.store import RunRecord
+from gateway.runs.store import RunRecord, StoredEvent
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
 from gateway.server.inbound import inbound_call, rpc_span, server_span
+from gateway.server.relay import Relay
 from gateway.server.steps_view import StepsView
 
 RUN_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["RunService"].full_name
@@ -119,18 +121,39 @@ class RunServicer:
     async def WatchRun(
         self, request: rpb.WatchRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[rpb.WatchRunResponse]:
-        final: RunRecord | None = None
+        watch = _WatchMessages()
         async with RpcErrors(context, "RunService/WatchRun"):
             identity, _ = self._caller(request, context)
-            async for item in self.runs.follow(request.run_id, identity.name, request.after_sequence):
-                if isinstance(item, RunRecord):
-                    final = item
-                    break
-                yield rpb.WatchRunResponse(event=event_pb(item))
+            # A watcher that hangs up ends its follow (grpc.aio cancels it); the run goes on.
+            relay = Relay(self.runs.follow(request.run_id, identity.name, request.after_sequence), watch)
+            async with contextlib.aclosing(relay.frames()) as messages:
+                async for message in messages:
+                    yield message
+        final = watch.final
         if final is not None:
             if final.result is None:
                 await abort_with_detail(context, error_pb(final))
             yield rpb.WatchRunResponse(result=result_pb(final))
+
+
+class _WatchMessages:
+    """A run's stored events as messages; its record, the follow's last item, is kept for the
+    answer after the error mapping (a failed run aborts with its own error detail)."""
+
+    def __init__(self) -> None:
+        self.final: RunRecord | None = None
+
+    def event(self, item: StoredEvent | RunRecord) -> rpb.WatchRunResponse | None:
+        if isinstance(item, RunRecord):
+            self.final = item
+            return None
+        return rpb.WatchRunResponse(event=event_pb(item))
+
+    def end(self) -> None:
+        return None
+
+    def error(self, error: GatewayError) -> rpb.WatchRunResponse:
+        raise error
 
 
 def run_method_handlers(servicer: RunServicer) -> dict[str, grpc.RpcMethodHandler]:

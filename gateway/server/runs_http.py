@@ -27,10 +27,12 @@ from gateway.protocols.sse import format_sse
 from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
+from gateway.server.disconnect import caller_gone
 from gateway.server.inbound import http_span, inbound_call, server_span
 from gateway.server.json_body import invoke_request, read_json, whole_number
-from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
-from gateway.server.sse import SseWriter, current_task_canceller
+from gateway.server.relay import Relay
+from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.server.steps_view import StepsView
 
 RUNS_KEY = web.AppKey("runs", RunManager)
@@ -139,19 +141,30 @@ async def events(request: web.Request) -> web.StreamResponse:
     owner = _owner(request)
     # Checked before the response starts, so an unknown run is a proper 404.
     await runs.get(run_id, owner)
-    response = web.StreamResponse(
-        headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
-    )
+    response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    async with SseWriter(response, request.app[KEEPALIVE_KEY] or None, current_task_canceller()) as writer:
-        try:
-            async for item in runs.follow(run_id, owner, after):
-                await writer.send(_frame(item))
-        except GatewayError as exc:
-            # Headers are gone: the error travels as the stream's last event.
-            await writer.send(format_sse(json.dumps(wire.error_json(exc)), "error"))
+    # A follower that leaves ends its follow at once; the run goes on.
+    relay = Relay(
+        runs.follow(run_id, owner, after), _FollowSse(), cancels=True, caller_gone=lambda: caller_gone(request)
+    )
+    keepalive = request.app[KEEPALIVE_KEY] or None
+    await relay.serve(response.write, keepalive=(keepalive, KEEPALIVE_FRAME), drain=request.app[DRAIN_KEY])
     await response.write_eof()
     return response
+
+
+class _FollowSse:
+    """A run's stored events as SSE, then its result or error (the run's last item)."""
+
+    def event(self, item: StoredEvent | RunRecord) -> bytes:
+        return _frame(item)
+
+    def end(self) -> None:
+        return None
+
+    def error(self, error: GatewayError) -> bytes:
+        # Headers are gone: the error travels as the stream's last event.
+        return format_sse(json.dumps(wire.error_json(error)), "error")
 
 
 def _frame(item: StoredEvent | RunRecord) -> bytes:

@@ -1,11 +1,11 @@
-"""Server-sent event writing with keep-alives, for the long streams of both HTTP endpoints.
+"""Server-sent event frames shared by every SSE front, and the MCP front's writer.
 
-An idle stream (a slow agent thinking, a background run followed before its
-next event) sends an SSE comment line, ``: keep-alive``, after ``keepalive``
-seconds without a frame, so proxies and load balancers in between keep it
-open. A keep-alive that cannot be written means the client is gone: the
-writer then cancels the task serving the stream (``on_gone``), which ends a
-follow at once and, for a foreground call, abandons the upstream call.
+An idle stream sends an SSE comment line, ``: keep-alive``, after ``keepalive``
+seconds without a frame, so proxies and load balancers in between keep it open.
+The relayed streams (``/v1/stream``, run follows, A2A) get theirs from
+:mod:`gateway.server.relay`; :class:`SseWriter` serves the MCP front's streams,
+which interleave requests to the client with the answer. A keep-alive that
+cannot be written marks the writer ``gone``.
 """
 
 from __future__ import annotations
@@ -13,23 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
 
 KEEPALIVE_FRAME = b": keep-alive\n\n"
+# The headers of every event stream: never cached, never buffered by a proxy in between.
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
 
 
 class SseWriter:
     """Frames to one prepared ``text/event-stream`` response, with keep-alives while idle."""
 
-    def __init__(
-        self, response: web.StreamResponse, keepalive: float | None, on_gone: Callable[[], object] | None = None
-    ) -> None:
+    def __init__(self, response: web.StreamResponse, keepalive: float | None) -> None:
         self.response = response
         self.keepalive = keepalive
-        self.on_gone = on_gone
         self.gone = False
         self._lock = asyncio.Lock()
         self._last = time.monotonic()
@@ -66,13 +64,4 @@ class SseWriter:
                     self._last = time.monotonic()
             except (ConnectionError, RuntimeError):
                 self.gone = True
-                if self.on_gone is not None:
-                    self.on_gone()
                 return
-
-
-def current_task_canceller() -> Callable[[], object]:
-    """A callback cancelling the task that asked for it (the handler serving a stream)."""
-    task = asyncio.current_task()
-    assert task is not None
-    return task.cancel

@@ -5,7 +5,8 @@ written in random chunk sizes with random pauses (seeded; the seed is logged and
 ``.seed``), chunked or with a Content-Length (honest or lying), trickled, cut off after some
 body bytes, or stopped after the headers. Nothing is framed by a library, so the gateway
 meets exactly the bytes a broken or slow agent would send. Every request the gateway sent is
-recorded (``.requests``) with its method, target, headers and body.
+recorded (``.requests``) with its method, target, headers and body; an answer written in full
+counts in ``.replies_done``, one the client hung up on midway in ``.abandoned``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class FaultUpstream:
         self.random = random.Random(seed)
         self.requests: list[SeenRequest] = []
         self.replies_done = 0
+        self.abandoned = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
@@ -129,7 +131,11 @@ class FaultUpstream:
                     return
                 self.requests.append(request)
                 reply = self.responder(request)
-                keep_open = await self._answer(reply, reader, writer)
+                try:
+                    keep_open = await self._answer(reply, reader, writer)
+                except ConnectionError:
+                    self.abandoned += 1
+                    raise
                 self.replies_done += 1
                 if not keep_open:
                     return
