@@ -32,7 +32,8 @@ from gateway.runs.webhook import WebhookSender
 
 __all__ = ["AnswerView", "RunManager", "RunNotFinished"]
 
-# How long an explicit cancel waits for the run to record its cancelled status.
+# How long an explicit cancel waits for the run to record its cancelled status (here, or at
+# another gateway of the fleet for the A2A task service).
 CANCEL_WAIT = 10.0
 # The same at shutdown, past the drain deadline (a run not recorded by then is reported
 # failed by the fleet once its lease lapses).
