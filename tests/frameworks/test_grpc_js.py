@@ -21,9 +21,9 @@ from opentelemetry.trace import SpanKind
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
-from tests.test_wire_json import typed
+from tests.helpers.frameworks import framework_server
+from tests.helpers.wire import typed
 
 pytestmark = pytest.mark.frameworks
 

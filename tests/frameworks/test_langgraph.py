@@ -22,8 +22,8 @@ from gateway.adapters.langgraph import THREAD_NAMESPACE
 from gateway.client import AgentClient, ClientError
 from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
+from tests.helpers.frameworks import framework_server
 
 pytestmark = pytest.mark.frameworks
 

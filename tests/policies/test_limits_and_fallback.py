@@ -22,7 +22,7 @@ from gateway.model import (
 )
 from gateway.policies.fallback import FallbackPolicy
 from gateway.policies.limits import ConcurrencyLimitPolicy
-from tests.policies.test_retry import Flaky, invocation, stream_of
+from tests.helpers.policies import Flaky, invocation, stream_of
 
 
 async def test_bulkhead_queues_then_rejects_fast() -> None:

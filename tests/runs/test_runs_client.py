@@ -9,8 +9,7 @@ import pytest
 from gateway.client import AgentClient, ClientError
 from gateway.model import StatusCode
 from tests.conftest import GatewayFactory
-from tests.runs.conftest import SlowAgent
-from tests.runs.test_runs_http import agents_yaml
+from tests.helpers.runs import SlowAgent, agents_yaml
 
 
 async def test_submit_watch_resume_result_and_cancel(

@@ -22,7 +22,7 @@ from gateway.client import AgentClient, ClientError
 from gateway.model import StatusCode
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
-from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.redis import REDIS_URL, drop_prefix, redis_available
 
 STATE_YAML = """
 state:
