@@ -2,42 +2,27 @@
 nothing until a config uses it; third-party adapters register through the
 ``agent_gateway.adapters`` entry-point group.
 
-This table is the one list of built-in kinds: the config's `agents.<name>.kind` accepts
-these and the entry points (config/references.py), and the config reference lists them.
-Adding an adapter is its module, one line here and its tests.
+``BUILTIN`` is the one list of built-in kinds: the config's ``agents.<name>.kind`` accepts these
+and the entry points (checked in config/references.py, whose error names the known kinds), and
+nothing else lists them, so adding an adapter is its module, one line here and its tests.
 """
 
 from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, NamedTuple
 
-if TYPE_CHECKING:
-    from gateway.adapters.base import Adapter
+from gateway.adapters.base import Adapter
 
-
-class Kind(NamedTuple):
-    # "module:Class", imported when a config first uses the kind.
-    target: str
-    # Shown beside the kind in the config reference, when the name alone says too little.
-    note: str = ""
-
-
-BUILTIN: dict[str, Kind] = {
-    "http": Kind("gateway.adapters.http:HttpAgentAdapter"),
-    "grpc": Kind("gateway.adapters.grpc:GrpcAgentAdapter"),
-    "langgraph": Kind("gateway.adapters.langgraph:LangGraphAdapter"),
-    "crewai": Kind("gateway.adapters.crewai:CrewAIAdapter"),
-    "mastra": Kind("gateway.adapters.mastra:MastraAdapter"),
-    "a2a": Kind("gateway.adapters.a2a:A2AAdapter"),
-    "mcp": Kind("gateway.adapters.mcp:McpToolAdapter", "one MCP tool"),
+BUILTIN: dict[str, str] = {
+    "http": "gateway.adapters.http:HttpAgentAdapter",
+    "grpc": "gateway.adapters.grpc:GrpcAgentAdapter",
+    "langgraph": "gateway.adapters.langgraph:LangGraphAdapter",
+    "crewai": "gateway.adapters.crewai:CrewAIAdapter",
+    "a2a": "gateway.adapters.a2a:A2AAdapter",
+    "mastra": "gateway.adapters.mastra:MastraAdapter",
+    "mcp": "gateway.adapters.mcp:McpToolAdapter",
 }
-
-
-def builtin_kinds_text() -> str:
-    """The built-in kinds for people: ``http, grpc, ..., mcp (one MCP tool)``."""
-    return ", ".join(f"{name} ({kind.note})" if kind.note else name for name, kind in BUILTIN.items())
 
 
 def known_kinds() -> list[str]:
@@ -46,12 +31,8 @@ def known_kinds() -> list[str]:
 
 def adapter_class(kind: str) -> type[Adapter]:
     """The adapter class for ``kind``; LookupError when no adapter has that name."""
-    from gateway.adapters.base import Adapter  # lazy: the kinds' names cost no aiohttp import
-
-    builtin = BUILTIN.get(kind)
-    if builtin is not None:
-        target = builtin.target
-    else:
+    target = BUILTIN.get(kind)
+    if target is None:
         found = [ep for ep in entry_points(group="agent_gateway.adapters") if ep.name == kind]
         if not found:
             raise LookupError(kind)

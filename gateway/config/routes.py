@@ -14,15 +14,17 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.adapters.registry import builtin_kinds_text
 from gateway.config.base import Duration, Name, Strict
 
 
 class Agent(Strict):
     """An upstream agent: which adapter speaks to it, and where."""
 
-    # Checked against the adapter registry (built-in kinds and entry points) with the other cross-references.
-    kind: str = Field(description=f"adapter kind: {builtin_kinds_text()}")
+    kind: str = Field(
+        description="adapter kind: a built-in one (`BUILTIN` in gateway/adapters/registry.py, for example "
+        "http, grpc, langgraph, a2a) or a third-party adapter's `agent_gateway.adapters` entry point; "
+        "an unknown kind is an error that names the known ones"
+    )
     # Where the agent listens: a URL (http://host:port) or host:port for gRPC.
     endpoint: str
     # Shown by ListAgents and GET /v1/agents.
