@@ -5,12 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -50,7 +45,7 @@ def _check_address(value: str) -> str:
 Address = Annotated[str, BeforeValidator(lambda v: _check_address(str(v)))]
 
 
-def _check_unique(names: list[str], what: str) -> None:
+def check_unique(names: list[str], what: str) -> None:
     seen = set()
     for name in names:
         if name in seen:

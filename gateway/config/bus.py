@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, model_validator
 
-from gateway.config.base import Duration, Name, Strict, _check_unique
+from gateway.config.base import Duration, Name, Strict, check_unique
 from gateway.config.workflows import TemplateValue
 
 _SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -84,7 +80,7 @@ class Bus(Strict):
                 f"dead_letter_prefix {self.dead_letter_prefix!r} must differ from the event prefixes, "
                 "or triggers would consume their own dead letters"
             )
-        _check_unique(self.prefixes, "prefixe")
+        check_unique(self.prefixes, "prefixe")
         return self
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import (
-    Field,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
 from gateway.config.base import Address, Duration, Strict
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT

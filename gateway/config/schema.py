@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gateway.config.base import Address, Duration, Name, Strict, _check_unique, parse_duration
+from gateway.config.base import Address, Duration, Name, Strict, check_unique, parse_duration
 from gateway.config.bus import Bus, Prefix, Redelivery, Subject, SubjectPattern, Trigger, check_subject
 from gateway.config.evaluations import CheckConfig, CheckKind, Evaluation
 from gateway.config.listeners import (
@@ -236,5 +236,5 @@ class GatewayConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_triggers(self) -> GatewayConfig:
-        _check_unique([t.name for t in self.triggers], "trigger")
+        check_unique([t.name for t in self.triggers], "trigger")
         return self

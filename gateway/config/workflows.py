@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, model_validator
 
-from gateway.config.base import Duration, Name, Strict, _check_unique
+from gateway.config.base import Duration, Name, Strict, check_unique
 from gateway.patterns.template import check_condition, check_template
 
 TemplateValue = Annotated[Any, AfterValidator(check_template)]
@@ -104,7 +100,7 @@ class SequentialWorkflow(WorkflowCommon):
 
     @model_validator(mode="after")
     def _unique_steps(self) -> SequentialWorkflow:
-        _check_unique([s.name for s in self.steps], "step")
+        check_unique([s.name for s in self.steps], "step")
         for step in self.steps:
             if (step.agent is None) == (step.wait is None):
                 raise ValueError(f"step {step.name!r} needs exactly one of 'agent' or 'wait'")
@@ -146,7 +142,7 @@ class ParallelWorkflow(WorkflowCommon):
 
     @model_validator(mode="after")
     def _check(self) -> ParallelWorkflow:
-        _check_unique([b.name for b in self.branches], "branch")
+        check_unique([b.name for b in self.branches], "branch")
         if self.quorum is not None and self.quorum > len(self.branches):
             raise ValueError(f"quorum {self.quorum} is more than the {len(self.branches)} branches")
         if self.aggregate == "quorum" and self.quorum is None:
