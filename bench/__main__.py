@@ -19,10 +19,10 @@ from bench import goals
 from bench.agents import raise_nofile_limit
 from bench.harness import Bench, ScenarioResult, Settings, Skip, tool_versions
 from bench.report import machine, now, render, to_json, write_json
-from bench.scenarios import cpu, fanout, latency, policies, scale, stream_cpu, streaming, throughput
+from bench.scenarios import cpu, fanout, latency, policies, scale, stream_cpu, streaming, throughput, workers
 
 SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (latency, throughput, cpu, streaming, stream_cpu, fanout, policies, scale)
+    m.NAME: m for m in (latency, throughput, cpu, streaming, stream_cpu, fanout, policies, scale, workers)
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 

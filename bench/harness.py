@@ -112,11 +112,17 @@ class Bench:
             self.upstream = None
 
     @contextmanager
-    def gateway(self, name: str = "gateway", document: dict[str, Any] | None = None) -> Iterator[RunningGateway]:
-        """A gateway process on the proxy core with the bench config (or ``document``)."""
+    def gateway(
+        self,
+        name: str = "gateway",
+        document: dict[str, Any] | None = None,
+        workers: int = 1,
+        cpus: Sequence[int] | None = None,
+    ) -> Iterator[RunningGateway]:
+        """A gateway process on the proxy core (or ``cpus``) with the bench config (or ``document``)."""
         up = self.start_upstream()
         config = write_config(self.workdir / f"{name}.yaml", document or gateway_config(up.http_port, up.grpc_port))
-        child, http, grpc_address = start_gateway(config, self.pins["proxy"])
+        child, http, grpc_address = start_gateway(config, self.pins["proxy"] if cpus is None else cpus, workers)
         try:
             yield RunningGateway(child, http, grpc_address)
         finally:

@@ -197,13 +197,12 @@ def start_reference(name: str, upstream_port: int, cpus: Sequence[int]) -> tuple
     return child, int(child.ready.group(1))
 
 
-def start_gateway(config_path: Path, cpus: Sequence[int]) -> tuple[Child, str, str]:
-    """``agent-gateway run`` on ``config_path``; returns it with its HTTP and gRPC addresses."""
-    child = Child(
-        "gateway",
-        python("gateway", "run", "-c", str(config_path), "--log-level", "warning"),
-        cpus,
-        ready=r"ready: http=(\S+) grpc=(\S+)",
-    )
+def start_gateway(config_path: Path, cpus: Sequence[int], workers: int = 1) -> tuple[Child, str, str]:
+    """``agent-gateway run`` on ``config_path`` (``--workers`` when more than one); returns
+    it with its HTTP and gRPC addresses (a supervisor's workers are its descendants)."""
+    argv = python("gateway", "run", "-c", str(config_path), "--log-level", "warning")
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    child = Child("gateway", argv, cpus, ready=r"ready: http=(\S+) grpc=(\S+) admin=(\S+)", timeout=90.0)
     assert child.ready is not None
     return child, child.ready.group(1), child.ready.group(2)

@@ -16,9 +16,9 @@ from gateway.routing import Router, RouteRequest
 from gateway.telemetry.logging import configure_logging
 
 
-def _load(path: str) -> GatewayConfig | None:
+def _load(path: str, overrides: dict[tuple[str, ...], object] | None = None) -> GatewayConfig | None:
     try:
-        return load_config(path)
+        return load_config(path, overrides=overrides)
     except ConfigError as exc:
         print(f"invalid config ({len(exc.problems)} problem{'s' * (len(exc.problems) != 1)}):", file=sys.stderr)
         for problem in exc.problems:
@@ -73,20 +73,21 @@ async def serve(config: GatewayConfig, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, {("server", "workers"): args.workers} if args.workers is not None else None)
     if config is None:
         return 2
     configure_logging(config.telemetry.logging, args.log_level)
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # uvloop is optional (not on every platform)
-        loop_factory = None
     from gateway.server.connections import ListenError
+    from gateway.server.loop import event_loop_factory
 
+    if config.server.workers > 1:
+        from gateway.server.fleet import serve_fleet  # a supervisor and its workers
+
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            code: int = runner.run(serve_fleet(config, args.config, args.log_level))
+        return code
     try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve(config, args.config))
     except ListenError as exc:
         print(f"agent-gateway: {exc}", file=sys.stderr)
@@ -161,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_config_argument(run_parser)
     run_parser.add_argument(
         "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="overrides telemetry.logging"
+    )
+    run_parser.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (overrides server.workers)"
     )
     run_parser.set_defaults(func=run)
     validate_parser = commands.add_parser("validate", help="check a config file and exit")

@@ -29,8 +29,7 @@ from agentgateway.v1 import runs_pb2 as rpb
 from agentgateway.v1 import runs_pb2_grpc as rpb_grpc
 from agentgateway.v1 import state_pb2 as spb
 from agentgateway.v1 import state_pb2_grpc as spb_grpc
-from gateway.client import AgentClient, ClientError
-from gateway.model import DataPart, Message, Role
+from agentgateway_client import AgentClient, ClientError, DataPart, Message, Role
 from gateway.patterns.template import Template
 from gateway.server.app import GatewayServer
 from tests.bus.nats_support import NATS_URL, Names, delete_nats_resources, require_nats

@@ -16,8 +16,9 @@ task upstream (``CancelTask`` / ``tasks/cancel``), best effort.
 
 Servers differ in two ways the adapter absorbs: one that answers
 ``SendMessage`` with a task still submitted or working (FastA2A, which serves
-Pydantic AI, never blocks) is polled with ``GetTask`` until the task ends or
-waits for the client; and a stream that sends an artifact in chunks and then
+Pydantic AI, never blocks), or closes its stream so (an a2a-sdk executor that
+returned early), is polled with ``GetTask`` until the task ends or waits for
+the client; and a stream that sends an artifact in chunks and then
 the whole artifact again (``append`` false, the same ``artifactId``: a
 replacement) yields only the text the chunks had not already given.
 """
@@ -415,6 +416,15 @@ class A2AAdapter(Adapter):
         finally:
             if task_id and not ended and state not in _TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
+        if task_id and state in _PENDING:
+            # The agent closed its stream with the task still open (an a2a-sdk executor that returned
+            # early): followed with GetTask until it ends or waits, as a unary call's task is.
+            task = await self._settled(call, url, {"id": task_id, "status": {"state": state}})
+            for artifact in task.get("artifacts") or []:
+                for event in self._events("artifact-update", {"artifact": artifact}, streamed):
+                    yield event
+            for event in self._events("status-update", task, streamed):
+                yield event
 
     async def _unary(self, call: Attempt, url: str) -> Mapping[str, Any]:
         """``SendMessage`` on the binding in use: the task (or message) it answers."""

@@ -149,7 +149,8 @@ class GrpcListener(ListenerCommon):
     # Open connections at most; more are refused.
     max_connections: int = Field(default=4096, ge=1)
     # Let several processes listen on this port (SO_REUSEPORT). Off: a second gateway on a
-    # port in use fails at start instead of silently taking half of the calls.
+    # port in use fails at start instead of silently taking half of the calls. The workers of
+    # server.workers always share their port this way (the supervisor checks it is free first).
     so_reuseport: bool = False
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.config.problems import ConfigError, ConfigProblem, PathKey, format_path, line_for
+from gateway.config.problems import ConfigError, ConfigProblem, PathKey, ProblemList, format_path, line_for
 from gateway.config.references import reference_problems
 from gateway.config.schema import GatewayConfig
+from gateway.config.workers import worker_problems
 
 __all__ = ["ConfigError", "ConfigProblem", "load_config", "load_config_text", "parse_yaml"]
 
@@ -240,7 +241,11 @@ def _validate(
             if not _set_aside(work, locations, pruned):
                 return None, problems
             continue
-        problems += reference_problems(config, file, lines, pruned, functools.partial(_original_index, holes=holes))
+        locate = functools.partial(_original_index, holes=holes)
+        problems += reference_problems(config, file, lines, pruned, locate)
+        workers = ProblemList(file, lines, locate)
+        worker_problems(config, workers)
+        problems += workers.problems
         return (None if problems else config), problems
     return None, problems
 
@@ -256,23 +261,46 @@ def _original_index(loc: PathKey, holes: Mapping[str, list[int]]) -> PathKey:
     return loc
 
 
-def load_config_text(text: str, file: str = "<config>", environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Parse and validate YAML text; raise :class:`ConfigError` listing every problem of the file."""
+def _override(data: dict[str, Any], overrides: Mapping[tuple[str, ...], Any]) -> None:
+    """Set values given outside the file (``--workers``) before validation, so every check sees them."""
+    for path, value in overrides.items():
+        node = data
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[path[-1]] = value
+
+
+def load_config_text(
+    text: str,
+    file: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[tuple[str, ...], Any] | None = None,
+) -> GatewayConfig:
+    """Parse and validate YAML text; raise :class:`ConfigError` listing every problem of the file.
+    ``overrides`` (path -> value, e.g. ``{("server", "workers"): 2}``) replace what the file says."""
     data, builder = parse_yaml(text, file, environ)
     if not isinstance(data, dict):
         problem = ConfigProblem(file, 1, "", "the top level must be a mapping (listeners, agents, routes)")
         raise ConfigError([*builder.problems, problem])
+    if overrides:
+        _override(data, overrides)
     config, problems = _validate(data, file, builder.lines)
     if builder.problems or config is None:
         raise ConfigError(builder.problems + problems)
     return config
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+def load_config(
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[tuple[str, ...], Any] | None = None,
+) -> GatewayConfig:
     """Load a gateway YAML file; raise :class:`ConfigError` naming file, line, path and reason."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, None, "", f"cannot read the file: {exc.strerror}")]) from None
-    return load_config_text(text, file, environ)
+    return load_config_text(text, file, environ, overrides)

@@ -158,6 +158,12 @@ class Server(Strict):
     # Re-read the config file this often and apply agents, routes, policies, workflows and
     # checks without a restart (null: only on POST /reload of the admin listener).
     config_watch: Duration | None = 5.0
+    # Worker processes serving every listener (HTTP and gRPC), each on its own core; `--workers`
+    # overrides it. Above 1, a supervising process holds the ports, restarts a worker that dies,
+    # drains them all on SIGTERM and serves the admin listener with every worker's metrics and
+    # health; the workers share only the state and bus backends (and breakers with storage: redis),
+    # so the state needs a file or Redis and triggers need the nats bus. Linux only (SO_REUSEPORT).
+    workers: int = Field(default=1, ge=1, le=64)
     # How many characters of an agent's own error reply (which may hold a stack trace) callers see,
     # in the error's `details.upstream_body`; 0: none. The failure log (agent_gateway.failures) has it.
     upstream_body_excerpt: int = Field(default=0, ge=0, le=4096)

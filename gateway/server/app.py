@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
 from gateway.adapters.base import AdapterResources
-from gateway.config.schema import GatewayConfig
+from gateway.config.schema import AdminListener, GatewayConfig
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.patterns.events import EventRuntime
@@ -44,6 +44,7 @@ from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.http import build_http_app, expectations_checked
 from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
+from gateway.server.ports import WorkerBinding
 from gateway.server.reload import ConfigReloader
 from gateway.server.runs_grpc import RUN_SERVICE_NAME, RunServicer, run_method_handlers
 from gateway.server.runs_http import add_run_routes
@@ -88,8 +89,12 @@ class GatewayServer:
         config: GatewayConfig,
         tracer_provider: TracerProvider | None = None,
         config_path: str | Path | None = None,
+        worker: WorkerBinding | None = None,
     ) -> None:
         self.config = config
+        # One worker of several (``server.workers``): the supervisor's ports, joined with
+        # SO_REUSEPORT, and a private admin socket; None: the listeners as configured.
+        self.worker = worker
         self.config_path = config_path
         self.serving = False
         self.tracer_provider = tracer_provider or build_tracer_provider(config.telemetry.tracing)
@@ -265,14 +270,16 @@ class GatewayServer:
             self.cert_reloader = reloader = HttpCertificateReloader(http.tls, ssl_context)
             reloader.start()
             stack.push_async_callback(reloader.stop)
-        host, port = _split(http.address)
-        await ListenerSite(runner, host, port, http, ssl_context).start()
+        host, port = _split(self.worker.http if self.worker and self.worker.http else http.address)
+        await ListenerSite(runner, host, port, http, ssl_context, reuse_port=self.worker is not None).start()
         return _address(runner.addresses[0])
 
     async def _start_grpc(self, gateway: Gateway, a2a: A2AFront) -> str | None:
         listener = self.config.listeners.grpc
         if listener is None:
             return None
+        if self.worker is not None:
+            listener = listener.model_copy(update={"so_reuseport": True})
         assert self.events is not None
         guard = ListenerGuard(listener, self.config.security, self._limiter, self._budgets)
         extra = {EVENTS_SERVICE_NAME: events_method_handlers(EventsServicer(self.events, guard))}
@@ -286,7 +293,7 @@ class GatewayServer:
         server, self.health = build_grpc_server(gateway, listener, guard, self.drain, extra)
         self.grpc_server = server
         self._drains.append(lambda: server.stop(self.config.server.drain_timeout + ANSWER_TIME))
-        host, port = _split(listener.address)
+        host, port = _split(self.worker.grpc if self.worker and self.worker.grpc else listener.address)
         target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         # Tried first, so a port in use is one clear line rather than gRPC's own log of it.
         failure = bind_failure(host, port) if port and not listener.so_reuseport else None
@@ -314,18 +321,32 @@ class GatewayServer:
         """The config watcher and the admin listener: up before the fronts, down after their drain,
         so readiness and metrics answer all along."""
         if self.config_path is not None:
-            self.reloader = reloader = ConfigReloader(self.config_path, gateway, self.config.server.drain_timeout)
+            # The worker count is the process's for its life (it may come from --workers): reloads keep it.
+            workers: dict[tuple[str, ...], object] = {("server", "workers"): self.config.server.workers}
+            self.reloader = reloader = ConfigReloader(
+                self.config_path, gateway, self.config.server.drain_timeout, workers
+            )
             reloader.start(self.config.server.config_watch)
             stack.push_async_callback(reloader.stop)
-        if self.config.admin is None:
+        if self.config.admin is None and self.worker is None:
             return None
-        api = AdminApi(gateway, self.config.admin, lambda: self.serving, self.reloader)
+        api = AdminApi(gateway, self.config.admin or AdminListener(), lambda: self.serving, self.reloader)
         runner = web.AppRunner(build_admin_app(api), access_log=None, handle_signals=False, logger=protocol_log())
         await runner.setup()
         self.admin_runner = runner
         stack.push_async_callback(runner.cleanup)
         assert runner.server is not None
         runner.server.request_handler = expectations_checked(runner.server.request_handler)
+        if self.worker is not None:
+            # One worker of several: the supervisor serves the admin listener and reads this
+            # worker's through a private socket.
+            path = self.worker.admin_socket
+            try:
+                await web.UnixSite(runner, path).start()
+            except OSError as exc:
+                raise ListenError.from_os_error(path, exc) from None
+            return f"unix:{path}"
+        assert self.config.admin is not None
         host, port = _split(self.config.admin.address)
         try:
             await web.TCPSite(runner, host, port, reuse_address=True).start()

@@ -162,9 +162,10 @@ class GuardedRequestHandler(web.RequestHandler):
 
 class ListenerSite(web.BaseSite):
     """A TCP site whose connections are :class:`GuardedRequestHandler` s; a failure to
-    listen raises :class:`ListenError`. No SO_REUSEPORT: a second process on the port fails."""
+    listen raises :class:`ListenError`. No SO_REUSEPORT unless ``reuse_port`` (the workers
+    of ``server.workers``): otherwise a second process on the port fails."""
 
-    __slots__ = ("_count", "_host", "_listener", "_port")
+    __slots__ = ("_count", "_host", "_listener", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -173,8 +174,10 @@ class ListenerSite(web.BaseSite):
         port: int,
         listener: HttpListener,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context)
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._listener = listener
@@ -217,7 +220,7 @@ class ListenerSite(web.BaseSite):
                 ssl=self._ssl_context,
                 backlog=self._backlog,
                 reuse_address=True,
-                reuse_port=False,
+                reuse_port=self._reuse_port,
             )
         except OSError as exc:
             raise ListenError.from_os_error(self._listener.address, exc) from None

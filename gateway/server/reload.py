@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.config.loader import ConfigError, load_config
 from gateway.config.schema import GatewayConfig
@@ -31,8 +32,16 @@ class ReloadOutcome:
 
 
 class ConfigReloader:
-    def __init__(self, path: str | Path, gateway: Gateway, drain_timeout: float) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        gateway: Gateway,
+        drain_timeout: float,
+        overrides: Mapping[tuple[str, ...], Any] | None = None,
+    ) -> None:
         self.path = Path(path)
+        # What the command line set over the file (``--workers``): a reload keeps it.
+        self.overrides = overrides
         self.gateway = gateway
         self.drain_timeout = drain_timeout
         self.digest = self._digest()
@@ -51,7 +60,7 @@ class ConfigReloader:
         async with self._lock:
             digest = self._digest()
             try:
-                config = load_config(self.path)
+                config = load_config(self.path, overrides=self.overrides)
             except ConfigError as exc:
                 log.error("config reload refused, keeping the running config:\n%s", exc)
                 return ReloadOutcome(False, problems=[str(p) for p in exc.problems])

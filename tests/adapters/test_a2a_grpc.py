@@ -50,7 +50,8 @@ async def grpc_agent() -> AsyncIterator[str]:
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="echo", name="Echo", description="Echoes", tags=["test"])],
     )
-    handler = DefaultRequestHandler(agent_executor=ScriptedExecutor(), task_store=InMemoryTaskStore(), agent_card=card)
+    store = InMemoryTaskStore()
+    handler = DefaultRequestHandler(agent_executor=ScriptedExecutor(store), task_store=store, agent_card=card)
     a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)  # type: ignore[no-untyped-call]
     await server.start()
     yield target

@@ -88,3 +88,25 @@ def test_quick_cpu_scenarios_report_every_reference_and_the_goals(tmp_path: Path
     assert goals["2 workers / 1 worker rps on 2 cores (--workers)"]["met"] == "not measured"
     assert goals["idle RSS (MB)"]["met"] == "not measured"  # scale did not run
     assert "Goals (issue 19)" in run.stdout
+
+
+def test_quick_workers_scenario_compares_two_workers_with_one(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    argv = [*("--quick", "--only", "workers", "--fronts", "http", "--client", "python", "--requests", "60")]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", *argv, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=110
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    scenario = json.loads(out.read_text())["scenarios"]["workers"]
+    if scenario["skipped"]:
+        assert "needs 2 CPUs" in scenario["skipped"]
+        return
+    one, two = scenario["rows"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    for row in (one, two):
+        assert row["errors"] == 0 and row["rps"] > 0, row
+    assert one["rps_ratio"] == 1.0 and two["rps_ratio"] == pytest.approx(two["rps"] / one["rps"])
+    split = [int(n) for n in two["split"].split("/")]
+    assert len(split) == 2 and sum(split) > 0
+    goals = {row["goal"]: row for row in json.loads(out.read_text())["scenarios"]["goals"]["rows"]}
+    assert goals["2 workers / 1 worker rps on 2 cores (--workers)"]["measured"] == two["rps_ratio"]

@@ -12,9 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from gateway.adapters.a2a import CONTEXT_NAMESPACE
-from gateway.client import AgentClient, ClientError
-from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.servers import ServerProcess
 from tests.helpers.abandoned_task import abandon_mid_task, state_after
@@ -134,3 +133,21 @@ async def test_structured_input_travels_as_a_data_part(
     assert result.messages[0].text == "echo: structured "
     assert isinstance(result.messages[1].parts[0], DataPart)
     assert result.metadata["a2a_context_id"] == str(uuid.uuid5(CONTEXT_NAMESPACE, "echo:s-a3"))
+
+
+async def test_a_task_left_working_after_its_stream_is_followed_to_its_end(
+    gateway_factory: GatewayFactory, a2a_server: ServerProcess
+) -> None:
+    """An agent whose stream (and blocking answer) ends with the task still working, finishing it
+    in the background: the gateway follows the task with GetTask on both paths, so it reports the
+    end the agent reached, never a completion the agent did not say (the stream used to)."""
+    async with gateway_factory(gateway_yaml(a2a_server.url)) as gw:
+        assert gw.addresses.grpc is not None
+        async with AgentClient(gw.addresses.grpc) as client:
+            events = [e async for e in client.stream("echo", "later please", timeout=10)]
+            result = await client.invoke("echo", "later again", timeout=10)
+    states = [e.data["state"] for e in events if e.type == "status"]
+    assert states[-1] == "completed" and "working" in states
+    assert "done later" in "".join(e.message.text for e in events if e.type == "delta" and e.message is not None)
+    assert result.metadata["a2a_state"] == "completed"
+    assert "done later" in "".join(m.text for m in result.messages)

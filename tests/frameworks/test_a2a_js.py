@@ -1,9 +1,11 @@
 """The official TypeScript A2A client (@a2a-js/sdk, pinned npm project tests/frameworks/a2a_js)
-drives the gateway's A2A front over JSON-RPC and HTTP+JSON: send, stream, get, list, subscribe, cancel."""
+drives the gateway's A2A front over JSON-RPC, HTTP+JSON and gRPC: send, stream, get, list, the
+push-notification configs, subscribe, cancel and the extended agent card."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -50,15 +52,37 @@ def holding_agent() -> web.Application:
     return app
 
 
-@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
+API_KEY = "js-client-key"
+
+
+def secured_yaml(agent: str, hooks: str) -> str:
+    """The agent behind an API key on both listeners (so GetExtendedAgentCard answers), with
+    push notifications allowed to the test's receiver."""
+    digest = hashlib.sha256(API_KEY.encode()).hexdigest()
+    return f"""
+listeners:
+  http: {{address: '127.0.0.1:0', auth: [api_key]}}
+  grpc: {{address: '127.0.0.1:0', auth: [api_key]}}
+agents:
+  echo: {{kind: http, endpoint: {agent}}}
+security:
+  api_keys: [{{identity: js, sha256: {digest}}}]
+  authorization: [{{identities: [js], agents: [echo]}}]
+runs: {{poll_interval: 50ms, webhooks: {{allowed_prefixes: ['{hooks}/hooks/'], secret: s3cret}}}}
+"""
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON", "GRPC"])
 async def test_the_typescript_sdk_client_drives_every_operation(
     pytestconfig: pytest.Config, gateway_factory: GatewayFactory, serve_app: Starter, binding: str
 ) -> None:
     node = require_env(pytestconfig, "a2a_js")
     agent = await serve_app(holding_agent())
-    async with gateway_factory(f"agents:\n  echo: {{kind: http, endpoint: {agent}}}\nruns: {{poll_interval: 50ms}}\n") as gw:
+    hooks = await serve_app(web.Application())
+    async with gateway_factory(secured_yaml(agent, hooks)) as gw:
         process = await asyncio.create_subprocess_exec(
             str(node), str(FRAMEWORKS_DIR / "a2a_js" / "client.mjs"), f"http://{gw.addresses.http}/a2a/echo", binding,
+            API_KEY, f"{hooks}/hooks/js",
             cwd=FRAMEWORKS_DIR / "a2a_js", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -67,11 +91,20 @@ async def test_the_typescript_sdk_client_drives_every_operation(
     for line in stdout.decode().splitlines():
         item = json.loads(line)
         steps[item["step"]] = item["value"]
+    assert steps["transport"] == binding  # the SDK chose the binding asked for, not a fallback
     sent = steps["send"]
     assert sent["status"]["state"] == "TASK_STATE_COMPLETED"
     assert sent["artifacts"][0]["parts"][0]["text"] == "done: hello from js"
     assert "done: stream from js" in json.dumps(steps["stream"])
     assert len(steps["get"]["history"]) == 1 and steps["get"]["id"] == sent["id"]
     assert [t["id"] for t in steps["list"]["tasks"]] == [sent["id"]]
+    created = steps["pushCreate"]
+    assert created["url"] == f"{hooks}/hooks/js" and created["token"] == "js-token" and created["id"]
+    assert steps["pushGet"] == created
+    assert steps["pushList"]["configs"] == [created]
+    assert steps["pushDeleted"].get("configs", []) == []
     assert steps["cancel"]["status"]["state"] == "TASK_STATE_CANCELED"
     assert "TASK_STATE_CANCELED" in json.dumps(steps["subscribe"][-1])
+    # The extended card: the authenticated caller's view of the agent.
+    assert steps["extendedCard"]["name"] == "echo"
+    assert steps["extendedCard"]["description"].endswith("(as seen by js)")

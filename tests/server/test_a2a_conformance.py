@@ -4,19 +4,25 @@ as the request that showed it, through the official a2a-sdk client where it appl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+import uvicorn
 from a2a.client import ClientConfig, create_client
 from a2a.helpers import new_text_message
-from a2a.types import SendMessageRequest, SubscribeToTaskRequest, a2a_pb2, a2a_pb2_grpc
+from a2a.types import CancelTaskRequest, SendMessageRequest, SubscribeToTaskRequest, a2a_pb2, a2a_pb2_grpc
 from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
+from examples import tck_agent
 from gateway.model import JSON
 from gateway.runs.webhook import DELIVERY_HEADER
 from tests.conftest import GatewayFactory, Starter
@@ -115,3 +121,61 @@ async def test_send_message_push_config_is_kept_before_the_turn_runs(
         await client.close()
         await asyncio.sleep(0.3)
         assert agent.seen == ["notify me"]
+
+
+@contextlib.asynccontextmanager
+async def _tck_agent() -> AsyncIterator[str]:
+    """examples/tck_agent.py in this process, on an ephemeral loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(tck_agent.build_app(url), log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        assert server.started, "the TCK agent did not start"
+        yield url
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        sock.close()
+
+
+async def test_the_tck_config_keeps_a_task_open_across_blocking_sends(gateway_factory: GatewayFactory) -> None:
+    """examples/a2a-tck.yaml and its agent: a blocking SendMessage returns once the task waits
+    for input (so the TCK's multi-turn, history and cancel tests find it open), a message naming
+    the task continues it, 'done' completes it, and an open task cancels."""
+    config = (Path(__file__).parents[2] / "examples" / "a2a-tck.yaml").read_text(encoding="utf-8")
+    async with _tck_agent() as agent_url:
+        yaml = (
+            config.replace("localhost:8095", "127.0.0.1:0")
+            .replace("localhost:50095", "127.0.0.1:0")
+            .replace("http://127.0.0.1:9102", agent_url)
+        )
+        assert agent_url in yaml, "examples/a2a-tck.yaml no longer routes to the TCK agent"
+        async with gateway_factory(yaml) as gw, httpx.AsyncClient(timeout=10) as http:
+            client = await create_client(
+                f"http://{gw.addresses.http}/a2a/tck", client_config=ClientConfig(streaming=False, httpx_client=http)
+            )
+
+            async def send(text: str, task_id: str = "") -> dict[str, Any]:
+                message = new_text_message(text, task_id=task_id or None)
+                answers = [MessageToDict(a) async for a in client.send_message(SendMessageRequest(message=message))]
+                task: dict[str, Any] = answers[-1]["task"]
+                return task
+
+            first = await send("hello")
+            assert first["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+            assert "echo: hello" in first["status"]["message"]["parts"][0]["text"]
+            second = await send("more", first["id"])
+            assert second["id"] == first["id"] and second["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+            assert [m["role"] for m in second["history"]] == ["ROLE_USER", "ROLE_AGENT"] * 2
+            done = await send("done", first["id"])
+            assert done["status"]["state"] == "TASK_STATE_COMPLETED"
+            other = await send("to be cancelled")
+            cancelled = MessageToDict(await client.cancel_task(CancelTaskRequest(id=other["id"])))
+            assert cancelled["status"]["state"] == "TASK_STATE_CANCELED"
+            await client.close()

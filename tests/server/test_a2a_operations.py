@@ -17,18 +17,25 @@ import aiohttp
 import grpc
 import httpx
 import pytest
-from a2a.client import ClientConfig, create_client
+from a2a.client import ClientCallContext, ClientConfig, create_client
 from a2a.helpers import new_text_message
 from a2a.types import (
     CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
     Role,
+    SendMessageConfiguration,
     SendMessageRequest,
     SubscribeToTaskRequest,
+    TaskPushNotificationConfig,
     a2a_pb2,
     a2a_pb2_grpc,
 )
+from a2a.utils.errors import TaskNotFoundError
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
@@ -547,3 +554,144 @@ async def test_push_configs_and_extended_card_on_rest_and_grpc(
                 await stub.GetTask(a2a_pb2.GetTaskRequest(tenant="held", id=task_id))
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
         held.release.set()
+
+
+def sdk_client_config(
+    http: httpx.AsyncClient, binding: str, streaming: bool = False, channels: list[str] | None = None
+) -> ClientConfig:
+    """The a2a-sdk client on one binding; the card names the gRPC endpoint as http://host:port.
+    ``channels`` records the gRPC channels it opens (none unless it chose gRPC)."""
+
+    def channel(url: str) -> grpc.aio.Channel:
+        if channels is not None:
+            channels.append(url)
+        return grpc.aio.insecure_channel(url.split("://", 1)[-1])
+
+    return ClientConfig(
+        streaming=streaming, httpx_client=http, supported_protocol_bindings=[binding], grpc_channel_factory=channel
+    )
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON", "GRPC"])
+async def test_push_configs_and_extended_card_through_the_a2a_sdk_client(
+    gateway_factory: GatewayFactory, held: HeldAgent, serve_app: Starter, binding: str
+) -> None:
+    """The official client's push-config operations (create, get, list, delete) and
+    GetExtendedAgentCard on every binding; a created config receives the task's end."""
+    pushed: list[tuple[dict[str, Any], str]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        pushed.append((await request.json(), request.headers.get("x-a2a-notification-token", "")))
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hooks/sdk", hook)
+    hooks = await serve_app(receiver)
+    extra = f"runs: {{poll_interval: 50ms, webhooks: {{allowed_prefixes: ['{hooks}/hooks/'], secret: s3cret}}}}"
+    yaml = secured_yaml(held.url).replace("runs: {poll_interval: 50ms}\n", "") + extra
+    alice = ClientCallContext(service_parameters={"x-api-key": KEY_A})
+    bob = ClientCallContext(service_parameters={"x-api-key": KEY_B})
+    # The card is behind the listener's authentication too: the key on the client's own requests.
+    async with gateway_factory(yaml) as gw, httpx.AsyncClient(timeout=10, headers={"x-api-key": KEY_A}) as http:
+        channels: list[str] = []
+        client = await create_client(
+            f"http://{gw.addresses.http}/a2a/held", sdk_client_config(http, binding, channels=channels)
+        )
+        assert channels == ([f"http://{gw.addresses.grpc}"] if binding == "GRPC" else [])
+        request = SendMessageRequest(
+            message=new_text_message("push me"), configuration=SendMessageConfiguration(return_immediately=True)
+        )
+        answers = [MessageToDict(a) async for a in client.send_message(request, context=alice)]
+        task_id = answers[-1]["task"]["id"]
+        url = f"{hooks}/hooks/sdk"
+        created = await client.create_task_push_notification_config(
+            TaskPushNotificationConfig(task_id=task_id, url=url, token="sdk-token"), context=alice
+        )
+        assert created.id and (created.task_id, created.url, created.token) == (task_id, url, "sdk-token")
+        got = await client.get_task_push_notification_config(
+            GetTaskPushNotificationConfigRequest(task_id=task_id, id=created.id), context=alice
+        )
+        assert got == created
+        listed = await client.list_task_push_notification_configs(
+            ListTaskPushNotificationConfigsRequest(task_id=task_id), context=alice
+        )
+        assert list(listed.configs) == [created]
+        with pytest.raises(TaskNotFoundError):  # bob may call held, but alice's task is not his
+            await client.list_task_push_notification_configs(
+                ListTaskPushNotificationConfigsRequest(task_id=task_id), context=bob
+            )
+        held.release.set()
+        for _ in range(200):
+            if any(p["task"]["status"]["state"] == "TASK_STATE_COMPLETED" for p, _ in pushed):
+                break
+            await asyncio.sleep(0.025)
+        assert ({"id": task_id, "state": "TASK_STATE_COMPLETED"}, "sdk-token") in [
+            ({"id": p["task"]["id"], "state": p["task"]["status"]["state"]}, token) for p, token in pushed
+        ]
+        await client.delete_task_push_notification_config(
+            DeleteTaskPushNotificationConfigRequest(task_id=task_id, id=created.id), context=alice
+        )
+        listed = await client.list_task_push_notification_configs(
+            ListTaskPushNotificationConfigsRequest(task_id=task_id), context=alice
+        )
+        assert list(listed.configs) == []
+        card = await client.get_extended_agent_card(GetExtendedAgentCardRequest(), context=alice)
+        assert card.name == "held" and card.description.endswith("(as seen by alice)")
+        await client.close()
+
+
+
+def fleet_yaml(url: str, prefix: str) -> str:
+    """Gateways sharing one Redis for their runs and tasks."""
+    return agents_yaml(url).replace("runs: {poll_interval: 50ms}", "") + f"""
+state:
+  backend: redis
+  redis: {{url: "{REDIS_URL}", key_prefix: "{prefix}state:"}}
+runs: {{key_prefix: "{prefix}", poll_interval: 50ms}}
+"""
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON", "GRPC"])
+async def test_a_fleet_answers_the_a2a_sdk_client_for_every_task(
+    gateway_factory: GatewayFactory, held: HeldAgent, redis_prefix: str, binding: str
+) -> None:
+    """Two gateways on the real Redis: a task the official client created on the first is got,
+    listed, followed and cancelled through the second; a finished one reads the same on both."""
+    yaml = fleet_yaml(held.url, redis_prefix)
+    async with gateway_factory(yaml) as first, gateway_factory(yaml) as second, \
+            httpx.AsyncClient(timeout=10) as http:
+        one = await create_client(f"http://{first.addresses.http}/a2a/held", sdk_client_config(http, binding))
+        two = await create_client(
+            f"http://{second.addresses.http}/a2a/held", sdk_client_config(http, binding, streaming=True)
+        )
+        request = SendMessageRequest(
+            message=new_text_message("fleet"), configuration=SendMessageConfiguration(return_immediately=True)
+        )
+        task_id = [MessageToDict(a) async for a in one.send_message(request)][-1]["task"]["id"]
+        await asyncio.wait_for(held.started.wait(), 5)
+        for _ in range(200):
+            got = MessageToDict(await two.get_task(GetTaskRequest(id=task_id)))
+            if got["status"]["state"] == "TASK_STATE_WORKING":
+                break
+            await asyncio.sleep(0.025)
+        assert got["id"] == task_id and got["status"]["state"] == "TASK_STATE_WORKING"
+        listed = MessageToDict(await two.list_tasks(ListTasksRequest()))
+        assert [t["id"] for t in listed["tasks"]] == [task_id]
+        follower = asyncio.create_task(_collect(two.subscribe(SubscribeToTaskRequest(id=task_id))))
+        await asyncio.sleep(0.3)
+        # Cancelled on the second gateway: the first, running the turn, abandons the upstream call.
+        cancelled = MessageToDict(await asyncio.wait_for(two.cancel_task(CancelTaskRequest(id=task_id)), 15))
+        assert cancelled["status"]["state"] == "TASK_STATE_CANCELED"
+        followed = await asyncio.wait_for(follower, 10)
+        assert followed[0]["task"]["id"] == task_id
+        assert followed[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_CANCELED"
+        await asyncio.wait_for(held.disconnected.wait(), 5)
+        assert MessageToDict(await one.get_task(GetTaskRequest(id=task_id)))["status"]["state"] == "TASK_STATE_CANCELED"
+        # A task finished on the first gateway reads the same on the second, artifacts included.
+        held.release.set()
+        done = [MessageToDict(a) async for a in one.send_message(SendMessageRequest(message=new_text_message("two")))]
+        finished = done[-1]["task"]
+        assert finished["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert MessageToDict(await two.get_task(GetTaskRequest(id=finished["id"]))) == finished
+        await one.close()
+        await two.close()

@@ -6,7 +6,9 @@ scripted by the first word of the user's text:
 * anything else: the task works, streams ``echo: `` and each word as artifact
   chunks, then a data part with the trace and id headers it received;
 * ``fail``: the task fails with a status message;
-* ``slow``: the task streams a chunk every 0.2 s for 30 s, until cancelled.
+* ``slow``: the task streams a chunk every 0.2 s for 30 s, until cancelled;
+* ``later``: the executor returns with the task still working (its stream ends there, a blocking
+  call answers it so) and a background job completes it 0.5 s later, with a ``done later`` artifact.
 """
 
 from __future__ import annotations
@@ -21,13 +23,27 @@ from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Role
+from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Artifact, Role, TaskState
 from starlette.applications import Starlette
 
 ECHOED_HEADERS = ("traceparent", "x-session-id", "x-request-id")
 
 
 class ScriptedExecutor(AgentExecutor):
+    def __init__(self, store: InMemoryTaskStore) -> None:
+        self.store = store
+        self.background: set[asyncio.Task[None]] = set()
+
+    async def _finish_later(self, context: RequestContext, task_id: str) -> None:
+        """What a worker behind the SDK does: the task finished in the store, after the call."""
+        await asyncio.sleep(0.5)
+        task = await self.store.get(task_id, context.call_context)
+        if task is None or task.status.state != TaskState.TASK_STATE_WORKING:
+            return  # cancelled meanwhile
+        task.status.state = TaskState.TASK_STATE_COMPLETED
+        task.artifacts.append(Artifact(artifact_id="later", name="later", parts=[new_text_part("done later")]))
+        await self.store.save(task, context.call_context)
+
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.message is not None
         task = context.current_task or new_task_from_user_message(context.message)
@@ -38,6 +54,11 @@ class ScriptedExecutor(AgentExecutor):
         command = text.split(" ", 1)[0]
         if command == "fail":
             await updater.failed(new_text_message("cannot do that", role=Role.ROLE_AGENT))
+            return
+        if command == "later":
+            job = asyncio.create_task(self._finish_later(context, task.id))
+            self.background.add(job)
+            job.add_done_callback(self.background.discard)
             return
         if command == "slow":
             for index in range(150):
@@ -73,7 +94,8 @@ def build_app(base_url: str) -> Starlette:
         default_output_modes=["text/plain", "application/json"],
         skills=[AgentSkill(id="echo", name="Echo", description="Echoes its input", tags=["test"])],
     )
-    handler = DefaultRequestHandler(agent_executor=ScriptedExecutor(), task_store=InMemoryTaskStore(), agent_card=card)
+    store = InMemoryTaskStore()
+    handler = DefaultRequestHandler(agent_executor=ScriptedExecutor(store), task_store=store, agent_card=card)
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(
         handler, rpc_url="/a2a/jsonrpc", enable_v0_3_compat=True
     )
