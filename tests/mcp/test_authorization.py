@@ -13,7 +13,7 @@ import pytest
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 KEY_A, KEY_B, KEY_C = "key-for-alice-0123456789", "key-for-bob-0123456789", "key-for-carol-0123456789"
 

@@ -27,7 +27,7 @@ from mcp_types import (
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer, start_tool_server
+from tests.helpers.mcp import ToolServer, start_tool_server
 from tests.mcp.test_authorization import KEY_A, KEY_B, sha
 from tests.mcp.test_conformance import HERE
 
