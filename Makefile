@@ -37,6 +37,7 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check gateway clients examples tests scripts bench
 	$(VENV)/bin/ruff format --check gateway clients bench
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy

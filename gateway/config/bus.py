@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from gateway.config.base import Duration, Name, Strict, check_unique
 from gateway.config.workflows import TemplateValue
-
-_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_subject(value: str, *, pattern: bool) -> str:
-    """A NATS-style subject: dot-separated tokens; patterns may use ``*`` (one token)
-    and ``>`` (the rest, last token only)."""
-    tokens = value.split(".")
-    for index, token in enumerate(tokens):
-        if pattern and (token == "*" or (token == ">" and index == len(tokens) - 1)):
-            continue
-        if not _SUBJECT_TOKEN.match(token):
-            what = "subject pattern" if pattern else "subject"
-            allowed = "; '*' matches one token and '>' the rest" if pattern else " (no wildcards when publishing)"
-            raise ValueError(
-                f"invalid {what} {value!r}: use dot-separated tokens of letters, digits, '_' and '-'{allowed}"
-            )
-    return value
-
+from gateway.protocols.subjects import check_subject
 
 Subject = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=False))]
 SubjectPattern = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=True))]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from gateway.config.base import Address, Duration, Name, Strict, check_unique, parse_duration
-from gateway.config.bus import Bus, Prefix, Redelivery, Subject, SubjectPattern, Trigger, check_subject
+from gateway.config.bus import Bus, Prefix, Redelivery, Subject, SubjectPattern, Trigger
 from gateway.config.evaluations import CheckConfig, CheckKind, Evaluation
 from gateway.config.listeners import (
     AdminListener,
@@ -27,7 +27,7 @@ from gateway.config.listeners import (
     Listeners,
     ServerTls,
 )
-from gateway.config.mcp import McpConfig, McpMember, McpUpstream, McpVirtualServer
+from gateway.config.mcp import McpConfig, McpMember, McpRevision, McpStreams, McpUpstream, McpVirtualServer
 from gateway.config.policies import (
     Backoff,
     CircuitBreakerSpec,
@@ -96,6 +96,8 @@ __all__ = [
     "Match",
     "McpConfig",
     "McpMember",
+    "McpRevision",
+    "McpStreams",
     "McpUpstream",
     "McpVirtualServer",
     "MtlsAuth",
@@ -137,7 +139,6 @@ __all__ = [
     "WeightedTarget",
     "Workflow",
     "WorkflowCommon",
-    "check_subject",
     "parse_duration",
 ]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from gateway.config.base import Duration, Name, Strict, check_unique
-from gateway.patterns.template import check_condition, check_template
+from gateway.template import check_condition, check_template
 
 TemplateValue = Annotated[Any, AfterValidator(check_template)]
 Condition = Annotated[str, AfterValidator(check_condition)]

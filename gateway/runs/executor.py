@@ -22,7 +22,9 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 
 from gateway import wire, wire_json
+from gateway.bus.publisher import EventPublisher
 from gateway.config.schema import RunsConfig
+from gateway.invoker import Invoker
 from gateway.model import (
     JSON,
     Cancelled,
@@ -35,8 +37,6 @@ from gateway.model import (
 from gateway.model import (
     StatusCode as GatewayStatus,
 )
-from gateway.patterns.events import EventPublisher
-from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.runs.active import ActiveRun
 from gateway.runs.store import RunRecord, RunStatus, RunStore, StoredEvent
@@ -59,7 +59,7 @@ class RunExecutor:
     def __init__(
         self,
         store: RunStore,
-        gateway: Gateway,
+        gateway: Invoker,
         config: RunsConfig,
         webhooks: WebhookSender,
         publisher: EventPublisher | None,

@@ -18,11 +18,11 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
+from gateway.bus.publisher import EventPublisher
 from gateway.config.schema import RunsConfig
+from gateway.invoker import Invoker
 from gateway.model import GatewayError, Invocation, NotFound, UpstreamUnavailable
 from gateway.model import StatusCode as GatewayStatus
-from gateway.patterns.events import EventPublisher
-from gateway.pipeline import Gateway
 from gateway.runs.active import ActiveRun
 from gateway.runs.executor import AnswerView, RunExecutor
 from gateway.runs.fleet import FleetWatch, unless_lost
@@ -53,7 +53,7 @@ class RunManager:
     def __init__(
         self,
         store: RunStore,
-        gateway: Gateway,
+        gateway: Invoker,
         config: RunsConfig,
         webhooks: WebhookSender,
         publisher: EventPublisher | None = None,
