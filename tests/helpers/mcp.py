@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,6 +13,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import aiohttp
+
+from gateway.protocols import mcp
 
 TOOL_SERVER = Path(__file__).parents[1] / "mcp" / "tool_server.py"
 
@@ -61,3 +67,45 @@ def start_tool_server(name: str, script: Path = TOOL_SERVER) -> ToolServer:
             time.sleep(0.1)
     server.stop()
     raise RuntimeError("the tool server never answered")
+
+
+ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+# A 2025-11-25 initialize request.
+INIT = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": mcp.LEGACY, "capabilities": {}, "clientInfo": {"name": "w", "version": "1"}},
+}  # fmt: skip
+
+
+async def read_event(response: aiohttp.ClientResponse, timeout: float = 10) -> dict[str, str] | None:
+    """The next SSE event's fields (id, retry, data, event), keep-alive comments skipped; None at the end."""
+    fields: dict[str, str] = {}
+    while True:
+        line = (await asyncio.wait_for(response.content.readline(), timeout)).decode()
+        if not line:
+            return None
+        line = line.rstrip("\n")
+        if not line:
+            if fields:
+                return fields
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.removeprefix(" ")
+
+
+async def open_session(session: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    async with session.post(url, data=json.dumps(INIT), headers=ACCEPT) as response:
+        assert response.status == 200
+        return {**ACCEPT, mcp.HEADER_SESSION: response.headers[mcp.HEADER_SESSION], mcp.HEADER_VERSION: mcp.LEGACY}
+
+
+# API keys of the authorization tests' identities, and the digest the config holds.
+KEY_A, KEY_B, KEY_C = "key-for-alice-0123456789", "key-for-bob-0123456789", "key-for-carol-0123456789"
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
