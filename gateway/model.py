@@ -162,7 +162,6 @@ class CallRecord:
     attempts: int = 0
     retries: list[dict[str, JSON]] = field(default_factory=list)
     fallback: str = ""
-    fallback_reason: str = ""
     # The route that took the call ("" when it went straight to an agent).
     route: str = ""
     # Model tokens the answering attempts reported (None: the framework did not say).
@@ -275,7 +274,7 @@ class AgentSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class Attempt:
     """One upstream attempt: what an adapter receives.
 
     ``headers`` are the context headers to send upstream (trace context,

@@ -31,7 +31,7 @@ from gateway.http1 import (
     IncompleteBody,
 )
 from gateway.model import (
-    Call,
+    Attempt,
     GatewayError,
     UpstreamError,
     UpstreamRejected,
@@ -158,7 +158,7 @@ def mapped_errors(agent: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"HTTP error talking to the agent: {type(exc).__name__}", agent=agent) from exc
 
 
-def remaining_time(call: Call, agent: str = "") -> float | None:
+def remaining_time(call: Attempt, agent: str = "") -> float | None:
     """Seconds left for the call's request (None: no limit); raises when none are left."""
     remaining = call.timeout()
     if remaining is not None and remaining <= 0:
@@ -167,7 +167,7 @@ def remaining_time(call: Call, agent: str = "") -> float | None:
     return remaining
 
 
-def client_timeout(call: Call, agent: str = "") -> aiohttp.ClientTimeout:
+def client_timeout(call: Attempt, agent: str = "") -> aiohttp.ClientTimeout:
     remaining = remaining_time(call, agent)
     # No deadline means no total limit (long runs are legitimate); connecting is always bounded.
     return aiohttp.ClientTimeout(total=remaining, sock_connect=min(remaining or 10.0, 10.0))
@@ -206,11 +206,11 @@ class HttpTransport:
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
 
-    def _headers(self, call: Call, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _headers(self, call: Attempt, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**self.static_headers, **call.headers, **(extra or {})}
 
     def open(
-        self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+        self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
         """The one request this transport sends (with its TLS settings and the call's deadline);
         :class:`gateway.adapters.mock_upstream.MockUpstream` answers it from a function instead."""
@@ -226,7 +226,7 @@ class HttpTransport:
 
     async def request_json(
         self,
-        call: Call,
+        call: Attempt,
         method: str,
         path: str,
         body: Any = None,
@@ -254,7 +254,7 @@ class HttpTransport:
 
     async def stream_sse(
         self,
-        call: Call,
+        call: Attempt,
         method: str,
         path: str,
         body: Any = None,
@@ -290,7 +290,7 @@ class LeanHttpTransport(HttpTransport):
     client: ClassVar[Http1Client]
 
     def open(
-        self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+        self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
         if "@" in url.partition("://")[2].partition("/")[0]:
             return super().open(call, method, url, body, headers)

@@ -41,7 +41,7 @@ from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     GatewayError,
@@ -156,7 +156,7 @@ class A2AAdapter(Adapter):
             return str(url)
         return str(self.endpoint.origin().join(URL(url.raw_path_qs, encoded=True)))
 
-    async def rpc_url(self, call: Call) -> str:
+    async def rpc_url(self, call: Attempt) -> str:
         """The JSON-RPC endpoint, from the agent card on first use ("" once the card chose gRPC)."""
         if self._rpc_url or self._grpc is not None:
             return self._rpc_url
@@ -206,11 +206,11 @@ class A2AAdapter(Adapter):
         endpoint_host = self.endpoint.host or ""
         return f"[{endpoint_host}]:{port}" if ":" in endpoint_host else f"{endpoint_host}:{port}"
 
-    def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
+    def _request(self, call: Attempt, streaming: bool) -> dict[str, Any]:
         method = _METHODS[self.options.protocol_version][1 if streaming else 0]
         return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": self._params(call)}
 
-    def _params(self, call: Call) -> dict[str, Any]:
+    def _params(self, call: Attempt) -> dict[str, Any]:
         """The ``SendMessageRequest`` (JSON-RPC ``params``; over gRPC always in 1.0 shapes)."""
         version = "1.0" if self._grpc is not None or self._rest else self.options.protocol_version
         source = call.invocation.messages[-1]
@@ -269,7 +269,7 @@ class A2AAdapter(Adapter):
                 details={"a2a_task_id": task.get("id") or task.get("taskId"), "a2a_state": state},
             )
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         url = await self.rpc_url(call)
         if self.options.invoke_by_stream and not self._unary_only:
             try:
@@ -309,7 +309,7 @@ class A2AAdapter(Adapter):
         usage = token_usage(task_metadata.get("usage")) if isinstance(task_metadata, dict) else None
         return Result(self.spec.name, tuple(messages), metadata, usage)
 
-    async def _settled(self, call: Call, url: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _settled(self, call: Attempt, url: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
         """The task polled with ``GetTask`` until it ends or waits for the client (within the call's
         deadline); given up on (deadline, caller gone, failure), it is cancelled upstream."""
         task_id = str(task.get("id") or "")
@@ -328,7 +328,7 @@ class A2AAdapter(Adapter):
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
         return task
 
-    async def _get_task(self, call: Call, url: str, task_id: str) -> Mapping[str, Any]:
+    async def _get_task(self, call: Attempt, url: str, task_id: str) -> Mapping[str, Any]:
         if self._grpc is not None:
             return await self._grpc.get(call, task_id)
         if self._rest:
@@ -343,7 +343,7 @@ class A2AAdapter(Adapter):
         _, envelope = await self.transport_for(url).request_json(call, "POST", url, body)
         return frame_kind(self._result(envelope))[1]
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         url = await self.rpc_url(call)
         task_id = ""
         state = ""
@@ -372,7 +372,7 @@ class A2AAdapter(Adapter):
             for event in self._events("status-update", task, streamed):
                 yield event
 
-    async def _unary(self, call: Call, url: str) -> Mapping[str, Any]:
+    async def _unary(self, call: Attempt, url: str) -> Mapping[str, Any]:
         """``SendMessage`` on the binding in use: the task (or message) it answers."""
         if self._grpc is not None:
             return await self._grpc.send(call, self._params(call))
@@ -384,7 +384,7 @@ class A2AAdapter(Adapter):
         _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
         return self._result(envelope)
 
-    async def _assembled(self, call: Call, url: str) -> Mapping[str, Any]:
+    async def _assembled(self, call: Attempt, url: str) -> Mapping[str, Any]:
         """The stream's frames assembled as the unary answer would be (the task, its artifacts with
         appended parts joined); an abandoned stream cancels the task upstream."""
         task: dict[str, Any] = {}
@@ -431,7 +431,7 @@ class A2AAdapter(Adapter):
         task["artifacts"] = list(artifacts.values())
         return {"task": task}
 
-    async def _frames(self, call: Call, url: str) -> AsyncIterator[Mapping[str, Any]]:
+    async def _frames(self, call: Attempt, url: str) -> AsyncIterator[Mapping[str, Any]]:
         """The stream's results (StreamResponse JSON), whichever binding carries them."""
         if self._grpc is not None:
             async for frame in self._grpc.stream(call, self._params(call)):
@@ -445,7 +445,7 @@ class A2AAdapter(Adapter):
         async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
             yield self._result(sse_json(sse, self.spec.name, "A2A"))
 
-    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
+    async def cancel(self, call: Attempt, upstream: Mapping[str, str]) -> None:
         """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
         if self._grpc is not None:
             await self._grpc.cancel(call, upstream["task_id"])

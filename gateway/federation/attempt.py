@@ -21,7 +21,7 @@ from gateway.federation.attributes import (
     ATTR_RPC_ERROR,
     ATTR_TOOL,
 )
-from gateway.model import Call, Context, DataPart, Event, GatewayError, Invocation, Message, Options, Result, Role
+from gateway.model import Attempt, Context, DataPart, Event, GatewayError, Invocation, Message, Options, Result, Role
 from gateway.telemetry import tracing as t
 
 McpClient = McpHttpUpstream | McpStdioUpstream
@@ -91,7 +91,7 @@ class McpAttempt:
         method, params = request_of(invocation)
         span, headers = self._start(invocation, method, params)
         try:
-            async for item in self.client.stream(Call(invocation, headers), method, params):
+            async for item in self.client.stream(Attempt(invocation, headers), method, params):
                 yield Event("mcp", data=item)
         except BaseException as exc:
             _failed(span, exc)
@@ -106,7 +106,7 @@ class McpAttempt:
         outcome = "OK"
         try:
             with trace.use_span(span, end_on_exit=False):
-                answer = await self.client.request(Call(invocation, headers), method, params)
+                answer = await self.client.request(Attempt(invocation, headers), method, params)
             if self.client.version:
                 span.set_attribute(ATTR_MCP_VERSION, self.client.version)
             if isinstance(answer.get("error"), dict):

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from gateway.adapters.mcp_client import McpHttpUpstream
 from gateway.federation.upstream import FederatedUpstream
 from gateway.federation.virtual_server import VirtualServer
-from gateway.model import Call, Context, GatewayError, Invocation
+from gateway.model import Attempt, Context, GatewayError, Invocation
 from gateway.protocols import mcp
 
 log = logging.getLogger("agent_gateway.mcp")
@@ -142,7 +142,7 @@ class UpstreamNotifications:
         backoff = 1.0
         while True:
             try:
-                async for item in client.listen(Call(Invocation(f"mcp/{client.name}", ()), {}), resources=resources):
+                async for item in client.listen(Attempt(Invocation(f"mcp/{client.name}", ()), {}), resources=resources):
                     backoff = 1.0
                     self.notified(client.name, item)
             except GatewayError as exc:

@@ -15,7 +15,7 @@ from gateway.adapters.mcp_stdio import McpStdioUpstream
 from gateway.config.schema import McpUpstream
 from gateway.context import outbound_headers
 from gateway.federation.attempt import McpAttempt, McpClient, request_invocation, response_of
-from gateway.model import Call, Context, Event, GatewayError, Invocation
+from gateway.model import Attempt, Context, Event, GatewayError, Invocation
 from gateway.pipeline import Gateway
 from gateway.policies.base import Handler, StreamHandler, compose
 
@@ -47,7 +47,7 @@ class FederatedUpstream:
     async def respond(self, answer: Mapping[str, Any], context: Context) -> None:
         """Answer a request the upstream made during a call (on its session, beside the call's stream)."""
         invocation = request_invocation(self.name, "respond", {}, context, True)
-        await self.client.respond(Call(invocation, outbound_headers(context, otel_context.get_current())), answer)
+        await self.client.respond(Attempt(invocation, outbound_headers(context, otel_context.get_current())), answer)
 
     async def request(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         invocation = self._invocation(method, params, context)

@@ -230,7 +230,7 @@ class GatewayServer:
             self.task_store, a2a_runs, webhooks, bool(config.runs.webhooks.allowed_prefixes)
         )
         if config.security.token_budgets:
-            gateway.calls.on_finished.append(self._budgets.spent_by)
+            gateway.observer.on_finished.append(self._budgets.spent_by)
         stack.push_async_callback(tasks.aclose)
         return gateway
 

@@ -60,7 +60,7 @@ from gateway.server.request_keys import (
     REQUEST_ID_KEY,
     STARTED_KEY,
 )
-from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from gateway.server.sse_writer import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.server.steps_view import StepsView
 
 log = logging.getLogger("agent_gateway.http")

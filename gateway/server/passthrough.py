@@ -147,7 +147,7 @@ class Passthrough:
         invocation = Invocation(name, (), context, headers=inbound, record=CallRecord(attempts=1))
         invocation.record.route = decision.route or ""
         request[RECORD_KEY] = invocation.record
-        calls = self.gateway.calls
+        calls = self.gateway.observer
         started = calls.started(invocation)
         error: GatewayError | None = None
         status = 0

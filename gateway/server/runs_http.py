@@ -33,7 +33,7 @@ from gateway.server.inbound import http_span, inbound_call, server_span
 from gateway.server.json_body import invoke_request, read_json, whole_number
 from gateway.server.relay import Relay
 from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
-from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from gateway.server.sse_writer import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.server.steps_view import StepsView
 
 RUNS_KEY = web.AppKey("runs", RunManager)

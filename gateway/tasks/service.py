@@ -26,7 +26,7 @@ from typing import Any
 from gateway import wire
 from gateway.model import JSON, GatewayError, Invocation, Message, NotFound, Role, TextPart
 from gateway.protocols.a2a import agent_text, artifact_json, message_json, part_json, timestamp
-from gateway.runs.manager import RunManager
+from gateway.runs.manager import CANCEL_WAIT, RunManager
 from gateway.runs.messages import event_pb, result_pb
 from gateway.runs.store import RunRecord, RunStatus, StoredEvent
 from gateway.runs.webhook import WebhookSender
@@ -59,8 +59,6 @@ log = logging.getLogger("agent_gateway.a2a")
 # How many of a turn's last events are searched for the status that says it waits for input.
 _STATUS_LOOKBACK = 20
 _WAITING = {"input-required": INPUT_REQUIRED, "auth-required": AUTH_REQUIRED}
-# How long CancelTask waits for a run on another gateway to record its cancel.
-CANCEL_WAIT = 10.0
 NOTIFICATION_TOKEN_HEADER = "x-a2a-notification-token"
 
 

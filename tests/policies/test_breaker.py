@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import pybreaker
@@ -12,7 +11,7 @@ import pytest
 from gateway.config.schema import CircuitBreakerSpec
 from gateway.model import CircuitOpen, Invocation, Result, UpstreamRejected, UpstreamUnavailable
 from gateway.policies.breaker import CircuitBreakerPolicy
-from tests.policies.test_retry import Flaky, invocation
+from tests.helpers.policies import Flaky, invocation, redis_url
 
 
 def breaker(**spec: object) -> CircuitBreakerPolicy:
@@ -112,19 +111,6 @@ async def test_old_outcomes_leave_the_window() -> None:
     for _ in range(3):
         await policy.invoke(invocation(), Flaky())
     assert policy.state == "closed"
-
-
-def redis_url() -> str:
-    import redis
-
-    url = "redis://127.0.0.1:6379/0"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("Redis is not running at 127.0.0.1:6379 (needed for the shared breaker)")
-    return url
 
 
 async def test_two_gateways_share_a_breaker_through_redis() -> None:

@@ -17,7 +17,7 @@ from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.mcp.event_streams import EventStream
 from gateway.server.mcp.sessions import McpSession
 from gateway.server.mcp.subscriptions import StreamSubscriber, Subscribers
-from gateway.server.sse import SSE_HEADERS, SseWriter
+from gateway.server.sse_writer import SSE_HEADERS, SseWriter
 
 
 def get_stream(

@@ -26,7 +26,7 @@ from gateway.server.mcp.sessions import McpSession
 from gateway.server.mcp.stream_serving import serve_stream
 from gateway.server.mcp.wire import final_answer, json_answer, request_context
 from gateway.server.request_keys import GUARD_KEY, IDENTITY_KEY
-from gateway.server.sse import SSE_HEADERS, SseWriter
+from gateway.server.sse_writer import SSE_HEADERS, SseWriter
 from gateway.telemetry import tracing as t
 
 log = logging.getLogger("agent_gateway.mcp")

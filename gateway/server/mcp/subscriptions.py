@@ -15,7 +15,7 @@ from gateway.federation.notifications import UpstreamNotifications
 from gateway.protocols import mcp
 from gateway.protocols.sse import format_sse
 from gateway.server.mcp.event_streams import EventStream
-from gateway.server.sse import SseWriter
+from gateway.server.sse_writer import SseWriter
 
 # subscriptions/listen's filter keys and the notification each asks for.
 _FILTER_KEYS = {
