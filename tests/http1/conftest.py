@@ -13,16 +13,16 @@ import aiohttp
 import pytest
 
 from gateway.http1 import Http1Client
-from gateway.model import Call, Context, GatewayError, Invocation, Message, UpstreamTls
+from gateway.model import Attempt, Context, GatewayError, Invocation, Message, UpstreamTls
 from gateway.transport import HttpTransport, lean_transports, mapped_errors, read_body
 
 # Headers each client adds on its own (aiohttp: compression and its name; lean: its name).
 AUTO_HEADERS = frozenset({"user-agent", "accept-encoding"})
 
 
-def call_with(timeout: float | None = None) -> Call:
+def call_with(timeout: float | None = None) -> Attempt:
     deadline = None if timeout is None else time.monotonic() + timeout
-    return Call(Invocation("agent", (Message.user("hi"),), Context(deadline=deadline)), {"x-request-id": "r-1"})
+    return Attempt(Invocation("agent", (Message.user("hi"),), Context(deadline=deadline)), {"x-request-id": "r-1"})
 
 
 @dataclass(frozen=True)
