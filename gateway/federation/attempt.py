@@ -12,7 +12,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from gateway.adapters.mcp_client import McpHttpUpstream
 from gateway.adapters.mcp_stdio import McpStdioUpstream
-from gateway.context import outbound_headers
 from gateway.federation.attributes import (
     ATTR_MCP_METHOD,
     ATTR_MCP_VERSION,
@@ -22,6 +21,7 @@ from gateway.federation.attributes import (
     ATTR_TOOL,
 )
 from gateway.model import Attempt, Context, DataPart, Event, GatewayError, Invocation, Message, Options, Result, Role
+from gateway.propagation import outbound_headers
 from gateway.telemetry import tracing as t
 
 McpClient = McpHttpUpstream | McpStdioUpstream

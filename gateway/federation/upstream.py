@@ -13,11 +13,11 @@ from opentelemetry.trace import Tracer
 from gateway.adapters.mcp_client import McpHttpUpstream
 from gateway.adapters.mcp_stdio import McpStdioUpstream
 from gateway.config.schema import McpUpstream
-from gateway.context import outbound_headers
 from gateway.federation.attempt import McpAttempt, McpClient, request_invocation, response_of
 from gateway.model import Attempt, Context, Event, GatewayError, Invocation
 from gateway.pipeline import Gateway
 from gateway.policies.base import Handler, StreamHandler, compose
+from gateway.propagation import outbound_headers
 
 
 @dataclass

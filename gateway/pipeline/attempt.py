@@ -10,8 +10,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from gateway.adapters.base import Adapter
-from gateway.context import outbound_headers
 from gateway.model import AgentSpec, Attempt, Event, GatewayError, Invocation, Result, TokenUsage, add_usage
+from gateway.propagation import outbound_headers
 from gateway.telemetry import tracing as t
 from gateway.telemetry.metrics import GatewayMetrics
 

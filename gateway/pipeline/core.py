@@ -14,7 +14,6 @@ from gateway.adapters.base import AdapterResources
 from gateway.call_budget import CallTrees, TreeCall
 from gateway.checks import CheckResult
 from gateway.config.schema import GatewayConfig
-from gateway.context import HOPS_BAGGAGE
 from gateway.evals.online import EvaluationRecorder
 from gateway.model import (
     AgentSpec,
@@ -36,6 +35,7 @@ from gateway.patterns.run import WorkflowRunner
 from gateway.pipeline.plan import Plan, PlanServices, Upstream, build_plan, policy_chain
 from gateway.policies.base import Policy
 from gateway.policies.build import PolicyRegistry
+from gateway.propagation import HOPS_BAGGAGE
 from gateway.routing import RouteDecision, RouteRequest
 from gateway.telemetry.calls import CallObserver
 from gateway.telemetry.metrics import GatewayMetrics

@@ -22,10 +22,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
-from gateway.context import REQUEST_ID, context_from_headers, inject_headers
 from gateway.http1 import Http1Client, Http1Response, RequestBodyFailed
 from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, Invocation, NotFound, code_for_http_status
 from gateway.pipeline import Gateway
+from gateway.propagation import REQUEST_ID, context_from_headers, inject_headers
 from gateway.routing import RouteRequest
 from gateway.server.inbound import http_span, record_headers, server_span
 from gateway.server.json_body import unreadable_body

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
-from gateway.context import REQUEST_ID, SESSION_ID
 from gateway.model import GatewayError, InvalidRequest
+from gateway.propagation import REQUEST_ID, SESSION_ID
 from gateway.protocols.sse import format_sse
 from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json

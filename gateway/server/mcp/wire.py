@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gateway.context import context_from_headers
 from gateway.federation.catalog import KINDS
 from gateway.model import Context, GatewayError
+from gateway.propagation import context_from_headers
 from gateway.protocols import mcp
 from gateway.server.request_keys import HEADERS_KEY
 

@@ -40,7 +40,7 @@ class Scenario:
         invocation = Invocation(
             self.agent, (Message.user(self.text),), context.with_timeout(timeout), Options(params=self.params)
         )
-        # The id headers the gateway's propagation sends with them (gateway/context.py).
+        # The id headers the gateway's propagation sends with them (gateway/propagation.py).
         ids = {"x-session-id": self.session_id, "x-thread-id": self.thread_id, "x-request-id": f"req-{self.name}"}
         return Attempt(invocation, {k: v for k, v in ids.items() if v})
 
