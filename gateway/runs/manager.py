@@ -29,7 +29,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -251,7 +251,30 @@ class RunManager:
             await self._finish(active, outcome)
 
     async def _invoked(self, invocation: Invocation) -> AsyncIterator[Event]:
-        result = await self.gateway.invoke(invocation)
+        # What the adapter reports before the call ends (an A2A task its agent left working) is
+        # recorded as it comes, so a blocking SendMessage can answer then (TaskService.wait).
+        early: asyncio.Queue[Event] = asyncio.Queue()
+        invocation.record.on_answer = early.put_nowait
+        call = asyncio.ensure_future(self.gateway.invoke(invocation))
+        reported: asyncio.Future[Event] | None = None
+        try:
+            while not call.done():
+                reported = asyncio.ensure_future(early.get())
+                await asyncio.wait({call, reported}, return_when=asyncio.FIRST_COMPLETED)
+                if reported.done():
+                    yield reported.result()
+                else:
+                    reported.cancel()
+            while not early.empty():
+                yield early.get_nowait()
+            result = call.result()
+        finally:
+            if reported is not None and not reported.done():
+                reported.cancel()
+            if not call.done():
+                call.cancel()  # the run was cancelled: so is its call (which cancels the upstream task)
+                with contextlib.suppress(asyncio.CancelledError, GatewayError):
+                    await call
         for message in result.messages:
             yield Event("message", message=message)
         if result.metadata:
@@ -456,7 +479,7 @@ class RunManager:
 
     # -- following -------------------------------------------------------------
 
-    async def follow(self, run_id: str, owner: str, after: int = 0) -> AsyncIterator[StoredEvent | RunRecord]:
+    async def follow(self, run_id: str, owner: str, after: int = 0) -> AsyncGenerator[StoredEvent | RunRecord, None]:
         """The run's events with sequence ids above ``after``, live until it ends, then its final record."""
         await self.get(run_id, owner)
         while True:
