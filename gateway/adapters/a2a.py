@@ -84,7 +84,7 @@ class A2AOptions(AdapterOptions):
     card_path: str = CARD_PATH
     # Sent to the endpoint's origin (and rpc_url's) only: typically credentials.
     headers: dict[str, str] = Field(default_factory=dict)
-    # Call a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
+    # Attempt a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
     # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
     follow_card_url: bool = False
     # The binding to the upstream: JSON-RPC, HTTP+JSON (REST), gRPC, or "auto" (the card's JSON-RPC
@@ -96,6 +96,10 @@ class A2AOptions(AdapterOptions):
     # A unary call is sent as a stream and its frames assembled into the task, so abandoning it
     # (a cancelled run, a caller gone) cancels the upstream task too. Off for agents without streaming.
     invoke_by_stream: bool = True
+    # A blocking SendMessage through the gateway's A2A front answers when this agent's own call did:
+    # a task it left working (its executor returned, as a2a-sdk's and a2a-java's do) is answered
+    # working, and followed (GetTask) until it ends. Off: answered once it ends or waits for input.
+    mirror_blocking: bool = True
 
 
 Origin = tuple[str, str, int | None]
@@ -315,6 +319,7 @@ class A2AAdapter(Adapter):
         task_id = str(task.get("id") or "")
         if not task_id:
             return task
+        self._answered(call, task)
         delay = POLL_FIRST
         settled = False
         try:
@@ -327,6 +332,17 @@ class A2AAdapter(Adapter):
             if not settled:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
         return task
+
+    def _answered(self, call: Attempt, task: Mapping[str, Any]) -> None:
+        """Tell a caller listening (``CallRecord.on_answer``) that the agent answered its call with
+        the task working: its turn is over there, though the task goes on."""
+        report = call.invocation.record.on_answer
+        state = normalize_state(task.get("status", {}).get("state"))
+        # A submitted task is an agent that does not block at all (FastA2A): nothing to mirror.
+        if report is None or not self.options.mirror_blocking or state != "working":
+            return
+        data = {"state": state, "task_id": task.get("id"), "context_id": task.get("contextId"), "answered": True}
+        report(Event("status", data=data))
 
     async def _get_task(self, call: Attempt, url: str, task_id: str) -> Mapping[str, Any]:
         if self._grpc is not None:

@@ -90,7 +90,30 @@ class RunExecutor:
 
     async def invoked(self, invocation: Invocation) -> AsyncIterator[Event]:
         """A unary call's reply as the events a run records (one ``message`` per reply message)."""
-        result = await self.gateway.invoke(invocation)
+        # What the adapter reports before the call ends (an A2A task its agent left working) is
+        # recorded as it comes, so a blocking SendMessage can answer then (TaskService.wait).
+        early: asyncio.Queue[Event] = asyncio.Queue()
+        invocation.record.on_answer = early.put_nowait
+        call = asyncio.ensure_future(self.gateway.invoke(invocation))
+        reported: asyncio.Future[Event] | None = None
+        try:
+            while not call.done():
+                reported = asyncio.ensure_future(early.get())
+                await asyncio.wait({call, reported}, return_when=asyncio.FIRST_COMPLETED)
+                if reported.done():
+                    yield reported.result()
+                else:
+                    reported.cancel()
+            while not early.empty():
+                yield early.get_nowait()
+            result = call.result()
+        finally:
+            if reported is not None and not reported.done():
+                reported.cancel()
+            if not call.done():
+                call.cancel()  # the run was cancelled: so is its call (which cancels the upstream task)
+                with contextlib.suppress(asyncio.CancelledError, GatewayError):
+                    await call
         for message in result.messages:
             yield Event("message", message=message)
         if result.metadata:

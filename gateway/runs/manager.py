@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from gateway.bus.publisher import EventPublisher
 from gateway.config.schema import RunsConfig
@@ -154,7 +154,7 @@ class RunManager:
             await asyncio.wait({active.task}, timeout=CANCEL_WAIT)
         return await self.get(run_id, owner)
 
-    async def follow(self, run_id: str, owner: str, after: int = 0) -> AsyncIterator[StoredEvent | RunRecord]:
+    async def follow(self, run_id: str, owner: str, after: int = 0) -> AsyncGenerator[StoredEvent | RunRecord, None]:
         """The run's events with sequence ids above ``after``, live until it ends, then its final record."""
         await self.get(run_id, owner)
         async for item in follow(self.store, self._active, self.config, run_id, after):

@@ -86,6 +86,12 @@ def status_update(record: TaskRecord) -> dict[str, Any]:
     return {"statusUpdate": {"taskId": record.task_id, "contextId": record.context_id, "status": task["status"]}}
 
 
+def _answered_early(stored: StoredEvent) -> bool:
+    """The status event an adapter reports when its upstream answered with the task still working."""
+    event = wire.event_from_pb(event_pb(stored))
+    return event.type == "status" and isinstance(event.data, dict) and event.data.get("answered") is True
+
+
 class TaskService:
     """The A2A tasks of one gateway (and, through the stores, of its fleet)."""
 
@@ -251,9 +257,13 @@ class TaskService:
             log.warning("task %s could not be settled: %s", record.task_id, exc)
 
     async def wait(self, record: TaskRecord) -> TaskRecord:
-        """The task once its current turn ended (blocking SendMessage)."""
-        async for _ in self.runs.follow(record.run_id, record.owner):
-            pass
+        """The task once its current turn ended (blocking SendMessage), or once the upstream answered
+        its own blocking call with the task still working (an A2A agent whose executor returned):
+        answered working, as the agent itself would; the run follows the task on to its end."""
+        async with contextlib.aclosing(self.runs.follow(record.run_id, record.owner)) as items:
+            async for item in items:
+                if isinstance(item, StoredEvent) and _answered_early(item):
+                    break
         current = await self.store.get(record.task_id)
         return await self.settle(current or record)
 
