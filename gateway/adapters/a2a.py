@@ -29,13 +29,26 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
 from yarl import URL
 
 from gateway.adapters.a2a_grpc import A2AGrpcUpstream
-from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.a2a_options import (
+    CANCEL_METHOD,
+    FAILED,
+    GET_METHOD,
+    METHODS,
+    PENDING,
+    POLL_FIRST,
+    POLL_MAX,
+    REJECTED,
+    TERMINAL,
+    WAITING,
+    A2AOptions,
+    origin_of,
+)
+from gateway.adapters.base import Adapter, AdapterResources
 from gateway.adapters.kit import conversation_id, send_cancel, sse_json, upstream_uuid
 from gateway.adapters.usage import token_usage
 from gateway.model import (
@@ -57,56 +70,6 @@ from gateway.protocols.a2a import a2a_part, frame_kind, gateway_message, gateway
 from gateway.transport import HttpTransport
 
 CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
-CARD_PATH = "/.well-known/agent-card.json"
-_METHODS = {
-    "1.0": ("SendMessage", "SendStreamingMessage"),
-    "0.3": ("message/send", "message/stream"),
-}
-_CANCEL_METHOD = {"1.0": "CancelTask", "0.3": "tasks/cancel"}
-_GET_METHOD = {"1.0": "GetTask", "0.3": "tasks/get"}
-# Polling a task the agent answered before it ended: the first wait, doubling up to the last.
-POLL_FIRST = 0.05
-POLL_MAX = 1.0
-_TERMINAL = {"completed", "failed", "canceled", "rejected"}
-# Terminal and interrupted states, normalized to the 0.3 spelling.
-_FAILED = {"failed", "canceled"}
-_REJECTED = {"rejected"}
-# The task waits for the client.
-_WAITING = {"input-required", "auth-required"}
-# Accepted but not done: a non-blocking server's answer to SendMessage.
-_PENDING = {"submitted", "working"}
-
-
-class A2AOptions(AdapterOptions):
-    protocol_version: Literal["1.0", "0.3"] = "1.0"
-    # The JSON-RPC endpoint; discovered from the agent card when empty.
-    rpc_url: str = ""
-    card_path: str = CARD_PATH
-    # Sent to the endpoint's origin (and rpc_url's) only: typically credentials.
-    headers: dict[str, str] = Field(default_factory=dict)
-    # Attempt a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
-    # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
-    follow_card_url: bool = False
-    # The binding to the upstream: JSON-RPC, HTTP+JSON (REST), gRPC, or "auto" (the card's JSON-RPC
-    # interface, else its HTTP+JSON one, else its gRPC one). With HTTP+JSON, rpc_url is the REST base URL.
-    binding: Literal["auto", "JSONRPC", "HTTP+JSON", "GRPC"] = "auto"
-    # The gRPC target (host:port) and tenant; from the card's GRPC interface when empty.
-    grpc_target: str = ""
-    grpc_tenant: str = ""
-    # A unary call is sent as a stream and its frames assembled into the task, so abandoning it
-    # (a cancelled run, a caller gone) cancels the upstream task too. Off for agents without streaming.
-    invoke_by_stream: bool = True
-    # A blocking SendMessage through the gateway's A2A front answers when this agent's own call did:
-    # a task it left working (its executor returned, as a2a-sdk's and a2a-java's do) is answered
-    # working, and followed (GetTask) until it ends. Off: answered once it ends or waits for input.
-    mirror_blocking: bool = True
-
-
-Origin = tuple[str, str, int | None]
-
-
-def origin_of(url: URL) -> Origin:
-    return (url.scheme.lower(), (url.host or "").lower(), url.port)
 
 
 class _NotStreamed(Exception):
@@ -211,7 +174,7 @@ class A2AAdapter(Adapter):
         return f"[{endpoint_host}]:{port}" if ":" in endpoint_host else f"{endpoint_host}:{port}"
 
     def _request(self, call: Attempt, streaming: bool) -> dict[str, Any]:
-        method = _METHODS[self.options.protocol_version][1 if streaming else 0]
+        method = METHODS[self.options.protocol_version][1 if streaming else 0]
         return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": self._params(call)}
 
     def _params(self, call: Attempt) -> dict[str, Any]:
@@ -263,10 +226,10 @@ class A2AAdapter(Adapter):
         return answer
 
     def _check_state(self, state: str, task: Mapping[str, Any]) -> None:
-        if state in _FAILED | _REJECTED:
+        if state in FAILED | REJECTED:
             status_message = task.get("status", {}).get("message") if isinstance(task.get("status"), dict) else None
             reason = gateway_message(status_message).text if isinstance(status_message, dict) else ""
-            error = UpstreamRejected if state in _REJECTED else UpstreamError
+            error = UpstreamRejected if state in REJECTED else UpstreamError
             raise error(
                 f"the A2A task ended {state}{': ' + reason if reason else ''}",
                 agent=self.spec.name,
@@ -287,7 +250,7 @@ class A2AAdapter(Adapter):
         kind, payload = frame_kind(reply)
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
-        if normalize_state(payload.get("status", {}).get("state")) in _PENDING:
+        if normalize_state(payload.get("status", {}).get("state")) in PENDING:
             payload = await self._settled(call, url, payload)
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
@@ -323,7 +286,7 @@ class A2AAdapter(Adapter):
         delay = POLL_FIRST
         settled = False
         try:
-            while normalize_state(task.get("status", {}).get("state")) in _PENDING:
+            while normalize_state(task.get("status", {}).get("state")) in PENDING:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, POLL_MAX)
                 task = await self._get_task(call, url, task_id)
@@ -353,7 +316,7 @@ class A2AAdapter(Adapter):
         body = {
             "jsonrpc": "2.0",
             "id": uuid.uuid4().hex,
-            "method": _GET_METHOD[self.options.protocol_version],
+            "method": GET_METHOD[self.options.protocol_version],
             "params": {"id": task_id},
         }
         _, envelope = await self.transport_for(url).request_json(call, "POST", url, body)
@@ -376,9 +339,9 @@ class A2AAdapter(Adapter):
                     yield event
             ended = True
         finally:
-            if task_id and not ended and state not in _TERMINAL:
+            if task_id and not ended and state not in TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
-        if task_id and state in _PENDING:
+        if task_id and state in PENDING:
             # The agent closed its stream with the task still open (an a2a-sdk executor that returned
             # early): followed with GetTask until it ends or waits, as a unary call's task is.
             task = await self._settled(call, url, {"id": task_id, "status": {"state": state}})
@@ -442,7 +405,7 @@ class A2AAdapter(Adapter):
                 raise
             raise _NotStreamed from exc
         finally:
-            if task_id and not ended and state not in _TERMINAL:
+            if task_id and not ended and state not in TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
         task["artifacts"] = list(artifacts.values())
         return {"task": task}
@@ -474,7 +437,7 @@ class A2AAdapter(Adapter):
             body = {
                 "jsonrpc": "2.0",
                 "id": uuid.uuid4().hex,
-                "method": _CANCEL_METHOD[self.options.protocol_version],
+                "method": CANCEL_METHOD[self.options.protocol_version],
                 "params": {"id": upstream["task_id"]},
             }
         # Through the transport the task was followed on (its CA, client certificate and server
@@ -510,7 +473,7 @@ class A2AAdapter(Adapter):
         self._check_state(state, payload)
         events = []
         status_message = payload.get("status", {}).get("message")
-        if state in _WAITING and isinstance(status_message, dict):
+        if state in WAITING and isinstance(status_message, dict):
             # What the agent asks the client (the answer continues the task): part of the reply.
             events.append(Event("message", message=gateway_message(status_message)))
         events.append(
