@@ -4,7 +4,7 @@ A call enters through a front, becomes one :class:`Invocation`, and comes back
 as a :class:`Result` or a stream of :class:`Event` objects. Adapters map their
 framework's wire format to these types and back; policies act on the
 :class:`GatewayError` hierarchy below. This module does no I/O and imports
-nothing else of ours.
+nothing of ours but the client's model, whose types it shares.
 
 Errors::
 
@@ -27,123 +27,75 @@ Errors::
 
 from __future__ import annotations
 
-import enum
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import ClassVar
 
-_T = TypeVar("_T")
-JSON: TypeAlias = Any
-"""A JSON-compatible value: dict, list, str, int, float, bool or None."""
+# The wire model's messages, parts, results, events, context and status codes have one definition,
+# the client's (agentgateway_client.model, no dependencies): the gateway and its client share the classes.
+from agentgateway_client.model import (
+    JSON,
+    Context,
+    DataPart,
+    Event,
+    FilePart,
+    Message,
+    Part,
+    Result,
+    Role,
+    StatusCode,
+    TextPart,
+    TokenUsage,
+    evolve,
+)
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-def evolve(obj: _T, **changes: Any) -> _T:
-    """``dataclasses.replace`` for the model's frozen slotted dataclasses, without its
-    per-call field introspection: the hot path copies invocations several times per call."""
-    new = object.__new__(type(obj))
-    for name in type(obj).__slots__:  # type: ignore[attr-defined]
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
-    return new
-
-
-class Role(enum.StrEnum):
-    """Who is speaking in a :class:`Message`."""
-
-    USER = "user"
-    AGENT = "agent"
-    SYSTEM = "system"
-    TOOL = "tool"
-
-
-@dataclass(frozen=True, slots=True)
-class TextPart:
-    text: str
-    metadata: Mapping[str, JSON] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class DataPart:
-    """Structured JSON content."""
-
-    data: JSON
-    metadata: Mapping[str, JSON] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class FilePart:
-    """A reference to a file; the gateway passes the reference, never the bytes."""
-
-    uri: str
-    media_type: str = ""
-    name: str = ""
-    metadata: Mapping[str, JSON] = field(default_factory=dict)
-
-
-Part: TypeAlias = TextPart | DataPart | FilePart
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: Role
-    parts: tuple[Part, ...]
-    metadata: Mapping[str, JSON] = field(default_factory=dict)
-    message_id: str = ""
-
-    @classmethod
-    def user(cls, text: str) -> Message:
-        return cls(Role.USER, (TextPart(text),))
-
-    @classmethod
-    def agent(cls, text: str) -> Message:
-        return cls(Role.AGENT, (TextPart(text),))
-
-    @property
-    def text(self) -> str:
-        """The concatenated text parts (empty when there are none)."""
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+__all__ = [
+    "ANONYMOUS_CALLER",
+    "GRPC_CODE_NUMBERS",
+    "JSON",
+    "AgentSpec",
+    "Attempt",
+    "CallRecord",
+    "Caller",
+    "Cancelled",
+    "CircuitOpen",
+    "Conflict",
+    "Context",
+    "DataPart",
+    "Event",
+    "FilePart",
+    "GatewayError",
+    "InvalidRequest",
+    "Invocation",
+    "Message",
+    "NotFound",
+    "Options",
+    "Part",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Result",
+    "Role",
+    "StatusCode",
+    "TextPart",
+    "TokenUsage",
+    "Unauthenticated",
+    "Unavailable",
+    "UpstreamError",
+    "UpstreamNotFound",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "UpstreamTls",
+    "UpstreamUnavailable",
+    "add_usage",
+    "code_for_http_status",
+    "evolve",
+    "new_request_id",
+]
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Context propagated on every hop (trace context travels with OpenTelemetry).
-
-    ``deadline`` is a :func:`time.monotonic` instant: deadlines cross process
-    boundaries as *remaining* time, so clocks never need to agree.
-    """
-
-    session_id: str = ""
-    thread_id: str = ""
-    user_id: str = ""
-    request_id: str = ""
-    baggage: Mapping[str, str] = field(default_factory=dict)
-    deadline: float | None = None
-    # Sent to the agent as ``idempotency-key``: the same on every re-send of one logical call
-    # (a durable workflow's step resumed by another gateway).
-    idempotency_key: str = ""
-
-    def remaining(self, now: float | None = None) -> float | None:
-        """Seconds left before the deadline (never negative), or None without one."""
-        if self.deadline is None:
-            return None
-        return max(0.0, self.deadline - (time.monotonic() if now is None else now))
-
-    def with_timeout(self, timeout: float | None) -> Context:
-        """This context with its deadline tightened to ``timeout`` seconds from now."""
-        if timeout is None:
-            return self
-        candidate = time.monotonic() + timeout
-        if self.deadline is not None and self.deadline <= candidate:
-            return self
-        return evolve(self, deadline=candidate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,51 +157,11 @@ class Invocation:
     record: CallRecord = field(default_factory=CallRecord, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Model tokens a call reported (the GenAI semantic conventions' input and output tokens)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
-
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-
 def add_usage(total: TokenUsage | None, more: TokenUsage | None) -> TokenUsage | None:
     """``total + more`` where either may be unknown (None)."""
     if more is None:
         return total
     return more if total is None else total + more
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    agent: str
-    messages: tuple[Message, ...]
-    metadata: Mapping[str, JSON] = field(default_factory=dict)
-    # What the framework reported the call cost in model tokens (None: it did not say).
-    usage: TokenUsage | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(m.text for m in self.messages)
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One streamed event: ``delta`` (partial content), ``message``, ``status``,
-    ``tool``, ``step`` or a framework-specific type."""
-
-    type: str
-    message: Message | None = None
-    data: JSON = None
-    # Tokens this event reports (a stream's usage is the sum of its events').
-    usage: TokenUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,25 +210,6 @@ class Attempt:
 
     def timeout(self) -> float | None:
         return self.invocation.context.remaining()
-
-
-class StatusCode(enum.StrEnum):
-    """Canonical status names (the gRPC codes), shared by both fronts."""
-
-    INVALID_ARGUMENT = "INVALID_ARGUMENT"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    PERMISSION_DENIED = "PERMISSION_DENIED"
-    NOT_FOUND = "NOT_FOUND"
-    ABORTED = "ABORTED"
-    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
-    CANCELLED = "CANCELLED"
-    UNAVAILABLE = "UNAVAILABLE"
-    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
-    FAILED_PRECONDITION = "FAILED_PRECONDITION"
-    # The method is not served at this path (HTTP 405), or the operation at all.
-    UNIMPLEMENTED = "UNIMPLEMENTED"
-    INTERNAL = "INTERNAL"
-    UNKNOWN = "UNKNOWN"
 
 
 # The numbers of the canonical codes (google.rpc.Code), for rpc.grpc.status_code and the like.

@@ -7,25 +7,49 @@ plain headers so agents in any language can read them.
 
 from __future__ import annotations
 
-import math
-import re
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
+# The header names, the id checks and the outbound writer are the client's (one definition for both).
+from agentgateway_client import propagation as _shared
+from agentgateway_client.propagation import (
+    IDEMPOTENCY_KEY,
+    REQUEST_ID,
+    SESSION_ID,
+    THREAD_ID,
+    TIMEOUT_MS,
+    USER_ID,
+    inject_headers,
+)
 from gateway.model import Context, InvalidRequest, new_request_id
 
-SESSION_ID = "x-session-id"
-THREAD_ID = "x-thread-id"
-USER_ID = "x-user-id"
-REQUEST_ID = "x-request-id"
-# Remaining time budget in milliseconds when the request was sent (HTTP hops).
-TIMEOUT_MS = "x-timeout-ms"
+__all__ = [
+    "ATTEMPT",
+    "CALLS_BAGGAGE",
+    "HOPS_BAGGAGE",
+    "IDEMPOTENCY_KEY",
+    "REQUEST_ID",
+    "SESSION_ID",
+    "THREAD_ID",
+    "TIMEOUT_MS",
+    "TREE_BAGGAGE",
+    "USER_ID",
+    "WORKFLOW_RUN_BAGGAGE",
+    "clean_id",
+    "context_from_headers",
+    "inbound_context",
+    "inject_headers",
+    "otel_parent",
+    "outbound_headers",
+    "parse_timeout_ms",
+    "with_fresh_hops",
+]
+
 ATTEMPT = "x-attempt"
-IDEMPOTENCY_KEY = "idempotency-key"
 # The W3C baggage entry naming the current workflow run (the state service's workflow scope).
 WORKFLOW_RUN_BAGGAGE = "agw.run"
 # Baggage entry counting the hops of a call through gateways and workflow steps.
@@ -34,17 +58,13 @@ HOPS_BAGGAGE = "agw.hops"
 TREE_BAGGAGE = "agw.tree"
 CALLS_BAGGAGE = "agw.calls"
 
-_ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
-# Baggage entries carrying the session, thread and user ids (OpenTelemetry attribute names).
-# The gateway vouches for them: outbound they are always its own values (the user id is the
-# authenticated identity's on listeners that do not trust identity headers; the session and
-# thread ids are the ones the call's context holds), or absent. An inbound entry under one of
-# these names (a baggage header, a body's context.baggage) is dropped where the context is
-# built, so it reaches no agent, no body and no log as if the gateway had said it.
-_ID_BAGGAGE = ("session.id", "gen_ai.conversation.id", "enduser.id")
-_MAX_ID_LENGTH = 256
-# Ids travel on as HTTP headers and gRPC metadata: visible ASCII (and inner spaces) only.
-_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+_ID_HEADERS = _shared.ID_HEADERS
+# The gateway vouches for the id baggage entries (agentgateway_client.propagation.ID_BAGGAGE): outbound
+# they are always its own values (the user id is the authenticated identity's on listeners that do
+# not trust identity headers; the session and thread ids are the ones the call's context holds), or
+# absent. An inbound entry under one of these names (a baggage header, a body's context.baggage) is
+# dropped where the context is built, so it reaches no agent, no body and no log as if the gateway had said it.
+_ID_BAGGAGE = _shared.ID_BAGGAGE
 _ID_NAMES = {
     SESSION_ID: "the session id (context.sessionId or x-session-id)",
     THREAD_ID: "the thread id (context.threadId or x-thread-id)",
@@ -56,23 +76,11 @@ _ID_NAMES = {
 def clean_id(name: str, value: str) -> str:
     """An id from a caller (header ``name`` or its body field), stripped; ``InvalidRequest``
     unless it is at most 256 printable ASCII characters, so it is safe as a header."""
-    value = value.strip()
-    if len(value) > _MAX_ID_LENGTH or not _HEADER_SAFE.fullmatch(value):
-        raise InvalidRequest(
-            f"{_ID_NAMES.get(name, name)} must be at most {_MAX_ID_LENGTH} printable ASCII characters "
-            "(no control characters such as CR or LF)"
-        )
-    return value
+    return _shared.check_id(value, _ID_NAMES.get(name, name), InvalidRequest)
 
 
 def parse_timeout_ms(value: str) -> float:
-    try:
-        millis = float(value)
-    except ValueError:
-        raise InvalidRequest(f"header {TIMEOUT_MS} must be a number of milliseconds, got {value!r}") from None
-    if not math.isfinite(millis) or millis < 0:
-        raise InvalidRequest(f"header {TIMEOUT_MS} must be a non-negative number of milliseconds")
-    return millis / 1000.0
+    return _shared.parse_timeout_ms(value, InvalidRequest)
 
 
 def context_from_headers(
@@ -134,43 +142,6 @@ def _with_baggage(parent: otel_context.Context, baggage: Mapping[str, str]) -> o
     for key, value in baggage.items():
         parent = otel_baggage.set_baggage(key, value, parent)
     return parent
-
-
-def inject_headers(
-    context: Context,
-    carrier: MutableMapping[str, str],
-    trace: otel_context.Context | None = None,
-    *,
-    now: float | None = None,
-) -> None:
-    """Write the outbound context headers; ``trace`` defaults to the current span.
-
-    Keys are lower-case so the same carrier works as gRPC metadata.
-    """
-    # The call's baggage (inbound entries plus ones the gateway adds, such as the hop
-    # count) travels on every hop, whatever the current OpenTelemetry context holds; the
-    # ids ride along under their semantic-convention names, always the gateway's own values
-    # (an inbound entry claiming another user never passes through).
-    trace = trace if trace is not None else otel_context.get_current()
-    for key, value in context.baggage.items():
-        if key not in _ID_BAGGAGE:
-            trace = otel_baggage.set_baggage(key, value, trace)
-    for key, value in zip(_ID_BAGGAGE, (context.session_id, context.thread_id, context.user_id), strict=True):
-        trace = otel_baggage.set_baggage(key, value, trace) if value else otel_baggage.remove_baggage(key, trace)
-    propagate.inject(carrier, context=trace)
-    if context.session_id:
-        carrier[SESSION_ID] = context.session_id
-    if context.thread_id:
-        carrier[THREAD_ID] = context.thread_id
-    if context.user_id:
-        carrier[USER_ID] = context.user_id
-    if context.request_id:
-        carrier[REQUEST_ID] = context.request_id
-    if context.idempotency_key:
-        carrier[IDEMPOTENCY_KEY] = context.idempotency_key
-    if context.deadline is not None:
-        remaining = max(0.0, context.deadline - (time.monotonic() if now is None else now))
-        carrier[TIMEOUT_MS] = str(int(remaining * 1000))
 
 
 def with_fresh_hops(headers: Mapping[str, str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The mapping between the protobuf wire contract and :mod:`gateway.model`.
 
-Both fronts, the gRPC upstream adapter and the Python client use it, so gRPC
-and HTTP (the protobuf JSON mapping of the same messages) speak one model.
+Both fronts and the gRPC upstream adapter use it, so gRPC and HTTP (the protobuf
+JSON mapping of the same messages) speak one model; its messages, parts and results
+map as the Python client's (``agentgateway_client.wire``) do, with the same code.
 No I/O here.
 """
 
@@ -9,62 +10,75 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message as ProtoMessage
 
 from agentgateway.v1 import gateway_pb2 as pb
+
+# Messages, parts, contexts, results and events map one way for the gateway and its client: the
+# client's mapping (agentgateway_client.wire) writes them, and reads them here with the gateway's
+# strict JSON decoder and InvalidRequest.
+from agentgateway_client.wire import (
+    ERROR_TRAILER,
+    Reader,
+    context_to_pb,
+    invoke_request,
+    json_text,
+    message_to_pb,
+    object_text,
+    part_to_pb,
+    stream_request,
+)
 from gateway import json_input
 from gateway.model import (
     JSON,
     AgentSpec,
     Context,
-    DataPart,
     Event,
-    FilePart,
     GatewayError,
     InvalidRequest,
     Invocation,
     Message,
-    Part,
     Result,
-    Role,
-    TextPart,
 )
 
-# gRPC trailing metadata key carrying a serialized ErrorDetail.
-ERROR_TRAILER = "agw-error-bin"
-
-_ROLE_TO_PB = {
-    Role.USER: pb.ROLE_USER,
-    Role.AGENT: pb.ROLE_AGENT,
-    Role.SYSTEM: pb.ROLE_SYSTEM,
-    Role.TOOL: pb.ROLE_TOOL,
-}
-_ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
-
+__all__ = [
+    "ERROR_TRAILER",
+    "InvokeRequestData",
+    "agent_info",
+    "check_request",
+    "context_from_pb",
+    "context_to_pb",
+    "error_details",
+    "error_json",
+    "error_to_pb",
+    "event_data",
+    "event_from_pb",
+    "event_to_pb",
+    "invocation_to_pb",
+    "json_text",
+    "message_from_pb",
+    "message_to_pb",
+    "parse_json",
+    "part_from_pb",
+    "part_to_pb",
+    "request_data_from_pb",
+    "result_from_pb",
+    "result_to_pb",
+    "stream_request",
+    "to_json",
+]
 
 # -- structured values: JSON text in the `*_json` fields ------------------------
 #
 # A google.protobuf.Struct holds every number as a double (7 comes back as 7.0,
 # 2**63 loses digits), so structured data crosses the wire as JSON text, which
 # keeps the JSON value exactly. The legacy Struct/Value fields are only read.
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):  # the model's read-only mappings (MappingProxyType)
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def json_text(value: JSON) -> str:
-    """``value`` as the compact JSON text of a ``*_json`` field (integers exact, key order kept)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)
 
 
 def _from_json_text(text: str, field: str) -> JSON:
@@ -74,18 +88,15 @@ def _from_json_text(text: str, field: str) -> JSON:
     return value
 
 
-def _object(text: str, legacy: struct_pb2.Struct, field: str) -> dict[str, JSON]:
-    """A JSON object field: its ``*_json`` text, else the legacy Struct (numbers as doubles)."""
-    if text:
-        value = _from_json_text(text, field)
-        if type(value) is not dict:
-            raise InvalidRequest(f"{field} must hold a JSON object")
-        return value
-    return json_format.MessageToDict(legacy) if legacy.fields else {}
-
-
-def _object_text(values: Mapping[str, JSON]) -> str:
-    return json_text(values) if values else ""
+_READER = Reader(_from_json_text, InvalidRequest)
+_object = _READER.object
+part_from_pb = _READER.part
+message_from_pb = _READER.message
+context_from_pb = _READER.context
+result_from_pb = _READER.result
+event_from_pb = _READER.event
+# An event payload (``Event``, ``PublishEventRequest``): its JSON text, else the legacy Value, else None.
+event_data = _READER.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,72 +180,6 @@ def _inlined(data: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
     return data
 
 
-# -- messages -----------------------------------------------------------------
-
-
-def part_to_pb(part: Part) -> pb.Part:
-    out = pb.Part(metadata_json=_object_text(part.metadata))
-    if isinstance(part, TextPart):
-        out.text = part.text
-    elif isinstance(part, DataPart):
-        out.data_json = json_text(part.data)
-    else:
-        out.file.CopyFrom(pb.FileRef(uri=part.uri, media_type=part.media_type, name=part.name))
-    return out
-
-
-def part_from_pb(part: pb.Part) -> Part:
-    metadata = _object(part.metadata_json, part.metadata, "Part.metadata_json")
-    kind = part.WhichOneof("kind")
-    if kind == "text":
-        return TextPart(part.text, metadata)
-    if kind == "data_json":
-        return DataPart(_from_json_text(part.data_json, "Part.data_json"), metadata)
-    if kind == "data":
-        return DataPart(json_format.MessageToDict(part.data), metadata)
-    if kind == "file":
-        return FilePart(part.file.uri, part.file.media_type, part.file.name, metadata)
-    raise InvalidRequest("every message part needs one of 'text', 'data' or 'file'")
-
-
-def message_to_pb(message: Message) -> pb.Message:
-    return pb.Message(
-        role=_ROLE_TO_PB[message.role],
-        parts=[part_to_pb(p) for p in message.parts],
-        metadata_json=_object_text(message.metadata),
-        message_id=message.message_id,
-    )
-
-
-def message_from_pb(message: pb.Message, default_role: Role = Role.USER) -> Message:
-    return Message(
-        role=_ROLE_FROM_PB.get(message.role, default_role),
-        parts=tuple(part_from_pb(p) for p in message.parts),
-        metadata=_object(message.metadata_json, message.metadata, "Message.metadata_json"),
-        message_id=message.message_id,
-    )
-
-
-def context_to_pb(context: Context) -> pb.Context:
-    return pb.Context(
-        session_id=context.session_id,
-        thread_id=context.thread_id,
-        user_id=context.user_id,
-        request_id=context.request_id,
-        baggage=dict(context.baggage),
-    )
-
-
-def context_from_pb(context: pb.Context) -> Context:
-    return Context(
-        session_id=context.session_id,
-        thread_id=context.thread_id,
-        user_id=context.user_id,
-        request_id=context.request_id,
-        baggage=dict(context.baggage),
-    )
-
-
 # -- requests and responses ---------------------------------------------------
 
 
@@ -275,24 +220,13 @@ def request_data_from_pb(request: pb.InvokeRequest) -> InvokeRequestData:
     )
 
 
-def stream_request(request: pb.InvokeRequest) -> pb.InvokeStreamRequest:
-    """The InvokeStream request for an Invoke request: the two messages have the same fields, numbers
-    and types (a test keeps them so), so one's bytes are the other's."""
-    return pb.InvokeStreamRequest.FromString(request.SerializeToString())
-
-
 def invocation_to_pb(invocation: Invocation) -> pb.InvokeRequest:
-    options = pb.InvokeOptions(params_json=_object_text(invocation.options.params))
-    if not invocation.options.idempotent:
-        options.idempotent = False
-    remaining = invocation.context.remaining()
-    if remaining is not None:
-        options.timeout.FromMilliseconds(int(remaining * 1000))
-    return pb.InvokeRequest(
-        agent=invocation.agent,
-        messages=[message_to_pb(m) for m in invocation.messages],
-        context=context_to_pb(invocation.context),
-        options=options,
+    return invoke_request(
+        invocation.agent,
+        invocation.messages,
+        invocation.context,
+        invocation.options.params,
+        invocation.options.idempotent,
     )
 
 
@@ -301,15 +235,7 @@ def result_to_pb(result: Result, context: Context) -> pb.InvokeResponse:
         agent=result.agent,
         messages=[message_to_pb(m) for m in result.messages],
         context=context_to_pb(context),
-        metadata_json=_object_text(result.metadata),
-    )
-
-
-def result_from_pb(response: pb.InvokeResponse) -> Result:
-    return Result(
-        agent=response.agent,
-        messages=tuple(message_from_pb(m, Role.AGENT) for m in response.messages),
-        metadata=_object(response.metadata_json, response.metadata, "InvokeResponse.metadata_json"),
+        metadata_json=object_text(result.metadata),
     )
 
 
@@ -320,21 +246,6 @@ def event_to_pb(event: Event, sequence: int) -> pb.Event:
     if event.data is not None:
         out.data_json = json_text(event.data)
     return out
-
-
-def event_from_pb(event: pb.Event) -> Event:
-    return Event(
-        type=event.type,
-        message=message_from_pb(event.message, Role.AGENT) if event.HasField("message") else None,
-        data=event_data(event.data_json, event.data if event.HasField("data") else None, "Event.data_json"),
-    )
-
-
-def event_data(text: str, legacy: struct_pb2.Value | None, field: str) -> JSON:
-    """An event payload (``Event``, ``PublishEventRequest``): its JSON text, else the legacy Value, else None."""
-    if text:
-        return _from_json_text(text, field)
-    return json_format.MessageToDict(legacy) if legacy is not None else None
 
 
 def agent_info(spec: AgentSpec, streaming: bool) -> pb.AgentInfo:
@@ -350,7 +261,7 @@ def error_to_pb(error: GatewayError, request_id: str = "") -> pb.ErrorDetail:
         agent=error.agent,
         request_id=request_id,
         transient=error.transient,
-        details_json=_object_text(error.details),
+        details_json=object_text(error.details),
     )
 
 

@@ -13,7 +13,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-MODERN = "2026-07-28"
+# The names and mirrored headers a client writes are MCP's, defined once for the gateway and its
+# client (agentgateway_client.mcp_wire).
+from agentgateway_client.mcp_wire import HEADER_METHOD as HEADER_METHOD
+from agentgateway_client.mcp_wire import HEADER_NAME as HEADER_NAME
+from agentgateway_client.mcp_wire import HEADER_VERSION as HEADER_VERSION
+from agentgateway_client.mcp_wire import META_CLIENT_CAPABILITIES as META_CLIENT_CAPABILITIES
+from agentgateway_client.mcp_wire import META_VERSION as META_VERSION
+from agentgateway_client.mcp_wire import MODERN as MODERN
+from agentgateway_client.mcp_wire import NAMED_METHODS as NAMED_METHODS
+from agentgateway_client.mcp_wire import SENTINEL_END, SENTINEL_START
+from agentgateway_client.mcp_wire import TRACE_KEYS as TRACE_KEYS
+from agentgateway_client.mcp_wire import encode_header_value as encode_header_value
+from agentgateway_client.mcp_wire import request_headers as request_headers
+
 LEGACY = "2025-11-25"
 # Newest first: what server/discover and UnsupportedProtocolVersion errors list.
 SUPPORTED_VERSIONS = (MODERN, LEGACY)
@@ -29,9 +42,7 @@ HEADER_MISMATCH = -32020
 MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_VERSION = -32022
 
-META_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
-META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 META_SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId"
 # 2026-07-28: the log level of one request (absent: the server sends no log notifications).
@@ -40,18 +51,10 @@ RESOURCE_UPDATED = "notifications/resources/updated"
 # RFC 5424 severities, least severe first (logging/setLevel and notifications/message).
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
-HEADER_VERSION = "mcp-protocol-version"
-HEADER_METHOD = "mcp-method"
-HEADER_NAME = "mcp-name"
 HEADER_SESSION = "mcp-session-id"
 HEADER_PARAM_PREFIX = "mcp-param-"
 
-# Methods whose `params.name` (or `params.uri`) is mirrored in `Mcp-Name`.
-NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-# Trace context carried in `_meta` (SEP-414) as well as in HTTP headers.
-TRACE_KEYS = ("traceparent", "tracestate", "baggage")
-
-_SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
+_SENTINEL_START, _SENTINEL_END = SENTINEL_START, SENTINEL_END
 
 
 class McpError(Exception):
@@ -150,14 +153,6 @@ def unsupported_version(requested: str, supported: Sequence[str] = SUPPORTED_VER
     )
 
 
-def encode_header_value(value: str) -> str:
-    """The header form of ``value``: as is when it is plain visible ASCII, else the Base64 sentinel form."""
-    plain = value.isascii() and all(0x20 <= ord(c) < 0x7F or c == "\t" for c in value)
-    if plain and value == value.strip() and not (value.startswith(_SENTINEL_START) and value.endswith(_SENTINEL_END)):
-        return value
-    return _SENTINEL_START + base64.b64encode(value.encode()).decode() + _SENTINEL_END
-
-
 def decode_header_value(value: str) -> str:
     """``value`` with the Base64 sentinel form decoded; McpError (HeaderMismatch) when it is malformed."""
     if not (value.startswith(_SENTINEL_START) and value.endswith(_SENTINEL_END)):
@@ -173,20 +168,6 @@ def decode_header_value(value: str) -> str:
 def is_followed_notification(method: str) -> bool:
     """A notification a client of an upstream passes on outside any request: list changes and resource updates."""
     return method.endswith("/list_changed") or method == RESOURCE_UPDATED
-
-
-def request_headers(message: Mapping[str, Any], version: str) -> dict[str, str]:
-    """The headers a client mirrors from ``message`` (``MCP-Protocol-Version``, and on 2026-07-28
-    ``Mcp-Method`` and ``Mcp-Name``)."""
-    headers = {HEADER_VERSION: version}
-    method = message.get("method")
-    if version == MODERN and isinstance(method, str):
-        headers[HEADER_METHOD] = method
-        key = NAMED_METHODS.get(method)
-        params = message.get("params") or {}
-        if key is not None and isinstance(params.get(key), str):
-            headers[HEADER_NAME] = encode_header_value(params[key])
-    return headers
 
 
 def check_modern_headers(

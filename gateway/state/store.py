@@ -10,30 +10,25 @@ see which one is in use.
 
 from __future__ import annotations
 
-import enum
-import json
 import math
 import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Self
 
+# Scopes and records are the client's types (one definition); the gateway's values are the
+# client's too, but refuse what cannot be stored with InvalidRequest.
+from agentgateway_client import state_values as _shared
+from agentgateway_client.state_values import Scope as Scope
+from agentgateway_client.state_values import StateRecord as StateRecord
 from gateway import json_input
-from gateway.model import JSON, Conflict, GatewayError, InvalidRequest, ResourceExhausted, StatusCode
+from gateway.model import Conflict, GatewayError, InvalidRequest, ResourceExhausted, StatusCode
 
 MAX_KEY_LENGTH = 512
 MAX_SCOPE_ID_LENGTH = 256
 # "*" in If-Match: the key must exist, whatever its ETag.
 ANY_ETAG = "*"
-
-
-class Scope(enum.StrEnum):
-    """Who shares a key."""
-
-    SESSION = "session"
-    THREAD = "thread"
-    USER = "user"
-    WORKFLOW = "workflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,56 +58,17 @@ def check_key(key: str) -> str:
     return key
 
 
-@dataclass(frozen=True, slots=True)
-class StateValue:
-    """A value as stored: JSON (kept as compact JSON text) or opaque bytes."""
+class StateValue(_shared.StateValue):
+    """A value as stored: JSON (kept as compact JSON text) or opaque bytes
+    (the client's type, raising the gateway's error)."""
 
-    payload: bytes
-    is_json: bool
-
-    @classmethod
-    def of_json(cls, value: JSON) -> StateValue:
-        try:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest(f"the value is not JSON-serializable: {exc}") from None
-        return cls(text.encode(), True)
+    __slots__ = ()
+    invalid = staticmethod(InvalidRequest)
 
     @classmethod
-    def of_json_text(cls, text: str, max_depth: int = json_input.DEFAULT_MAX_DEPTH) -> StateValue:
+    def of_json_text(cls, text: str, max_depth: int = json_input.DEFAULT_MAX_DEPTH) -> Self:
         """From JSON text (the gRPC ``json`` field): validated (as every caller's JSON) and made compact."""
         return cls.of_json(json_input.loads(text, max_depth, "json value"))
-
-    @classmethod
-    def of_bytes(cls, data: bytes) -> StateValue:
-        return cls(bytes(data), False)
-
-    def json(self) -> JSON:
-        """The decoded JSON value; only for ``is_json`` values."""
-        if not self.is_json:
-            raise TypeError("this state value holds bytes, not JSON")
-        return json.loads(self.payload)
-
-    @property
-    def size(self) -> int:
-        return len(self.payload)
-
-
-@dataclass(frozen=True, slots=True)
-class StateRecord:
-    """One stored key: its value, its ETag (new on every write) and its expiry.
-
-    ``version`` counts the writes since the key was created; ``etag`` is what
-    conditional writes compare, and it never repeats, even after a delete and a
-    re-create. Times are Unix seconds.
-    """
-
-    key: str
-    value: StateValue
-    etag: str
-    version: int
-    updated_at: float
-    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

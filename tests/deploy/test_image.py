@@ -273,7 +273,7 @@ def test_the_image_holds_no_compilers_no_pip_and_no_test_code(baked: Container) 
         "python", "-c", "import importlib.metadata as m; print(*m.files('agent-gateway'))"
     ).stdout.split()
     tops = {f.split("/")[0] for f in files if f.endswith(".py")}
-    assert tops == {"gateway", "agentgateway"}
+    assert tops == {"gateway", "agentgateway", "agentgateway_client"}
     assert not [f for f in files if "/tests/" in f or f.split("/")[-1].startswith("test_")]
 
 

@@ -1,8 +1,9 @@
 """The context a call carries: read from the request the agent serves, written onto each call.
 
-The same headers the gateway reads and writes (``gateway.propagation``): W3C ``traceparent``,
-``tracestate`` and ``baggage`` through OpenTelemetry's propagators, the session, thread, user and
-request ids and the remaining deadline in plain headers. Keys are lower-case, so a carrier is
+The one definition of the context headers: W3C ``traceparent``, ``tracestate`` and ``baggage``
+through OpenTelemetry's propagators, the session, thread, user and request ids and the remaining
+deadline in plain headers. The gateway (``gateway.propagation``) reads and writes them with these
+names and checks and writes them with :func:`inject_headers`. Keys are lower-case, so a carrier is
 gRPC metadata as it is. No I/O here.
 """
 
@@ -12,14 +13,29 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, MutableMapping
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
-from agentgateway_client.model import ClientError, StatusCode
+from agentgateway_client.model import ClientError, Context, StatusCode
+
+__all__ = [
+    "IDEMPOTENCY_KEY",
+    "ID_BAGGAGE",
+    "ID_HEADERS",
+    "REQUEST_ID",
+    "SESSION_ID",
+    "THREAD_ID",
+    "TIMEOUT_MS",
+    "USER_ID",
+    "Context",
+    "check_id",
+    "inbound_context",
+    "inject_headers",
+    "parse_timeout_ms",
+]
 
 SESSION_ID = "x-session-id"
 THREAD_ID = "x-thread-id"
@@ -27,71 +43,50 @@ USER_ID = "x-user-id"
 REQUEST_ID = "x-request-id"
 # Remaining time budget in milliseconds when the request was sent.
 TIMEOUT_MS = "x-timeout-ms"
+IDEMPOTENCY_KEY = "idempotency-key"
 
-_ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
-# Baggage entries the gateway writes the ids under (OpenTelemetry attribute names): always the
-# call's own ids, never an inbound entry of the same name.
+ID_HEADERS = (SESSION_ID, THREAD_ID, USER_ID, REQUEST_ID)
+# Baggage entries carrying the session, thread and user ids (OpenTelemetry attribute names).
+# Outbound they are always the call's own values, or absent; an inbound entry under one of these
+# names is dropped where the context is built, so no hop takes it for what the sender vouched for.
 ID_BAGGAGE = ("session.id", "gen_ai.conversation.id", "enduser.id")
 _MAX_ID_LENGTH = 256
 # Ids travel on as HTTP headers and gRPC metadata: visible ASCII (and inner spaces) only.
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """The ids, baggage and deadline of a call; ``deadline`` is a :func:`time.monotonic` instant
-    (it crosses the wire as remaining time, so clocks never need to agree)."""
-
-    session_id: str = ""
-    thread_id: str = ""
-    user_id: str = ""
-    request_id: str = ""
-    baggage: Mapping[str, str] = field(default_factory=dict)
-    deadline: float | None = None
-
-    def remaining(self, now: float | None = None) -> float | None:
-        """Seconds left before the deadline (never negative), or None without one."""
-        if self.deadline is None:
-            return None
-        return max(0.0, self.deadline - (time.monotonic() if now is None else now))
-
-    def with_timeout(self, timeout: float | None) -> Context:
-        """This context with its deadline tightened to ``timeout`` seconds from now."""
-        if timeout is None:
-            return self
-        candidate = time.monotonic() + timeout
-        if self.deadline is not None and self.deadline <= candidate:
-            return self
-        return replace(self, deadline=candidate)
-
-
-def _clean_id(name: str, value: str) -> str:
+def check_id(value: str, what: str, invalid: Callable[[str], Exception]) -> str:
+    """An id from a caller, stripped; ``invalid(why)`` is raised unless it is at most 256
+    printable ASCII characters, so it is safe as a header (``what`` names it in the message)."""
     value = value.strip()
     if len(value) > _MAX_ID_LENGTH or not _HEADER_SAFE.fullmatch(value):
-        raise ClientError(
-            StatusCode.INVALID_ARGUMENT,
-            f"header {name} must be at most {_MAX_ID_LENGTH} printable ASCII characters "
-            "(no control characters such as CR or LF)",
+        raise invalid(
+            f"{what} must be at most {_MAX_ID_LENGTH} printable ASCII characters "
+            "(no control characters such as CR or LF)"
         )
     return value
 
 
-def _timeout(value: str) -> float:
+def parse_timeout_ms(value: str, invalid: Callable[[str], Exception]) -> float:
+    """The seconds an ``x-timeout-ms`` header gives; ``invalid(why)`` is raised when it is not a
+    non-negative number."""
     try:
         millis = float(value)
     except ValueError:
-        millis = math.nan
+        raise invalid(f"header {TIMEOUT_MS} must be a number of milliseconds, got {value!r}") from None
     if not math.isfinite(millis) or millis < 0:
-        raise ClientError(
-            StatusCode.INVALID_ARGUMENT, f"header {TIMEOUT_MS} must be a non-negative number of milliseconds"
-        )
+        raise invalid(f"header {TIMEOUT_MS} must be a non-negative number of milliseconds")
     return millis / 1000.0
+
+
+def _invalid(message: str) -> ClientError:
+    return ClientError(StatusCode.INVALID_ARGUMENT, message)
 
 
 def inbound_context(headers: Mapping[str, str]) -> Context:
     """The context of the request being served (lower-case ``headers``): its ids (a request id is
     made when it has none), its baggage but the id entries, its remaining deadline."""
-    ids = {name: _clean_id(name, headers.get(name, "")) for name in _ID_HEADERS}
+    ids = {name: check_id(headers.get(name, ""), f"header {name}", _invalid) for name in ID_HEADERS}
     inbound = otel_baggage.get_all(propagate.extract(headers))
     baggage = {k: str(v) for k, v in inbound.items() if k not in ID_BAGGAGE}
     raw = headers.get(TIMEOUT_MS)
@@ -101,7 +96,7 @@ def inbound_context(headers: Mapping[str, str]) -> Context:
         user_id=ids[USER_ID],
         request_id=ids[REQUEST_ID] or uuid.uuid4().hex,
         baggage=baggage,
-        deadline=time.monotonic() + _timeout(raw) if raw else None,
+        deadline=time.monotonic() + parse_timeout_ms(raw, _invalid) if raw else None,
     )
 
 
@@ -113,8 +108,9 @@ def inject_headers(
     now: float | None = None,
 ) -> None:
     """Write the outbound context headers; ``trace`` defaults to the current span."""
-    # The baggage travels whatever the OpenTelemetry context holds; the ids ride along under
-    # their semantic-convention names, always the call's own values.
+    # The call's baggage travels on every hop, whatever the OpenTelemetry context holds; the ids
+    # ride along under their semantic-convention names, always the call's own values (an inbound
+    # entry claiming another user never passes through).
     trace = trace if trace is not None else otel_context.get_current()
     for key, value in context.baggage.items():
         if key not in ID_BAGGAGE:
@@ -123,10 +119,12 @@ def inject_headers(
         trace = otel_baggage.set_baggage(key, value, trace) if value else otel_baggage.remove_baggage(key, trace)
     propagate.inject(carrier, context=trace)
     for name, value in zip(
-        _ID_HEADERS, (context.session_id, context.thread_id, context.user_id, context.request_id), strict=True
+        ID_HEADERS, (context.session_id, context.thread_id, context.user_id, context.request_id), strict=True
     ):
         if value:
             carrier[name] = value
+    if context.idempotency_key:
+        carrier[IDEMPOTENCY_KEY] = context.idempotency_key
     if context.deadline is not None:
         remaining = max(0.0, context.deadline - (time.monotonic() if now is None else now))
         carrier[TIMEOUT_MS] = str(int(remaining * 1000))

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import enum
-import json
-from dataclasses import dataclass
-
 from agentgateway.v1 import state_pb2 as spb
 from agentgateway.v1 import state_pb2_grpc as spb_grpc
 from agentgateway_client.channel import Sidecar
 from agentgateway_client.model import JSON, ClientError, StatusCode
+from agentgateway_client.state_values import Scope, StateRecord, StateValue
 
-
-class Scope(enum.StrEnum):
-    """Who shares a key."""
-
-    SESSION = "session"
-    THREAD = "thread"
-    USER = "user"
-    WORKFLOW = "workflow"
+__all__ = ["Scope", "ScopeName", "StateClient", "StateRecord", "StateValue"]
 
 
 ScopeName = Scope | str
@@ -29,52 +19,6 @@ _SCOPE_TO_PB = {
     Scope.USER: spb.STATE_SCOPE_USER,
     Scope.WORKFLOW: spb.STATE_SCOPE_WORKFLOW,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class StateValue:
-    """A value as stored: JSON (kept as compact JSON text) or opaque bytes."""
-
-    payload: bytes
-    is_json: bool
-
-    @classmethod
-    def of_json(cls, value: JSON) -> StateValue:
-        try:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ClientError(StatusCode.INVALID_ARGUMENT, f"the value is not JSON-serializable: {exc}") from None
-        return cls(text.encode(), True)
-
-    @classmethod
-    def of_bytes(cls, data: bytes) -> StateValue:
-        return cls(bytes(data), False)
-
-    def json(self) -> JSON:
-        """The decoded JSON value; only for ``is_json`` values."""
-        if not self.is_json:
-            raise TypeError("this state value holds bytes, not JSON")
-        return json.loads(self.payload)
-
-    @property
-    def size(self) -> int:
-        return len(self.payload)
-
-
-@dataclass(frozen=True, slots=True)
-class StateRecord:
-    """One stored key: its value, its ETag (new on every write) and its expiry.
-
-    ``version`` counts the writes since the key was created; ``etag`` is what conditional writes
-    compare, and it never repeats, even after a delete and a re-create. Times are Unix seconds.
-    """
-
-    key: str
-    value: StateValue
-    etag: str
-    version: int
-    updated_at: float
-    expires_at: float | None = None
 
 
 def _record(entry: spb.StateEntry) -> StateRecord:

@@ -2,56 +2,24 @@
 
 One JSON-RPC POST per call to the sidecar's MCP front (``/mcp/<virtual server>``), over httpx:
 pure Python, typed, and already installed wherever an agent uses an LLM or the MCP SDK (both
-build on it). The wire names below are the gateway's own (``gateway.protocols.mcp``); the
-client's tests keep them equal.
+build on it). The wire names are MCP's, shared with the gateway (``agentgateway_client.mcp_wire``).
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from agentgateway_client.mcp_wire import META_CLIENT_CAPABILITIES, META_VERSION, MODERN, TRACE_KEYS, request_headers
 from agentgateway_client.model import ClientError, StatusCode
 
-MODERN = "2026-07-28"
-META_VERSION = "io.modelcontextprotocol/protocolVersion"
-META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
-HEADER_VERSION = "mcp-protocol-version"
-HEADER_METHOD = "mcp-method"
-HEADER_NAME = "mcp-name"
-# Methods whose `params.name` (or `params.uri`) is mirrored in `Mcp-Name`.
-NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-# Trace context carried in `_meta` (SEP-414) as well as in HTTP headers.
-TRACE_KEYS = ("traceparent", "tracestate", "baggage")
-_SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
+if TYPE_CHECKING:
+    import httpx
+
 # aiohttp's default, which this client used before: a tool may take minutes; the gateway
 # enforces the call's own deadline (x-timeout-ms).
-_TIMEOUT = httpx.Timeout(300.0)
-
-
-def encode_header_value(value: str) -> str:
-    """The header form of ``value``: as is when it is plain visible ASCII, else the Base64 sentinel form."""
-    plain = value.isascii() and all(0x20 <= ord(c) < 0x7F or c == "\t" for c in value)
-    if plain and value == value.strip() and not (value.startswith(_SENTINEL_START) and value.endswith(_SENTINEL_END)):
-        return value
-    return _SENTINEL_START + base64.b64encode(value.encode()).decode() + _SENTINEL_END
-
-
-def request_headers(message: Mapping[str, Any]) -> dict[str, str]:
-    """The headers a 2026-07-28 client mirrors from ``message``: the version, method and name."""
-    headers = {HEADER_VERSION: MODERN}
-    method = message.get("method")
-    if isinstance(method, str):
-        headers[HEADER_METHOD] = method
-        key = NAMED_METHODS.get(method)
-        params = message.get("params") or {}
-        if key is not None and isinstance(params.get(key), str):
-            headers[HEADER_NAME] = encode_header_value(params[key])
-    return headers
+_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +48,12 @@ class ToolsClient:
         self._ids = 0
 
     async def _rpc(self, server: str, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        # Imported here: the gateway ships this package without httpx (it imports the model, not the tools).
+        import httpx
+
         if self._http is None:
             # trust_env off: the sidecar is local, no proxy from the environment belongs in between.
-            self._http = httpx.AsyncClient(timeout=_TIMEOUT, trust_env=False)
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(_TIMEOUT_SECONDS), trust_env=False)
         carrier = dict(self._context())
         meta = {META_VERSION: MODERN, META_CLIENT_CAPABILITIES: {}}
         meta.update({k: v for k, v in carrier.items() if k in TRACE_KEYS})

@@ -1,15 +1,17 @@
-"""The model to and from the protobuf wire contract (``agentgateway.v1``), as the client needs it.
+"""The model to and from the protobuf wire contract (``agentgateway.v1``).
 
-The gateway's side of the same mapping is ``gateway.wire``: structured values cross the wire as
-JSON text in the ``*_json`` fields (a ``google.protobuf.Struct`` would turn 7 into 7.0); the
-legacy Struct fields are only read. tests/clients keeps the two sides byte for byte alike.
+The one mapping of messages, parts, contexts, results and events: the gateway's ``gateway.wire``
+writes with these functions and reads with a :class:`Reader` of its own (its strict JSON decoder,
+its error). Structured values cross the wire as JSON text in the ``*_json`` fields (a
+``google.protobuf.Struct`` would turn 7 into 7.0); the legacy Struct fields are only read.
 No I/O here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway_client.model import (
     JSON,
     ClientError,
+    Context,
     DataPart,
     Event,
     FilePart,
@@ -29,7 +32,6 @@ from agentgateway_client.model import (
     StatusCode,
     TextPart,
 )
-from agentgateway_client.propagation import Context
 
 # gRPC trailing metadata key carrying a serialized ErrorDetail.
 ERROR_TRAILER = "agw-error-bin"
@@ -54,20 +56,13 @@ def json_text(value: JSON) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)
 
 
-def _object_text(values: Mapping[str, JSON]) -> str:
+def object_text(values: Mapping[str, JSON]) -> str:
+    """A JSON object's ``*_json`` text; empty (the field unset) for an empty object."""
     return json_text(values) if values else ""
 
 
-def _object(text: str, legacy: struct_pb2.Struct) -> dict[str, JSON]:
-    """A JSON object field: its ``*_json`` text, else the legacy Struct (numbers as doubles)."""
-    if text:
-        value: dict[str, JSON] = json.loads(text)
-        return value
-    return json_format.MessageToDict(legacy) if legacy.fields else {}
-
-
 def part_to_pb(part: Part) -> pb.Part:
-    out = pb.Part(metadata_json=_object_text(part.metadata))
+    out = pb.Part(metadata_json=object_text(part.metadata))
     if isinstance(part, TextPart):
         out.text = part.text
     elif isinstance(part, DataPart):
@@ -81,8 +76,18 @@ def message_to_pb(message: Message) -> pb.Message:
     return pb.Message(
         role=_ROLE_TO_PB[message.role],
         parts=[part_to_pb(p) for p in message.parts],
-        metadata_json=_object_text(message.metadata),
+        metadata_json=object_text(message.metadata),
         message_id=message.message_id,
+    )
+
+
+def context_to_pb(context: Context) -> pb.Context:
+    return pb.Context(
+        session_id=context.session_id,
+        thread_id=context.thread_id,
+        user_id=context.user_id,
+        request_id=context.request_id,
+        baggage=dict(context.baggage),
     )
 
 
@@ -90,7 +95,7 @@ def invoke_request(
     agent: str, messages: tuple[Message, ...], context: Context, params: Mapping[str, JSON], idempotent: bool
 ) -> pb.InvokeRequest:
     """The InvokeRequest of a call: the context's ids and baggage, its remaining time as the timeout."""
-    options = pb.InvokeOptions(params_json=_object_text(params))
+    options = pb.InvokeOptions(params_json=object_text(params))
     if not idempotent:
         options.idempotent = False
     remaining = context.remaining()
@@ -99,13 +104,7 @@ def invoke_request(
     return pb.InvokeRequest(
         agent=agent,
         messages=[message_to_pb(m) for m in messages],
-        context=pb.Context(
-            session_id=context.session_id,
-            thread_id=context.thread_id,
-            user_id=context.user_id,
-            request_id=context.request_id,
-            baggage=dict(context.baggage),
-        ),
+        context=context_to_pb(context),
         options=options,
     )
 
@@ -116,47 +115,88 @@ def stream_request(request: pb.InvokeRequest) -> pb.InvokeStreamRequest:
     return pb.InvokeStreamRequest.FromString(request.SerializeToString())
 
 
-def part_from_pb(part: pb.Part) -> Part:
-    metadata = _object(part.metadata_json, part.metadata)
-    kind = part.WhichOneof("kind")
-    if kind == "text":
-        return TextPart(part.text, metadata)
-    if kind == "data_json":
-        return DataPart(json.loads(part.data_json), metadata)
-    if kind == "data":
-        return DataPart(json_format.MessageToDict(part.data), metadata)
-    if kind == "file":
-        return FilePart(part.file.uri, part.file.media_type, part.file.name, metadata)
-    raise ClientError(StatusCode.INVALID_ARGUMENT, "every message part needs one of 'text', 'data' or 'file'")
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Reads the model from protobuf messages. ``loads(text, field)`` decodes a ``*_json`` field's
+    text (``field`` names it, for errors); ``invalid(why)`` is the error of a malformed message."""
+
+    loads: Callable[[str, str], JSON]
+    invalid: Callable[[str], Exception]
+
+    def object(self, text: str, legacy: struct_pb2.Struct, field: str) -> dict[str, JSON]:
+        """A JSON object field: its ``*_json`` text, else the legacy Struct (numbers as doubles)."""
+        if text:
+            value = self.loads(text, field)
+            if type(value) is not dict:
+                raise self.invalid(f"{field} must hold a JSON object")
+            return value
+        return json_format.MessageToDict(legacy) if legacy.fields else {}
+
+    def value(self, text: str, legacy: struct_pb2.Value | None, field: str) -> JSON:
+        """A JSON value field (an event's payload): its text, else the legacy Value, else None."""
+        if text:
+            return self.loads(text, field)
+        return json_format.MessageToDict(legacy) if legacy is not None else None
+
+    def part(self, part: pb.Part) -> Part:
+        metadata = self.object(part.metadata_json, part.metadata, "Part.metadata_json")
+        kind = part.WhichOneof("kind")
+        if kind == "text":
+            return TextPart(part.text, metadata)
+        if kind == "data_json":
+            return DataPart(self.loads(part.data_json, "Part.data_json"), metadata)
+        if kind == "data":
+            return DataPart(json_format.MessageToDict(part.data), metadata)
+        if kind == "file":
+            return FilePart(part.file.uri, part.file.media_type, part.file.name, metadata)
+        raise self.invalid("every message part needs one of 'text', 'data' or 'file'")
+
+    def message(self, message: pb.Message, default_role: Role = Role.USER) -> Message:
+        return Message(
+            role=_ROLE_FROM_PB.get(message.role, default_role),
+            parts=tuple(self.part(p) for p in message.parts),
+            metadata=self.object(message.metadata_json, message.metadata, "Message.metadata_json"),
+            message_id=message.message_id,
+        )
+
+    def context(self, context: pb.Context) -> Context:
+        return Context(
+            session_id=context.session_id,
+            thread_id=context.thread_id,
+            user_id=context.user_id,
+            request_id=context.request_id,
+            baggage=dict(context.baggage),
+        )
+
+    def result(self, response: pb.InvokeResponse) -> Result:
+        return Result(
+            agent=response.agent,
+            messages=tuple(self.message(m, Role.AGENT) for m in response.messages),
+            metadata=self.object(response.metadata_json, response.metadata, "InvokeResponse.metadata_json"),
+        )
+
+    def event(self, event: pb.Event) -> Event:
+        return Event(
+            type=event.type,
+            message=self.message(event.message, Role.AGENT) if event.HasField("message") else None,
+            data=self.value(event.data_json, event.data if event.HasField("data") else None, "Event.data_json"),
+        )
 
 
-def message_from_pb(message: pb.Message, default_role: Role = Role.USER) -> Message:
-    return Message(
-        role=_ROLE_FROM_PB.get(message.role, default_role),
-        parts=tuple(part_from_pb(p) for p in message.parts),
-        metadata=_object(message.metadata_json, message.metadata),
-        message_id=message.message_id,
-    )
+def _loads(text: str, field: str) -> JSON:
+    return json.loads(text)
 
 
-def result_from_pb(response: pb.InvokeResponse) -> Result:
-    return Result(
-        agent=response.agent,
-        messages=tuple(message_from_pb(m, Role.AGENT) for m in response.messages),
-        metadata=_object(response.metadata_json, response.metadata),
-    )
+def _invalid(message: str) -> ClientError:
+    return ClientError(StatusCode.INVALID_ARGUMENT, message)
 
 
-def event_from_pb(event: pb.Event) -> Event:
-    if event.data_json:
-        data: JSON = json.loads(event.data_json)
-    else:
-        data = json_format.MessageToDict(event.data) if event.HasField("data") else None
-    return Event(
-        type=event.type,
-        message=message_from_pb(event.message, Role.AGENT) if event.HasField("message") else None,
-        data=data,
-    )
+# The client's reader: what the gateway sends is its own compact JSON, so the standard decoder reads it.
+READER = Reader(_loads, _invalid)
+part_from_pb = READER.part
+message_from_pb = READER.message
+result_from_pb = READER.result
+event_from_pb = READER.event
 
 
 def client_error(error: grpc.aio.AioRpcError) -> ClientError:
@@ -170,7 +210,7 @@ def client_error(error: grpc.aio.AioRpcError) -> ClientError:
                 agent=detail.agent,
                 transient=detail.transient,
                 request_id=detail.request_id,
-                details=_object(detail.details_json, detail.details) or None,
+                details=READER.object(detail.details_json, detail.details, "ErrorDetail.details_json") or None,
             )
     code = error.code()
     name = code.name if code is not None else "UNKNOWN"
