@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install frameworks image-tools image run test lint typecheck pytest proto proto-release clean config-reference image-lock bench bench-quick
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,8 +35,9 @@ run: install
 	$(PY) -m examples.run
 
 lint: install
-	$(VENV)/bin/ruff check gateway examples tests scripts bench
-	$(VENV)/bin/ruff format --check gateway bench
+	$(VENV)/bin/ruff check gateway clients examples tests scripts bench
+	$(VENV)/bin/ruff format --check gateway clients bench
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.client import AgentClient
+from agentgateway_client import AgentClient
 
 
 async def main() -> None:

@@ -99,7 +99,7 @@ def evaluate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    from gateway.evals.runner import run_eval  # loads the gateway only when evaluating
+    from gateway.eval_command import run_eval  # loads the gateway only when evaluating
 
     return run_eval(config, args)
 

@@ -18,7 +18,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -216,6 +216,11 @@ class FederatedUpstream:
         invocation = request_invocation(self.name, method, params, context, idempotent)
         return _messages(self.open_stream(invocation))
 
+    async def respond(self, answer: Mapping[str, Any], context: Context) -> None:
+        """Answer a request the upstream made during a call (on its session, beside the call's stream)."""
+        invocation = request_invocation(self.name, "respond", {}, context, True)
+        await self.client.respond(Call(invocation, outbound_headers(context, otel_context.get_current())), answer)
+
     async def request(self, method: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         idempotent = method != "tools/call" or params.get("name") in self.retry_safe
         if self.spec.timeout is not None and context.deadline is None:
@@ -256,6 +261,12 @@ class VirtualServer:
         self.upstreams = upstreams
         self.gateway = gateway
         self.catalog: dict[str, dict[str, Entry]] = {}
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The MCP revisions this server offers: those all its upstreams are served under, newest first."""
+        members = [self.upstreams[m.upstream].spec.versions for m in self.spec.upstreams]
+        return tuple(v for v in mcp.SUPPORTED_VERSIONS if all(v in spoken for spoken in members))
 
     def capabilities(self) -> dict[str, Any]:
         capabilities: dict[str, Any] = {"tools": {"listChanged": True}}
@@ -466,6 +477,13 @@ class VirtualServer:
         async for item in self.upstreams[entry.upstream].stream(method, {**params, key: entry.original}, context):
             yield item
 
+    async def respond(
+        self, method: str, params: Mapping[str, Any], answer: Mapping[str, Any], context: Context
+    ) -> None:
+        """Answer a request the upstream serving ``method``/``params`` (the exposed name) made during that call."""
+        entry = await self.resolve(method, str(params.get(mcp.NAMED_METHODS[method])), context)
+        await self.upstreams[entry.upstream].respond(answer, context)
+
     async def _call_agent(self, agent: str, params: Mapping[str, Any], context: Context) -> dict[str, Any]:
         arguments = params.get("arguments") or {}
         text = arguments.get("message") if isinstance(arguments, Mapping) else None
@@ -511,38 +529,93 @@ LIST_CHANGED = {
 
 
 class Federation:
-    """Every MCP upstream and virtual server of a config, built once at start."""
+    """Every MCP upstream and virtual server of a config (the `mcp:` section), rebuilt on a reload."""
 
     def __init__(self, config: McpConfig, gateway: Gateway, session: aiohttp.ClientSession, tracer: Tracer) -> None:
         self.config = config
-        self.upstreams: dict[str, FederatedUpstream] = {}
-        for name, spec in config.upstreams.items():
-            client: McpClient
-            if spec.url is not None:
-                client = McpHttpUpstream(name, session, spec.url, spec.headers, protocol_version=spec.protocol_version)
-            else:
-                assert spec.command is not None
-                client = McpStdioUpstream(
-                    name, spec.command, spec.args, spec.env, spec.max_restarts, spec.restart_backoff
-                )
-                client.on_notification = functools.partial(self._notified, name)
-            attempt = McpAttempt(name, client, tracer, gateway.metrics)
-            chain = gateway.policy_chain(spec.policies, f"mcp/{name}")
-            invoke, stream = compose(chain, attempt.invoke, attempt.stream)
-            self.upstreams[name] = FederatedUpstream(name, spec, client, invoke, stream, set(spec.idempotent_tools))
-        self.servers = {
-            name: VirtualServer(name, spec, self.upstreams, gateway) for name, spec in config.virtual_servers.items()
+        self.gateway = gateway
+        self.session = session
+        self.tracer = tracer
+        self.upstreams = {
+            name: self._federated(name, spec, self._client(name, spec)) for name, spec in config.upstreams.items()
         }
+        self.servers = self._servers(config)
 
         self.listeners: list[ChangeListener] = []
         # Called with (server, exposed URI) for each update of a subscribed resource.
         self.resource_listeners: list[ChangeListener] = []
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._watched: set[str] = set()
         self._resources: dict[tuple[str, str], ResourceWatch] = {}
+
+    def _client(self, name: str, spec: McpUpstream) -> McpClient:
+        if spec.url is not None:
+            return McpHttpUpstream(name, self.session, spec.url, spec.headers, protocol_version=spec.protocol_version)
+        assert spec.command is not None
+        client = McpStdioUpstream(name, spec.command, spec.args, spec.env, spec.max_restarts, spec.restart_backoff)
+        client.on_notification = functools.partial(self._notified, name)
+        return client
+
+    def _federated(self, name: str, spec: McpUpstream, client: McpClient) -> FederatedUpstream:
+        """The upstream's chain on the gateway's current policies, ending in ``client``."""
+        attempt = McpAttempt(name, client, self.tracer, self.gateway.metrics)
+        chain = self.gateway.policy_chain(spec.policies, f"mcp/{name}")
+        invoke, stream = compose(chain, attempt.invoke, attempt.stream)
+        return FederatedUpstream(name, spec, client, invoke, stream, set(spec.idempotent_tools))
+
+    def _servers(self, config: McpConfig) -> dict[str, VirtualServer]:
+        return {
+            name: VirtualServer(name, spec, self.upstreams, self.gateway)
+            for name, spec in config.virtual_servers.items()
+        }
+
+    def reload(self, config: McpConfig) -> Callable[[], Awaitable[None]]:
+        """Apply a new `mcp:` section; calls already running finish on what they hold. An upstream whose
+        settings did not change keeps its client (its session, its stdio process); the others get a new
+        one, and every chain is rebuilt on the current policies. The virtual servers are rebuilt (their
+        merged lists fetched again), and each whose members changed tells its listeners that its lists
+        did. Returns the closer of the replaced clients, to await once their calls had time to finish."""
+        old_upstreams, old_servers = self.upstreams, self.servers
+        upstreams: dict[str, FederatedUpstream] = {}
+        for name, spec in config.upstreams.items():
+            previous = old_upstreams.get(name)
+            client = previous.client if previous is not None and previous.spec == spec else self._client(name, spec)
+            upstreams[name] = self._federated(name, spec, client)
+        replaced = [
+            u for name, u in old_upstreams.items() if name not in upstreams or upstreams[name].client is not u.client
+        ]
+        gone = {u.name for u in replaced}
+        self.config, self.upstreams = config, upstreams
+        self.servers = self._servers(config)
+        # What followed a replaced client stops; watched servers are followed again on the new ones.
+        for name in gone:
+            task = self._watchers.pop(name, None)
+            if task is not None:
+                task.cancel()
+        for key in [k for k in self._resources if k[0] in gone]:
+            task = self._resources.pop(key).task
+            if task is not None:
+                task.cancel()
+        self._watched &= set(self.servers)
+        for watched in self._watched:
+            self.watch(watched)
+        for name, server in self.servers.items():
+            before = old_servers.get(name)
+            members = {m.upstream for m in server.spec.upstreams}
+            if before is None or before.spec != server.spec or members & gone:
+                for method in LIST_CHANGED:
+                    for listener in self.listeners:
+                        listener(name, method)
+
+        async def close() -> None:
+            await asyncio.gather(*(u.client.aclose() for u in replaced), return_exceptions=True)
+
+        return close
 
     def watch(self, server: str) -> None:
         """Follow the list changes of ``server``'s HTTP upstreams (from now on, until the gateway stops):
         each invalidates the merged lists and is passed on to the listeners as (server, notification method)."""
+        self._watched.add(server)
         for member in self.servers[server].spec.upstreams:
             self._watch_upstream(member.upstream)
 

@@ -13,6 +13,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -250,3 +251,13 @@ class HttpTransport:
                     )
                 async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
                     yield event
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterResources:
+    """Process-wide resources an adapter may use (owned by the gateway)."""
+
+    http: aiohttp.ClientSession
+    # The class HTTP adapters send through; a test passes a MockUpstream's ``transport`` to answer
+    # from a function.
+    transports: type[HttpTransport] = HttpTransport

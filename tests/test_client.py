@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from gateway.client import AgentClient, ClientError
-from gateway.model import StatusCode
+from agentgateway_client import AgentClient, ClientError, StatusCode
 from tests.conftest import GatewayFactory
 
 INBOUND = {

@@ -29,10 +29,9 @@ from agentgateway.v1 import runs_pb2 as rpb
 from agentgateway.v1 import runs_pb2_grpc as rpb_grpc
 from agentgateway.v1 import state_pb2 as spb
 from agentgateway.v1 import state_pb2_grpc as spb_grpc
-from gateway.client import AgentClient, ClientError
-from gateway.model import DataPart, Message, Role
-from gateway.patterns.template import Template
+from agentgateway_client import AgentClient, ClientError, DataPart, Message, Role
 from gateway.server.app import GatewayServer
+from gateway.template import Template
 from tests.bus.nats_support import NATS_URL, Names, delete_nats_resources, require_nats
 from tests.conftest import GatewayFactory, Starter
 from tests.test_wire_json import typed

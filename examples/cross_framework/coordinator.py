@@ -28,7 +28,7 @@ from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Role
 from starlette.applications import Starlette
 
-from gateway.client import AgentClient, ClientError
+from agentgateway_client import AgentClient, ClientError
 
 DELEGATES_ENV = "COORDINATOR_DELEGATES"
 

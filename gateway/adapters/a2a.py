@@ -44,10 +44,8 @@ from gateway.model import (
     Call,
     DataPart,
     Event,
-    FilePart,
     GatewayError,
     Message,
-    Part,
     Result,
     Role,
     TextPart,
@@ -55,6 +53,7 @@ from gateway.model import (
     UpstreamRejected,
     UpstreamTls,
 )
+from gateway.protocols.a2a import a2a_part, frame_kind, gateway_message, gateway_part, normalize_state
 from gateway.transport import HttpTransport
 
 CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
@@ -104,59 +103,6 @@ Origin = tuple[str, str, int | None]
 
 def origin_of(url: URL) -> Origin:
     return (url.scheme.lower(), (url.host or "").lower(), url.port)
-
-
-def normalize_state(state: Any) -> str:
-    """``TASK_STATE_INPUT_REQUIRED`` and ``input-required`` both become ``input-required``."""
-    return str(state or "").lower().removeprefix("task_state_").replace("_", "-")
-
-
-def a2a_part(part: Part, version: str) -> dict[str, Any]:
-    if isinstance(part, TextPart):
-        return {"text": part.text} if version == "1.0" else {"kind": "text", "text": part.text}
-    if isinstance(part, DataPart):
-        data = part.data if isinstance(part.data, dict) else {"value": part.data}
-        return {"data": data} if version == "1.0" else {"kind": "data", "data": data}
-    if version == "1.0":
-        return {"url": part.uri, "mediaType": part.media_type, "filename": part.name}
-    return {"kind": "file", "file": {"uri": part.uri, "mimeType": part.media_type, "name": part.name}}
-
-
-def gateway_part(data: Mapping[str, Any]) -> Part | None:
-    metadata = data.get("metadata") or {}
-    if "text" in data:
-        return TextPart(str(data["text"]), metadata)
-    if "data" in data:
-        return DataPart(data["data"], metadata)
-    if "url" in data:
-        return FilePart(str(data["url"]), str(data.get("mediaType", "")), str(data.get("filename", "")), metadata)
-    file = data.get("file")
-    if isinstance(file, dict):
-        uri = file.get("uri") or (f"data:{file.get('mimeType', '')};base64,{file['bytes']}" if "bytes" in file else "")
-        return FilePart(str(uri), str(file.get("mimeType", "")), str(file.get("name", "")), metadata)
-    return None
-
-
-def gateway_message(data: Mapping[str, Any]) -> Message:
-    role = Role.USER if normalize_state(data.get("role")) in ("user", "role-user") else Role.AGENT
-    parts = tuple(p for p in (gateway_part(x) for x in data.get("parts", []) if isinstance(x, dict)) if p)
-    return Message(role, parts, {}, str(data.get("messageId", "")))
-
-
-def frame_kind(result: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-    """(kind, payload) of a result or stream frame, for both protocol versions."""
-    for key, kind in (
-        ("task", "task"),
-        ("message", "message"),
-        ("statusUpdate", "status-update"),
-        ("artifactUpdate", "artifact-update"),
-    ):
-        if isinstance(result.get(key), dict):
-            return kind, result[key]
-    kind = str(result.get("kind", ""))
-    if kind:
-        return kind, result
-    return ("task", result) if "status" in result and "id" in result else ("message", result)
 
 
 class _NotStreamed(Exception):

@@ -17,8 +17,8 @@ from a2a.types import a2a_pb2_grpc as a2a_grpc
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from gateway.adapters.base import CANCEL_TIMEOUT
-from gateway.adapters.grpc import channel_credentials, rpc_error
 from gateway.adapters.kit import grpc_metadata
+from gateway.grpc_transport import channel_credentials, rpc_error
 from gateway.model import Call, UpstreamError, UpstreamTls
 
 

@@ -16,14 +16,14 @@ import abc
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from gateway.model import AgentSpec, Call, Event, Result
-from gateway.transport import HttpTransport
+
+# Defined below the adapters, so the composition roots (server, eval) build it without importing an adapter.
+from gateway.transport import AdapterResources as AdapterResources
 
 log = logging.getLogger("agent_gateway.adapters")
 
@@ -35,16 +35,6 @@ class AdapterOptions(BaseModel):
     """Base for an adapter's ``options:`` block; unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True, slots=True)
-class AdapterResources:
-    """Process-wide resources an adapter may use (owned by the gateway)."""
-
-    http: aiohttp.ClientSession
-    # The class HTTP adapters send through; a test passes a MockUpstream's ``transport`` to answer
-    # from a function.
-    transports: type[HttpTransport] = HttpTransport
 
 
 class Adapter(abc.ABC):

@@ -33,6 +33,9 @@ from gateway.transport import (
 )
 
 CLIENT_INFO = {"name": "agent-gateway", "version": "0.1.0"}
+# What a 2025-11-25 upstream may ask the gateway during a call: relayed to the calling client on the
+# call's stream (for a client that cannot answer, the upstream gets ``mcp.refusal``).
+RELAYED_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {}}
 _ACCEPT = "application/json, text/event-stream"
 
 
@@ -181,7 +184,11 @@ class McpHttpUpstream:
             "jsonrpc": "2.0",
             "id": f"agw-{next(self._ids)}",
             "method": "initialize",
-            "params": {"protocolVersion": mcp.LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO},
+            "params": {
+                "protocolVersion": mcp.LEGACY,
+                "capabilities": RELAYED_CAPABILITIES,
+                "clientInfo": CLIENT_INFO,
+            },
         }
         headers, answer = await self._single(call, message, mcp.LEGACY)
         result = answer.get("result")
@@ -203,14 +210,16 @@ class McpHttpUpstream:
         return {"jsonrpc": "2.0", "id": f"agw-{next(self._ids)}", "method": method, "params": with_meta(params, meta)}
 
     async def stream(self, call: Call, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Yield the upstream's notifications for this request as they come, then its response
-        (``result`` or ``error``, with the gateway's own request id)."""
+        """Yield the upstream's notifications for this request as they come, and the requests it makes
+        of the gateway meanwhile (2025-11-25 sampling, elicitation: the reader answers each with
+        :meth:`respond`, or the upstream waits), then its response (``result`` or ``error``, with the
+        gateway's own request id)."""
         version = await self.ensure_ready(call)
         message = self._message(call, method, params, version)
         for renewal in (False, True):
             try:
                 async for _, item in self._exchange(call, message, version):
-                    if "method" in item and "id" not in item:
+                    if "method" in item:
                         yield item
                     elif item.get("id") == message["id"]:
                         yield item
@@ -224,11 +233,21 @@ class McpHttpUpstream:
                     await self._initialize(call)
 
     async def request(self, call: Call, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The upstream's response message to one request (notifications on the way are dropped)."""
+        """The upstream's response message to one request (notifications on the way are dropped, and
+        requests refused: nobody is there to answer them)."""
         final: dict[str, Any] = {}
         async for item in self.stream(call, method, params):
-            final = item
+            if "method" in item and "id" in item:
+                await self.respond(call, mcp.refusal(item))
+            elif "method" not in item:
+                final = item
         return final
+
+    async def respond(self, call: Call, answer: Mapping[str, Any]) -> None:
+        """Answer a request the upstream made during a call (a JSON-RPC response, on its session)."""
+        version = await self.ensure_ready(call)
+        async for _ in self._exchange(call, dict(answer), version):
+            pass
 
     async def listen(self, call: Call, resources: Sequence[str] = ()) -> AsyncIterator[dict[str, Any]]:
         """The upstream's notifications outside any request while the stream lasts: on 2026-07-28 a

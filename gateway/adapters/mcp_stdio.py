@@ -215,6 +215,10 @@ class McpStdioUpstream:
         except TimeoutError:
             raise UpstreamTimeout("the stdio MCP server did not answer in time", agent=self.name) from None
 
+    async def respond(self, call: Call, answer: Mapping[str, Any]) -> None:
+        """Answer a request the server made (it declares no capability to be asked, so none is expected)."""
+        await self._write(answer)
+
     async def stream(self, call: Call, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The request's progress notifications as they come, then its response."""
         meta = params.get("_meta")

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config.schema import check_subject
 from gateway.model import JSON, InvalidRequest, ResourceExhausted
+from gateway.protocols.subjects import check_subject
 
 # NATS JetStream deduplicates on this header; the in-process bus honours it too.
 EVENT_ID_HEADER = "Nats-Msg-Id"
@@ -38,18 +38,6 @@ def check_event_id(value: str) -> str:
     if not _EVENT_ID.fullmatch(value):  # `$` would let a trailing newline into the Nats-Msg-Id header
         raise InvalidRequest(f"invalid event id {value[:40]!r}: use 1 to 128 letters, digits, '.', '_', ':' or '-'")
     return value
-
-
-def subject_matches(pattern: str, subject: str) -> bool:
-    """NATS wildcard semantics: ``*`` matches one token, a final ``>`` one or more."""
-    want = pattern.split(".")
-    have = subject.split(".")
-    for index, token in enumerate(want):
-        if token == ">":
-            return len(have) > index
-        if index >= len(have) or (token != "*" and token != have[index]):
-            return False
-    return len(have) == len(want)
 
 
 def encode_payload(data: bytes | JSON) -> bytes:

@@ -29,9 +29,9 @@ from gateway.bus.base import (
     check_event_id,
     encode_payload,
     new_event_id,
-    subject_matches,
 )
 from gateway.model import JSON, Cancelled
+from gateway.protocols.subjects import subject_matches
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ def _trigger_problems(config: GatewayConfig, callable_names: Set[str], out: Prob
 
 
 def _evaluation_problems(config: GatewayConfig, targets: Set[str], checks: Set[str], out: ProblemList) -> None:
-    from gateway.evals.checks import check_config_problem  # lazy: jsonschema loads only when used
+    from gateway.checks import check_config_problem  # lazy: jsonschema loads only when used
 
     for name, check in config.checks.items():
         if check.kind == "judge" and check.agent not in targets:
@@ -172,6 +172,12 @@ def _mcp_problems(config: GatewayConfig, callable_names: Set[str], policies: Set
                     ("mcp", "virtual_servers", name, "upstreams", i, "upstream"),
                     f"no MCP upstream named {member.upstream!r} is defined under 'mcp.upstreams'",
                 )
+        spoken = [set(upstreams[m.upstream].versions) for m in server.upstreams if m.upstream in upstreams]
+        if spoken and not set.intersection(*spoken):
+            out.add(
+                ("mcp", "virtual_servers", name, "upstreams"),
+                "these upstreams share no MCP revision (their 'versions'): the server could serve no client",
+            )
         for i, agent in enumerate(server.agents):
             if agent not in callable_names:
                 out.add(

@@ -23,7 +23,8 @@ from pydantic import (
 
 from gateway.json_input import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 from gateway.outbound import check_allowed_entry
-from gateway.patterns.template import check_condition, check_template
+from gateway.protocols.subjects import check_subject
+from gateway.template import check_condition, check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -1027,25 +1028,6 @@ class StateConfig(Strict):
     allow_explicit_scopes: list[StateScopeName] = Field(default_factory=list)
 
 
-_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def check_subject(value: str, *, pattern: bool) -> str:
-    """A NATS-style subject: dot-separated tokens; patterns may use ``*`` (one token)
-    and ``>`` (the rest, last token only)."""
-    tokens = value.split(".")
-    for index, token in enumerate(tokens):
-        if pattern and (token == "*" or (token == ">" and index == len(tokens) - 1)):
-            continue
-        if not _SUBJECT_TOKEN.match(token):
-            what = "subject pattern" if pattern else "subject"
-            allowed = "; '*' matches one token and '>' the rest" if pattern else " (no wildcards when publishing)"
-            raise ValueError(
-                f"invalid {what} {value!r}: use dot-separated tokens of letters, digits, '_' and '-'{allowed}"
-            )
-    return value
-
-
 Subject = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=False))]
 SubjectPattern = Annotated[str, AfterValidator(lambda v: check_subject(v, pattern=True))]
 Prefix = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -1170,6 +1152,10 @@ class RunsConfig(Strict):
     webhooks: Webhooks = Field(default_factory=Webhooks)
 
 
+McpRevision = Literal["2026-07-28", "2025-11-25"]
+_MCP_REVISIONS: tuple[McpRevision, ...] = ("2026-07-28", "2025-11-25")
+
+
 class McpUpstream(Strict):
     """A tool server the gateway federates: a Streamable HTTP endpoint (``url``) or a
     stdio server it launches and supervises (``command``)."""
@@ -1189,7 +1175,11 @@ class McpUpstream(Strict):
     policies: list[Name] = Field(default_factory=list)
     # The MCP revision spoken to it; unset: 2026-07-28 when `server/discover` says the upstream speaks it,
     # else the 2025-11-25 handshake.
-    protocol_version: Literal["2026-07-28", "2025-11-25"] | None = None
+    protocol_version: McpRevision | None = None
+    # The MCP revisions clients may reach this upstream under; a virtual server offers only the ones all
+    # its upstreams share. Default: both, the gateway bridging them (it holds a 2025-11-25 upstream's
+    # session itself, and drives a 2026-07-28 upstream's input requests for a 2025-11-25 client).
+    versions: list[McpRevision] = Field(default_factory=lambda: list(_MCP_REVISIONS), min_length=1)
     # Tools retried on failure even without a readOnlyHint/idempotentHint annotation.
     idempotent_tools: list[str] = Field(default_factory=list)
     # Default time budget of one call when the caller sets none.
@@ -1246,6 +1236,23 @@ class McpVirtualServer(Strict):
         return self
 
 
+class McpStreams(Strict):
+    """The SSE streams of 2025-11-25 sessions (a POST's answer, the GET stream), resumable with
+    ``Last-Event-ID``: every event has an id, and a stream opens with a priming event."""
+
+    # The reconnect delay the priming event's `retry` field asks of clients.
+    retry: Duration = Field(default=1.0, gt=0)
+    # Close a stream's connection after this long so the client polls (reconnects with Last-Event-ID)
+    # instead of holding a connection open; unset: held until the answer.
+    hold: Duration | None = Field(default=None, gt=0)
+    # A stream no client follows is kept this long for a reconnect; then its call is cancelled upstream.
+    resume_window: Duration = Field(default=30.0, gt=0)
+    # The last events of one stream kept for a replay (the newest always, whatever its size).
+    replay_events: int = Field(default=256, ge=1)
+    # And at most this many bytes of them.
+    replay_bytes: int = Field(default=1 << 20, ge=1)
+
+
 class McpConfig(Strict):
     """The MCP gateway: upstream tool servers and the virtual servers clients connect to."""
 
@@ -1253,6 +1260,7 @@ class McpConfig(Strict):
     virtual_servers: dict[Name, McpVirtualServer] = Field(default_factory=dict)
     # The authorization server(s) named in the OAuth protected-resource metadata (RFC 9728).
     authorization_servers: list[str] = Field(default_factory=list)
+    streams: McpStreams = Field(default_factory=McpStreams)
 
 
 class A2AConfig(Strict):

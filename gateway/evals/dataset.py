@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.checks import Check, Judge, SyncCheck, _verdict, build_check
 from gateway.config.schema import CheckConfig
-from gateway.evals.checks import Check, Judge, SyncCheck, _verdict, build_check
 
 
 class DatasetError(ValueError):

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.evals.checks import CheckResult, Observation
+from gateway.checks import CheckResult, Observation
 from gateway.evals.dataset import Case
 from gateway.model import Context, GatewayError, Invocation, Result, new_request_id
-from gateway.patterns.run import message_for
+from gateway.template import message_for
 
 
 @dataclass

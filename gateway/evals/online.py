@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from opentelemetry import trace
 from opentelemetry.trace import Link, Tracer
 
+from gateway.checks import Check, CheckResult, Observation
 from gateway.config.schema import Evaluation
-from gateway.evals.checks import Check, CheckResult, Observation
 from gateway.model import Event, Invocation, Result, UpstreamError
 from gateway.policies.base import Handler, Policy, StreamHandler
 from gateway.results import ResultCollector

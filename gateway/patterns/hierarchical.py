@@ -16,8 +16,8 @@ from typing import Any
 
 from gateway.config.schema import HierarchicalWorkflow
 from gateway.model import DataPart, GatewayError, Result, Role
-from gateway.patterns.run import WorkflowRun, message_for
-from gateway.patterns.template import Template
+from gateway.patterns.run import WorkflowRun
+from gateway.template import Template, message_for
 
 _AS_IS = Template("{{ value }}")
 

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.config.schema import ParallelWorkflow
 from gateway.model import DataPart, GatewayError, Message, Result, Role
 from gateway.patterns.run import WorkflowRun
-from gateway.patterns.template import Template
+from gateway.template import Template
 
 
 class ParallelPattern:

@@ -31,7 +31,7 @@ from gateway.model import (
     UpstreamError,
 )
 from gateway.patterns.durable import DurableRun, DurableWorkflows
-from gateway.patterns.template import Template
+from gateway.template import Template, message_for, output_record
 
 # A journaled failure comes back as the class of its code.
 _ERROR_CLASSES: dict[str, type[GatewayError]] = {
@@ -71,26 +71,6 @@ class Caller(Protocol):
     """The gateway as patterns see it: one routed invocation, policies included."""
 
     async def invoke(self, invocation: Invocation) -> Result: ...
-
-
-def output_record(result: Result) -> dict[str, Any]:
-    """A step's output in the workflow document: its text and its first JSON part."""
-    data: Any = None
-    for message in result.messages:
-        for part in message.parts:
-            if isinstance(part, DataPart):
-                data = part.data
-                break
-        if data is not None:
-            break
-    return {"text": result.text, "data": data, "agent": result.agent}
-
-
-def message_for(value: Any, role: Role = Role.USER) -> Message:
-    """The message a rendered template becomes: text, or a JSON part."""
-    if isinstance(value, str):
-        return Message(role, (TextPart(value),))
-    return Message(role, (DataPart(value),))
 
 
 @dataclass

@@ -22,8 +22,8 @@ import logging
 
 from gateway.config.schema import SequentialWorkflow
 from gateway.model import GatewayError, Result, Role
-from gateway.patterns.run import WorkflowRun, message_for
-from gateway.patterns.template import Condition, Template
+from gateway.patterns.run import WorkflowRun
+from gateway.template import Condition, Template, message_for
 
 log = logging.getLogger("agent_gateway.workflow")
 

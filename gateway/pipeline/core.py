@@ -12,9 +12,9 @@ from opentelemetry.trace import Tracer
 
 from gateway.adapters.base import AdapterResources
 from gateway.call_budget import CallTrees, TreeCall
+from gateway.checks import CheckResult
 from gateway.config.schema import GatewayConfig
 from gateway.context import HOPS_BAGGAGE
-from gateway.evals.checks import CheckResult
 from gateway.evals.online import EvaluationRecorder
 from gateway.model import (
     AgentSpec,

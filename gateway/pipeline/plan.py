@@ -16,8 +16,8 @@ from opentelemetry.trace import Tracer
 
 from gateway.adapters.base import Adapter, AdapterResources
 from gateway.adapters.registry import adapter_class
+from gateway.checks import Judge, build_check
 from gateway.config.schema import GatewayConfig, Route
-from gateway.evals.checks import Judge, build_check
 from gateway.evals.online import EvaluationPolicy, EvaluationRecorder, Evaluator
 from gateway.model import AgentSpec, Event, Invocation, Result, UpstreamTls, evolve
 from gateway.patterns.build import build_pattern

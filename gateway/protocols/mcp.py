@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,11 +134,18 @@ def notification(method: str, params: Mapping[str, Any] | None = None) -> dict[s
     return message
 
 
-def unsupported_version(requested: str) -> McpError:
+def refusal(request: Mapping[str, Any], why: str = "") -> dict[str, Any]:
+    """The error answering an upstream's request (sampling, elicitation) that its call's client cannot be asked."""
+    reason = why or f"the client of this call cannot be asked {request.get('method')} (through the gateway)"
+    return error_message(request.get("id"), McpError(INVALID_REQUEST, reason))
+
+
+def unsupported_version(requested: str, supported: Sequence[str] = SUPPORTED_VERSIONS) -> McpError:
+    """UnsupportedProtocolVersionError, naming the revisions this server does speak (HTTP 400)."""
     return McpError(
         UNSUPPORTED_VERSION,
         "Unsupported protocol version",
-        {"supported": list(SUPPORTED_VERSIONS), "requested": requested},
+        {"supported": list(supported), "requested": requested},
         status=400,
     )
 
@@ -182,15 +189,18 @@ def request_headers(message: Mapping[str, Any], version: str) -> dict[str, str]:
     return headers
 
 
-def check_modern_headers(message: JsonRpcMessage, headers: Mapping[str, str]) -> str:
-    """Validate a 2026-07-28 request's mirrored headers against its body (lower-case ``headers``);
-    returns the protocol version. Raises McpError (400) on any mismatch."""
+def check_modern_headers(
+    message: JsonRpcMessage, headers: Mapping[str, str], supported: Sequence[str] = SUPPORTED_VERSIONS
+) -> str:
+    """Validate a 2026-07-28 request's mirrored headers against its body (lower-case ``headers``), for a
+    server speaking the ``supported`` revisions; returns the protocol version. Raises McpError (400) on
+    any mismatch."""
     version = message.meta.get(META_VERSION)
     header_version = headers.get(HEADER_VERSION)
     if not isinstance(version, str):
         raise McpError(INVALID_PARAMS, f"params._meta[{META_VERSION!r}] is required", status=400)
-    if version not in SUPPORTED_VERSIONS or version != MODERN:
-        raise unsupported_version(version)
+    if version != MODERN or MODERN not in supported:
+        raise unsupported_version(version, supported)
     if not isinstance(message.meta.get(META_CLIENT_CAPABILITIES), Mapping):
         raise McpError(
             INVALID_PARAMS, f"params._meta[{META_CLIENT_CAPABILITIES!r}] is required (an object)", status=400

@@ -37,7 +37,9 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 
 from gateway import wire, wire_json
+from gateway.bus.publisher import EventPublisher
 from gateway.config.schema import RunsConfig
+from gateway.invoker import Invoker
 from gateway.model import (
     JSON,
     Cancelled,
@@ -51,8 +53,6 @@ from gateway.model import (
 from gateway.model import (
     StatusCode as GatewayStatus,
 )
-from gateway.patterns.events import EventPublisher
-from gateway.pipeline import Gateway
 from gateway.results import ResultCollector
 from gateway.runs.store import RunPage, RunRecord, RunStatus, RunStore, StoredEvent, check_run_id, new_run_id
 from gateway.runs.webhook import WebhookSender
@@ -126,7 +126,7 @@ class RunManager:
     def __init__(
         self,
         store: RunStore,
-        gateway: Gateway,
+        gateway: Invoker,
         config: RunsConfig,
         webhooks: WebhookSender,
         publisher: EventPublisher | None = None,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
-from gateway.bus.base import subject_matches
 from gateway.config.schema import AuthzRule
 from gateway.model import PermissionDenied
+from gateway.protocols.subjects import subject_matches
 from gateway.security.identity import Identity
 
 DENIED = "not allowed"

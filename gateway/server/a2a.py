@@ -28,6 +28,7 @@ from aiohttp import web
 from gateway.config.schema import HttpListener
 from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.pipeline import Gateway
+from gateway.protocols.a2a import stream_v03, task_v03
 from gateway.protocols.sse import format_sse
 from gateway.security.guard import ListenerGuard
 from gateway.server.a2a_operations import A2AOperations, Caller, TaskFrames
@@ -37,7 +38,6 @@ from gateway.server.relay import Bounds, Relay, Wire, cancels_on_disconnect
 from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
 from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.tasks.errors import A2AError, UnsupportedOperation, VersionNotSupported
-from gateway.tasks.shapes import stream_v03, task_v03
 
 log = logging.getLogger("agent_gateway.a2a")
 

@@ -19,12 +19,12 @@ from typing import Any
 from gateway import wire
 from gateway.model import Context, InvalidRequest, Message, Role
 from gateway.pipeline import Gateway
+from gateway.protocols.a2a import gateway_part, message_json, parse_timestamp, state_from_v03
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
 from gateway.server.inbound import inbound_call, server_span
 from gateway.tasks.errors import InvalidParams, UnsupportedOperation
 from gateway.tasks.service import TaskService, status_update, task_json
-from gateway.tasks.shapes import gateway_part, message_json, parse_timestamp, state_from_v03
 from gateway.tasks.store import MAX_PAGE_SIZE, STATES, TaskQuery, TaskRecord
 
 DEFAULT_PAGE_SIZE = 50

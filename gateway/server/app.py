@@ -16,11 +16,9 @@ from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from gateway.adapters.base import AdapterResources
 from gateway.config.schema import AdminListener, GatewayConfig
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
-from gateway.patterns.events import EventRuntime
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_journal, build_run_store
 from gateway.runs.manager import RunManager
@@ -58,6 +56,8 @@ from gateway.tasks.build import build_task_store
 from gateway.tasks.service import TaskService
 from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.transport import AdapterResources
+from gateway.triggers import EventRuntime
 
 log = logging.getLogger("agent_gateway")
 
@@ -192,7 +192,7 @@ class GatewayServer:
         self.gateway = gateway = Gateway(config, AdapterResources(http=self.http_session), tracer)
         stack.push_async_callback(gateway.aclose)
         self.events = events = EventRuntime(config, gateway, tracer)
-        events.attach(gateway)
+        gateway.publish_completion = events.publish_completion
         await events.start()
         # After the fronts, whose calls may still publish; its handlers get what is left of the drain.
         stack.push_async_callback(lambda: events.aclose(self._time_left()))
@@ -245,9 +245,12 @@ class GatewayServer:
             self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
             stack.push_async_callback(federation.aclose)
             origins = http.cors.allow_origins if http.cors is not None else []
-            add_mcp_routes(
-                app, McpFront(federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers)
+            front = McpFront(
+                federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers, config.mcp.streams
             )
+            add_mcp_routes(app, front)
+            if self.reloader is not None:  # started before the fronts: from now on it reloads `mcp:` too
+                self.reloader.appliers["mcp"] = front.reload
         if self.runs is not None:
             add_run_routes(app, self.runs, http.sse_keepalive)
         if self.durable is not None:
@@ -288,7 +291,7 @@ class GatewayServer:
                 StateServicer(self.state, self.state_access, guard, listener.max_json_depth)
             )
         if self.runs is not None:
-            extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, guard))
+            extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, gateway, guard))
         extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
         server, self.health = build_grpc_server(gateway, listener, guard, self.drain, extra)
         self.grpc_server = server

@@ -8,10 +8,10 @@ from agentgateway.v1 import events_pb2 as pb_events
 from gateway import wire
 from gateway.context import context_from_headers
 from gateway.model import InvalidRequest
-from gateway.patterns.events import EventRuntime
 from gateway.security.guard import ListenerGuard
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
 from gateway.server.inbound import rpc_span, server_span
+from gateway.triggers import EventRuntime
 
 EVENTS_SERVICE_NAME = pb_events.DESCRIPTOR.services_by_name["EventsService"].full_name
 

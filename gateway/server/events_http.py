@@ -10,10 +10,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.context import REQUEST_ID, context_from_headers
-from gateway.patterns.events import EventRuntime
 from gateway.server.inbound import http_span, server_span
 from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
+from gateway.triggers import EventRuntime
 
 EVENTS_KEY = web.AppKey("events", EventRuntime)
 EVENT_ID_HEADERS = ("x-event-id", "idempotency-key")

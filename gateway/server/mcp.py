@@ -21,22 +21,26 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from opentelemetry.trace import Tracer
 
+from gateway.config.schema import GatewayConfig, McpStreams
 from gateway.context import context_from_headers
 from gateway.federation import ATTR_MCP_METHOD, ATTR_TOOL, CALLS, KINDS, Federation, VirtualServer
-from gateway.model import Context, GatewayError, InvalidRequest
+from gateway.model import Cancelled, Context, GatewayError, InvalidRequest
 from gateway.protocols import mcp
 from gateway.protocols.sse import format_sse
+from gateway.server.disconnect import unless_caller_leaves
 from gateway.server.inbound import server_span
 from gateway.server.json_body import read_json
+from gateway.server.mcp_streams import EventStream, SessionStreams
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
-from gateway.server.sse import SseWriter
+from gateway.server.sse import SSE_HEADERS, SseWriter
 from gateway.telemetry import tracing as t
 
 log = logging.getLogger("agent_gateway.mcp")
@@ -78,17 +82,32 @@ class Subscriber:
             self.queue.put_nowait(message)
 
 
+class StreamSubscriber(Subscriber):
+    """A 2025-11-25 GET stream: what it is sent is numbered and kept for a ``Last-Event-ID`` replay
+    (the oldest dropped past the stream's limits), followed by a connection or not."""
+
+    def __init__(self, stream: EventStream) -> None:
+        super().__init__(None)
+        self.stream = stream
+
+    def push(self, message: dict[str, Any]) -> None:
+        if not self.stream.closed:
+            self.stream.append(json.dumps(message))
+
+
 class McpSession:
     """A 2025-11-25 session: its negotiated version and its GET streams."""
 
-    def __init__(self, server: str, version: str, identity: str) -> None:
+    def __init__(self, server: str, version: str, identity: str, settings: McpStreams) -> None:
         self.server = server
         self.version = version
         self.identity = identity
         self.used = time.monotonic()
+        # Its GET streams' subscriptions, and all its SSE streams (for Last-Event-ID).
         self.streams: set[Subscriber] = set()
+        self.events = SessionStreams(settings.replay_events, settings.replay_bytes, settings.resume_window)
         # Requests in progress, by JSON-RPC id, for notifications/cancelled.
-        self.inflight: dict[mcp.RequestId, asyncio.Future[dict[str, Any]]] = {}
+        self.inflight: dict[mcp.RequestId, asyncio.Future[Any]] = {}
         # logging/setLevel: the least severe log notification this client gets (None: none at all).
         self.log_level: str | None = None
         # resources/subscribe: the exposed URIs whose updates go to this session's GET streams.
@@ -97,6 +116,12 @@ class McpSession:
         self.capabilities: dict[str, Any] = {}
         # Requests the gateway sent this client on a tool call's stream, by id, awaiting its POSTed answer.
         self.awaiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    @property
+    def primes(self) -> bool:
+        """Its streams open with a priming event and may be closed early for polling: 2025-11-25 (older
+        clients cannot parse an event with empty data)."""
+        return self.version == mcp.LEGACY
 
 
 def _final(message: mcp.JsonRpcMessage, answer: Mapping[str, Any], modern: bool) -> dict[str, Any]:
@@ -124,6 +149,9 @@ def _json(body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str]
     return web.json_response(dict(body), status=status, headers=dict(headers or {}))
 
 
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 class McpFront:
     """The MCP surface over a :class:`Federation`."""
 
@@ -134,8 +162,12 @@ class McpFront:
         keepalive: float | None,
         allowed_origins: list[str],
         authorization_servers: list[str] | None = None,
+        streams: McpStreams | None = None,
     ) -> None:
         self.federation = federation
+        self.stream_settings = streams or McpStreams()
+        # Tool calls running for a 2025-11-25 stream, whether or not a client follows it now.
+        self._calls: set[asyncio.Task[None]] = set()
         self.authorization_servers = authorization_servers or []
         self.tracer = tracer
         self.keepalive = keepalive
@@ -145,6 +177,20 @@ class McpFront:
         self._releasing: set[asyncio.Task[None]] = set()
         federation.listeners.append(self._on_change)
         federation.resource_listeners.append(self._on_resource_updated)
+
+    def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
+        """A reloaded `mcp:` section: the federation's upstreams and virtual servers, the streams'
+        settings (for streams opened from now on) and the metadata's authorization servers."""
+        self.stream_settings = config.mcp.streams
+        self.authorization_servers = config.mcp.authorization_servers
+        return self.federation.reload(config.mcp)
+
+    async def aclose(self) -> None:
+        """The listener stops: the calls still running for 2025-11-25 streams end (upstream too)."""
+        calls = list(self._calls)
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
     def _on_change(self, server: str, method: str) -> None:
         for subscriber in self.subscribers.get(server, ()):
@@ -195,8 +241,12 @@ class McpFront:
         try:
             if message.method == "initialize":
                 modern = False
+                if mcp.LEGACY not in server.versions:
+                    # A server without the handshake era names what it speaks (2026-07-28 versioning).
+                    asked = message.params.get("protocolVersion")
+                    raise mcp.unsupported_version(asked if isinstance(asked, str) else "", server.versions)
             elif modern:
-                mcp.check_modern_headers(message, headers)
+                mcp.check_modern_headers(message, headers, server.versions)
             else:
                 session = self._legacy_session(request, headers, server)
         except mcp.McpError as exc:
@@ -258,7 +308,7 @@ class McpFront:
     def _legacy_session(self, request: web.Request, headers: Mapping[str, str], server: VirtualServer) -> McpSession:
         version = headers.get(mcp.HEADER_VERSION)
         if version is not None and version not in mcp.HANDSHAKE_VERSIONS:
-            raise mcp.unsupported_version(version)
+            raise mcp.unsupported_version(version, server.versions)
         session_id = headers.get(mcp.HEADER_SESSION)
         if session_id is None:
             raise mcp.McpError(
@@ -281,7 +331,8 @@ class McpFront:
         asked = message.params.get("protocolVersion")
         version = asked if isinstance(asked, str) and asked in mcp.HANDSHAKE_VERSIONS else mcp.LEGACY
         session_id = secrets.token_urlsafe(24)
-        session = self.sessions[session_id] = McpSession(server.name, version, request[IDENTITY_KEY].name)
+        session = McpSession(server.name, version, request[IDENTITY_KEY].name, self.stream_settings)
+        self.sessions[session_id] = session
         capabilities = message.params.get("capabilities")
         if isinstance(capabilities, Mapping):
             session.capabilities = dict(capabilities)
@@ -294,6 +345,7 @@ class McpFront:
             if oldest.streams and len(self.sessions) <= _MAX_SESSIONS:
                 break  # a session with an open GET stream is in use
             _, dropped = self.sessions.popitem(last=False)
+            dropped.events.close()
             if dropped.resources:
                 # Its subscriptions go with it (the upstream is told when no one follows a resource any more).
                 release = asyncio.create_task(self._release(dropped, self._context(request, None)[1]))
@@ -321,25 +373,66 @@ class McpFront:
             session = self._legacy_session(request, headers, server)
         except mcp.McpError as exc:
             return _json(mcp.error_message(None, exc), exc.status)
-        # Last-Event-ID: nothing is replayed (this stream carries only list-changed hints), a new stream starts.
-        subscriber = Subscriber(None)
+        last_event_id = headers.get("last-event-id")
+        found = session.events.find(last_event_id) if last_event_id else None
+        if found is not None:
+            # Resume that stream (a POST's answer or a GET stream) after the client's cursor.
+            stream, after = found
+        else:
+            # No cursor, or one naming no stream of this session (another session's, or one given up):
+            # the spec lets a server ignore it, and never replay another stream's messages. A new GET stream.
+            stream, after = self._open_get_stream(server, session), -1
+        return await self._serve(request, session, stream, after)
+
+    def _open_get_stream(self, server: VirtualServer, session: McpSession) -> EventStream:
+        stream = session.events.open()
+        if session.primes:
+            stream.append("")
+        subscriber = StreamSubscriber(stream)
         session.streams.add(subscriber)
         self.subscribers.setdefault(server.name, set()).add(subscriber)
         self.federation.watch(server.name)
-        response = web.StreamResponse(
-            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
-        )
+
+        def unsubscribe() -> None:
+            session.streams.discard(subscriber)
+            self.subscribers.get(server.name, set()).discard(subscriber)
+
+        stream.on_abandoned = unsubscribe
+        return stream
+
+    async def _serve(
+        self, request: web.Request, session: McpSession, stream: EventStream, after: int
+    ) -> web.StreamResponse:
+        """One connection following a session's stream from the event after number ``after``: until
+        the stream ends, the client leaves, a newer connection takes it over, or (``streams.hold``)
+        the gateway closes the connection, not the stream, so the client polls with Last-Event-ID."""
+        hold = self.stream_settings.hold if session.primes else None
+        response = web.StreamResponse(headers=SSE_HEADERS)
         try:
             await response.prepare(request)
             async with SseWriter(response, self.keepalive) as writer:
-                sequence = 0
-                while (item := await subscriber.queue.get()) is not None:
-                    sequence += 1
-                    await writer.send(format_sse(json.dumps(item), "message", str(sequence)))
+                # The client leaving (a closed connection, seen even while the stream is quiet) ends the
+                # connection, not the stream: it waits for a reconnect for the resume window.
+                with contextlib.suppress(Cancelled):
+                    await unless_caller_leaves(request, self._pump(writer, stream, after, hold))
+            await response.write_eof()
+        except ConnectionError:
+            pass
         finally:
-            session.streams.discard(subscriber)
-            self.subscribers.get(server.name, set()).discard(subscriber)
+            session.events.watch(stream)
         return response
+
+    async def _pump(self, writer: SseWriter, stream: EventStream, after: int, hold: float | None) -> None:
+        retry = f"retry: {round(self.stream_settings.retry * 1000)}\n"
+        try:
+            async with asyncio.timeout(hold), contextlib.aclosing(stream.follow(after)) as events:
+                async for event_id, data in events:
+                    if data:
+                        await writer.send(format_sse(data, "message", event_id))
+                    else:  # the priming event: a cursor before any message, and the reconnect delay
+                        await writer.send(f"id: {event_id}\n{retry}data: \n\n".encode())
+        except TimeoutError:
+            await writer.send(f"{retry}\n".encode())  # closing the connection, not the stream: poll again
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         self._check_origin(request)
@@ -352,8 +445,7 @@ class McpFront:
         except mcp.McpError as exc:
             return _json(mcp.error_message(None, exc), exc.status)
         self.sessions.pop(headers[mcp.HEADER_SESSION], None)
-        for subscriber in session.streams:
-            subscriber.queue.put_nowait(None)
+        session.events.close()  # its streams end, and the calls still running for them
         await self._release(session, self._context(request, None)[1])
         return web.Response(status=204)
 
@@ -406,11 +498,16 @@ class McpFront:
         an SSE answer with the upstream's progress and log notifications passed on as they come
         (unbuffered, keep-alives while quiet). The upstream gets a token of ours, so tokens of different
         clients never meet on a shared upstream session, and the client's log level (logs below it are
-        dropped here too: a shared 2025-11-25 upstream session has one level for every client); closing
-        the stream drops the upstream one. A 2026-07-28 upstream's ``input_required`` result is driven
-        for a 2025-11-25 client, which knows no such result: each input request goes to the client on
-        this stream as its own request (sampling/createMessage, elicitation/create, roots/list), and the
-        call is retried upstream with the client's answers."""
+        dropped here too: a shared 2025-11-25 upstream session has one level for every client). A
+        2026-07-28 upstream's ``input_required`` result is driven for a 2025-11-25 client, which knows no
+        such result: each input request goes to the client on this stream as its own request
+        (sampling/createMessage, elicitation/create, roots/list), and the call is retried upstream with
+        the client's answers.
+
+        A 2026-07-28 client's stream is its connection: closing it drops the upstream call. A session's
+        stream is resumable: the call runs on its own, its events kept for a ``Last-Event-ID`` replay,
+        and only ``notifications/cancelled``, the session's end or no client for the resume window
+        cancel it upstream (a disconnection is not a cancellation)."""
         name = message.params.get("name")
         if not isinstance(name, str) or not request.app[GUARD_KEY].may_use_mcp(
             request[IDENTITY_KEY], server.name, name
@@ -429,63 +526,149 @@ class McpFront:
         if session is not None:
             params["_meta"][mcp.META_CLIENT_CAPABILITIES] = session.capabilities
         headers, context = self._context(request, message)
-        attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: name, t.ATTR_OPERATION: "execute_tool"}
-        response = web.StreamResponse(
-            headers={"content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no"}
-        )
-        await response.prepare(request)
-        with server_span(self.tracer, f"tools/call {name}", headers, context, attributes):
-            async with (
-                SseWriter(response, self.keepalive) as writer,
-                contextlib.aclosing(server.call_stream("tools/call", params, context)) as items,
-            ):
-                try:
-                    for _ in range(_MAX_INPUT_ROUNDS):
-                        final = await self._relay(writer, items, ours, client_token, level)
-                        if session is None or not _needs_input(final):
-                            await writer.send(format_sse(json.dumps(_final(message, final, modern)), "message"))
-                            break
-                        params = {**params, **await self._ask_client(writer, session, final["result"])}
-                        await items.aclose()
-                        items = server.call_stream("tools/call", params, context)
-                    else:
-                        raise mcp.McpError(mcp.INTERNAL_ERROR, "the tool kept asking for input; gave up")
-                except mcp.McpError as exc:
-                    await writer.send(format_sse(json.dumps(mcp.error_message(message.id, exc)), "message"))
-                except GatewayError as exc:
-                    error = mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value})
-                    await writer.send(format_sse(json.dumps(mcp.error_message(message.id, error)), "message"))
-                finally:
+        relay = _CallRelay(name, ours, client_token, level)
+
+        async def run(emit: Emit) -> None:
+            await self._run_call(server, message, modern, session, params, relay, headers, context, emit)
+
+        if session is None:
+            response = web.StreamResponse(headers=SSE_HEADERS)
+            await response.prepare(request)
+            async with SseWriter(response, self.keepalive) as writer:
+
+                async def send(item: dict[str, Any]) -> None:
+                    await writer.send(format_sse(json.dumps(item), "message"))
+
+                await run(send)
+            await response.write_eof()
+            return response
+        stream = session.events.open()
+        if session.primes:
+            stream.append("")
+
+        async def keep(item: dict[str, Any]) -> None:
+            await stream.room()
+            stream.append(json.dumps(item))
+
+        task = asyncio.create_task(run(keep), name=f"agw-mcp-call-{name}")
+        self._calls.add(task)
+        assert message.id is not None
+        request_id = message.id
+        session.inflight[request_id] = task  # notifications/cancelled stops it
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._calls.discard(done)
+            if session.inflight.get(request_id) is done:
+                del session.inflight[request_id]
+            stream.close()
+            if not done.cancelled() and done.exception() is not None:
+                log.error("MCP tool call %s failed", name, exc_info=done.exception())
+
+        task.add_done_callback(finished)
+        stream.on_abandoned = task.cancel
+        return await self._serve(request, session, stream, -1)
+
+    async def _run_call(
+        self,
+        server: VirtualServer,
+        message: mcp.JsonRpcMessage,
+        modern: bool,
+        session: McpSession | None,
+        params: dict[str, Any],
+        relay: _CallRelay,
+        headers: Mapping[str, str],
+        context: Context,
+        emit: Emit,
+    ) -> None:
+        """One streamed tools/call upstream, its notifications and its answer (or error) emitted in order."""
+        attributes = {ATTR_MCP_METHOD: "tools/call", ATTR_TOOL: relay.name, t.ATTR_OPERATION: "execute_tool"}
+
+        async def respond(answer: dict[str, Any]) -> None:
+            await server.respond("tools/call", params, answer, context)
+
+        with server_span(self.tracer, f"tools/call {relay.name}", headers, context, attributes):
+            items = server.call_stream("tools/call", params, context)
+            try:
+                for _ in range(_MAX_INPUT_ROUNDS):
+                    final = await self._relay(emit, items, relay, session, respond)
+                    if session is None or not _needs_input(final):
+                        await emit(_final(message, final, modern))
+                        break
+                    params = {**params, **await self._ask_client(emit, session, final["result"])}
                     await items.aclose()
-        await response.write_eof()
-        return response
+                    items = server.call_stream("tools/call", params, context)
+                else:
+                    raise mcp.McpError(mcp.INTERNAL_ERROR, "the tool kept asking for input; gave up")
+            except mcp.McpError as exc:
+                await emit(mcp.error_message(message.id, exc))
+            except GatewayError as exc:
+                error = mcp.McpError(mcp.INTERNAL_ERROR, exc.message, {"code": exc.code.value})
+                await emit(mcp.error_message(message.id, error))
+            finally:
+                await items.aclose()
 
     async def _relay(
         self,
-        writer: SseWriter,
+        emit: Emit,
         items: AsyncIterator[dict[str, Any]],
-        ours: str,
-        client_token: Any,
-        level: str | None,
+        relay: _CallRelay,
+        session: McpSession | None,
+        respond: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> dict[str, Any]:
-        """Pass one upstream call's notifications on to the client; return its final answer."""
+        """Pass one upstream call's notifications on to the client, and its requests (answered with
+        ``respond``); return its final answer."""
         async for item in items:
+            if "method" in item and "id" in item:
+                await respond(await self._answer_for_upstream(emit, session, item))
+                continue
             if "method" in item:
                 item_params = dict(item.get("params") or {})
                 if item.get("method") == "notifications/progress":
-                    if item_params.get("progressToken") != ours or client_token is None:
+                    if item_params.get("progressToken") != relay.ours or relay.client_token is None:
                         continue
-                    item_params["progressToken"] = client_token
+                    item_params["progressToken"] = relay.client_token
                 elif item.get("method") == "notifications/message" and not _severe_enough(
-                    item_params.get("level"), level
+                    item_params.get("level"), relay.level
                 ):
                     continue
-                await writer.send(format_sse(json.dumps({**item, "params": item_params}), "message"))
+                await emit({**item, "params": item_params})
                 continue
             return item
         raise mcp.McpError(mcp.INTERNAL_ERROR, "the upstream ended the call without an answer")
 
-    async def _ask_client(self, writer: SseWriter, session: McpSession, result: Mapping[str, Any]) -> dict[str, Any]:
+    async def _ask_one(self, emit: Emit, session: McpSession, method: str, params: Any) -> dict[str, Any]:
+        """Send the client one request on the call's stream (an id of ours) and return its POSTed answer."""
+        request_id = f"agw-{secrets.token_hex(8)}"
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        session.awaiting[request_id] = waiter
+        try:
+            await emit({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            return await asyncio.wait_for(waiter, _INPUT_TIMEOUT)
+        except TimeoutError:
+            raise mcp.McpError(mcp.INTERNAL_ERROR, f"the client did not answer {method}") from None
+        finally:
+            session.awaiting.pop(request_id, None)
+
+    async def _answer_for_upstream(
+        self, emit: Emit, session: McpSession | None, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A 2025-11-25 upstream's request during a call (sampling, elicitation), put to the client on the
+        call's stream when it declared the capability; the upstream's answer (the client's, or a refusal)."""
+        method = str(request.get("method"))
+        capability = _CAPABILITY_OF.get(method)
+        if session is None or capability is None or capability not in session.capabilities:
+            return mcp.refusal(request)
+        try:
+            answer = await self._ask_one(emit, session, method, request.get("params") or {})
+        except mcp.McpError as exc:
+            return mcp.error_message(request.get("id"), exc)
+        if isinstance(answer.get("result"), Mapping):
+            return mcp.result_message(request.get("id"), answer["result"])
+        error = answer.get("error")
+        reason = error.get("message") if isinstance(error, Mapping) else None
+        return mcp.refusal(request, f"the client refused {method}: {reason}")
+
+    async def _ask_client(self, emit: Emit, session: McpSession, result: Mapping[str, Any]) -> dict[str, Any]:
         """Send each of an ``input_required`` result's requests to the client, wait for its answers,
         and return the retry's ``inputResponses`` (and ``requestState``, echoed)."""
         requests = result.get("inputRequests")
@@ -493,22 +676,7 @@ class McpFront:
         for key, asked in (requests or {}).items() if isinstance(requests, Mapping) else ():
             if not isinstance(asked, Mapping) or not isinstance(asked.get("method"), str):
                 raise mcp.McpError(mcp.INTERNAL_ERROR, f"the upstream asked for malformed input {key!r}")
-            request_id = f"agw-{secrets.token_hex(8)}"
-            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            session.awaiting[request_id] = waiter
-            relayed = {
-                "jsonrpc": "2.0",
-                "id": request_id,
-                "method": asked["method"],
-                "params": asked.get("params") or {},
-            }
-            try:
-                await writer.send(format_sse(json.dumps(relayed), "message"))
-                answer = await asyncio.wait_for(waiter, _INPUT_TIMEOUT)
-            except TimeoutError:
-                raise mcp.McpError(mcp.INTERNAL_ERROR, f"the client did not answer {asked['method']}") from None
-            finally:
-                session.awaiting.pop(request_id, None)
+            answer = await self._ask_one(emit, session, asked["method"], asked.get("params") or {})
             if not isinstance(answer.get("result"), Mapping):
                 raw_error = answer.get("error")
                 error: Mapping[str, Any] = raw_error if isinstance(raw_error, Mapping) else {}
@@ -548,7 +716,7 @@ class McpFront:
         if method == "server/discover":
             await server.ready(self._context(request, message)[1])
             discover: dict[str, Any] = {
-                "supportedVersions": list(mcp.SUPPORTED_VERSIONS),
+                "supportedVersions": list(server.versions),
                 "capabilities": server.capabilities(),
                 "_meta": {mcp.META_SERVER_INFO: SERVER_INFO},
             }
@@ -624,8 +792,20 @@ class McpFront:
             raise _gateway_error(exc) from None
 
 
-# What a tool may ask a client for during a call (2025-11-25 capabilities).
+@dataclass(frozen=True, slots=True)
+class _CallRelay:
+    """What one streamed call passes on: the tool, the progress tokens (ours upstream, the client's) and
+    the client's log level."""
+
+    name: str
+    ours: str
+    client_token: Any
+    level: str | None
+
+
+# What a tool may ask a client for during a call (2025-11-25 capabilities), and the capability each request needs.
 _INPUT_CAPABILITIES = ("sampling", "elicitation", "roots")
+_CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 _MAX_INPUT_ROUNDS = 8
 # How long a relayed request waits for the client's answer (a person may be answering an elicitation).
 _INPUT_TIMEOUT = 600.0
@@ -699,8 +879,13 @@ async def _point_at_metadata(request: web.Request, response: web.StreamResponse)
         response.headers["www-authenticate"] = f'Bearer realm="agent-gateway", resource_metadata="{url}"'
 
 
+async def _close_front(app: web.Application) -> None:
+    await app[MCP_FRONT_KEY].aclose()
+
+
 def add_mcp_routes(app: web.Application, front: McpFront) -> None:
     app[MCP_FRONT_KEY] = front
+    app.on_shutdown.append(_close_front)
     app.router.add_get(METADATA_PATH, protected_resource_metadata)
     app.router.add_get(METADATA_PATH + "/mcp/{server}", protected_resource_metadata)
     app.on_response_prepare.append(_point_at_metadata)

@@ -21,6 +21,11 @@ log = logging.getLogger("agent_gateway.reload")
 # Applied live; the other top-level sections are read once at start.
 LIVE_SECTIONS = ("agents", "routes", "policies", "workflows", "checks", "evaluations", "server")
 RESTART_SECTIONS = ("listeners", "admin", "security", "state", "bus", "triggers", "telemetry")
+# Applied live by the part of the server that registers an applier for it (`appliers`), else at a restart.
+APPLIED_BY_OTHERS = ("mcp",)
+
+# Applies a new config's section; returns the closer of what it replaced.
+Applier = Callable[[GatewayConfig], Callable[[], Awaitable[None]]]
 
 
 @dataclass
@@ -48,6 +53,8 @@ class ConfigReloader:
         self.task: asyncio.Task[None] | None = None
         self._closers: dict[asyncio.Task[None], Callable[[], Awaitable[None]]] = {}
         self._lock = asyncio.Lock()
+        # By section (one of APPLIED_BY_OTHERS): run after the gateway took the new config, so on its plan.
+        self.appliers: dict[str, Applier] = {}
 
     def _digest(self) -> str:
         # The content, not the mtime: Kubernetes swaps ConfigMap files through symlinks.
@@ -70,22 +77,32 @@ class ConfigReloader:
 
     def _apply(self, config: GatewayConfig) -> ReloadOutcome:
         current = self.gateway.config
-        applied = [s for s in LIVE_SECTIONS if getattr(config, s) != getattr(current, s)]
-        restart = [s for s in RESTART_SECTIONS if getattr(config, s) != getattr(current, s)]
+        live = (*LIVE_SECTIONS, *self.appliers)
+        needs_restart = (*RESTART_SECTIONS, *(s for s in APPLIED_BY_OTHERS if s not in self.appliers))
+        applied = [s for s in live if getattr(config, s) != getattr(current, s)]
+        restart = [s for s in needs_restart if getattr(config, s) != getattr(current, s)]
         if restart:
             log.warning("config sections %s changed: they apply at the next restart", ", ".join(restart))
         if not applied:
             return ReloadOutcome(False, needs_restart=restart)
         # Keep the sections that need a restart as they run, so what is served stays coherent.
-        kept = config.model_copy(update={s: getattr(current, s) for s in RESTART_SECTIONS})
+        kept = config.model_copy(update={s: getattr(current, s) for s in needs_restart})
         try:
             close_old = self.gateway.reload(kept)
         except Exception as exc:  # an adapter refused its new options: keep the old config
             log.exception("config reload failed, keeping the running config")
             return ReloadOutcome(False, problems=[f"{type(exc).__name__}: {exc}"])
         self._close_later(close_old)
+        problems: list[str] = []
+        for section in applied:
+            if section in self.appliers:
+                try:
+                    self._close_later(self.appliers[section](kept))
+                except Exception as exc:  # the rest is applied: say what was not
+                    log.exception("config reload: the %s section was not applied", section)
+                    problems.append(f"{section}: {type(exc).__name__}: {exc}")
         log.info("config reloaded from %s: %s", self.path, ", ".join(applied))
-        return ReloadOutcome(True, applied, restart)
+        return ReloadOutcome(True, applied, restart, problems)
 
     def _close_later(self, close_old: Callable[[], Awaitable[None]]) -> None:
         async def later() -> None:

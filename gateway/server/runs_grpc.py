@@ -14,6 +14,7 @@ from agentgateway.v1 import runs_pb2 as rpb
 from gateway import wire
 from gateway.context import SESSION_ID
 from gateway.model import GatewayError, InvalidRequest
+from gateway.pipeline import Gateway
 from gateway.runs.manager import RunManager
 from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
 from gateway.runs.store import RunRecord, StoredEvent
@@ -39,8 +40,9 @@ async def abort_with_detail(context: grpc.aio.ServicerContext, detail: pb.ErrorD
 class RunServicer:
     """SubmitRun, GetRun, GetRunResult, ListRuns, CancelRun and WatchRun on the run manager."""
 
-    def __init__(self, runs: RunManager, guard: ListenerGuard) -> None:
+    def __init__(self, runs: RunManager, gateway: Gateway, guard: ListenerGuard) -> None:
         self.runs = runs
+        self.gateway = gateway  # for its config (a workflow's steps view); runs call through an Invoker
         self.guard = guard
 
     def _caller(
@@ -75,7 +77,7 @@ class RunServicer:
             self.guard.authorize(identity, invocation.agent)
             name, attributes = rpc_span(RUN_SERVICE_NAME, "SubmitRun")
             with server_span(self.runs.gateway.tracer, name, inbound.parent, invocation.context, attributes):
-                view = StepsView(self.runs.gateway, self.guard, identity)
+                view = StepsView(self.gateway, self.guard, identity)
                 record = await self.runs.submit(invocation, identity.name, request.webhook_url, view)
             return rpb.SubmitRunResponse(run=run_to_pb(record))
 

@@ -28,6 +28,7 @@ from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
 from gateway.runs.store import RunRecord, StoredEvent
 from gateway.server.disconnect import caller_gone
+from gateway.server.http import GATEWAY_KEY
 from gateway.server.inbound import http_span, inbound_call, server_span
 from gateway.server.json_body import invoke_request, read_json, whole_number
 from gateway.server.relay import Relay
@@ -65,7 +66,7 @@ async def submit(request: web.Request) -> web.Response:
     guard.authorize(identity, invocation.agent)
     name, attributes = http_span(request)
     with server_span(runs.gateway.tracer, name, inbound.parent, invocation.context, attributes) as span:
-        view = StepsView(runs.gateway, request.app[GUARD_KEY], request[IDENTITY_KEY])
+        view = StepsView(request.app[GATEWAY_KEY], guard, identity)
         record = await runs.submit(invocation, _owner(request), webhook, view)
         span.set_attribute("agent_gateway.run_id", record.run_id)
     return web.json_response(

@@ -25,6 +25,7 @@ from typing import Any
 
 from gateway import wire
 from gateway.model import JSON, GatewayError, Invocation, Message, NotFound, Role, TextPart
+from gateway.protocols.a2a import agent_text, artifact_json, message_json, part_json, timestamp
 from gateway.runs.manager import RunManager
 from gateway.runs.messages import event_pb, result_pb
 from gateway.runs.store import RunRecord, RunStatus, StoredEvent
@@ -36,7 +37,6 @@ from gateway.tasks.errors import (
     TaskNotFound,
     UnsupportedOperation,
 )
-from gateway.tasks.shapes import agent_text, artifact_json, message_json, part_json, timestamp
 from gateway.tasks.store import (
     AUTH_REQUIRED,
     CANCELED,

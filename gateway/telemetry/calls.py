@@ -15,8 +15,7 @@ from typing import Any, Literal
 from opentelemetry import trace
 
 from gateway.model import GatewayError, Invocation, StatusCode
-from gateway.policies.build import PolicyRegistry
-from gateway.telemetry.metrics import GatewayMetrics
+from gateway.telemetry.metrics import GatewayMetrics, PolicyStates
 
 access = logging.getLogger("agent_gateway.access")
 failures = logging.getLogger("agent_gateway.failures")
@@ -44,7 +43,7 @@ def _trace_id() -> str:
 
 
 class CallObserver:
-    def __init__(self, metrics: GatewayMetrics, policies: PolicyRegistry, payloads: PayloadLogging) -> None:
+    def __init__(self, metrics: GatewayMetrics, policies: PolicyStates, payloads: PayloadLogging) -> None:
         self.metrics = metrics
         self.policies = policies
         self.payloads = payloads

@@ -7,24 +7,44 @@ Breaker and bulkhead gauges are read from the live policies at scrape time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from gateway.policies.build import PolicyRegistry
 
 # Sub-millisecond hops up to long agent runs.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 
+class BreakerState(Protocol):
+    @property
+    def state(self) -> str: ...
+
+
+class BulkheadState(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+
+
+class PolicyStates(Protocol):
+    """The live stateful policies by owner, as telemetry reads them; ``policies.build.PolicyRegistry``
+    is one, structurally: telemetry sits below the policies it observes."""
+
+    @property
+    def breakers(self) -> Mapping[str, BreakerState]: ...
+    @property
+    def limits(self) -> Mapping[str, BulkheadState]: ...
+
+
 class PolicyStateCollector(Collector):
     """Breaker states and bulkhead occupancy, read when Prometheus scrapes."""
 
-    def __init__(self, policies: Callable[[], PolicyRegistry]) -> None:
+    def __init__(self, policies: Callable[[], PolicyStates]) -> None:
         self.policies = policies
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -53,7 +73,7 @@ class GatewayMetrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def __init__(self, policies: Callable[[], PolicyRegistry]) -> None:
+    def __init__(self, policies: Callable[[], PolicyStates]) -> None:
         # Label values are bounded (agents, routes, outcomes), so the cache is too.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)

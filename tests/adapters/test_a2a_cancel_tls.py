@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import uvicorn
 
-from gateway.client import AgentClient
+from agentgateway_client import AgentClient
 from tests.conftest import GatewayFactory
 from tests.frameworks.a2a.server import build_app
 from tests.helpers.abandoned_task import abandon_mid_task, state_after

@@ -18,7 +18,7 @@ import pytest
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 from aiohttp import web
 
-from gateway.client import AgentClient
+from agentgateway_client import AgentClient
 from tests.conftest import GatewayFactory, Starter
 
 TASK = {"id": "t-1", "contextId": "c-1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from gateway.adapters.grpc import rpc_error
+from gateway.grpc_transport import rpc_error
 from gateway.model import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from gateway.transport import retry_after_seconds, status_error
 

@@ -9,11 +9,12 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from gateway.bus.base import BusFull, Delivery, EventBus, Subscription, subject_matches
+from gateway.bus.base import BusFull, Delivery, EventBus, Subscription
 from gateway.bus.consumer import Consumer, RedeliveryPolicy
 from gateway.bus.memory import MemoryBus
 from gateway.bus.nats import NatsBus
 from gateway.model import InvalidRequest
+from gateway.protocols.subjects import subject_matches
 from tests.bus.nats_support import NATS_URL, Names, delete_nats_resources, require_nats
 
 BusFactory = Callable[..., Awaitable[EventBus]]

@@ -8,15 +8,20 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# The client's own distribution (agent-gateway-client), built from the same repository.
+CLIENT = ROOT / "clients" / "python"
 
 
 def _name(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_metadata_builds_with_warnings_as_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("project", [ROOT, CLIENT], ids=["agent-gateway", "agent-gateway-client"])
+def test_metadata_builds_with_warnings_as_errors(tmp_path: Path, project: Path) -> None:
     # Setuptools warns (and will refuse after 2027-02-18) about table-style licenses; -W error makes any
     # such deprecation fail here instead of in a user's build.
     script = (
@@ -25,7 +30,7 @@ def test_metadata_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, "-W", "error::Warning", "-c", script, str(tmp_path)],
-        cwd=ROOT,
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=120,

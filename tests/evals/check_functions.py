@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.evals.checks import CheckResult, Observation
+from gateway.checks import CheckResult, Observation
 
 
 def mentions_input(observation: Observation) -> bool:

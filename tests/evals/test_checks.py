@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from gateway.checks import Observation, build_check, check_config_problem
 from gateway.config.schema import CheckConfig
-from gateway.evals.checks import Observation, build_check, check_config_problem
 from gateway.model import DataPart, Message, Result, Role, TextPart
 
 

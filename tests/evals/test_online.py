@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.evals.checks import CheckResult
+from gateway.checks import CheckResult
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
 from tests.patterns.scripted import ScriptedAgents, agents_yaml

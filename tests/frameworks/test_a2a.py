@@ -12,9 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from gateway.adapters.a2a import CONTEXT_NAMESPACE
-from gateway.client import AgentClient, ClientError
-from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.servers import ServerProcess
 from tests.helpers.abandoned_task import abandon_mid_task, state_after

@@ -30,9 +30,8 @@ from a2a.helpers import new_text_message
 from a2a.types import CancelTaskRequest, Role, SendMessageConfiguration, SendMessageRequest
 from google.protobuf.json_format import MessageToDict
 
+from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from gateway.adapters.a2a import CONTEXT_NAMESPACE
-from gateway.client import AgentClient, ClientError
-from gateway.model import DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess

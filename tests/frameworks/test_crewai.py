@@ -15,8 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, ClientError
-from gateway.model import StatusCode
+from agentgateway_client import AgentClient, ClientError, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.apps import CREW_TOKEN as TOKEN
 from tests.frameworks.servers import ServerProcess

@@ -21,8 +21,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway.client import AgentClient, ClientError
-from gateway.model import DataPart, Event, StatusCode
+from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
 from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess

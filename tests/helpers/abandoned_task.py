@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.client import AgentClient
+from agentgateway_client import AgentClient
 
 
 async def abandon_mid_task(client: AgentClient, agent: str, ticks: int = 2) -> str:

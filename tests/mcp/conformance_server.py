@@ -116,6 +116,15 @@ async def test_tool_with_logging(ctx: Context) -> str:
 
 
 @server.tool()
+async def test_reconnection() -> str:
+    """Answers after 1.5 s: longer than the gateway holds a 2025-11-25 connection in the conformance run
+    (streams.hold, 1 s), so the gateway closes the POST's connection first and the client resumes the
+    stream with Last-Event-ID, getting the answer on that second connection (SEP-1699)."""
+    await asyncio.sleep(1.5)
+    return "Reconnection test completed"
+
+
+@server.tool()
 async def touch_watched_resource(ctx: Context) -> str:
     """Reports test://watched-resource as updated (to listen streams and subscribed sessions)."""
     await ctx.notify_resource_updated("test://watched-resource")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.client import AgentClient, ClientError
+from agentgateway_client import AgentClient, ClientError
 from tests.conftest import GatewayFactory
 from tests.mcp.conftest import ToolServer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -140,7 +141,9 @@ async def test_legacy_session_lifecycle(gateway_factory: GatewayFactory, math: T
             assert stream.status == 200 and stream.headers["content-type"].startswith("text/event-stream")
             async with session.delete(url, headers=legacy) as response:
                 assert response.status == 204
-            assert await asyncio.wait_for(stream.content.read(), 5) == b""  # DELETE ended the stream
+            # The stream opened with its priming event (an id, a retry, empty data); DELETE ended it.
+            primed = await asyncio.wait_for(stream.content.read(), 5)
+            assert re.fullmatch(rb"id: [0-9a-f]{12}-0\nretry: 1000\ndata: \n\n", primed), primed
         assert (await post(session, url, listing, legacy))[0] == 404  # the session is gone
 
 

@@ -29,7 +29,7 @@ async def next_message(response: aiohttp.ClientResponse) -> dict[str, Any]:
     while True:
         line = await asyncio.wait_for(response.content.readline(), 10)
         assert line, "the stream ended"
-        if line.startswith(b"data:"):
+        if line.startswith(b"data:") and line[5:].strip():  # not a 2025-11-25 stream's priming event
             message: dict[str, Any] = json.loads(line[5:])
             return message
 

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CreateMessageRequestParams,
     CreateMessageResult,
@@ -243,6 +244,42 @@ async def test_a_tools_request_for_input_reaches_the_client_and_its_answer_the_t
         assert (
             text_of(elicited) == 'User response: action=accept, content={"username": "ada", "email": "ada@example.org"}'
         )
+
+
+@pytest.mark.parametrize("mode", ["legacy", mcp.MODERN])
+async def test_a_2025_11_25_upstreams_request_mid_call_is_relayed_to_the_client(
+    gateway_factory: GatewayFactory, fixtures: ToolServer, mode: str
+) -> None:
+    """A 2025-11-25 upstream asks by a server-to-client request on the call's stream. A 2025-11-25
+    client that declared the capability gets it on its own call's stream (an id of the gateway's) and
+    its answer goes back to the upstream; a 2026-07-28 client cannot be asked so: the upstream is refused."""
+    asked: list[Any] = []
+
+    async def sample(context: Any, params: CreateMessageRequestParams) -> CreateMessageResult:
+        asked.append(params)
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text="seven"), model="m")
+
+    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params)
+        return ElicitResult(action="accept", content={"username": "ada", "email": "ada@example.org"})
+
+    async with gateway_factory(gateway_yaml(fixtures, mcp.LEGACY)) as gw:
+        url = f"http://{gw.addresses.http}/mcp/conformance"
+        async with Client(url, mode=mode, sampling_callback=sample, elicitation_callback=elicit) as client:  # type: ignore[arg-type]
+            if mode == mcp.MODERN:
+                # Never asked: the gateway refused the upstream's request, and the upstream failed the call with it.
+                with pytest.raises(MCPError, match="cannot be asked sampling/createMessage"):
+                    await client.call_tool("test_sampling", {"prompt": "how many?"})
+                assert asked == []
+                return
+            sampled = await client.call_tool("test_sampling", {"prompt": "how many?"})
+            elicited = await client.call_tool("test_elicitation", {"message": "who?"})
+    assert text_of(sampled) == "LLM response: seven"
+    assert text_of(elicited) == 'User response: action=accept, content={"username": "ada", "email": "ada@example.org"}'
+    first = asked[0]
+    assert isinstance(first, CreateMessageRequestParams)
+    assert first.messages[0].content == TextContent(type="text", text="how many?")
+    assert isinstance(asked[1], ElicitRequestFormParams) and asked[1].message == "who?"
 
 
 @DEPRECATED

@@ -204,7 +204,7 @@ async def test_over_grpc_a_durable_wait_resumed_by_a_grpc_published_event(
     from google.protobuf import struct_pb2
 
     from agentgateway.v1 import events_pb2, events_pb2_grpc
-    from gateway.client import AgentClient
+    from agentgateway_client import AgentClient
 
     agents = ScriptedAgents()
     url = await serve_app(agents.app())

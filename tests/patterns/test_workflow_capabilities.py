@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient
+from agentgateway_client import AgentClient
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
 from tests.patterns.scripted import ScriptedAgents, agents_yaml

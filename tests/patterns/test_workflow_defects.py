@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.client import AgentClient, ClientError
+from agentgateway_client import AgentClient, ClientError
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
 from tests.patterns.scripted import ScriptedAgents, agents_yaml

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, ClientError
+from agentgateway_client import AgentClient, ClientError
 from gateway.config import ConfigError, load_config_text
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.client import AgentClient, ClientError
-from gateway.model import StatusCode
+from agentgateway_client import AgentClient, ClientError, StatusCode
 from tests.conftest import GatewayFactory
 from tests.runs.conftest import SlowAgent
 from tests.runs.test_runs_http import agents_yaml

@@ -18,9 +18,9 @@ import pytest
 from google.protobuf import struct_pb2
 
 from agentgateway.v1 import events_pb2, events_pb2_grpc
-from gateway.bus.base import subject_matches
 from gateway.config import ConfigError, load_config_text
 from gateway.model import PermissionDenied
+from gateway.protocols.subjects import subject_matches
 from gateway.security.authz import Authorizer
 from gateway.security.identity import Identity
 from gateway.server.app import GatewayServer

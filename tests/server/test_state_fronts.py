@@ -17,9 +17,8 @@ from multidict import CIMultiDict
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import state_pb2 as spb
 from agentgateway.v1 import state_pb2_grpc as spb_grpc
+from agentgateway_client import AgentClient, ClientError, StatusCode
 from gateway import wire
-from gateway.client import AgentClient, ClientError
-from gateway.model import StatusCode
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
 from tests.state.conftest import REDIS_URL, drop_prefix, redis_available

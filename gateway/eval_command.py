@@ -11,14 +11,14 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
-from gateway.adapters.base import AdapterResources
+from gateway.checks import build_check
 from gateway.config.schema import GatewayConfig
-from gateway.evals.checks import build_check
 from gateway.evals.dataset import DatasetError, load_dataset
 from gateway.evals.offline import build_report, run_dataset
 from gateway.evals.report import compare, junit, table
 from gateway.pipeline import Gateway
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.transport import AdapterResources
 
 
 async def evaluate(

@@ -36,9 +36,10 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from gateway.bus.base import Delivery, EventBus, PublishAck
+from gateway.bus.base import Delivery, EventBus
 from gateway.bus.build import build_bus
 from gateway.bus.consumer import Consumer, RedeliveryPolicy
+from gateway.bus.publisher import ATTR_DESTINATION, ATTR_MESSAGE_ID, ATTR_SYSTEM, EventPublisher
 from gateway.config.schema import GatewayConfig, Redelivery, Trigger
 from gateway.context import (
     CALLS_BAGGAGE,
@@ -48,18 +49,13 @@ from gateway.context import (
     TREE_BAGGAGE,
     context_from_headers,
     otel_parent,
-    outbound_headers,
 )
+from gateway.invoker import Invoker
 from gateway.model import JSON, Context, DataPart, GatewayError, Invocation, Result
-from gateway.patterns.run import Caller, message_for, output_record
-from gateway.patterns.template import Template
-from gateway.pipeline import Gateway
+from gateway.template import Template, message_for, output_record
 
 log = logging.getLogger("agent_gateway.events")
 
-ATTR_SYSTEM = "messaging.system"
-ATTR_DESTINATION = "messaging.destination.name"
-ATTR_MESSAGE_ID = "messaging.message.id"
 ATTR_GROUP = "messaging.consumer.group.name"
 ATTR_DELIVERY = "messaging.message.delivery_attempt"
 ATTR_TRIGGER = "agent_gateway.trigger"
@@ -67,36 +63,6 @@ ATTR_TRIGGER = "agent_gateway.trigger"
 
 def _policy(config: Redelivery) -> RedeliveryPolicy:
     return RedeliveryPolicy(config.max_deliver, tuple(config.backoff))
-
-
-class EventPublisher:
-    """Publishes events in a PRODUCER span whose context travels in the event headers."""
-
-    def __init__(self, bus: EventBus, tracer: Tracer) -> None:
-        self.bus = bus
-        self.tracer = tracer
-
-    async def publish(
-        self, subject: str, data: bytes | JSON, context: Context, event_id: str | None = None
-    ) -> PublishAck:
-        self.bus.check_publish_subject(subject)
-        with self.tracer.start_as_current_span(
-            f"publish {subject}",
-            kind=SpanKind.PRODUCER,
-            attributes={ATTR_SYSTEM: self.bus.backend, ATTR_DESTINATION: subject},
-        ) as span:
-            headers = outbound_headers(context)
-            # An event is handled later, on its own deadline; it keeps the ids and the trace.
-            headers.pop(TIMEOUT_MS, None)
-            try:
-                ack = await self.bus.publish(subject, data, headers, event_id)
-            except GatewayError as exc:
-                span.set_status(Status(StatusCode.ERROR, exc.message))
-                raise
-            span.set_attribute(ATTR_MESSAGE_ID, ack.event_id)
-            if ack.duplicate:
-                span.set_attribute("agent_gateway.event.duplicate", True)
-            return ack
 
 
 def derived_event_id(trigger: str, event_id: str) -> str:
@@ -107,7 +73,7 @@ def derived_event_id(trigger: str, event_id: str) -> str:
 class TriggerHandler:
     """Handles one trigger's deliveries: render the input, invoke, record, publish."""
 
-    def __init__(self, config: Trigger, bus: EventBus, caller: Caller, publisher: EventPublisher, tracer: Tracer):
+    def __init__(self, config: Trigger, bus: EventBus, caller: Invoker, publisher: EventPublisher, tracer: Tracer):
         self.config = config
         self.name = config.name
         self.bus = bus
@@ -208,7 +174,7 @@ class TriggerHandler:
 class EventRuntime:
     """The bus, the publisher and the triggers' consumers of one gateway."""
 
-    def __init__(self, config: GatewayConfig, caller: Caller, tracer: Tracer) -> None:
+    def __init__(self, config: GatewayConfig, caller: Invoker, tracer: Tracer) -> None:
         self.config = config
         self.caller = caller
         self.tracer = tracer
@@ -216,12 +182,9 @@ class EventRuntime:
         self.publisher = EventPublisher(self.bus, tracer)
         self.consumers: list[Consumer] = []
 
-    def attach(self, gateway: Gateway) -> None:
-        """Publish routes' answers where their config says (``routes[].publish``)."""
-        gateway.publish_completion = self.publish_completion
-
     async def publish_completion(self, subject: str, invocation: Invocation, result: Result) -> None:
-        """The answer as an event; the call succeeded whatever happens here (failures are logged)."""
+        """A route's answer as an event where its config says (``routes[].publish``); the call succeeded
+        whatever happens here (failures are logged)."""
         data = result.messages[-1].parts if result.messages else ()
         payload = {
             "agent": result.agent,

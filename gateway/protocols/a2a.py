@@ -1,5 +1,7 @@
 """A2A JSON shapes (no I/O): the gateway's model to and from A2A 1.0 JSON, and 1.0 to 0.3.
 
+The one place both sides read: the A2A front (tasks it serves) and the A2A adapter (agents it calls).
+
 Tasks are kept in 1.0 form (protobuf JSON of ``a2a.proto``: ``{"text"}``
 parts, ``ROLE_*`` roles, ``TASK_STATE_*`` states); :func:`to_v03` renders any
 of them for a 0.3 client (``kind`` discriminators, lower-case states,
@@ -14,6 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.model import DataPart, FilePart, Message, Part, Role, TextPart
+
+
+def normalize_state(state: Any) -> str:
+    """``TASK_STATE_INPUT_REQUIRED`` and ``input-required`` both become ``input-required``."""
+    return str(state or "").lower().removeprefix("task_state_").replace("_", "-")
 
 
 def timestamp(seconds: float) -> str:
@@ -66,6 +73,12 @@ def gateway_part(data: Mapping[str, Any]) -> Part | None:
     return None
 
 
+def gateway_message(data: Mapping[str, Any]) -> Message:
+    role = Role.USER if normalize_state(data.get("role")) in ("user", "role-user") else Role.AGENT
+    parts = tuple(p for p in (gateway_part(x) for x in data.get("parts", []) if isinstance(x, dict)) if p)
+    return Message(role, parts, {}, str(data.get("messageId", "")))
+
+
 def message_json(message: Message, context_id: str, task_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "messageId": message.message_id or uuid.uuid4().hex,
@@ -83,17 +96,42 @@ def agent_text(text: str, context_id: str, task_id: str) -> dict[str, Any]:
     return message_json(Message.agent(text), context_id, task_id)
 
 
+def a2a_part(part: Part, version: str) -> dict[str, Any]:
+    """A part of a request to an upstream agent, in its version: unlike :func:`part_json` (the tasks the
+    gateway serves) data is always an object (a 0.3 DataPart's must be) and part metadata stays here."""
+    if isinstance(part, TextPart):
+        return {"text": part.text} if version == "1.0" else {"kind": "text", "text": part.text}
+    if isinstance(part, DataPart):
+        data = part.data if isinstance(part.data, dict) else {"value": part.data}
+        return {"data": data} if version == "1.0" else {"kind": "data", "data": data}
+    if version == "1.0":
+        return {"url": part.uri, "mediaType": part.media_type, "filename": part.name}
+    return {"kind": "file", "file": {"uri": part.uri, "mimeType": part.media_type, "name": part.name}}
+
+
 def artifact_json(artifact_id: str, parts: list[dict[str, Any]], name: str = "response") -> dict[str, Any]:
     return {"artifactId": artifact_id, "name": name, "parts": parts}
+
+
+def frame_kind(result: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """(kind, payload) of a result or stream frame, for both protocol versions."""
+    for key, kind in (
+        ("task", "task"),
+        ("message", "message"),
+        ("statusUpdate", "status-update"),
+        ("artifactUpdate", "artifact-update"),
+    ):
+        if isinstance(result.get(key), dict):
+            return kind, result[key]
+    kind = str(result.get("kind", ""))
+    if kind:
+        return kind, result
+    return ("task", result) if "status" in result and "id" in result else ("message", result)
 
 
 # -- 0.3 rendering -----------------------------------------------------------
 
 _ROLES_V03 = {"ROLE_USER": "user", "ROLE_AGENT": "agent"}
-
-
-def state_v03(state: str) -> str:
-    return state.removeprefix("TASK_STATE_").lower().replace("_", "-")
 
 
 def state_from_v03(state: str) -> str:
@@ -121,7 +159,7 @@ def message_v03(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _status_v03(status: Mapping[str, Any]) -> dict[str, Any]:
-    out = {**status, "state": state_v03(str(status.get("state", "")))}
+    out = {**status, "state": normalize_state(status.get("state", ""))}
     if isinstance(status.get("message"), dict):
         out["message"] = message_v03(status["message"])
     return out

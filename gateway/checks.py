@@ -12,14 +12,13 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jmespath
 import jsonschema
 
-from gateway.config.schema import CheckConfig
 from gateway.model import DataPart, GatewayError, Invocation, Message, Result, Role
 
 
@@ -66,6 +65,34 @@ class CheckResult:
 
     def as_json(self) -> dict[str, Any]:
         return {"check": self.check, "passed": self.passed, "score": round(self.score, 4), "reason": self.reason}
+
+
+class CheckSpec(Protocol):
+    """A check's configuration as the builders read it (``config.schema.CheckConfig`` is one): structural,
+    so config can ask whether a check builds without this module importing config."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def schema_(self) -> dict[str, Any] | None: ...
+    @property
+    def fields(self) -> Sequence[str]: ...
+    @property
+    def pattern(self) -> str | None: ...
+    @property
+    def value(self) -> str | None: ...
+    @property
+    def ignore_case(self) -> bool: ...
+    @property
+    def min(self) -> int | None: ...
+    @property
+    def max(self) -> int | None: ...
+    @property
+    def function(self) -> str | None: ...
+    @property
+    def agent(self) -> str | None: ...
+    @property
+    def criteria(self) -> str: ...
 
 
 class Judge(Protocol):
@@ -119,7 +146,7 @@ def json_schema_check(name: str, schema: dict[str, Any]) -> SyncCheck:
     return SyncCheck(name, test)
 
 
-def required_fields_check(name: str, fields: list[str]) -> SyncCheck:
+def required_fields_check(name: str, fields: Sequence[str]) -> SyncCheck:
     compiled = [(path, jmespath.compile(path)) for path in fields]
 
     def test(observation: Observation) -> CheckResult:
@@ -236,7 +263,7 @@ class JudgeCheck:
         return _verdict(self.name, False, f"the judge gave no verdict: {result.text[:200]!r}")
 
 
-def build_check(name: str, config: CheckConfig, judge: Judge) -> Check:
+def build_check(name: str, config: CheckSpec, judge: Judge) -> Check:
     kind = config.kind
     if kind == "json_schema":
         return json_schema_check(name, config.schema_ or {})
@@ -254,7 +281,7 @@ def build_check(name: str, config: CheckConfig, judge: Judge) -> Check:
     return JudgeCheck(name, config.agent or "", config.criteria, judge)
 
 
-def check_config_problem(config: CheckConfig) -> str | None:
+def check_config_problem(config: CheckSpec) -> str | None:
     """A reason ``config`` cannot build (for config loading), or None."""
     try:
         build_check("probe", config, _no_judge)

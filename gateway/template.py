@@ -24,6 +24,8 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
+from gateway.model import DataPart, Message, Result, Role, TextPart
+
 _PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 
@@ -125,3 +127,23 @@ def check_condition(value: str) -> str:
     """Validate ``value`` as a condition (for config loading); returns it unchanged."""
     Condition(value)
     return value
+
+
+def output_record(result: Result) -> dict[str, Any]:
+    """A step's output in the workflow document: its text and its first JSON part."""
+    data: Any = None
+    for message in result.messages:
+        for part in message.parts:
+            if isinstance(part, DataPart):
+                data = part.data
+                break
+        if data is not None:
+            break
+    return {"text": result.text, "data": data, "agent": result.agent}
+
+
+def message_for(value: Any, role: Role = Role.USER) -> Message:
+    """The message a rendered template becomes: text, or a JSON part."""
+    if isinstance(value, str):
+        return Message(role, (TextPart(value),))
+    return Message(role, (DataPart(value),))
