@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from gateway.config.schema import AdminListener, GatewayConfig
+from gateway.config.schema import AdminListener, GatewayConfig, GrpcListener
 from gateway.federation import Federation
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.pipeline import Gateway
@@ -29,8 +30,7 @@ from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
-from gateway.server.a2a import A2AFront, add_a2a_routes
-from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_method_handlers
+from gateway.server.a2a import A2A_GRPC_SERVICE, A2AFront, add_a2a_routes
 from gateway.server.a2a_operations import A2AOperations
 from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
@@ -39,6 +39,7 @@ from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
+from gateway.server.grpc_lazy import Handlers
 from gateway.server.http import build_http_app, expectations_checked
 from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
@@ -63,6 +64,13 @@ log = logging.getLogger("agent_gateway")
 
 # After the drain deadline, the time the fronts have to write the UNAVAILABLE answers.
 ANSWER_TIME = 0.5
+
+
+def _a2a_grpc_handlers(a2a: A2AFront, guard: ListenerGuard, listener: GrpcListener) -> Handlers:
+    # Here, not at the top: the A2A gRPC binding (a2a-sdk's messages) loads at its first call.
+    from gateway.server.a2a_grpc import A2AGrpcServicer, a2a_method_handlers
+
+    return a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -292,8 +300,10 @@ class GatewayServer:
             )
         if self.runs is not None:
             extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, gateway, guard))
-        extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
-        server, self.health = build_grpc_server(gateway, listener, guard, self.drain, extra)
+        a2a_binding = functools.partial(_a2a_grpc_handlers, a2a, guard, listener)
+        server, self.health = build_grpc_server(
+            gateway, listener, guard, self.drain, extra, {A2A_GRPC_SERVICE: a2a_binding}
+        )
         self.grpc_server = server
         self._drains.append(lambda: server.stop(self.config.server.drain_timeout + ANSWER_TIME))
         host, port = _split(self.worker.grpc if self.worker and self.worker.grpc else listener.address)
