@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import grpc
@@ -17,8 +18,7 @@ from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from gateway.config.schema import AdminListener, GatewayConfig, GrpcListener
-from gateway.federation import Federation
+from gateway.config.schema import AdminListener, GatewayConfig, GrpcListener, HttpListener
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_journal, build_run_store
@@ -41,7 +41,6 @@ from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.grpc_lazy import Handlers
 from gateway.server.http import build_http_app, expectations_checked
-from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
 from gateway.server.ports import WorkerBinding
 from gateway.server.reload import ConfigReloader
@@ -59,6 +58,9 @@ from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 from gateway.transport import AdapterResources
 from gateway.triggers import EventRuntime
+
+if TYPE_CHECKING:
+    from gateway.federation import Federation
 
 log = logging.getLogger("agent_gateway")
 
@@ -249,16 +251,7 @@ class GatewayServer:
             add_state_routes(app, self.state, self.state_access)
         add_event_routes(app, self.events)
         if config.mcp.virtual_servers:
-            assert self.http_session is not None
-            self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
-            stack.push_async_callback(federation.aclose)
-            origins = http.cors.allow_origins if http.cors is not None else []
-            front = McpFront(
-                federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers, config.mcp.streams
-            )
-            add_mcp_routes(app, front)
-            if self.reloader is not None:  # started before the fronts: from now on it reloads `mcp:` too
-                self.reloader.appliers["mcp"] = front.reload
+            self._start_mcp(stack, app, gateway, http, tracer)
         if self.runs is not None:
             add_run_routes(app, self.runs, http.sse_keepalive)
         if self.durable is not None:
@@ -284,6 +277,30 @@ class GatewayServer:
         host, port = _split(self.worker.http if self.worker and self.worker.http else http.address)
         await ListenerSite(runner, host, port, http, ssl_context, reuse_port=self.worker is not None).start()
         return _address(runner.addresses[0])
+
+    def _start_mcp(
+        self,
+        stack: contextlib.AsyncExitStack,
+        app: web.Application,
+        gateway: Gateway,
+        http: HttpListener,
+        tracer: Tracer,
+    ) -> None:
+        # Here, not at the top: the MCP front and its federation load only with a virtual server.
+        from gateway.federation import Federation
+        from gateway.server.mcp import McpFront, add_mcp_routes
+
+        assert self.http_session is not None
+        config = self.config
+        self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
+        stack.push_async_callback(federation.aclose)
+        origins = http.cors.allow_origins if http.cors is not None else []
+        front = McpFront(
+            federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers, config.mcp.streams
+        )
+        add_mcp_routes(app, front)
+        if self.reloader is not None:  # started before the fronts: from now on it reloads `mcp:` too
+            self.reloader.appliers["mcp"] = front.reload
 
     async def _start_grpc(self, gateway: Gateway, a2a: A2AFront) -> str | None:
         listener = self.config.listeners.grpc

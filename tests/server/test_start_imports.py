@@ -23,6 +23,9 @@ OPTIONAL = (
     "mcp",
     "jsonschema",
     "grpc_reflection.v1alpha.reflection",
+    # Our own MCP front and federation: only with an `mcp.virtual_servers` entry.
+    "gateway.federation",
+    "gateway.server.mcp",
 )
 
 
