@@ -122,7 +122,9 @@ class Relay(Generic[T, F]):
                 if self._first is not None:
                     first, self._first = self._first, None
                     item = await first
-                    if item is not None and (frame := wire.event(item[0])) is not None:
+                    frame = wire.event(item[0]) if item is not None else None
+                    del first, item  # neither needs to live as long as the stream
+                    if frame is not None:
                         yield frame
                 async for each in self._items:
                     if (frame := wire.event(each)) is not None:
