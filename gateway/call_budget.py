@@ -22,8 +22,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from gateway.context import CALLS_BAGGAGE, TREE_BAGGAGE
 from gateway.model import Cancelled, Invocation, ResourceExhausted, evolve
+from gateway.propagation import CALLS_BAGGAGE, TREE_BAGGAGE
 
 # How long a cancelled tree's later calls are refused.
 CANCELLED_MEMORY = 120.0

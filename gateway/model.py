@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias, TypeVar
@@ -162,7 +162,6 @@ class CallRecord:
     attempts: int = 0
     retries: list[dict[str, JSON]] = field(default_factory=list)
     fallback: str = ""
-    fallback_reason: str = ""
     # The route that took the call ("" when it went straight to an agent).
     route: str = ""
     # Model tokens the answering attempts reported (None: the framework did not say).
@@ -171,6 +170,10 @@ class CallRecord:
     tree_calls: int = 0
     # The workflow run it started, when it called a workflow ("" otherwise).
     workflow_run: str = ""
+    # Set by a caller that may answer before the call ends (the run of a blocking A2A SendMessage):
+    # an adapter whose upstream answered its own call while the work goes on (an A2A task left
+    # working) reports it here as a status event. The call still returns at its end.
+    on_answer: Callable[[Event], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +278,7 @@ class AgentSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class Attempt:
     """One upstream attempt: what an adapter receives.
 
     ``headers`` are the context headers to send upstream (trace context,

@@ -1,8 +1,12 @@
 """Shared HTTP mechanics for every HTTP-speaking adapter.
 
-One place turns aiohttp's exceptions and upstream statuses into the model's
+One place turns the HTTP client's exceptions and upstream statuses into the model's
 errors (transient or permanent), applies the call's remaining deadline, sends
 the context headers, and parses JSON and SSE replies. Adapters stay thin.
+
+Two clients send the one request of :meth:`HttpTransport.open`: the lean HTTP/1.1 client
+(:mod:`gateway.http1`, the default: :func:`lean_transports`) and aiohttp's ``ClientSession``
+(``server.upstream_client: aiohttp``, and whatever the lean one does not do).
 """
 
 from __future__ import annotations
@@ -15,12 +19,19 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
+from gateway.http1 import (
+    ConnectFailed,
+    ConnectionLost,
+    Http1Client,
+    Http1Error,
+    IncompleteBody,
+)
 from gateway.model import (
-    Call,
+    Attempt,
     GatewayError,
     UpstreamError,
     UpstreamRejected,
@@ -120,13 +131,21 @@ def decode_text(raw: bytes) -> str:
 
 @contextlib.contextmanager
 def mapped_errors(agent: str) -> Iterator[None]:
-    """Map transport exceptions to the model's errors (the one boundary for aiohttp)."""
+    """Map transport exceptions to the model's errors (the one boundary for aiohttp and the lean client)."""
     try:
         yield
     except GatewayError:
         raise
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout("the agent did not answer in time", agent=agent) from exc
+    except ConnectFailed as exc:
+        raise UpstreamUnavailable(
+            f"cannot connect to the agent: {exc.os_error.strerror or exc}", agent=agent, reached=False
+        ) from exc
+    except (ConnectionLost, IncompleteBody) as exc:
+        raise UpstreamUnavailable(f"the connection to the agent broke: {type(exc).__name__}", agent=agent) from exc
+    except Http1Error as exc:
+        raise UpstreamUnavailable(f"HTTP error talking to the agent: {type(exc).__name__}", agent=agent) from exc
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(
             f"cannot connect to the agent: {exc.os_error.strerror or exc}", agent=agent, reached=False
@@ -139,11 +158,17 @@ def mapped_errors(agent: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"HTTP error talking to the agent: {type(exc).__name__}", agent=agent) from exc
 
 
-def client_timeout(call: Call, agent: str = "") -> aiohttp.ClientTimeout:
+def remaining_time(call: Attempt, agent: str = "") -> float | None:
+    """Seconds left for the call's request (None: no limit); raises when none are left."""
     remaining = call.timeout()
     if remaining is not None and remaining <= 0:
         # aiohttp reads total=0 as "no limit": a spent deadline must fail here instead.
         raise UpstreamTimeout("the deadline passed before the agent was called", agent=agent)
+    return remaining
+
+
+def client_timeout(call: Attempt, agent: str = "") -> aiohttp.ClientTimeout:
+    remaining = remaining_time(call, agent)
     # No deadline means no total limit (long runs are legitimate); connecting is always bounded.
     return aiohttp.ClientTimeout(total=remaining, sock_connect=min(remaining or 10.0, 10.0))
 
@@ -181,11 +206,11 @@ class HttpTransport:
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
 
-    def _headers(self, call: Call, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _headers(self, call: Attempt, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**self.static_headers, **call.headers, **(extra or {})}
 
     def open(
-        self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+        self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
         """The one request this transport sends (with its TLS settings and the call's deadline);
         :class:`gateway.adapters.mock_upstream.MockUpstream` answers it from a function instead."""
@@ -201,7 +226,7 @@ class HttpTransport:
 
     async def request_json(
         self,
-        call: Call,
+        call: Attempt,
         method: str,
         path: str,
         body: Any = None,
@@ -229,7 +254,7 @@ class HttpTransport:
 
     async def stream_sse(
         self,
-        call: Call,
+        call: Attempt,
         method: str,
         path: str,
         body: Any = None,
@@ -251,6 +276,42 @@ class HttpTransport:
                     )
                 async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
                     yield event
+
+
+# What aiohttp's client would add to an adapter's request, less Accept-Encoding: replies come
+# uncompressed (a compressed one is still decoded).
+_LEAN_DEFAULT_HEADERS = {"accept": "*/*", "user-agent": "agent-gateway"}
+
+
+class LeanHttpTransport(HttpTransport):
+    """:class:`HttpTransport` sending through the lean HTTP/1.1 client (``client``, set by
+    :func:`lean_transports`); a URL with credentials in it still goes through aiohttp."""
+
+    client: ClassVar[Http1Client]
+
+    def open(
+        self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        if "@" in url.partition("://")[2].partition("/")[0]:
+            return super().open(call, method, url, body, headers)
+        remaining = remaining_time(call, self.agent)
+        return self.client.request(
+            method,
+            url,
+            headers,
+            None if body is None else json.dumps(body).encode(),
+            content_type="application/json" if body is not None else None,
+            ssl=self.ssl,
+            server_hostname=self.server_hostname,
+            timeout=remaining,
+            connect_timeout=min(remaining or 10.0, 10.0),
+            default_headers=_LEAN_DEFAULT_HEADERS,
+        )
+
+
+def lean_transports(client: Http1Client) -> type[HttpTransport]:
+    """The transport class for ``AdapterResources.transports`` whose requests ``client`` sends."""
+    return type("LeanHttpTransport", (LeanHttpTransport,), {"client": client})
 
 
 @dataclass(frozen=True, slots=True)

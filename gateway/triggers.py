@@ -41,7 +41,9 @@ from gateway.bus.build import build_bus
 from gateway.bus.consumer import Consumer, RedeliveryPolicy
 from gateway.bus.publisher import ATTR_DESTINATION, ATTR_MESSAGE_ID, ATTR_SYSTEM, EventPublisher
 from gateway.config.schema import GatewayConfig, Redelivery, Trigger
-from gateway.context import (
+from gateway.invoker import Invoker
+from gateway.model import JSON, Context, DataPart, GatewayError, Invocation, Result
+from gateway.propagation import (
     CALLS_BAGGAGE,
     HOPS_BAGGAGE,
     REQUEST_ID,
@@ -50,8 +52,6 @@ from gateway.context import (
     context_from_headers,
     otel_parent,
 )
-from gateway.invoker import Invoker
-from gateway.model import JSON, Context, DataPart, GatewayError, Invocation, Result
 from gateway.template import Template, message_for, output_record
 
 log = logging.getLogger("agent_gateway.events")

@@ -2,7 +2,8 @@
 
 Run: python scripts/config_reference.py > docs/config-reference.md   (or `make config-reference`)
 
-Everything comes from gateway/config/schema.py: the pydantic models give keys, types,
+Everything comes from gateway/config/schema.py (the root, re-exporting the section modules
+beside it): the pydantic models give keys, types,
 defaults and constraints; a field's `description=` or, failing that, the comment lines
 just above it in the source give the meaning. tests/deploy/test_config_reference.py fails
 when the committed docs/config-reference.md is stale.
@@ -225,8 +226,9 @@ def _cell(text: str) -> str:
 
 def _resolve_forward_references() -> None:
     """Models that name a class defined later in the schema keep a ForwardRef until rebuilt."""
+    package = schema.__name__.rpartition(".")[0] + "."
     for value in vars(schema).values():
-        if inspect.isclass(value) and issubclass(value, BaseModel) and value.__module__ == schema.__name__:
+        if inspect.isclass(value) and issubclass(value, BaseModel) and value.__module__.startswith(package):
             value.model_rebuild(force=True, _types_namespace=vars(schema))
 
 

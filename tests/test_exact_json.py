@@ -34,7 +34,7 @@ from gateway.server.app import GatewayServer
 from gateway.template import Template
 from tests.bus.nats_support import NATS_URL, Names, delete_nats_resources, require_nats
 from tests.conftest import GatewayFactory, Starter
-from tests.test_wire_json import typed
+from tests.helpers.wire import typed
 
 PAYLOAD: dict[str, Any] = {"order": 7, "big": 12345678901234567890, "neg": -3, "f": 1.5, "nested": {"n": [1, 2.0, 3]}}
 TEXT = json.dumps(PAYLOAD)

@@ -151,7 +151,7 @@ def test_cli_routes_explain() -> None:
     import subprocess
     import sys
 
-    from tests.config.test_loader import ROOT
+    from tests.helpers.paths import ROOT
 
     path = ROOT / "examples" / "gateway.yaml"
     done = subprocess.run(

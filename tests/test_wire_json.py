@@ -9,10 +9,8 @@ protobuf reads it, never accepted where protobuf refuses it.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,6 +34,7 @@ from gateway.model import (
     Role,
     TextPart,
 )
+from tests.helpers.wire import typed
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -105,27 +104,6 @@ def invocations(text: st.SearchStrategy[str], values: st.SearchStrategy[Any]) ->
 
 
 # -- comparing ----------------------------------------------------------------
-
-
-def typed(value: Any) -> Any:
-    """A comparable form that tells 1 from 1.0 and True from 1, and ignores key order."""
-    if isinstance(value, enum.Enum):
-        return ("enum", value.value)
-    if isinstance(value, bool) or value is None:
-        return ("const", value)
-    if isinstance(value, int):
-        return ("int", value)
-    if isinstance(value, float):
-        return ("float", value)
-    if isinstance(value, str):
-        return ("str", value)
-    if isinstance(value, Mapping):
-        return ("map", sorted((k, typed(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return ("list", [typed(v) for v in value])
-    if dataclasses.is_dataclass(value):
-        return (type(value).__name__, [(f.name, typed(getattr(value, f.name))) for f in dataclasses.fields(value)])
-    raise TypeError(f"unexpected {type(value)}")
 
 
 def outcome(produce: Callable[[], Any]) -> Any:

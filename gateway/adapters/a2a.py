@@ -29,19 +29,32 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
 from yarl import URL
 
 from gateway.adapters.a2a_grpc import A2AGrpcUpstream
-from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
+from gateway.adapters.a2a_options import (
+    CANCEL_METHOD,
+    FAILED,
+    GET_METHOD,
+    METHODS,
+    PENDING,
+    POLL_FIRST,
+    POLL_MAX,
+    REJECTED,
+    TERMINAL,
+    WAITING,
+    A2AOptions,
+    origin_of,
+)
+from gateway.adapters.base import Adapter, AdapterResources
 from gateway.adapters.kit import conversation_id, send_cancel, sse_json, upstream_uuid
 from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     GatewayError,
@@ -57,52 +70,6 @@ from gateway.protocols.a2a import a2a_part, frame_kind, gateway_message, gateway
 from gateway.transport import HttpTransport
 
 CONTEXT_NAMESPACE = uuid.UUID("b3c1d7e2-5a4f-5b6c-8d9e-0f1a2b3c4d5e")
-CARD_PATH = "/.well-known/agent-card.json"
-_METHODS = {
-    "1.0": ("SendMessage", "SendStreamingMessage"),
-    "0.3": ("message/send", "message/stream"),
-}
-_CANCEL_METHOD = {"1.0": "CancelTask", "0.3": "tasks/cancel"}
-_GET_METHOD = {"1.0": "GetTask", "0.3": "tasks/get"}
-# Polling a task the agent answered before it ended: the first wait, doubling up to the last.
-POLL_FIRST = 0.05
-POLL_MAX = 1.0
-_TERMINAL = {"completed", "failed", "canceled", "rejected"}
-# Terminal and interrupted states, normalized to the 0.3 spelling.
-_FAILED = {"failed", "canceled"}
-_REJECTED = {"rejected"}
-# The task waits for the client.
-_WAITING = {"input-required", "auth-required"}
-# Accepted but not done: a non-blocking server's answer to SendMessage.
-_PENDING = {"submitted", "working"}
-
-
-class A2AOptions(AdapterOptions):
-    protocol_version: Literal["1.0", "0.3"] = "1.0"
-    # The JSON-RPC endpoint; discovered from the agent card when empty.
-    rpc_url: str = ""
-    card_path: str = CARD_PATH
-    # Sent to the endpoint's origin (and rpc_url's) only: typically credentials.
-    headers: dict[str, str] = Field(default_factory=dict)
-    # Call a card's JSON-RPC URL on another origin than the endpoint (without the headers above).
-    # Off: the card's path is called on the endpoint's origin, so a card cannot send calls elsewhere.
-    follow_card_url: bool = False
-    # The binding to the upstream: JSON-RPC, HTTP+JSON (REST), gRPC, or "auto" (the card's JSON-RPC
-    # interface, else its HTTP+JSON one, else its gRPC one). With HTTP+JSON, rpc_url is the REST base URL.
-    binding: Literal["auto", "JSONRPC", "HTTP+JSON", "GRPC"] = "auto"
-    # The gRPC target (host:port) and tenant; from the card's GRPC interface when empty.
-    grpc_target: str = ""
-    grpc_tenant: str = ""
-    # A unary call is sent as a stream and its frames assembled into the task, so abandoning it
-    # (a cancelled run, a caller gone) cancels the upstream task too. Off for agents without streaming.
-    invoke_by_stream: bool = True
-
-
-Origin = tuple[str, str, int | None]
-
-
-def origin_of(url: URL) -> Origin:
-    return (url.scheme.lower(), (url.host or "").lower(), url.port)
 
 
 class _NotStreamed(Exception):
@@ -156,7 +123,7 @@ class A2AAdapter(Adapter):
             return str(url)
         return str(self.endpoint.origin().join(URL(url.raw_path_qs, encoded=True)))
 
-    async def rpc_url(self, call: Call) -> str:
+    async def rpc_url(self, call: Attempt) -> str:
         """The JSON-RPC endpoint, from the agent card on first use ("" once the card chose gRPC)."""
         if self._rpc_url or self._grpc is not None:
             return self._rpc_url
@@ -206,11 +173,11 @@ class A2AAdapter(Adapter):
         endpoint_host = self.endpoint.host or ""
         return f"[{endpoint_host}]:{port}" if ":" in endpoint_host else f"{endpoint_host}:{port}"
 
-    def _request(self, call: Call, streaming: bool) -> dict[str, Any]:
-        method = _METHODS[self.options.protocol_version][1 if streaming else 0]
+    def _request(self, call: Attempt, streaming: bool) -> dict[str, Any]:
+        method = METHODS[self.options.protocol_version][1 if streaming else 0]
         return {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": self._params(call)}
 
-    def _params(self, call: Call) -> dict[str, Any]:
+    def _params(self, call: Attempt) -> dict[str, Any]:
         """The ``SendMessageRequest`` (JSON-RPC ``params``; over gRPC always in 1.0 shapes)."""
         version = "1.0" if self._grpc is not None or self._rest else self.options.protocol_version
         source = call.invocation.messages[-1]
@@ -259,17 +226,17 @@ class A2AAdapter(Adapter):
         return answer
 
     def _check_state(self, state: str, task: Mapping[str, Any]) -> None:
-        if state in _FAILED | _REJECTED:
+        if state in FAILED | REJECTED:
             status_message = task.get("status", {}).get("message") if isinstance(task.get("status"), dict) else None
             reason = gateway_message(status_message).text if isinstance(status_message, dict) else ""
-            error = UpstreamRejected if state in _REJECTED else UpstreamError
+            error = UpstreamRejected if state in REJECTED else UpstreamError
             raise error(
                 f"the A2A task ended {state}{': ' + reason if reason else ''}",
                 agent=self.spec.name,
                 details={"a2a_task_id": task.get("id") or task.get("taskId"), "a2a_state": state},
             )
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         url = await self.rpc_url(call)
         if self.options.invoke_by_stream and not self._unary_only:
             try:
@@ -283,7 +250,7 @@ class A2AAdapter(Adapter):
         kind, payload = frame_kind(reply)
         if kind == "message":
             return Result(self.spec.name, (gateway_message(payload),))
-        if normalize_state(payload.get("status", {}).get("state")) in _PENDING:
+        if normalize_state(payload.get("status", {}).get("state")) in PENDING:
             payload = await self._settled(call, url, payload)
         state = normalize_state(payload.get("status", {}).get("state"))
         self._check_state(state, payload)
@@ -309,16 +276,17 @@ class A2AAdapter(Adapter):
         usage = token_usage(task_metadata.get("usage")) if isinstance(task_metadata, dict) else None
         return Result(self.spec.name, tuple(messages), metadata, usage)
 
-    async def _settled(self, call: Call, url: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _settled(self, call: Attempt, url: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
         """The task polled with ``GetTask`` until it ends or waits for the client (within the call's
         deadline); given up on (deadline, caller gone, failure), it is cancelled upstream."""
         task_id = str(task.get("id") or "")
         if not task_id:
             return task
+        self._answered(call, task)
         delay = POLL_FIRST
         settled = False
         try:
-            while normalize_state(task.get("status", {}).get("state")) in _PENDING:
+            while normalize_state(task.get("status", {}).get("state")) in PENDING:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, POLL_MAX)
                 task = await self._get_task(call, url, task_id)
@@ -328,7 +296,18 @@ class A2AAdapter(Adapter):
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
         return task
 
-    async def _get_task(self, call: Call, url: str, task_id: str) -> Mapping[str, Any]:
+    def _answered(self, call: Attempt, task: Mapping[str, Any]) -> None:
+        """Tell a caller listening (``CallRecord.on_answer``) that the agent answered its call with
+        the task working: its turn is over there, though the task goes on."""
+        report = call.invocation.record.on_answer
+        state = normalize_state(task.get("status", {}).get("state"))
+        # A submitted task is an agent that does not block at all (FastA2A): nothing to mirror.
+        if report is None or not self.options.mirror_blocking or state != "working":
+            return
+        data = {"state": state, "task_id": task.get("id"), "context_id": task.get("contextId"), "answered": True}
+        report(Event("status", data=data))
+
+    async def _get_task(self, call: Attempt, url: str, task_id: str) -> Mapping[str, Any]:
         if self._grpc is not None:
             return await self._grpc.get(call, task_id)
         if self._rest:
@@ -337,13 +316,13 @@ class A2AAdapter(Adapter):
         body = {
             "jsonrpc": "2.0",
             "id": uuid.uuid4().hex,
-            "method": _GET_METHOD[self.options.protocol_version],
+            "method": GET_METHOD[self.options.protocol_version],
             "params": {"id": task_id},
         }
         _, envelope = await self.transport_for(url).request_json(call, "POST", url, body)
         return frame_kind(self._result(envelope))[1]
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         url = await self.rpc_url(call)
         task_id = ""
         state = ""
@@ -360,9 +339,9 @@ class A2AAdapter(Adapter):
                     yield event
             ended = True
         finally:
-            if task_id and not ended and state not in _TERMINAL:
+            if task_id and not ended and state not in TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
-        if task_id and state in _PENDING:
+        if task_id and state in PENDING:
             # The agent closed its stream with the task still open (an a2a-sdk executor that returned
             # early): followed with GetTask until it ends or waits, as a unary call's task is.
             task = await self._settled(call, url, {"id": task_id, "status": {"state": state}})
@@ -372,7 +351,7 @@ class A2AAdapter(Adapter):
             for event in self._events("status-update", task, streamed):
                 yield event
 
-    async def _unary(self, call: Call, url: str) -> Mapping[str, Any]:
+    async def _unary(self, call: Attempt, url: str) -> Mapping[str, Any]:
         """``SendMessage`` on the binding in use: the task (or message) it answers."""
         if self._grpc is not None:
             return await self._grpc.send(call, self._params(call))
@@ -384,7 +363,7 @@ class A2AAdapter(Adapter):
         _, envelope = await self.transport_for(url).request_json(call, "POST", url, self._request(call, False))
         return self._result(envelope)
 
-    async def _assembled(self, call: Call, url: str) -> Mapping[str, Any]:
+    async def _assembled(self, call: Attempt, url: str) -> Mapping[str, Any]:
         """The stream's frames assembled as the unary answer would be (the task, its artifacts with
         appended parts joined); an abandoned stream cancels the task upstream."""
         task: dict[str, Any] = {}
@@ -426,12 +405,12 @@ class A2AAdapter(Adapter):
                 raise
             raise _NotStreamed from exc
         finally:
-            if task_id and not ended and state not in _TERMINAL:
+            if task_id and not ended and state not in TERMINAL:
                 self.cancel_abandoned(call, {"task_id": task_id, "rpc_url": url})
         task["artifacts"] = list(artifacts.values())
         return {"task": task}
 
-    async def _frames(self, call: Call, url: str) -> AsyncIterator[Mapping[str, Any]]:
+    async def _frames(self, call: Attempt, url: str) -> AsyncIterator[Mapping[str, Any]]:
         """The stream's results (StreamResponse JSON), whichever binding carries them."""
         if self._grpc is not None:
             async for frame in self._grpc.stream(call, self._params(call)):
@@ -445,7 +424,7 @@ class A2AAdapter(Adapter):
         async for sse in self.transport_for(url).stream_sse(call, "POST", url, self._request(call, True)):
             yield self._result(sse_json(sse, self.spec.name, "A2A"))
 
-    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
+    async def cancel(self, call: Attempt, upstream: Mapping[str, str]) -> None:
         """``CancelTask`` (``tasks/cancel`` in 0.3) for the task the stream was following."""
         if self._grpc is not None:
             await self._grpc.cancel(call, upstream["task_id"])
@@ -458,7 +437,7 @@ class A2AAdapter(Adapter):
             body = {
                 "jsonrpc": "2.0",
                 "id": uuid.uuid4().hex,
-                "method": _CANCEL_METHOD[self.options.protocol_version],
+                "method": CANCEL_METHOD[self.options.protocol_version],
                 "params": {"id": upstream["task_id"]},
             }
         # Through the transport the task was followed on (its CA, client certificate and server
@@ -494,7 +473,7 @@ class A2AAdapter(Adapter):
         self._check_state(state, payload)
         events = []
         status_message = payload.get("status", {}).get("message")
-        if state in _WAITING and isinstance(status_message, dict):
+        if state in WAITING and isinstance(status_message, dict):
             # What the agent asks the client (the answer continues the task): part of the reply.
             events.append(Event("message", message=gateway_message(status_message)))
         events.append(

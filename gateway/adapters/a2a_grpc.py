@@ -19,7 +19,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from gateway.adapters.base import CANCEL_TIMEOUT
 from gateway.adapters.kit import grpc_metadata
 from gateway.grpc_transport import channel_credentials, rpc_error
-from gateway.model import Call, UpstreamError, UpstreamTls
+from gateway.model import Attempt, UpstreamError, UpstreamTls
 
 
 class A2AGrpcUpstream:
@@ -38,7 +38,7 @@ class A2AGrpcUpstream:
             self.channel = grpc.aio.insecure_channel(target)
         self.stub = a2a_grpc.A2AServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
-    def _metadata(self, call: Call) -> tuple[tuple[str, str], ...]:
+    def _metadata(self, call: Attempt) -> tuple[tuple[str, str], ...]:
         return grpc_metadata(call, self.static_metadata, deadline_header=False)  # the gRPC deadline carries it
 
     def _request(self, params: Mapping[str, Any]) -> a2a_pb.SendMessageRequest:
@@ -50,7 +50,7 @@ class A2AGrpcUpstream:
             request.tenant = self.tenant
         return request
 
-    async def send(self, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def send(self, call: Attempt, params: Mapping[str, Any]) -> dict[str, Any]:
         """``SendMessage``: the ``SendMessageResponse`` as 1.0 JSON (``{"task"}`` or ``{"message"}``)."""
         try:
             response = await self.stub.SendMessage(
@@ -60,7 +60,7 @@ class A2AGrpcUpstream:
             raise rpc_error(self.agent, exc) from None
         return MessageToDict(response)
 
-    async def stream(self, call: Call, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, call: Attempt, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """``SendStreamingMessage``: each ``StreamResponse`` as 1.0 JSON."""
         rpc = self.stub.SendStreamingMessage(
             self._request(params), metadata=self._metadata(call), timeout=call.timeout()
@@ -73,7 +73,7 @@ class A2AGrpcUpstream:
         finally:
             rpc.cancel()
 
-    async def get(self, call: Call, task_id: str) -> dict[str, Any]:
+    async def get(self, call: Attempt, task_id: str) -> dict[str, Any]:
         """``GetTask``: the task as 1.0 JSON."""
         request = a2a_pb.GetTaskRequest(id=task_id, tenant=self.tenant)
         try:
@@ -82,7 +82,7 @@ class A2AGrpcUpstream:
             raise rpc_error(self.agent, exc) from None
         return MessageToDict(task)
 
-    async def cancel(self, call: Call, task_id: str) -> None:
+    async def cancel(self, call: Attempt, task_id: str) -> None:
         request = a2a_pb.CancelTaskRequest(id=task_id, tenant=self.tenant)
         with contextlib.suppress(grpc.aio.AioRpcError):  # best effort: the task may have ended meanwhile
             await self.stub.CancelTask(request, metadata=self._metadata(call), timeout=CANCEL_TIMEOUT)

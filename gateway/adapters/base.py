@@ -1,6 +1,6 @@
 """The adapter interface: one small class per framework protocol.
 
-An adapter turns a :class:`~gateway.model.Call` into the framework's native
+An adapter turns a :class:`~gateway.model.Attempt` into the framework's native
 request, sends it, and maps the reply (or stream) back to a
 :class:`~gateway.model.Result` or :class:`~gateway.model.Event` objects. It
 classifies failures into the model's error types (transient or permanent) and
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.model import AgentSpec, Call, Event, Result
+from gateway.model import AgentSpec, Attempt, Event, Result
 
 # Defined below the adapters, so the composition roots (server, eval) build it without importing an adapter.
 from gateway.transport import AdapterResources as AdapterResources
@@ -56,19 +56,19 @@ class Adapter(abc.ABC):
         cls.Options.model_validate(dict(options))
 
     @abc.abstractmethod
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         """Send one attempt and return the complete result."""
 
-    def stream(self, call: Call) -> AsyncIterator[Event]:
+    def stream(self, call: Attempt) -> AsyncIterator[Event]:
         """Send one attempt and yield its events; by default one ``message`` per result message."""
         return self._stream_from_invoke(call)
 
-    async def _stream_from_invoke(self, call: Call) -> AsyncIterator[Event]:
+    async def _stream_from_invoke(self, call: Attempt) -> AsyncIterator[Event]:
         result = await self.invoke(call)
         for message in result.messages:
             yield Event("message", message=message)
 
-    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:  # noqa: B027 - optional hook
+    async def cancel(self, call: Attempt, upstream: Mapping[str, str]) -> None:  # noqa: B027 - optional hook
         """Cancel the upstream run named by ``upstream`` (the ids the adapter read from its
         framework: a LangGraph run, an A2A task) the framework's own way.
 
@@ -78,7 +78,7 @@ class Adapter(abc.ABC):
         (which the abandonment already did) is the cancel.
         """
 
-    def cancel_abandoned(self, call: Call, upstream: Mapping[str, str]) -> None:
+    def cancel_abandoned(self, call: Attempt, upstream: Mapping[str, str]) -> None:
         """Run :meth:`cancel` without holding up the caller (whose task is being cancelled,
         or whose deadline is spent); best effort, bounded by ``CANCEL_TIMEOUT``."""
 

@@ -5,7 +5,7 @@
 is polled until the crew is done. Both status shapes are accepted:
 ``status: running|completed|error`` and ``state: RUNNING|SUCCESS|FAILED``.
 Polling honours the call's deadline; a stream reports progress as ``status``
-events and ends with the crew's output. ``gateway/adapters/crewai_host.py`` serves a
+events and ends with the crew's output. ``gateway/hosts/crewai.py`` serves a
 user's own Crew over this API.
 """
 
@@ -25,7 +25,7 @@ from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     Message,
@@ -52,7 +52,7 @@ class CrewAIOptions(AdapterOptions):
     default_inputs: dict[str, Any] = Field(default_factory=dict)
 
 
-def crew_inputs(call: Call, text_input: str, defaults: dict[str, Any]) -> dict[str, Any]:
+def crew_inputs(call: Attempt, text_input: str, defaults: dict[str, Any]) -> dict[str, Any]:
     """Inputs from ``params.inputs``, else a JSON object part, else the text under ``text_input``."""
     params = call.invocation.options.params
     if isinstance(params.get("inputs"), dict):
@@ -78,7 +78,7 @@ class CrewAIAdapter(Adapter):
         self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
         self._status_path = "/status/{id}"
 
-    async def kickoff(self, call: Call) -> str:
+    async def kickoff(self, call: Attempt) -> str:
         inputs = crew_inputs(call, self.options.text_input, self.options.default_inputs)
         body = {"inputs": inputs, "meta": call_ids(call.context)}
         try:
@@ -106,7 +106,7 @@ class CrewAIAdapter(Adapter):
             f"agent's options.text_input (now {self.options.text_input!r}) to the input that takes the text",
         )
 
-    async def status(self, call: Call, kickoff_id: str) -> dict[str, Any]:
+    async def status(self, call: Attempt, kickoff_id: str) -> dict[str, Any]:
         path = self._status_path.format(id=kickoff_id)
         status, body = await self.transport.request_json(call, "GET", path, allow_statuses=frozenset({404}))
         unknown_execution = isinstance(body, dict) and "error" in body
@@ -118,7 +118,7 @@ class CrewAIAdapter(Adapter):
             raise UpstreamNotFound(f"the crew lost track of kickoff {kickoff_id}", agent=self.spec.name)
         return body
 
-    async def _poll(self, call: Call) -> AsyncIterator[dict[str, Any]]:
+    async def _poll(self, call: Attempt) -> AsyncIterator[dict[str, Any]]:
         """Each status until a final one (yielded last); honours the deadline."""
         kickoff_id = await self.kickoff(call)
         deadline = call.context.deadline
@@ -156,13 +156,13 @@ class CrewAIAdapter(Adapter):
         usage = token_usage(result.get("token_usage")) if isinstance(result, dict) else None
         return Result(self.spec.name, (Message(Role.AGENT, parts),), metadata, usage)
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         final: dict[str, Any] = {}
         async for status in self._poll(call):
             final = status
         return self._final(final)
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         last_progress: Any = None
         async for status in self._poll(call):
             progress = (status.get("current_task"), status.get("progress"))

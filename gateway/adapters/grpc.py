@@ -21,7 +21,7 @@ from gateway.adapters.kit import grpc_metadata
 from gateway.grpc_transport import channel_credentials, rpc_error
 from gateway.model import (
     AgentSpec,
-    Call,
+    Attempt,
     Event,
     InvalidRequest,
     Result,
@@ -57,12 +57,12 @@ class GrpcAgentAdapter(Adapter):
             self.channel = grpc.aio.insecure_channel(target, options=options)
         self.stub = pb_grpc.AgentGatewayServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
-    def _request(self, call: Call) -> pb.InvokeRequest:
+    def _request(self, call: Attempt) -> pb.InvokeRequest:
         request = wire.invocation_to_pb(call.invocation)
         request.agent = self.options.remote_agent or self.spec.name
         return request
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         try:
             response = await self.stub.Invoke(self._request(call), metadata=grpc_metadata(call), timeout=call.timeout())
         except grpc.aio.AioRpcError as exc:
@@ -73,7 +73,7 @@ class GrpcAgentAdapter(Adapter):
             raise UpstreamError(f"the agent sent a malformed reply: {exc.message}", agent=self.spec.name) from None
         return Result(self.spec.name, result.messages, result.metadata)
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         request = wire.stream_request(self._request(call))
         rpc = self.stub.InvokeStream(request, metadata=grpc_metadata(call), timeout=call.timeout())
         try:

@@ -26,7 +26,7 @@ from gateway.adapters.kit import json_or_none
 from gateway.adapters.usage import token_usage
 from gateway.model import (
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     InvalidRequest,
@@ -58,15 +58,15 @@ class HttpAgentAdapter(Adapter):
             resources.http, spec.name, spec.endpoint, self.options.headers, self.options.max_event_bytes, spec.tls
         )
 
-    def _body(self, call: Call) -> dict[str, Any]:
+    def _body(self, call: Attempt) -> dict[str, Any]:
         return wire_json.invocation_json(call.invocation)
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         _, body = await self.transport.request_json(call, "POST", self.options.invoke_path, self._body(call))
         usage = token_usage(body.get("usage")) if isinstance(body, dict) else None
         return Result(self.spec.name, self._messages(body), usage=usage)
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         async for sse in self.transport.stream_sse(call, "POST", self.options.stream_path, self._body(call)):
             if sse.event == "error":
                 raise UpstreamError(f"the agent reported an error: {sse.data[:512]}", agent=self.spec.name)

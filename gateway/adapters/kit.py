@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-from gateway.model import Call, Context, DataPart, Message, UpstreamError, UpstreamNotFound, UpstreamRejected
+from gateway.model import Attempt, Context, DataPart, Message, UpstreamError, UpstreamNotFound, UpstreamRejected
 from gateway.protocols.sse import SseEvent
 from gateway.transport import HttpTransport
 
@@ -49,7 +49,7 @@ def call_ids(context: Context, names: tuple[str, ...] = CALL_IDS) -> dict[str, s
 
 
 def grpc_metadata(
-    call: Call, static: Mapping[str, str] | None = None, *, deadline_header: bool = True
+    call: Attempt, static: Mapping[str, str] | None = None, *, deadline_header: bool = True
 ) -> tuple[tuple[str, str], ...]:
     """gRPC metadata (lower-case keys) from ``static`` and the call's headers; without the
     deadline header where the gRPC deadline carries it."""
@@ -108,16 +108,16 @@ def json_or_none(text: str) -> Any:
         return None
 
 
-def without_deadline(call: Call) -> Call:
+def without_deadline(call: Attempt) -> Attempt:
     """``call`` with no deadline (and no deadline header): a cancel must go out even when the
     caller's time is spent; ``Adapter.cancel_abandoned`` bounds it instead."""
     context = dataclasses.replace(call.context, deadline=None)
     invocation = dataclasses.replace(call.invocation, context=context)
     headers = {k: v for k, v in call.headers.items() if k.lower() != _DEADLINE_HEADER}
-    return Call(invocation, headers)
+    return Attempt(invocation, headers)
 
 
-async def send_cancel(transport: HttpTransport, call: Call, path: str, body: Any = None) -> None:
+async def send_cancel(transport: HttpTransport, call: Attempt, path: str, body: Any = None) -> None:
     """POST the cancel of an abandoned run through ``transport``: the agent's headers, TLS
     settings (CA, client certificate, server name) and error mapping, free of the call's deadline."""
     await transport.request_json(without_deadline(call), "POST", path, body)

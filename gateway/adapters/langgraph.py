@@ -48,7 +48,7 @@ from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     FilePart,
@@ -200,12 +200,12 @@ class LangGraphAdapter(Adapter):
             headers["x-api-key"] = self.options.api_key
         self.transport = resources.transports(resources.http, spec.name, spec.endpoint, headers, tls=spec.tls)
 
-    def thread_id(self, call: Call) -> str | None:
+    def thread_id(self, call: Attempt) -> str | None:
         """The LangGraph thread UUID for this call, or None for a stateless run."""
         gateway_id = conversation_id(call.context, self.options.thread_from)
         return upstream_uuid(THREAD_NAMESPACE, self.spec.name, gateway_id) if gateway_id else None
 
-    def _run_body(self, call: Call, stream_mode: list[str] | None) -> dict[str, Any]:
+    def _run_body(self, call: Attempt, stream_mode: list[str] | None) -> dict[str, Any]:
         params = call.invocation.options.params
         graph_input = params.get("input")
         if graph_input is None:
@@ -223,13 +223,13 @@ class LangGraphAdapter(Adapter):
             body["stream_mode"] = stream_mode
         return body
 
-    def _path(self, call: Call, suffix: str) -> tuple[str, str | None]:
+    def _path(self, call: Attempt, suffix: str) -> tuple[str, str | None]:
         thread = self.thread_id(call)
         if thread is None:
             return f"/runs/{suffix}", None
         return f"/threads/{thread}/runs/{suffix}", thread
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         path, thread = self._path(call, "wait")
         body = self._run_body(call, None)
         if thread is not None:
@@ -258,7 +258,7 @@ class LangGraphAdapter(Adapter):
                 f"the graph failed: {kind}: {message}", agent=self.spec.name, details={"langgraph_error": kind}
             )
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         requested = call.invocation.options.params.get("stream_mode")
         modes = [requested] if isinstance(requested, str) else list(requested or self.options.stream_mode)
         path, thread = self._path(call, "stream")
@@ -285,7 +285,7 @@ class LangGraphAdapter(Adapter):
             if thread is not None and run_id and not ended:
                 self.cancel_abandoned(call, {"thread_id": thread, "run_id": run_id})
 
-    async def cancel(self, call: Call, upstream: Mapping[str, str]) -> None:
+    async def cancel(self, call: Attempt, upstream: Mapping[str, str]) -> None:
         """Cancel the run on its thread (LangGraph marks it ``interrupted``)."""
         await send_cancel(self.transport, call, f"/threads/{upstream['thread_id']}/runs/{upstream['run_id']}/cancel")
 

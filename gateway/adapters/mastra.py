@@ -35,7 +35,7 @@ from gateway.adapters.usage import token_usage
 from gateway.model import (
     JSON,
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     FilePart,
@@ -142,7 +142,7 @@ class MastraAdapter(Adapter):
         agent_id = quote(self.options.agent_id or spec.name, safe="")
         self._agent_path = f"{self.options.api_prefix.rstrip('/')}/agents/{agent_id}"
 
-    def memory(self, call: Call) -> dict[str, str] | None:
+    def memory(self, call: Attempt) -> dict[str, str] | None:
         """Mastra's ``{"thread", "resource"}`` for this call, or None to run without memory."""
         ctx = call.context
         thread = conversation_id(ctx, self.options.thread_from)
@@ -150,7 +150,7 @@ class MastraAdapter(Adapter):
             return None
         return {"thread": thread, "resource": ctx.user_id or ctx.session_id or self.options.default_resource}
 
-    def _body(self, call: Call) -> dict[str, Any]:
+    def _body(self, call: Attempt) -> dict[str, Any]:
         params = call.invocation.options.params
         body: dict[str, Any] = {"messages": [mastra_message(m) for m in call.invocation.messages]}
         if (memory := self.memory(call)) is not None:
@@ -168,14 +168,14 @@ class MastraAdapter(Adapter):
             f"the Mastra server has no agent {agent_id!r}: check `agent_id` and `new Mastra({{agents}})`",
         )
 
-    def _metadata(self, call: Call, extra: Mapping[str, JSON]) -> dict[str, JSON]:
+    def _metadata(self, call: Attempt, extra: Mapping[str, JSON]) -> dict[str, JSON]:
         metadata: dict[str, JSON] = {k: v for k, v in extra.items() if v not in (None, {}, [])}
         if (memory := self.memory(call)) is not None:
             metadata["mastra_thread_id"] = memory["thread"]
             metadata["mastra_resource_id"] = memory["resource"]
         return metadata
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         with self._agent_errors():
             _, body = await self.transport.request_json(call, "POST", f"{self._agent_path}/generate", self._body(call))
         if not isinstance(body, dict):
@@ -199,7 +199,7 @@ class MastraAdapter(Adapter):
         messages = (Message(Role.AGENT, tuple(parts)),) if parts else ()
         return Result(self.spec.name, messages, metadata, token_usage(usage))
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
+    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
         with self._agent_errors():
             async for sse in self.transport.stream_sse(call, "POST", f"{self._agent_path}/stream", self._body(call)):
                 if sse.data.strip() == STREAM_END:
@@ -207,7 +207,7 @@ class MastraAdapter(Adapter):
                 if (event := self._event(call, sse)) is not None:
                     yield event
 
-    def _event(self, call: Call, sse: SseEvent) -> Event | None:
+    def _event(self, call: Attempt, sse: SseEvent) -> Event | None:
         chunk = sse_json(sse, self.spec.name, "Mastra")
         if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
             raise UpstreamError("the Mastra stream sent a chunk without a type", agent=self.spec.name)

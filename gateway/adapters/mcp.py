@@ -20,7 +20,7 @@ from gateway.adapters.kit import structured_input
 from gateway.adapters.mcp_client import McpHttpUpstream
 from gateway.model import (
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Message,
     Part,
@@ -51,12 +51,12 @@ class McpToolAdapter(Adapter):
         self.options: McpToolOptions
         self.client = McpHttpUpstream(spec.name, resources.http, spec.endpoint, self.options.headers)
 
-    def _arguments(self, call: Call) -> dict[str, Any]:
+    def _arguments(self, call: Attempt) -> dict[str, Any]:
         message = call.invocation.messages[-1] if call.invocation.messages else None
         found = structured_input(message, self.options.argument) if message is not None else None
         return found if found is not None else {self.options.argument: ""}
 
-    async def invoke(self, call: Call) -> Result:
+    async def invoke(self, call: Attempt) -> Result:
         answer = await self.client.request(
             call, "tools/call", {"name": self.options.tool, "arguments": self._arguments(call)}
         )

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.model import Call, UpstreamError, UpstreamUnavailable
+from gateway.model import Attempt, UpstreamError, UpstreamUnavailable
 from gateway.protocols import mcp
 from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, parse_sse
 from gateway.transport import (
@@ -75,10 +75,10 @@ class McpHttpUpstream:
         self._ready = asyncio.Lock()
         self._ids = itertools.count(1)
 
-    def _trace_meta(self, call: Call) -> dict[str, str]:
+    def _trace_meta(self, call: Attempt) -> dict[str, str]:
         return {k: v for k, v in call.headers.items() if k in mcp.TRACE_KEYS}
 
-    def _headers(self, call: Call, message: Mapping[str, Any], version: str) -> dict[str, str]:
+    def _headers(self, call: Attempt, message: Mapping[str, Any], version: str) -> dict[str, str]:
         headers = {**self.static_headers, **call.headers, "accept": _ACCEPT, "content-type": "application/json"}
         headers.update(mcp.request_headers(message, version))
         params = message.get("params") or {}
@@ -90,7 +90,7 @@ class McpHttpUpstream:
         return headers
 
     async def _exchange(
-        self, call: Call, message: dict[str, Any], version: str
+        self, call: Attempt, message: dict[str, Any], version: str
     ) -> AsyncIterator[tuple[Mapping[str, str], dict[str, Any]]]:
         """POST one message; yield (response headers, each JSON-RPC message of the answer)."""
         with mapped_errors(self.name):
@@ -127,7 +127,7 @@ class McpHttpUpstream:
                 yield response.headers, parsed
 
     async def _single(
-        self, call: Call, message: dict[str, Any], version: str
+        self, call: Attempt, message: dict[str, Any], version: str
     ) -> tuple[Mapping[str, str], dict[str, Any]]:
         answer: tuple[Mapping[str, str], dict[str, Any]] | None = None
         async for headers, item in self._exchange(call, message, version):
@@ -137,7 +137,7 @@ class McpHttpUpstream:
             raise UpstreamUnavailable("the MCP upstream closed the stream before answering", agent=self.name)
         return answer
 
-    async def ensure_ready(self, call: Call) -> str:
+    async def ensure_ready(self, call: Attempt) -> str:
         """The protocol version spoken with this upstream, negotiating it on first use."""
         if self.version is not None:
             return self.version
@@ -147,7 +147,7 @@ class McpHttpUpstream:
             assert self.version is not None
             return self.version
 
-    async def _negotiate(self, call: Call) -> None:
+    async def _negotiate(self, call: Attempt) -> None:
         if self.pinned is not None and self.pinned != mcp.MODERN:
             await self._initialize(call)
             return
@@ -170,7 +170,7 @@ class McpHttpUpstream:
             return
         await self._initialize(call)
 
-    def _modern_meta(self, call: Call) -> dict[str, Any]:
+    def _modern_meta(self, call: Attempt) -> dict[str, Any]:
         return {
             mcp.META_VERSION: mcp.MODERN,
             mcp.META_CLIENT_INFO: CLIENT_INFO,
@@ -178,7 +178,7 @@ class McpHttpUpstream:
             **self._trace_meta(call),
         }
 
-    async def _initialize(self, call: Call) -> None:
+    async def _initialize(self, call: Attempt) -> None:
         self.session_id = None
         message = {
             "jsonrpc": "2.0",
@@ -201,7 +201,7 @@ class McpHttpUpstream:
         async for _ in self._exchange(call, mcp.notification("notifications/initialized"), self.version):
             pass
 
-    def _message(self, call: Call, method: str, params: Mapping[str, Any], version: str) -> dict[str, Any]:
+    def _message(self, call: Attempt, method: str, params: Mapping[str, Any], version: str) -> dict[str, Any]:
         meta: dict[str, Any] = self._modern_meta(call) if version == mcp.MODERN else self._trace_meta(call)
         # The capabilities of the client the gateway relays for (what a tool may ask of it) win over its own none.
         asked = dict(params.get("_meta") or {}).get(mcp.META_CLIENT_CAPABILITIES)
@@ -209,7 +209,7 @@ class McpHttpUpstream:
             meta[mcp.META_CLIENT_CAPABILITIES] = dict(asked)
         return {"jsonrpc": "2.0", "id": f"agw-{next(self._ids)}", "method": method, "params": with_meta(params, meta)}
 
-    async def stream(self, call: Call, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, call: Attempt, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Yield the upstream's notifications for this request as they come, and the requests it makes
         of the gateway meanwhile (2025-11-25 sampling, elicitation: the reader answers each with
         :meth:`respond`, or the upstream waits), then its response (``result`` or ``error``, with the
@@ -232,7 +232,7 @@ class McpHttpUpstream:
                 async with self._ready:
                     await self._initialize(call)
 
-    async def request(self, call: Call, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def request(self, call: Attempt, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The upstream's response message to one request (notifications on the way are dropped, and
         requests refused: nobody is there to answer them)."""
         final: dict[str, Any] = {}
@@ -243,13 +243,13 @@ class McpHttpUpstream:
                 final = item
         return final
 
-    async def respond(self, call: Call, answer: Mapping[str, Any]) -> None:
+    async def respond(self, call: Attempt, answer: Mapping[str, Any]) -> None:
         """Answer a request the upstream made during a call (a JSON-RPC response, on its session)."""
         version = await self.ensure_ready(call)
         async for _ in self._exchange(call, dict(answer), version):
             pass
 
-    async def listen(self, call: Call, resources: Sequence[str] = ()) -> AsyncIterator[dict[str, Any]]:
+    async def listen(self, call: Attempt, resources: Sequence[str] = ()) -> AsyncIterator[dict[str, Any]]:
         """The upstream's notifications outside any request while the stream lasts: on 2026-07-28 a
         ``subscriptions/listen`` (its acknowledgement dropped) for the list changes, or with ``resources``
         for those resources' updates only; on 2025-11-25 the GET stream (list changes, and the updates of

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.adapters.mcp_client import CLIENT_INFO, with_meta
-from gateway.model import Call, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.model import Attempt, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.protocols import mcp
 
 log = logging.getLogger("agent_gateway.mcp.stdio")
@@ -120,7 +120,7 @@ class McpStdioUpstream:
         await self._write(mcp.notification("notifications/initialized"))
         self._failures = 0
 
-    async def ensure_ready(self, call: Call | None = None) -> str:
+    async def ensure_ready(self, call: Attempt | None = None) -> str:
         async with self._lock:
             if self._closed:
                 raise UpstreamUnavailable("the gateway is stopping", agent=self.name, reached=False)
@@ -198,7 +198,7 @@ class McpStdioUpstream:
         finally:
             self._pending.pop(message["id"], None)
 
-    async def request(self, call: Call, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def request(self, call: Attempt, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         await self.ensure_ready(call)
         trace = {k: v for k, v in call.headers.items() if k in mcp.TRACE_KEYS}
         message = {
@@ -215,11 +215,11 @@ class McpStdioUpstream:
         except TimeoutError:
             raise UpstreamTimeout("the stdio MCP server did not answer in time", agent=self.name) from None
 
-    async def respond(self, call: Call, answer: Mapping[str, Any]) -> None:
+    async def respond(self, call: Attempt, answer: Mapping[str, Any]) -> None:
         """Answer a request the server made (it declares no capability to be asked, so none is expected)."""
         await self._write(answer)
 
-    async def stream(self, call: Call, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, call: Attempt, method: str, params: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The request's progress notifications as they come, then its response."""
         meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, Mapping) else None

@@ -33,7 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.adapters.base import AdapterResources
-from gateway.model import Call
+from gateway.model import Attempt
 from gateway.protocols.sse import format_sse
 from gateway.transport import ByteStream, HttpTransport, UpstreamResponse, client_timeout
 
@@ -110,7 +110,7 @@ def _transport_of(upstream: MockUpstream) -> type[HttpTransport]:
 
     class MockTransport(HttpTransport):
         def open(
-            self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+            self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
         ) -> contextlib.AbstractAsyncContextManager[UpstreamResponse]:
             client_timeout(call, self.agent)  # a spent deadline fails before sending, as with aiohttp
             request = MockRequest(self.agent, method, url, dict(headers), body, self.ssl, self.server_hostname)

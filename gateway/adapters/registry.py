@@ -1,6 +1,11 @@
 """Adapter kinds by name. Imports are lazy so a framework's adapter costs
 nothing until a config uses it; third-party adapters register through the
-``agent_gateway.adapters`` entry-point group."""
+``agent_gateway.adapters`` entry-point group.
+
+``BUILTIN`` is the one list of built-in kinds: the config's ``agents.<name>.kind`` accepts these
+and the entry points (checked in config/references.py, whose error names the known kinds), and
+nothing else lists them, so adding an adapter is its module, one line here and its tests.
+"""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.bus.base import Delivery, EventBus, Subscription
-from gateway.context import with_fresh_hops
 from gateway.model import GatewayError, UpstreamError
+from gateway.propagation import with_fresh_hops
 
 log = logging.getLogger("agent_gateway.bus")
 

@@ -178,10 +178,6 @@ class NatsBus(EventBus):
         return f"{self.stream_prefix}_{prefix.upper().replace('-', '_')}"
 
     @property
-    def stream_names(self) -> list[str]:
-        return [self.stream_name(p) for p in (*self.prefixes, self.dead_letter_prefix)]
-
-    @property
     def processed_bucket(self) -> str:
         return f"{self.stream_prefix}_processed"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from gateway.bus.base import EventBus, PublishAck
-from gateway.context import TIMEOUT_MS, outbound_headers
 from gateway.model import JSON, Context, GatewayError
+from gateway.propagation import TIMEOUT_MS, outbound_headers
 
 ATTR_SYSTEM = "messaging.system"
 ATTR_DESTINATION = "messaging.destination.name"

@@ -17,7 +17,6 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from gateway import model
-from gateway.context import WORKFLOW_RUN_BAGGAGE
 from gateway.model import (
     JSON,
     DataPart,
@@ -31,6 +30,7 @@ from gateway.model import (
     UpstreamError,
 )
 from gateway.patterns.durable import DurableRun, DurableWorkflows
+from gateway.propagation import WORKFLOW_RUN_BAGGAGE
 from gateway.template import Template, message_for, output_record
 
 # A journaled failure comes back as the class of its code.

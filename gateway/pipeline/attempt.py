@@ -10,8 +10,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from gateway.adapters.base import Adapter
-from gateway.context import outbound_headers
-from gateway.model import AgentSpec, Call, Event, GatewayError, Invocation, Result, TokenUsage, add_usage
+from gateway.model import AgentSpec, Attempt, Event, GatewayError, Invocation, Result, TokenUsage, add_usage
+from gateway.propagation import outbound_headers
 from gateway.telemetry import tracing as t
 from gateway.telemetry.metrics import GatewayMetrics
 
@@ -66,14 +66,14 @@ class AttemptHandler:
         m.child(m.attempts, self.spec.name, outcome).inc()
         m.child(m.attempt_seconds, self.spec.name, outcome).observe(time.perf_counter() - started)
 
-    def _start(self, invocation: Invocation) -> tuple[trace.Span, Call]:
+    def _start(self, invocation: Invocation) -> tuple[trace.Span, Attempt]:
         attributes = _span_attributes(invocation, self.spec)
         if invocation.attempt > 1 and invocation.record.retries:
             # The wait before this retry, so a trace shows the backoff between attempt spans.
             attributes[t.ATTR_BACKOFF_MS] = invocation.record.retries[-1].get("backoff_ms", 0)
         span = self.tracer.start_span(self.span_name, kind=SpanKind.CLIENT, attributes=attributes)
         headers = outbound_headers(invocation.context, trace.set_span_in_context(span, otel_context.get_current()))
-        return span, Call(invocation, headers)
+        return span, Attempt(invocation, headers)
 
     async def invoke(self, invocation: Invocation) -> Result:
         invocation.record.attempts += 1

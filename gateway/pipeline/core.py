@@ -14,7 +14,6 @@ from gateway.adapters.base import AdapterResources
 from gateway.call_budget import CallTrees, TreeCall
 from gateway.checks import CheckResult
 from gateway.config.schema import GatewayConfig
-from gateway.context import HOPS_BAGGAGE
 from gateway.evals.online import EvaluationRecorder
 from gateway.model import (
     AgentSpec,
@@ -36,6 +35,7 @@ from gateway.patterns.run import WorkflowRunner
 from gateway.pipeline.plan import Plan, PlanServices, Upstream, build_plan, policy_chain
 from gateway.policies.base import Policy
 from gateway.policies.build import PolicyRegistry
+from gateway.propagation import HOPS_BAGGAGE
 from gateway.routing import RouteDecision, RouteRequest
 from gateway.telemetry.calls import CallObserver
 from gateway.telemetry.metrics import GatewayMetrics
@@ -61,7 +61,7 @@ class Gateway:
         self.metrics = GatewayMetrics(
             lambda: plan.policies if (plan := getattr(self, "plan", None)) else PolicyRegistry()
         )
-        self.calls = CallObserver(self.metrics, PolicyRegistry(), config.telemetry.logging.payloads)
+        self.observer = CallObserver(self.metrics, PolicyRegistry(), config.telemetry.logging.payloads)
         self.evaluation_recorder = EvaluationRecorder(tracer, [self._count_check])
         # The request trees with calls in flight here, each with its call budget.
         self.trees = CallTrees()
@@ -81,11 +81,11 @@ class Gateway:
 
     def _use(self, plan: Plan) -> None:
         self.plan = plan
-        calls = self.calls
-        calls.policies = plan.policies
-        calls.payloads = plan.config.telemetry.logging.payloads
-        calls.upstream_body_excerpt = plan.config.server.upstream_body_excerpt
-        calls.known = plan.known
+        observer = self.observer
+        observer.policies = plan.policies
+        observer.payloads = plan.config.telemetry.logging.payloads
+        observer.upstream_body_excerpt = plan.config.server.upstream_body_excerpt
+        observer.known = plan.known
 
     def reload(self, config: GatewayConfig) -> Callable[[], Awaitable[None]]:
         """Apply a new configuration's agents, routes, policies, workflows and checks.
@@ -188,10 +188,10 @@ class Gateway:
 
     def _release(self, admitted: _Admitted, started: float, error: GatewayError | None, *, streamed: bool) -> None:
         self.trees.leave(admitted.tree, cancelled=isinstance(error, Cancelled))
-        self.calls.finished(admitted.invocation, started, error, streamed=streamed)
+        self.observer.finished(admitted.invocation, started, error, streamed=streamed)
 
     async def invoke(self, invocation: Invocation) -> Result:
-        started = self.calls.started(invocation)
+        started = self.observer.started(invocation)
         admitted: _Admitted | None = None
         error: GatewayError | None = None
         try:
@@ -208,7 +208,7 @@ class Gateway:
             if admitted is not None:
                 self._release(admitted, started, error, streamed=False)
             else:
-                self.calls.finished(invocation, started, error, streamed=False)
+                self.observer.finished(invocation, started, error, streamed=False)
 
     def open_stream(self, invocation: Invocation) -> tuple[str, AsyncIterator[Event]]:
         """Route now (so routing errors surface before any byte is sent) and
@@ -221,14 +221,14 @@ class Gateway:
         except GatewayError as error:
             if admitted is not None:
                 self.trees.leave(admitted.tree)
-            self.calls.failed(invocation, error)
+            self.observer.failed(invocation, error)
             raise
         return routed.agent, self._watched(admitted, events)
 
     async def _watched(self, admitted: _Admitted, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         invocation = admitted.invocation
-        started = self.calls.started(invocation)
-        label = self.calls.label(invocation.agent)
+        started = self.observer.started(invocation)
+        label = self.observer.label(invocation.agent)
         self.metrics.child(self.metrics.streams_open, label).inc()
         error: GatewayError | None = None
         try:

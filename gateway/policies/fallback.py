@@ -59,7 +59,6 @@ class FallbackPolicy(Policy):
     def _note(self, invocation: Invocation, target: str, error: GatewayError) -> None:
         reason = f"{error.code.value}: {error.message}"
         invocation.record.fallback = target
-        invocation.record.fallback_reason = reason
         trace.get_current_span().add_event("fallback", {"agw.fallback.target": target, "agw.fallback.reason": reason})
         log.warning("falling back from %s to %s: %s", invocation.agent, target, reason)
 

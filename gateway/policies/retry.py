@@ -31,10 +31,6 @@ def retryable(error: GatewayError, spec: RetrySpec) -> bool:
     return any((condition == "transient" and error.transient) or condition in codes for condition in spec.retry_on)
 
 
-def _numbered(invocation: Invocation, attempt: int) -> Invocation:
-    return invocation if attempt == invocation.attempt else evolve(invocation, attempt=attempt)
-
-
 class RetryBudgetWindow:
     """Counts calls and retries per second over a sliding window: a retry is allowed
     while retries stay under ``ratio`` of the calls (or the per-second floor)."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gateway.config.schema import ListenerCommon, Security
-from gateway.context import SESSION_ID, THREAD_ID, USER_ID
 from gateway.model import PermissionDenied, Unauthenticated
+from gateway.propagation import SESSION_ID, THREAD_ID, USER_ID
 from gateway.security.authn import (
     REJECTED,
     ApiKeyAuthenticator,

@@ -36,7 +36,7 @@ from gateway.server.disconnect import caller_gone
 from gateway.server.json_body import read_json
 from gateway.server.relay import Bounds, Relay, Wire, cancels_on_disconnect
 from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY
-from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from gateway.server.sse_writer import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.tasks.errors import A2AError, UnsupportedOperation, VersionNotSupported
 
 log = logging.getLogger("agent_gateway.a2a")

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
 from gateway.config.schema import AdminListener, GatewayConfig, GrpcListener, HttpListener
+from gateway.http1 import Http1Client
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.pipeline import Gateway
 from gateway.runs.build import build_journal, build_run_store
@@ -56,7 +57,7 @@ from gateway.tasks.build import build_task_store
 from gateway.tasks.service import TaskService
 from gateway.tasks.store import TaskStore
 from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
-from gateway.transport import AdapterResources
+from gateway.transport import AdapterResources, lean_transports
 from gateway.triggers import EventRuntime
 
 if TYPE_CHECKING:
@@ -133,6 +134,8 @@ class GatewayServer:
         self._deadline = 0.0
         self.http_session: aiohttp.ClientSession | None = None
         self.passthrough_session: aiohttp.ClientSession | None = None
+        # The lean client of the adapters' and the passthrough's requests (None: aiohttp's).
+        self.upstream_client: Http1Client | None = None
         self.gateway: Gateway | None = None
         self.events: EventRuntime | None = None
         self.runner: web.AppRunner | None = None
@@ -194,12 +197,18 @@ class GatewayServer:
         # Passthrough must not decompress: bodies go through byte for byte.
         self.passthrough_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
         stack.push_async_callback(self.passthrough_session.close)
+        if self.config.server.upstream_client == "lean":
+            self.upstream_client = Http1Client()
+            stack.push_async_callback(self.upstream_client.close)
 
     async def _start_runtime(self, stack: contextlib.AsyncExitStack, tracer: Tracer) -> Gateway:
         """The gateway, its event runtime, durable workflows, background runs and A2A tasks."""
         assert self.http_session is not None
         config = self.config
-        self.gateway = gateway = Gateway(config, AdapterResources(http=self.http_session), tracer)
+        resources = AdapterResources(http=self.http_session)
+        if self.upstream_client is not None:
+            resources = AdapterResources(self.http_session, transports=lean_transports(self.upstream_client))
+        self.gateway = gateway = Gateway(config, resources, tracer)
         stack.push_async_callback(gateway.aclose)
         self.events = events = EventRuntime(config, gateway, tracer)
         gateway.publish_completion = events.publish_completion
@@ -231,7 +240,7 @@ class GatewayServer:
             self.task_store, a2a_runs, webhooks, bool(config.runs.webhooks.allowed_prefixes)
         )
         if config.security.token_budgets:
-            gateway.calls.on_finished.append(self._budgets.spent_by)
+            gateway.observer.on_finished.append(self._budgets.spent_by)
         stack.push_async_callback(tasks.aclose)
         return gateway
 
@@ -244,7 +253,7 @@ class GatewayServer:
         assert self.passthrough_session is not None
         assert self.events is not None
         config, security = self.config, self.config.security
-        passthrough = Passthrough(gateway, self.passthrough_session, tracer)
+        passthrough = Passthrough(gateway, self.passthrough_session, tracer, self.upstream_client)
         guard = ListenerGuard(http, security, self._limiter, self._budgets)
         app = build_http_app(gateway, passthrough, http, guard, self.drain)
         if self.state is not None and self.state_access is not None:

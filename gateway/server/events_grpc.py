@@ -6,8 +6,8 @@ import grpc
 
 from agentgateway.v1 import events_pb2 as pb_events
 from gateway import wire
-from gateway.context import context_from_headers
 from gateway.model import InvalidRequest
+from gateway.propagation import context_from_headers
 from gateway.security.guard import ListenerGuard
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
 from gateway.server.inbound import rpc_span, server_span

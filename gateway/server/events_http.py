@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.context import REQUEST_ID, context_from_headers
+from gateway.propagation import REQUEST_ID, context_from_headers
 from gateway.server.inbound import http_span, server_span
 from gateway.server.json_body import read_json
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY

@@ -16,9 +16,9 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.config.schema import GrpcListener
-from gateway.context import context_from_headers
 from gateway.model import CallRecord, Event, GatewayError, InvalidRequest, Invocation, ResourceExhausted, Unavailable
 from gateway.pipeline import Gateway
+from gateway.propagation import context_from_headers
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials

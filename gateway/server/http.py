@@ -19,7 +19,6 @@ from aiohttp.typedefs import Middleware
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire, wire_json
 from gateway.config.schema import HttpListener
-from gateway.context import REQUEST_ID
 from gateway.model import (
     CallRecord,
     Event,
@@ -31,6 +30,7 @@ from gateway.model import (
     new_request_id,
 )
 from gateway.pipeline import Gateway
+from gateway.propagation import REQUEST_ID
 from gateway.protocols.sse import format_sse
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
@@ -60,7 +60,7 @@ from gateway.server.request_keys import (
     REQUEST_ID_KEY,
     STARTED_KEY,
 )
-from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from gateway.server.sse_writer import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.server.steps_view import StepsView
 
 log = logging.getLogger("agent_gateway.http")

@@ -13,9 +13,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
-from gateway.context import inbound_context, otel_parent
 from gateway.model import GRPC_CODE_NUMBERS, CallRecord, Context, GatewayError, Invocation, Options
 from gateway.pipeline import Gateway
+from gateway.propagation import inbound_context, otel_parent
 from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Identity
 from gateway.telemetry import tracing as t

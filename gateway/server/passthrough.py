@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote
 
 import aiohttp
@@ -21,9 +22,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
-from gateway.context import REQUEST_ID, context_from_headers, inject_headers
+from gateway.http1 import Http1Client, Http1Response, RequestBodyFailed
 from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, Invocation, NotFound, code_for_http_status
 from gateway.pipeline import Gateway
+from gateway.propagation import REQUEST_ID, context_from_headers, inject_headers
 from gateway.routing import RouteRequest
 from gateway.server.inbound import http_span, record_headers, server_span
 from gateway.server.json_body import unreadable_body
@@ -102,10 +104,14 @@ def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
 class Passthrough:
     """Forwards raw HTTP to the endpoint of a configured agent (routes may send it to another)."""
 
-    def __init__(self, gateway: Gateway, session: aiohttp.ClientSession, tracer: Tracer) -> None:
+    def __init__(
+        self, gateway: Gateway, session: aiohttp.ClientSession, tracer: Tracer, client: Http1Client | None = None
+    ) -> None:
         self.gateway = gateway
         self.session = session
         self.tracer = tracer
+        # The lean HTTP/1.1 client; None: aiohttp's session sends (``server.upstream_client: aiohttp``).
+        self.client = client
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["agent"]
@@ -141,7 +147,7 @@ class Passthrough:
         invocation = Invocation(name, (), context, headers=inbound, record=CallRecord(attempts=1))
         invocation.record.route = decision.route or ""
         request[RECORD_KEY] = invocation.record
-        calls = self.gateway.calls
+        calls = self.gateway.observer
         started = calls.started(invocation)
         error: GatewayError | None = None
         status = 0
@@ -177,22 +183,11 @@ class Passthrough:
             headers[key] = value
         via = _via(request.version)
         _append_via(headers, via)
-        body = _body(request) if request.body_exists else None
         response: web.StreamResponse | None = None
         record = request[RECORD_KEY]
         try:
             with mapped_errors(agent):
-                timeout = aiohttp.ClientTimeout(total=context.remaining(), sock_connect=10)
-                async with self.session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                    # The caller's headers as they were: no Accept-Encoding or User-Agent it never sent.
-                    skip_auto_headers=_AUTO_HEADERS,
-                ) as upstream:
+                async with await self._request(request, url, headers, context) as upstream:
                     span.set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     trace.get_current_span().set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     response_headers = _forwardable(upstream.headers)
@@ -205,7 +200,7 @@ class Passthrough:
                     if upstream.headers.get("content-length") is not None:
                         response.content_length = int(upstream.headers["content-length"])
                     await response.prepare(request)
-                    async for chunk in upstream.content.iter_chunked(_CHUNK):
+                    async for chunk in _chunks(upstream):
                         await response.write(chunk)
                     await response.write_eof()
                     return response
@@ -223,6 +218,45 @@ class Passthrough:
         finally:
             span.end()
 
+    async def _request(
+        self, request: web.Request, url: URL, headers: CIMultiDict[str], context: Context
+    ) -> AbstractAsyncContextManager[Http1Response | aiohttp.ClientResponse]:
+        """The upstream request, through the lean client (or aiohttp's session)."""
+        if self.client is None:
+            return self.session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=_body(request) if request.body_exists else None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=context.remaining(), sock_connect=10),
+                # The caller's headers as they were: no Accept-Encoding or User-Agent it never sent.
+                skip_auto_headers=_AUTO_HEADERS,
+            )
+        body: bytes | AsyncIterator[bytes] | None = None
+        length = request.content_length if "content-encoding" not in request.headers else None
+        if request.body_exists:
+            # A small body of known length is sent in one write with the head; a larger (or
+            # unknown, or decoded by the server) one streams, chunked when its length is unknown.
+            body = await _whole_body(request) if length is not None and length <= _CHUNK else _body(request)
+        return self.client.request(
+            request.method,
+            str(url),
+            headers,
+            body,
+            content_length=length,
+            timeout=context.remaining(),
+            decompress=False,  # bytes through as they came
+            encoded=True,
+        )
+
+
+def _chunks(upstream: Http1Response | aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The reply's body as it arrives (the lean client's reads are bounded by its flow control)."""
+    if isinstance(upstream, Http1Response):
+        return upstream.iter_any()
+    return upstream.content.iter_chunked(_CHUNK)
+
 
 # aiohttp's client adds these when a request has none; a proxy must not.
 _AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent"})
@@ -237,6 +271,14 @@ def _append_via(headers: CIMultiDict[str], entry: str) -> None:
     earlier = ", ".join(headers.getall("via", []))
     headers.popall("via", None)
     headers["via"] = f"{earlier}, {entry}" if earlier else entry
+
+
+async def _whole_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        request[BODY_ERROR_KEY] = unreadable_body(exc)
+        raise RequestBodyFailed(f"the caller's body could not be read: {exc}") from exc
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:

@@ -12,9 +12,9 @@ from google.protobuf.message import Message as ProtoMessage
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import runs_pb2 as rpb
 from gateway import wire
-from gateway.context import SESSION_ID
 from gateway.model import GatewayError, InvalidRequest
 from gateway.pipeline import Gateway
+from gateway.propagation import SESSION_ID
 from gateway.runs.manager import RunManager
 from gateway.runs.messages import error_pb, event_pb, result_pb, run_to_pb
 from gateway.runs.store import RunRecord, StoredEvent

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
-from gateway.context import REQUEST_ID, SESSION_ID
 from gateway.model import GatewayError, InvalidRequest
+from gateway.propagation import REQUEST_ID, SESSION_ID
 from gateway.protocols.sse import format_sse
 from gateway.runs.manager import RunManager, RunNotFinished
 from gateway.runs.messages import error_body, result_pb, run_json
@@ -33,7 +33,7 @@ from gateway.server.inbound import http_span, inbound_call, server_span
 from gateway.server.json_body import invoke_request, read_json, whole_number
 from gateway.server.relay import Relay
 from gateway.server.request_keys import DRAIN_KEY, GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
-from gateway.server.sse import KEEPALIVE_FRAME, SSE_HEADERS
+from gateway.server.sse_writer import KEEPALIVE_FRAME, SSE_HEADERS
 from gateway.server.steps_view import StepsView
 
 RUNS_KEY = web.AppKey("runs", RunManager)

@@ -11,9 +11,9 @@ import grpc
 from google.protobuf.message import Message as ProtoMessage
 
 from agentgateway.v1 import state_pb2 as spb
-from gateway.context import context_from_headers
 from gateway.json_input import DEFAULT_MAX_DEPTH
 from gateway.model import InvalidRequest, NotFound
+from gateway.propagation import context_from_headers
 from gateway.security.guard import ListenerGuard
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, lenient
 from gateway.state.access import ScopeAccess

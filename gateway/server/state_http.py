@@ -22,8 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.config.schema import parse_duration
-from gateway.context import context_from_headers
 from gateway.model import InvalidRequest, NotFound
+from gateway.propagation import context_from_headers
 from gateway.server.json_body import read_json, whole_number
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, REQUEST_ID_KEY
 from gateway.server.state_grpc import after_from_token, page_token

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.context import SESSION_ID, THREAD_ID, USER_ID, WORKFLOW_RUN_BAGGAGE
 from gateway.model import Context, InvalidRequest, PermissionDenied
+from gateway.propagation import SESSION_ID, THREAD_ID, USER_ID, WORKFLOW_RUN_BAGGAGE
 from gateway.state.store import Scope, ScopeRef
 
 _SOURCE = {

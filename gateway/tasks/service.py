@@ -26,7 +26,7 @@ from typing import Any
 from gateway import wire
 from gateway.model import JSON, GatewayError, Invocation, Message, NotFound, Role, TextPart
 from gateway.protocols.a2a import agent_text, artifact_json, message_json, part_json, timestamp
-from gateway.runs.manager import RunManager
+from gateway.runs.manager import CANCEL_WAIT, RunManager
 from gateway.runs.messages import event_pb, result_pb
 from gateway.runs.store import RunRecord, RunStatus, StoredEvent
 from gateway.runs.webhook import WebhookSender
@@ -59,8 +59,6 @@ log = logging.getLogger("agent_gateway.a2a")
 # How many of a turn's last events are searched for the status that says it waits for input.
 _STATUS_LOOKBACK = 20
 _WAITING = {"input-required": INPUT_REQUIRED, "auth-required": AUTH_REQUIRED}
-# How long CancelTask waits for a run on another gateway to record its cancel.
-CANCEL_WAIT = 10.0
 NOTIFICATION_TOKEN_HEADER = "x-a2a-notification-token"
 
 
@@ -86,6 +84,12 @@ def status_update(record: TaskRecord) -> dict[str, Any]:
     """A 1.0 ``statusUpdate`` stream frame of the record's status."""
     task = task_json(record, 0, artifacts=False)
     return {"statusUpdate": {"taskId": record.task_id, "contextId": record.context_id, "status": task["status"]}}
+
+
+def _answered_early(stored: StoredEvent) -> bool:
+    """The status event an adapter reports when its upstream answered with the task still working."""
+    event = wire.event_from_pb(event_pb(stored))
+    return event.type == "status" and isinstance(event.data, dict) and event.data.get("answered") is True
 
 
 class TaskService:
@@ -253,9 +257,13 @@ class TaskService:
             log.warning("task %s could not be settled: %s", record.task_id, exc)
 
     async def wait(self, record: TaskRecord) -> TaskRecord:
-        """The task once its current turn ended (blocking SendMessage)."""
-        async for _ in self.runs.follow(record.run_id, record.owner):
-            pass
+        """The task once its current turn ended (blocking SendMessage), or once the upstream answered
+        its own blocking call with the task still working (an A2A agent whose executor returned):
+        answered working, as the agent itself would; the run follows the task on to its end."""
+        async with contextlib.aclosing(self.runs.follow(record.run_id, record.owner)) as items:
+            async for item in items:
+                if isinstance(item, StoredEvent) and _answered_early(item):
+                    break
         current = await self.store.get(record.task_id)
         return await self.settle(current or record)
 

@@ -10,7 +10,7 @@ import asyncio
 
 from gateway.adapters.a2a import A2AAdapter
 from gateway.adapters.mock_upstream import MockReply, MockRequest, MockUpstream
-from gateway.model import AgentSpec, Call, Context, Invocation, Message
+from gateway.model import AgentSpec, Attempt, Context, Invocation, Message
 
 REST = "http://agent.test/rest"
 SPEC = AgentSpec("rest", "a2a", "http://agent.test", {"binding": "HTTP+JSON", "rpc_url": REST})
@@ -30,7 +30,7 @@ def agent(request: MockRequest) -> MockReply:
 async def test_a_stream_left_at_its_deadline_cancels_the_task() -> None:
     upstream = MockUpstream(agent)
     context = Context().with_timeout(0.2)
-    call = Call(Invocation("rest", (Message.user("slow"),), context), {"x-timeout-ms": "200"})
+    call = Attempt(Invocation("rest", (Message.user("slow"),), context), {"x-timeout-ms": "200"})
     async with upstream.resources() as resources:
         adapter = A2AAdapter(SPEC, resources)
         stream = adapter.stream(call)

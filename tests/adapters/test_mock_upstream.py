@@ -7,10 +7,10 @@ import pytest
 
 from gateway.adapters.http import HttpAgentAdapter
 from gateway.adapters.mock_upstream import MockReply, MockRequest, MockUpstream
-from gateway.model import AgentSpec, Call, Invocation, Message, UpstreamUnavailable
+from gateway.model import AgentSpec, Attempt, Invocation, Message, UpstreamUnavailable
 
 SPEC = AgentSpec("echo", "http", "http://agent.test/base", {"headers": {"x-api-key": "k"}})
-CALL = Call(Invocation("echo", (Message.user("hi"),)), {"x-request-id": "r-1"})
+CALL = Attempt(Invocation("echo", (Message.user("hi"),)), {"x-request-id": "r-1"})
 
 
 async def test_an_async_handler_answers_and_sees_the_request() -> None:

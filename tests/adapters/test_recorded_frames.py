@@ -25,7 +25,7 @@ from gateway.adapters.mock_upstream import MockReply, MockRequest, MockUpstream
 from gateway.adapters.registry import adapter_class
 from gateway.model import (
     AgentSpec,
-    Call,
+    Attempt,
     DataPart,
     Event,
     GatewayError,
@@ -255,7 +255,7 @@ async def abandon(scenario: Scenario, tls: UpstreamTls) -> list[MockRequest]:
     spec = scenario.spec()
     spec = AgentSpec(spec.name, spec.kind, spec.endpoint, spec.options, tls=tls)
     base = scenario.call()
-    call = Call(base.invocation, {**base.headers, "x-timeout-ms": "20000"})
+    call = Attempt(base.invocation, {**base.headers, "x-timeout-ms": "20000"})
     async with upstream.resources() as resources:
         adapter: Adapter = adapter_class(scenario.kind)(spec, resources)
         stream = adapter.stream(call)

@@ -19,8 +19,8 @@ from opentelemetry import propagate
 import agentgateway_client as client
 from agentgateway_client import propagation, tools, wire
 from agentgateway_client import state as client_state
-from gateway import context as gateway_context
 from gateway import model
+from gateway import propagation as gateway_context
 from gateway import wire as gateway_wire
 from gateway.protocols import mcp
 from gateway.state import store

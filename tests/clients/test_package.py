@@ -14,7 +14,7 @@ import pytest
 
 from tests.clients import venv
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer, start_tool_server
+from tests.helpers.mcp import ToolServer, start_tool_server
 
 # What an agent must not pull in to call its sidecar (the gateway and its server-side stack).
 ABSENT = ("gateway", "redis", "nats", "jwt", "pydantic", "aiohttp")

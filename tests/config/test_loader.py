@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_config, load_config_text
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import ROOT
 
 BASE = """\
 agents:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.datapath.conftest import Rig, RigFactory, answer_text, read_sse
 from tests.datapath.shapes import CAP, KIB, OVER_CAP, SHAPES, SIZES, STREAM_SHAPES, Shape, filler, stream_responder
+from tests.helpers.datapath import Rig, RigFactory, answer_text, read_sse
 from tests.helpers.fault_upstream import Reply
 
 ADAPTERS = sorted(SHAPES)

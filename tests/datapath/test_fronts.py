@@ -17,8 +17,8 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from tests.conftest import GatewayFactory
-from tests.datapath.conftest import Rig, RigFactory, answer_text, read_sse
 from tests.datapath.shapes import CAP, KIB, MIB, OVER_CAP, SIZES, filler, replies, sse_body
+from tests.helpers.datapath import Rig, RigFactory, answer_text, read_sse
 from tests.helpers.fault_upstream import Reply
 
 AGENT = 'agents:\n  agent: {kind: http, endpoint: "{url}"}\n'

@@ -13,8 +13,8 @@ import pytest
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.conftest import GatewayFactory
-from tests.datapath.conftest import RigFactory
 from tests.datapath.shapes import MIB, filler
+from tests.helpers.datapath import RigFactory
 from tests.helpers.fault_upstream import Reply, SeenRequest, json_reply
 
 TRACEBACK = (

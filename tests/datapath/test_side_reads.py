@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from gateway.security import jwks
-from tests.datapath.conftest import RigFactory, answer_text
 from tests.datapath.shapes import MIB, SHAPES, filler, replies
+from tests.helpers.datapath import RigFactory, answer_text
 from tests.helpers.fault_upstream import Reply, SeenRequest, json_reply
 from tests.security.pki import TokenIssuer
 

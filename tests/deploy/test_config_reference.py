@@ -62,7 +62,7 @@ def test_every_row_is_described_resolved_and_consistent() -> None:
     script._resolve_forward_references()
     rendered = script.render()
     assert "ForwardRef" not in rendered, "a type named before its class: rebuild the models"
-    assert [r.key for r in rows if not r.description] == [], "give these fields a comment in gateway/config/schema.py"
+    assert [r.key for r in rows if not r.description] == [], "give these fields a comment in their gateway/config section module"
     assert "agents.<name>.tls.ca_file" in {r.key for r in script.rows(GatewayConfig)}
     # Durations read the same everywhere: `15s`, never a bare `15.0` beside `20s`.
     durations = [r for r in script.rows(GatewayConfig) if "duration" in r.type and r.default not in ("`null`", "required")]

@@ -8,10 +8,9 @@ the earlier tests run; the fixtures then only wait for readiness.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,34 +18,9 @@ import pytest
 from tests.frameworks import envs
 from tests.frameworks.apps import MODULE_SERVERS, SERVERS
 from tests.frameworks.servers import ServerProcess
+from tests.helpers.frameworks import framework_server, launched_early
 
-_launched_early: dict[str, ServerProcess] = {}
 _early_dirs: list[Path] = []
-
-
-def _progress(config: pytest.Config) -> Callable[[str], None]:
-    """Print build progress past pytest's capture: a first build takes minutes, say so."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-
-    def log(line: str) -> None:
-        if capture is None:
-            print(line)
-            return
-        with capture.global_and_fixture_disabled():
-            print(f"\n[frameworks] {line}", flush=True)
-
-    return log
-
-
-def require_env(config: pytest.Config, framework: str) -> Path:
-    """The framework environment's python; skips (fails under CI=true) when it cannot be built."""
-    try:
-        return envs.ensure_env(framework, log=_progress(config))
-    except envs.EnvUnavailable as exc:
-        reason = f"the {framework} test environment could not be built (run `make frameworks`): {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -57,33 +31,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     }
     for module in sorted(modules):
         for name in MODULE_SERVERS.get(module, ()):
-            if name in _launched_early:
+            if name in launched_early:
                 continue  # the first module to use it takes the early one; later ones start their own
             framework, launch = SERVERS[name]
             if framework is not None and not envs.is_current(framework):
                 continue  # the fixture builds the environment (or skips) and starts the server itself
             workdir = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
             _early_dirs.append(workdir)
-            _launched_early[name] = launch(workdir, workdir / "server.log")
+            launched_early[name] = launch(workdir, workdir / "server.log")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    for server in _launched_early.values():
+    for server in launched_early.values():
         server.stop(grace=1)
     for workdir in _early_dirs:
         shutil.rmtree(workdir, ignore_errors=True)
 
-
-def framework_server(name: str, config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
-    """The named server, ready: launched early when possible, else built and started now."""
-    framework, launch = SERVERS[name]
-    if framework is not None:
-        require_env(config, framework)
-    server = _launched_early.pop(name, None)
-    if server is None:
-        workdir = tmp_path_factory.mktemp(name)
-        server = launch(workdir, workdir / "server.log")
-    return server.wait_ready()
 
 @pytest.fixture(scope="module")
 def langgraph_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import GatewayFactory, Starter
-from tests.frameworks.conftest import require_env
 from tests.frameworks.envs import FRAMEWORKS_DIR
+from tests.helpers.frameworks import require_env
 
 pytestmark = pytest.mark.frameworks
 HOLD_LIMIT = 20.0

@@ -33,8 +33,8 @@ from google.protobuf.json_format import MessageToDict
 from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from gateway.adapters.a2a import CONTEXT_NAMESPACE
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
+from tests.helpers.frameworks import framework_server
 
 pytestmark = pytest.mark.frameworks
 

@@ -1,4 +1,4 @@
-"""The CrewAI adapter against a real Crew served by gateway/adapters/crewai_host.py (offline, scripted LLM).
+"""The CrewAI adapter against a real Crew served by gateway/hosts/crewai.py (offline, scripted LLM).
 
 The crew (``tests/frameworks/crewai/crew_app.py``) runs in its own environment
 (``.venvs/crewai``), started once for this module on a free loopback port with

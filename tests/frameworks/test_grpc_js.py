@@ -20,9 +20,9 @@ from opentelemetry.trace import SpanKind
 
 from agentgateway_client import AgentClient, ClientError, DataPart, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
-from tests.test_wire_json import typed
+from tests.helpers.frameworks import framework_server
+from tests.helpers.wire import typed
 
 pytestmark = pytest.mark.frameworks
 

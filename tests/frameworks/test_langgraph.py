@@ -21,8 +21,8 @@ from opentelemetry.trace import SpanKind
 from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from gateway.adapters.langgraph import THREAD_NAMESPACE
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
+from tests.helpers.frameworks import framework_server
 
 pytestmark = pytest.mark.frameworks
 

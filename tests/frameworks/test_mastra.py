@@ -23,8 +23,8 @@ from opentelemetry.trace import SpanKind
 
 from agentgateway_client import AgentClient, ClientError, DataPart, Event, StatusCode
 from tests.conftest import GatewayFactory
-from tests.frameworks.conftest import framework_server
 from tests.frameworks.servers import ServerProcess
+from tests.helpers.frameworks import framework_server
 
 pytestmark = pytest.mark.frameworks
 
@@ -238,7 +238,7 @@ async def test_token_usage_reaches_the_span_the_metrics_and_the_access_log(
     span_exporter: InMemorySpanExporter,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from tests.telemetry.test_admin import get, samples, value
+    from tests.helpers.metrics import get, samples, value
 
     caplog.set_level("INFO", logger="agent_gateway.access")
     async with gateway_factory(gateway_yaml(mastra_server.url)) as gw, aiohttp.ClientSession() as session:

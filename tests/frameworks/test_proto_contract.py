@@ -11,7 +11,7 @@ import pytest
 
 from agentgateway.v1 import gateway_pb2 as pb
 from tests.frameworks import envs
-from tests.frameworks.conftest import require_env
+from tests.helpers.frameworks import require_env
 
 ROOT = envs.REPO_ROOT
 RELEASED = ROOT / "proto" / "released" / "v0.2.0.binpb"

@@ -2,68 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-TOOL_SERVER = Path(__file__).with_name("tool_server.py")
-
-
-@dataclass
-class ToolServer:
-    process: subprocess.Popen[str]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
-
-    def seen(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/seen", timeout=5) as response:
-            seen: list[dict[str, Any]] = json.load(response)
-            return seen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def start_tool_server(name: str, script: Path = TOOL_SERVER) -> ToolServer:
-    process = subprocess.Popen(
-        [sys.executable, str(script), name],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("PORT "):
-        process.kill()
-        raise RuntimeError(f"the tool server did not start: {line!r}")
-    server = ToolServer(process, int(line.split()[1]))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).close()
-            return server
-        except urllib.error.HTTPError:
-            return server  # it answers (a 404 for "/"): up
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("the tool server never answered")
+from tests.helpers.mcp import ToolServer, start_tool_server
 
 
 @pytest.fixture(scope="module")

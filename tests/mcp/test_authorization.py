@@ -3,7 +3,6 @@ client credentials never forwarded, per-identity rate limits on the MCP front li
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,13 +12,7 @@ import pytest
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
-
-KEY_A, KEY_B, KEY_C = "key-for-alice-0123456789", "key-for-bob-0123456789", "key-for-carol-0123456789"
-
-
-def sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+from tests.helpers.mcp import KEY_A, KEY_B, KEY_C, ToolServer, sha
 
 
 def gateway_yaml(math: ToolServer, text: ToolServer) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from agentgateway_client import AgentClient, ClientError
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 INBOUND = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "x-session-id": "s-42"}

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.frameworks import envs
-from tests.mcp.conftest import ToolServer, start_tool_server
+from tests.helpers.mcp import ToolServer, start_tool_server
 
 HERE = Path(__file__).resolve().parent
 PROJECT = envs.FRAMEWORKS_DIR / "mcp"

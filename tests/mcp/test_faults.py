@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer, start_tool_server
+from tests.helpers.mcp import ToolServer, start_tool_server
 
 
 def gateway_yaml(server: ToolServer, breaker: bool = True) -> str:

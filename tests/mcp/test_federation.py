@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 MODES = ["legacy", "2026-07-28"]
 

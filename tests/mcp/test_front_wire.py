@@ -13,7 +13,7 @@ import pytest
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 META = {
     mcp.META_VERSION: mcp.MODERN,

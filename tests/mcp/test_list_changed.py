@@ -10,7 +10,7 @@ import aiohttp
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import start_tool_server
+from tests.helpers.mcp import start_tool_server
 
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 

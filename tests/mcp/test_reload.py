@@ -16,8 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from gateway.config import load_config
 from gateway.protocols import mcp
 from gateway.server.app import GatewayServer
-from tests.mcp.conftest import ToolServer
-from tests.mcp.test_resumption import ACCEPT, open_session, read_event
+from tests.helpers.mcp import ACCEPT, ToolServer, open_session, read_event
 
 CONFIG = """\
 listeners:

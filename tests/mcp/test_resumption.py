@@ -15,15 +15,8 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer, start_tool_server
-
-ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
-    "params": {"protocolVersion": mcp.LEGACY, "capabilities": {}, "clientInfo": {"name": "w", "version": "1"}},
-}  # fmt: skip
+from tests.helpers.mcp import ToolServer, open_session, read_event, start_tool_server
 
 
 def gateway_yaml(server: ToolServer, streams: str = "{}") -> str:
@@ -38,24 +31,6 @@ mcp:
 """
 
 
-async def read_event(response: aiohttp.ClientResponse, timeout: float = 10) -> dict[str, str] | None:
-    """The next SSE event's fields (id, retry, data, event), keep-alive comments skipped; None at the end."""
-    fields: dict[str, str] = {}
-    while True:
-        line = (await asyncio.wait_for(response.content.readline(), timeout)).decode()
-        if not line:
-            return None
-        line = line.rstrip("\n")
-        if not line:
-            if fields:
-                return fields
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        fields[name] = value.removeprefix(" ")
-
-
 async def read_all(response: aiohttp.ClientResponse) -> list[tuple[str, Any]]:
     """Every event until the stream ends: (id, decoded data; None for a priming event)."""
     events: list[tuple[str, Any]] = []
@@ -65,12 +40,6 @@ async def read_all(response: aiohttp.ClientResponse) -> list[tuple[str, Any]]:
             return events
         events.append((event["id"], json.loads(event["data"]) if event["data"] else None))
     raise AssertionError("the stream did not end")
-
-
-async def open_session(session: aiohttp.ClientSession, url: str) -> dict[str, str]:
-    async with session.post(url, data=json.dumps(INIT), headers=ACCEPT) as response:
-        assert response.status == 200
-        return {**ACCEPT, mcp.HEADER_SESSION: response.headers[mcp.HEADER_SESSION], mcp.HEADER_VERSION: mcp.LEGACY}
 
 
 def counting(n: int, request_id: int = 3, name: str = "count") -> str:

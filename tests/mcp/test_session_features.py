@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,10 +29,9 @@ from mcp_types import (
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer, start_tool_server
-from tests.mcp.test_authorization import KEY_A, KEY_B, sha
-from tests.mcp.test_conformance import HERE
+from tests.helpers.mcp import KEY_A, KEY_B, ToolServer, sha, start_tool_server
 
+HERE = Path(__file__).resolve().parent
 UPSTREAM_REVISIONS = ["modern", mcp.LEGACY]
 # Logging and resources/subscribe are what these tests exercise, deprecated in 2026-07-28 or not.
 DEPRECATED = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")

@@ -11,7 +11,7 @@ import aiohttp
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import TOOL_SERVER
+from tests.helpers.mcp import TOOL_SERVER
 
 
 def gateway_yaml() -> str:

@@ -13,7 +13,7 @@ from mcp import Client
 
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer, start_tool_server
+from tests.helpers.mcp import ToolServer, start_tool_server
 
 
 def gateway_yaml(server: ToolServer) -> str:

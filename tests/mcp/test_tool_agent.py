@@ -8,7 +8,7 @@ import aiohttp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 
 async def test_a_workflow_step_calls_an_mcp_tool(

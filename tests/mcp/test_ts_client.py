@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.frameworks import envs
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 PROJECT = envs.FRAMEWORKS_DIR / "mcp"
 

@@ -15,7 +15,7 @@ from mcp.shared.exceptions import MCPError
 from gateway.config import ConfigError, load_config_text
 from gateway.protocols import mcp
 from tests.conftest import GatewayFactory
-from tests.mcp.conftest import ToolServer
+from tests.helpers.mcp import ToolServer
 
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 INIT = {

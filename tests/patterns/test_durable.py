@@ -21,7 +21,7 @@ from aiohttp import web
 
 from tests.conftest import GatewayFactory, Starter
 from tests.frameworks.servers import free_port
-from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.redis import REDIS_URL, drop_prefix, redis_available
 
 
 class JournalAgents:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -14,7 +13,7 @@ import pytest
 from gateway.config.schema import CircuitBreakerSpec
 from gateway.model import CircuitOpen, Invocation, Result, UpstreamRejected, UpstreamUnavailable
 from gateway.policies.breaker import CircuitBreakerPolicy
-from tests.policies.test_retry import Flaky, invocation
+from tests.helpers.policies import Flaky, invocation, redis_url
 
 
 def breaker(**spec: object) -> CircuitBreakerPolicy:
@@ -116,19 +115,6 @@ async def test_old_outcomes_leave_the_window() -> None:
     assert policy.state == "closed"
 
 
-def redis_url() -> str:
-    import redis
-
-    url = "redis://127.0.0.1:6379/0"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("Redis is not running at 127.0.0.1:6379 (needed for the shared breaker)")
-    return url
-
-
 async def test_two_gateways_share_a_breaker_through_redis() -> None:
     url = redis_url()
     namespace = f"agw-test-{uuid.uuid4().hex}"
@@ -168,7 +154,7 @@ import asyncio, sys
 from gateway.config.schema import CircuitBreakerSpec
 from gateway.model import UpstreamUnavailable
 from gateway.policies.breaker import CircuitBreakerPolicy
-from tests.policies.test_retry import Flaky, invocation
+from tests.helpers.policies import Flaky, invocation
 assert "redis" not in sys.modules, "pybreaker loaded redis"
 spec = CircuitBreakerSpec(consecutive_failures=1, reset_timeout=30.0, storage="redis",
                           redis_url={url!r}, namespace={namespace!r})

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory, Starter
-from tests.runs.conftest import SlowAgent, slow_agent_app
-from tests.server.test_http_front import body, post, seen_headers
+from tests.helpers.http import body, post, seen_headers
+from tests.helpers.runs import SlowAgent, slow_agent_app
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from gateway.model import (
 )
 from gateway.policies.fallback import FallbackPolicy
 from gateway.policies.limits import ConcurrencyLimitPolicy
-from tests.policies.test_retry import Flaky, invocation, stream_of
+from tests.helpers.policies import Flaky, invocation, stream_of
 
 
 async def test_bulkhead_queues_then_rejects_fast() -> None:
@@ -84,7 +84,7 @@ def fallback(targets: list[dict[str, object]], on: str = "transient") -> tuple[F
     return FallbackPolicy(spec, dispatch, open_stream), called
 
 
-async def test_fallback_tries_targets_in_order_and_records_why() -> None:
+async def test_fallback_tries_targets_in_order_and_records_why(caplog: pytest.LogCaptureFixture) -> None:
     policy, called = fallback([{"agent": "broken"}, {"agent": "backup"}, {"static": {"text": "sorry"}}])
     call = invocation()
     result = await policy.invoke(call, Flaky(UpstreamUnavailable("down", agent="agent")))
@@ -92,7 +92,10 @@ async def test_fallback_tries_targets_in_order_and_records_why() -> None:
     assert result.text == "from backup"
     assert result.metadata["fallback"] == "backup"
     assert call.record.fallback == "backup"
-    assert call.record.fallback_reason == "UNAVAILABLE: down"
+    # Why: the original failure, in the log (and on the span) of each target tried.
+    assert [r.getMessage() for r in caplog.records if r.name == "agent_gateway.fallback"][-1].endswith(
+        "to backup: UNAVAILABLE: down"
+    )
 
 
 async def test_static_fallback_and_when_fallbacks_do_not_apply() -> None:

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory, Starter
+from tests.helpers.http import body, post
 from tests.policies.faults import (
     CUT_STREAM,
     FAIL_500,
@@ -23,7 +24,6 @@ from tests.policies.faults import (
     FaultyAgent,
     scripted,
 )
-from tests.server.test_http_front import body, post
 
 FAST_RETRY = "retry: {max_attempts: 3, backoff: {base: 1ms, max: 5ms}}"
 
@@ -249,7 +249,7 @@ async def test_grpc_front_reports_attempts_in_trailers(gateway_factory: GatewayF
 async def test_two_gateways_trip_together_through_redis(gateway_factory: GatewayFactory, serve_app: Starter) -> None:
     import uuid
 
-    from tests.policies.test_breaker import redis_url
+    from tests.helpers.policies import redis_url
 
     url = redis_url()
     namespace = f"agw-e2e-{uuid.uuid4().hex}"

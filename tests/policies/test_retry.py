@@ -12,8 +12,6 @@ from gateway.model import (
     Event,
     Invocation,
     Message,
-    Options,
-    Result,
     Role,
     TextPart,
     UpstreamError,
@@ -22,6 +20,7 @@ from gateway.model import (
     UpstreamUnavailable,
 )
 from gateway.policies.retry import RetryPolicy
+from tests.helpers.policies import Flaky, invocation, stream_of
 
 
 class FakeClock:
@@ -39,24 +38,6 @@ class FakeClock:
 
 def policy(clock: FakeClock, uniform: float = 1.0, **spec: object) -> RetryPolicy:
     return RetryPolicy(RetrySpec.model_validate(spec), sleep=clock.sleep, uniform=lambda: uniform, clock=clock)
-
-
-def invocation(idempotent: bool = True) -> Invocation:
-    return Invocation("agent", (Message(Role.USER, (TextPart("hi"),)),), options=Options(idempotent=idempotent))
-
-
-class Flaky:
-    """Fails with the given errors, in order, then succeeds; counts attempts."""
-
-    def __init__(self, *errors: Exception) -> None:
-        self.errors = list(errors)
-        self.attempts: list[int] = []
-
-    async def __call__(self, invocation: Invocation) -> Result:
-        self.attempts.append(invocation.attempt)
-        if self.errors:
-            raise self.errors.pop(0)
-        return Result("agent", (Message(Role.AGENT, (TextPart("ok"),)),))
 
 
 def unavailable(**kwargs: object) -> UpstreamUnavailable:
@@ -156,16 +137,6 @@ async def test_no_time_left_means_no_retry() -> None:
     with pytest.raises(UpstreamUnavailable):
         await policy(FakeClock(), backoff={"base": "1s", "max": "1s"}).invoke(call, upstream)
     assert call.record.retries[0]["stopped"] == "no time left before the deadline"
-
-
-def stream_of(*items: Event | Exception) -> AsyncIterator[Event]:
-    async def events() -> AsyncIterator[Event]:
-        for item in items:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-
-    return events()
 
 
 async def test_streams_retry_before_the_first_event_only() -> None:

@@ -12,7 +12,7 @@ import pytest
 from gateway.runs.journal import JournaledRun, WorkflowJournal
 from gateway.runs.journal_redis import RedisWorkflowJournal
 from gateway.runs.journal_sqlite import SqliteWorkflowJournal
-from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.redis import REDIS_URL, drop_prefix, redis_available
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -13,9 +13,8 @@ from aiohttp import web
 
 from gateway.runs.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from tests.conftest import GatewayFactory, Starter
-from tests.runs.conftest import SlowAgent
-from tests.runs.test_runs_http import agents_yaml, base, body, read_sse, submit, wait_status
-from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.redis import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.runs import SlowAgent, agents_yaml, base, body, read_sse, submit, wait_status
 
 SECRET = "s3cret-for-tests"
 

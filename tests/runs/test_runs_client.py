@@ -8,8 +8,7 @@ import pytest
 
 from agentgateway_client import AgentClient, ClientError, StatusCode
 from tests.conftest import GatewayFactory
-from tests.runs.conftest import SlowAgent
-from tests.runs.test_runs_http import agents_yaml
+from tests.helpers.runs import SlowAgent, agents_yaml
 
 
 async def test_submit_watch_resume_result_and_cancel(

@@ -16,8 +16,7 @@ from gateway import wire
 from gateway.server.app import GatewayServer
 from gateway.server.grpc import keepalive_options
 from tests.conftest import GatewayFactory
-from tests.runs.conftest import SlowAgent
-from tests.runs.test_runs_http import agents_yaml
+from tests.helpers.runs import SlowAgent, agents_yaml
 
 
 def request(agent: str, session: str = "s-g", **params: object) -> rpb.SubmitRunRequest:

@@ -4,97 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
-from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory
-from tests.runs.conftest import SlowAgent
-
-
-def agents_yaml(echo_url: str, slow_url: str, extra: str = "") -> str:
-    return f"""
-agents:
-  echo: {{kind: http, endpoint: "{echo_url}"}}
-  slow: {{kind: http, endpoint: "{slow_url}"}}
-workflows:
-  pipeline:
-    kind: sequential
-    steps:
-      - {{name: first, agent: echo}}
-      - {{name: second, agent: slow}}
-{extra}
-"""
-
-
-def body(agent: str, text: str = "hello world", session: str = "s-1", **params: Any) -> dict[str, Any]:
-    return {
-        "agent": agent,
-        "messages": [{"role": "ROLE_USER", "parts": [{"text": text}]}],
-        "context": {"sessionId": session},
-        "options": {"params": params},
-    }
+from tests.helpers.runs import SlowAgent, agents_yaml, base, body, read_sse, submit, wait_status
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-def base(server: GatewayServer) -> str:
-    return f"http://{server.addresses.http}"
-
-
-async def submit(http: aiohttp.ClientSession, server: GatewayServer, payload: dict[str, Any]) -> dict[str, Any]:
-    async with http.post(f"{base(server)}/v1/runs", json=payload) as response:
-        data: dict[str, Any] = await response.json()
-        assert response.status == 202, data
-        assert response.headers["location"] == f"/v1/runs/{data['runId']}"
-        return data
-
-
-async def wait_status(
-    http: aiohttp.ClientSession, server: GatewayServer, run_id: str, wanted: set[str], limit: float = 5.0
-) -> dict[str, Any]:
-    deadline = time.monotonic() + limit
-    while True:
-        async with http.get(f"{base(server)}/v1/runs/{run_id}") as response:
-            assert response.status == 200
-            run: dict[str, Any] = await response.json()
-        if run["status"] in wanted or time.monotonic() > deadline:
-            assert run["status"] in wanted, run
-            return run
-        await asyncio.sleep(0.02)
-
-
-async def read_sse(
-    response: aiohttp.ClientResponse, stop_after_events: int | None = None
-) -> list[tuple[str, str | None, str]]:
-    """(event name or ':' for a comment, id, data) per frame, until the stream ends (or enough events)."""
-    frames: list[tuple[str, str | None, str]] = []
-    name, ident, data = "message", None, []
-    async for raw in response.content:
-        line = raw.decode().rstrip("\r\n")
-        if line.startswith(":"):
-            frames.append((":", None, line))
-        elif line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("id: "):
-            ident = line[4:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-        elif line == "" and data:
-            frames.append((name, ident, "\n".join(data)))
-            name, ident, data = "message", None, []
-            if stop_after_events is not None and sum(f[0] == "event" for f in frames) >= stop_after_events:
-                break
-    return frames
 
 
 async def test_submit_poll_and_result(

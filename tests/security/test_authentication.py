@@ -14,8 +14,8 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory
+from tests.helpers.http import body, post, seen_headers
 from tests.security.pki import TokenIssuer
-from tests.server.test_http_front import body, post, seen_headers
 
 KEY = "s3cret-billing-key"
 OTHER_KEY = "s3cret-ops-key"

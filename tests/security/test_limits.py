@@ -12,7 +12,7 @@ import pytest
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.conftest import GatewayFactory
-from tests.server.test_http_front import body, post
+from tests.helpers.http import body, post
 
 
 def limited_yaml(echo_url: str, http: str, grpc_listener: str = "{address: '127.0.0.1:0'}") -> str:

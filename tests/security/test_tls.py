@@ -15,8 +15,8 @@ from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory
+from tests.helpers.http import body, seen_headers
 from tests.security.pki import CertificateAuthority, Issued
-from tests.server.test_http_front import body, seen_headers
 
 
 @pytest.fixture

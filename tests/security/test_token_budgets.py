@@ -10,7 +10,7 @@ from gateway.config.schema import TokenBudget
 from gateway.model import ResourceExhausted
 from gateway.security.budgets import TokenBudgets
 from tests.conftest import GatewayFactory, Starter
-from tests.server.test_http_front import body, post
+from tests.helpers.http import body, post
 
 ALICE, BOB = "alice-key-0123456789", "bob-key-0123456789"
 

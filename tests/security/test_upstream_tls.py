@@ -13,8 +13,8 @@ from aiohttp import web
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from examples import echo_agent, grpc_echo_agent
 from tests.conftest import GatewayFactory
+from tests.helpers.http import body, post
 from tests.security.pki import CertificateAuthority, Issued
-from tests.server.test_http_front import body, post
 
 
 @pytest.fixture

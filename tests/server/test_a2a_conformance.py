@@ -26,7 +26,7 @@ from examples import tck_agent
 from gateway.model import JSON
 from gateway.runs.webhook import DELIVERY_HEADER
 from tests.conftest import GatewayFactory, Starter
-from tests.server.test_a2a_operations import HeldAgent, agents_yaml
+from tests.helpers.a2a import HeldAgent, agents_yaml
 
 
 async def test_task_not_found_says_so_on_every_binding(gateway_factory: GatewayFactory, serve_app: Starter) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from multidict import CIMultiDict
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from tests.conftest import GatewayFactory, Starter
+from tests.helpers.http import body, post, seen_headers
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 INBOUND_TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -23,22 +23,6 @@ INBOUND_TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
 def agents_yaml(echo_url: str, **extra: str) -> str:
     more = "".join(f"  {name}:\n    kind: http\n    endpoint: {url}\n" for name, url in extra.items())
     return f"agents:\n  echo:\n    kind: http\n    endpoint: {echo_url}\n{more}"
-
-
-def body(text: str = "hello", **fields: Any) -> dict[str, Any]:
-    return {"messages": [{"role": "ROLE_USER", "parts": [{"text": text}]}], **fields}
-
-
-async def post(url: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, CIMultiDict[str], Any]:
-    async with aiohttp.ClientSession() as session:
-        data = payload if isinstance(payload, str | bytes) else json.dumps(payload)
-        async with session.post(url, data=data, headers=headers) as response:
-            return response.status, CIMultiDict(response.headers), await response.json(content_type=None)
-
-
-def seen_headers(response: dict[str, Any]) -> dict[str, str]:
-    parts = response["messages"][0]["parts"]
-    return next(p["data"]["headers"] for p in parts if "data" in p)
 
 
 async def test_invoke_injects_context_headers_upstream(

@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from tests.conftest import GatewayFactory, Starter
+from tests.helpers.metrics import get, samples, value
 from tests.security.recording import recording_upstream
-from tests.telemetry.test_admin import get, samples, value
 
 
 async def raw_request(address: str, head: str, body: bytes = b"") -> tuple[str, dict[str, str], bytes]:

@@ -21,7 +21,7 @@ from agentgateway_client import AgentClient, ClientError, StatusCode
 from gateway import wire
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
-from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.redis import REDIS_URL, drop_prefix, redis_available
 
 STATE_YAML = """
 state:

@@ -72,7 +72,10 @@ def test_scope_access_is_the_callers_own_unless_granted() -> None:
 
 
 async def test_gateway_start_fails_clearly_without_redis() -> None:
-    text = "listeners: {http: {address: '127.0.0.1:0'}, grpc: null}\nstate: {backend: redis, redis: {url: 'redis://127.0.0.1:1/0'}}\n"
+    text = (
+        "listeners: {http: {address: '127.0.0.1:0'}, grpc: null}\nadmin: {address: '127.0.0.1:0'}\n"
+        "state: {backend: redis, redis: {url: 'redis://127.0.0.1:1/0'}}\n"
+    )
     server = GatewayServer(load_config_text(text, "gw.yaml", {}))
     try:
         with pytest.raises(StateUnavailable, match="unreachable"):

@@ -21,7 +21,7 @@ from gateway.state.store import (
     StateValue,
     ValueTooLarge,
 )
-from tests.state.conftest import StoreFactory
+from tests.helpers.redis import StoreFactory
 
 SESSION = ScopeRef(Scope.SESSION, "s-1")
 

@@ -14,7 +14,7 @@ from gateway.model import InvalidRequest
 from gateway.tasks.redis import RedisTaskStore
 from gateway.tasks.sqlite import SqliteTaskStore
 from gateway.tasks.store import COMPLETED, WORKING, TaskQuery, TaskRecord, TaskStore
-from tests.state.conftest import REDIS_URL, drop_prefix, redis_available
+from tests.helpers.redis import REDIS_URL, drop_prefix, redis_available
 
 StoreFactory = Callable[[], Awaitable[TaskStore]]
 

@@ -10,35 +10,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import load_config
 from gateway.server.app import GatewayServer
 from tests.conftest import GatewayFactory, Starter
+from tests.helpers.http import body, post
+from tests.helpers.metrics import get, samples, value
 from tests.policies.faults import FAIL_503, scripted
-from tests.server.test_http_front import body, post
-
-
-async def get(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        return response.status, await response.text()
 
 
 async def post_empty(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
     async with aiohttp.ClientSession() as session, session.post(url) as response:
         return response.status, await response.json()
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def value(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    return metrics.get((name, frozenset(labels.items())), 0.0)
 
 
 @pytest.fixture

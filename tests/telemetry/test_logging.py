@@ -13,8 +13,8 @@ import pytest
 from gateway.config.schema import LoggingConfig
 from gateway.telemetry.logging import configure_logging, redacted
 from tests.conftest import GatewayFactory, Starter
+from tests.helpers.http import body, post
 from tests.policies.faults import FAIL_503, scripted
-from tests.server.test_http_front import body, post
 
 
 @pytest.fixture

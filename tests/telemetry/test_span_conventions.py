@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 from agentgateway.v1 import gateway_pb2 as pb
 from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.conftest import GatewayFactory
-from tests.server.test_http_front import body, post
+from tests.helpers.http import body, post
 
 AGENTS = """
 agents:

@@ -1,6 +1,6 @@
 """The context a call carries: read from the request the agent serves, written onto each call.
 
-The same headers the gateway reads and writes (``gateway.context``): W3C ``traceparent``,
+The same headers the gateway reads and writes (``gateway.propagation``): W3C ``traceparent``,
 ``tracestate`` and ``baggage`` through OpenTelemetry's propagators, the session, thread, user and
 request ids and the remaining deadline in plain headers. Keys are lower-case, so a carrier is
 gRPC metadata as it is. No I/O here.

@@ -27,7 +27,7 @@ from yarl import URL
 
 from gateway.adapters.base import AdapterResources
 from gateway.adapters.registry import adapter_class
-from gateway.model import Call, GatewayError
+from gateway.model import Attempt, GatewayError
 from gateway.transport import ByteStream, HttpTransport, UpstreamResponse
 from tests.adapters.frames.scenarios import ENDPOINT, SCENARIOS, Scenario
 from tests.frameworks.apps import SERVERS
@@ -67,7 +67,7 @@ def recording_transport(exchanges: list[dict[str, Any]]) -> type[HttpTransport]:
     class RecordingTransport(HttpTransport):
         @contextlib.asynccontextmanager
         async def _tee(
-            self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+            self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
         ) -> AsyncIterator[UpstreamResponse]:
             async with super().open(call, method, url, body, headers) as response:
                 # Kept at once: a stream left early is closed only when its generator is collected.
@@ -85,7 +85,7 @@ def recording_transport(exchanges: list[dict[str, Any]]) -> type[HttpTransport]:
                 yield _Tee(response, chunks)
 
         def open(
-            self, call: Call, method: str, url: str, body: Any, headers: Mapping[str, str]
+            self, call: Attempt, method: str, url: str, body: Any, headers: Mapping[str, str]
         ) -> contextlib.AbstractAsyncContextManager[UpstreamResponse]:
             return self._tee(call, method, url, body, headers)
 

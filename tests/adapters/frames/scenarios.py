@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.model import JSON, AgentSpec, Call, Context, Invocation, Message, Options
+from gateway.model import JSON, AgentSpec, Attempt, Context, Invocation, Message, Options
 
 FRAMES_DIR = Path(__file__).parent
 ENDPOINT = "http://agent.test"
@@ -35,14 +35,14 @@ class Scenario:
         options = {k: v.replace(ENDPOINT, endpoint) if isinstance(v, str) else v for k, v in self.options.items()}
         return AgentSpec(self.agent, self.kind, endpoint, options)
 
-    def call(self, timeout: float = 20.0) -> Call:
+    def call(self, timeout: float = 20.0) -> Attempt:
         context = Context(session_id=self.session_id, thread_id=self.thread_id, request_id=f"req-{self.name}")
         invocation = Invocation(
             self.agent, (Message.user(self.text),), context.with_timeout(timeout), Options(params=self.params)
         )
-        # The id headers the gateway's propagation sends with them (gateway/context.py).
+        # The id headers the gateway's propagation sends with them (gateway/propagation.py).
         ids = {"x-session-id": self.session_id, "x-thread-id": self.thread_id, "x-request-id": f"req-{self.name}"}
-        return Call(invocation, {k: v for k, v in ids.items() if v})
+        return Attempt(invocation, {k: v for k, v in ids.items() if v})
 
     @property
     def path(self) -> Path:

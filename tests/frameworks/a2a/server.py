@@ -8,7 +8,8 @@ scripted by the first word of the user's text:
 * ``fail``: the task fails with a status message;
 * ``slow``: the task streams a chunk every 0.2 s for 30 s, until cancelled;
 * ``later``: the executor returns with the task still working (its stream ends there, a blocking
-  call answers it so) and a background job completes it 0.5 s later, with a ``done later`` artifact.
+  call answers it so) and a background job completes it 0.5 s later, with a ``done later`` artifact;
+* ``hold SECONDS``: the same, completed that many seconds later (at most 30) unless cancelled first.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ class ScriptedExecutor(AgentExecutor):
         self.store = store
         self.background: set[asyncio.Task[None]] = set()
 
-    async def _finish_later(self, context: RequestContext, task_id: str) -> None:
+    async def _finish_later(self, context: RequestContext, task_id: str, delay: float = 0.5) -> None:
         """What a worker behind the SDK does: the task finished in the store, after the call."""
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(delay)
         task = await self.store.get(task_id, context.call_context)
         if task is None or task.status.state != TaskState.TASK_STATE_WORKING:
             return  # cancelled meanwhile
@@ -55,8 +56,10 @@ class ScriptedExecutor(AgentExecutor):
         if command == "fail":
             await updater.failed(new_text_message("cannot do that", role=Role.ROLE_AGENT))
             return
-        if command == "later":
-            job = asyncio.create_task(self._finish_later(context, task.id))
+        if command in ("later", "hold"):
+            words = text.split()
+            delay = min(float(words[1]), 30.0) if command == "hold" and len(words) > 1 else 0.5
+            job = asyncio.create_task(self._finish_later(context, task.id, delay))
             self.background.add(job)
             job.add_done_callback(self.background.discard)
             return

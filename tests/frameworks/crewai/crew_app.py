@@ -1,4 +1,4 @@
-"""A real CrewAI crew with a deterministic LLM, served by gateway/adapters/crewai_host.py.
+"""A real CrewAI crew with a deterministic LLM, served by gateway/hosts/crewai.py.
 
 Runs in the CrewAI environment (``.venvs/crewai``) with the repository root on
 PYTHONPATH: ``python crew_app.py PORT [BEARER_TOKEN]``.
@@ -7,7 +7,7 @@ The fake LLM answers from the task prompt, so the crew's behaviour is picked by
 its ``topic`` input: ``slow ...`` takes 3 s per LLM call, ``steady ...`` 0.3 s
 (long enough for a poll to see a task in progress), ``fail ...`` raises.
 The answer names the session id and trace id of the kickoff request, read
-through :func:`gateway.adapters.crewai_host.kickoff_context`, to prove propagation.
+through :func:`gateway.hosts.crewai.kickoff_context`, to prove propagation.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")  # this process runs only the
 # The telemetry switches above must be set before crewai is imported.
 from crewai import Agent, BaseLLM, Crew, Process, Task
 
-from gateway.adapters.crewai_host import kickoff_context, serve_crew
+from gateway.hosts.crewai import kickoff_context, serve_crew
 
 DELAYS = {"slow": 3.0, "steady": 0.3}
 

@@ -5,7 +5,7 @@ Open-source CrewAI ships no HTTP server; deployed crews answer ``GET /inputs``,
 API in one line, so the gateway's ``crewai`` adapter (and CrewAI's own
 ``InvokeCrewAIAutomationTool``) can call it::
 
-    from gateway.adapters.crewai_host import serve_crew
+    from gateway.hosts.crewai import serve_crew
     serve_crew(my_crew, "127.0.0.1", 8000)          # or a zero-argument factory returning a Crew
 
 Each kickoff runs on a fresh copy of the crew (a Crew is not re-entrant) in a
