@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jmespath
-import jsonschema
 
 from gateway.model import DataPart, GatewayError, Invocation, Message, Result, Role
 
@@ -130,6 +129,8 @@ def _subject(observation: Observation) -> Any:
 
 
 def json_schema_check(name: str, schema: dict[str, Any]) -> SyncCheck:
+    import jsonschema  # here, not at the top: it loads (~2.5 MB) only where a config has a json_schema check
+
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
     validator = validator_class(schema)
@@ -283,9 +284,14 @@ def build_check(name: str, config: CheckSpec, judge: Judge) -> Check:
 
 def check_config_problem(config: CheckSpec) -> str | None:
     """A reason ``config`` cannot build (for config loading), or None."""
+    errors: tuple[type[Exception], ...] = (ValueError, re.error, ImportError, jmespath.exceptions.JMESPathError)
+    if config.kind == "json_schema":
+        import jsonschema  # as in json_schema_check
+
+        errors = (*errors, jsonschema.SchemaError)
     try:
         build_check("probe", config, _no_judge)
-    except (ValueError, re.error, jsonschema.SchemaError, ImportError, jmespath.exceptions.JMESPathError) as exc:
+    except errors as exc:
         return str(exc).splitlines()[0]
     return None
 

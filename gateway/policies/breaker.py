@@ -14,11 +14,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pybreaker
-
 from gateway.config.schema import CircuitBreakerSpec
 from gateway.model import CircuitOpen, Event, Invocation, Result, UpstreamError, UpstreamRejected
 from gateway.policies.base import Handler, Policy, StreamHandler
+from gateway.policies.breaker_import import enable_redis_storage, pybreaker
 
 log = logging.getLogger("agent_gateway.breaker")
 
@@ -33,6 +32,7 @@ def _storage(spec: CircuitBreakerSpec, name: str) -> pybreaker.CircuitBreakerSto
         return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
     import redis  # only fleets that share breakers need it
 
+    enable_redis_storage()
     client = redis.Redis.from_url(spec.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
     return pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace=f"{spec.namespace}:{name}")
 

@@ -12,7 +12,6 @@ from gateway.security.authn import (
     REJECTED,
     ApiKeyAuthenticator,
     Authenticator,
-    JwtAuthenticator,
     MtlsAuthenticator,
 )
 from gateway.security.authz import Authorizer
@@ -39,6 +38,9 @@ class ListenerGuard:
             "mtls": MtlsAuthenticator(security.mtls),
         }
         if security.jwt is not None:
+            # Here, not at the top: PyJWT and cryptography load only when JWT auth is configured.
+            from gateway.security.jwt_auth import JwtAuthenticator
+
             available["jwt"] = JwtAuthenticator(security.jwt)
         self.authenticators: Sequence[Authenticator] = [available[m] for m in listener.auth]
         self.authorizer = Authorizer(security.authorization)

@@ -43,6 +43,8 @@ log = logging.getLogger("agent_gateway.a2a")
 
 _PARSE_ERROR, _INVALID_REQUEST, _METHOD_NOT_FOUND, _INVALID_PARAMS, _INTERNAL = -32700, -32600, -32601, -32602, -32603
 SUPPORTED_VERSIONS = ("0.3", "1.0")
+# a2a.proto's service, by name: the gRPC binding (server/a2a_grpc.py) loads at its first call.
+A2A_GRPC_SERVICE = "lf.a2a.v1.A2AService"
 VERSION_HEADER = "a2a-version"
 
 # method name -> (operation, shape version); the 1.0 names first, then the 0.3 ones.

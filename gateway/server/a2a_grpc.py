@@ -24,13 +24,12 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from gateway.config.schema import GrpcListener
 from gateway.model import GatewayError, InvalidRequest, NotFound
 from gateway.security.guard import ListenerGuard
-from gateway.server.a2a import A2AFront, check_version, error_reason
+from gateway.server.a2a import A2A_GRPC_SERVICE, A2AFront, check_version, error_reason
 from gateway.server.a2a_operations import Caller, TaskFrames
 from gateway.server.grpc import MalformedRequest, RpcErrors, grpc_credentials, hung_up, lenient
 from gateway.server.relay import Bounds, Relay, cancels_on_disconnect
 from gateway.tasks.errors import A2AError
 
-A2A_SERVICE_NAME = a2a_pb.DESCRIPTOR.services_by_name["A2AService"].full_name
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 P = TypeVar("P", bound=ProtoMessage)
 
@@ -80,7 +79,7 @@ class A2AGrpcServicer:
         credentials = grpc_credentials(context)
         identity = self.guard.authenticate(credentials)
         if isinstance(request, MalformedRequest):
-            raise InvalidRequest(f"the request is not a valid {A2A_SERVICE_NAME} request: {request.reason}")
+            raise InvalidRequest(f"the request is not a valid {A2A_GRPC_SERVICE} request: {request.reason}")
         check_version(credentials.headers.get("a2a-version", ""))
         agent = getattr(request, "tenant", "") or self.front.gateway.config.a2a.default_agent or ""
         if agent not in self.front.agent_names():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import grpc
@@ -16,8 +18,7 @@ from grpc_health.v1 import health
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from gateway.config.schema import AdminListener, GatewayConfig
-from gateway.federation import Federation
+from gateway.config.schema import AdminListener, GatewayConfig, GrpcListener, HttpListener
 from gateway.http1 import Http1Client
 from gateway.patterns.durable import DurableWorkflows, wait_subjects
 from gateway.pipeline import Gateway
@@ -30,8 +31,7 @@ from gateway.security.budgets import TokenBudgets
 from gateway.security.guard import ListenerGuard
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.tls import HttpCertificateReloader, grpc_server_credentials, server_ssl_context
-from gateway.server.a2a import A2AFront, add_a2a_routes
-from gateway.server.a2a_grpc import A2A_SERVICE_NAME, A2AGrpcServicer, a2a_method_handlers
+from gateway.server.a2a import A2A_GRPC_SERVICE, A2AFront, add_a2a_routes
 from gateway.server.a2a_operations import A2AOperations
 from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
@@ -40,8 +40,8 @@ from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
+from gateway.server.grpc_lazy import Handlers
 from gateway.server.http import build_http_app, expectations_checked
-from gateway.server.mcp import McpFront, add_mcp_routes
 from gateway.server.passthrough import Passthrough
 from gateway.server.ports import WorkerBinding
 from gateway.server.reload import ConfigReloader
@@ -60,10 +60,20 @@ from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
 from gateway.transport import AdapterResources, lean_transports
 from gateway.triggers import EventRuntime
 
+if TYPE_CHECKING:
+    from gateway.federation import Federation
+
 log = logging.getLogger("agent_gateway")
 
 # After the drain deadline, the time the fronts have to write the UNAVAILABLE answers.
 ANSWER_TIME = 0.5
+
+
+def _a2a_grpc_handlers(a2a: A2AFront, guard: ListenerGuard, listener: GrpcListener) -> Handlers:
+    # Here, not at the top: the A2A gRPC binding (a2a-sdk's messages) loads at its first call.
+    from gateway.server.a2a_grpc import A2AGrpcServicer, a2a_method_handlers
+
+    return a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -250,16 +260,7 @@ class GatewayServer:
             add_state_routes(app, self.state, self.state_access)
         add_event_routes(app, self.events)
         if config.mcp.virtual_servers:
-            assert self.http_session is not None
-            self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
-            stack.push_async_callback(federation.aclose)
-            origins = http.cors.allow_origins if http.cors is not None else []
-            front = McpFront(
-                federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers, config.mcp.streams
-            )
-            add_mcp_routes(app, front)
-            if self.reloader is not None:  # started before the fronts: from now on it reloads `mcp:` too
-                self.reloader.appliers["mcp"] = front.reload
+            self._start_mcp(stack, app, gateway, http, tracer)
         if self.runs is not None:
             add_run_routes(app, self.runs, http.sse_keepalive)
         if self.durable is not None:
@@ -286,6 +287,30 @@ class GatewayServer:
         await ListenerSite(runner, host, port, http, ssl_context, reuse_port=self.worker is not None).start()
         return _address(runner.addresses[0])
 
+    def _start_mcp(
+        self,
+        stack: contextlib.AsyncExitStack,
+        app: web.Application,
+        gateway: Gateway,
+        http: HttpListener,
+        tracer: Tracer,
+    ) -> None:
+        # Here, not at the top: the MCP front and its federation load only with a virtual server.
+        from gateway.federation import Federation
+        from gateway.server.mcp import McpFront, add_mcp_routes
+
+        assert self.http_session is not None
+        config = self.config
+        self.federation = federation = Federation(config.mcp, gateway, self.http_session, tracer)
+        stack.push_async_callback(federation.aclose)
+        origins = http.cors.allow_origins if http.cors is not None else []
+        front = McpFront(
+            federation, tracer, http.sse_keepalive, origins, config.mcp.authorization_servers, config.mcp.streams
+        )
+        add_mcp_routes(app, front)
+        if self.reloader is not None:  # started before the fronts: from now on it reloads `mcp:` too
+            self.reloader.appliers["mcp"] = front.reload
+
     async def _start_grpc(self, gateway: Gateway, a2a: A2AFront) -> str | None:
         listener = self.config.listeners.grpc
         if listener is None:
@@ -301,8 +326,10 @@ class GatewayServer:
             )
         if self.runs is not None:
             extra[RUN_SERVICE_NAME] = run_method_handlers(RunServicer(self.runs, gateway, guard))
-        extra[A2A_SERVICE_NAME] = a2a_method_handlers(A2AGrpcServicer(a2a, guard, listener))
-        server, self.health = build_grpc_server(gateway, listener, guard, self.drain, extra)
+        a2a_binding = functools.partial(_a2a_grpc_handlers, a2a, guard, listener)
+        server, self.health = build_grpc_server(
+            gateway, listener, guard, self.drain, extra, {A2A_GRPC_SERVICE: a2a_binding}
+        )
         self.grpc_server = server
         self._drains.append(lambda: server.stop(self.config.server.drain_timeout + ANSWER_TIME))
         host, port = _split(self.worker.grpc if self.worker and self.worker.grpc else listener.address)

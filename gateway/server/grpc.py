@@ -24,6 +24,7 @@ from gateway.security.guard import ListenerGuard
 from gateway.security.identity import Credentials
 from gateway.security.tls import peer_identities_from_grpc
 from gateway.server.drain import CURRENT_DRAIN, Drain
+from gateway.server.grpc_lazy import Handlers, LazyService
 from gateway.server.grpc_standard import add_health, add_reflection
 from gateway.server.inbound import Inbound, inbound_call, list_agents_response, record_headers, rpc_span, server_span
 from gateway.server.relay import Bounds, Relay
@@ -413,14 +414,20 @@ def _drained(handler: grpc.RpcMethodHandler, drain: Drain) -> grpc.RpcMethodHand
     return handler
 
 
+def _drained_all(build: Callable[[], Handlers], drain: Drain) -> Callable[[], Handlers]:
+    return lambda: {method: _drained(handler, drain) for method, handler in build().items()}
+
+
 def build_grpc_server(
     gateway: Gateway,
     listener: GrpcListener,
     guard: ListenerGuard,
     drain: Drain,
     extra_services: Mapping[str, Mapping[str, grpc.RpcMethodHandler]] | None = None,
+    lazy_services: Mapping[str, Callable[[], Handlers]] | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The server with AgentGatewayService, health, reflection and ``extra_services`` (name -> handlers)."""
+    """The server with AgentGatewayService, health, reflection, ``extra_services`` (name -> handlers)
+    and ``lazy_services`` (name -> a function building the handlers, called at the service's first call)."""
     server = grpc.aio.server(
         interceptors=[MalformedRequests()],
         options=[
@@ -441,8 +448,10 @@ def build_grpc_server(
         handlers = {method: _drained(handler, drain) for method, handler in methods.items()}
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)
+    lazy = [LazyService(name, _drained_all(build, drain)) for name, build in (lazy_services or {}).items()]
+    server.add_generic_rpc_handlers(lazy)
     health_servicer = add_health(server)
-    add_reflection(server, services)
+    add_reflection(server, [*services, *(service.name for service in lazy)], lazy)
     return server, health_servicer
 
 

@@ -9,15 +9,16 @@ descriptor is derived from the v1alpha one, so clients can describe the v1 servi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from gateway.server.grpc_lazy import Handlers, LazyService
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-REFLECTION_V1ALPHA = reflection.SERVICE_NAME
+REFLECTION_V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 _V1_FILE = "grpc/reflection/v1/reflection.proto"
 
@@ -38,7 +39,7 @@ def add_health(server: grpc.aio.Server) -> GatewayHealth:
     return servicer
 
 
-def _register_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
+def _register_v1_descriptor(pool: descriptor_pool.DescriptorPool, v1alpha: descriptor.FileDescriptor) -> None:
     """Put grpc/reflection/v1/reflection.proto in ``pool`` (once), made from the v1alpha file."""
     try:
         pool.FindFileByName(_V1_FILE)
@@ -46,7 +47,7 @@ def _register_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
     except KeyError:
         pass
     proto = descriptor_pb2.FileDescriptorProto()
-    reflection_pb2.DESCRIPTOR.CopyToProto(proto)
+    v1alpha.CopyToProto(proto)
     proto.name = _V1_FILE
     proto.package = "grpc.reflection.v1"
     old, new = ".grpc.reflection.v1alpha.", ".grpc.reflection.v1."
@@ -62,18 +63,33 @@ def _register_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
     pool.AddSerializedFile(proto.SerializeToString())
 
 
-def add_reflection(server: grpc.aio.Server, services: Iterable[str]) -> None:
-    """Serve reflection for ``services`` (and the standard ones) under both v1 and v1alpha."""
+def _reflection_handlers(names: Sequence[str], lazy: Sequence[LazyService]) -> Handlers:
+    # Here, not at the top: grpcio-reflection loads at the first reflection call.
+    from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+    for service in lazy:  # their messages' descriptors join the pool, so reflection describes them
+        service.load()
     pool = descriptor_pool.Default()
-    _register_v1_descriptor(pool)
-    names = (*services, HEALTH_SERVICE_NAME, REFLECTION_V1, REFLECTION_V1ALPHA)
+    _register_v1_descriptor(pool, reflection_pb2.DESCRIPTOR)
     servicer = reflection.aio.ReflectionServicer(names, pool=pool)
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
     )
+    return {"ServerReflectionInfo": handler}
+
+
+def add_reflection(server: grpc.aio.Server, services: Iterable[str], lazy: Sequence[LazyService] = ()) -> None:
+    """Serve reflection for ``services`` (and the standard ones) under both v1 and v1alpha, built
+    at its first call; ``lazy``: services (among ``services``) loaded then, so it can describe them."""
+    names = (*services, HEALTH_SERVICE_NAME, REFLECTION_V1, REFLECTION_V1ALPHA)
+    built: list[Handlers] = []
+
+    def build() -> Handlers:
+        if not built:  # one servicer for both names
+            built.append(_reflection_handlers(names, lazy))
+        return built[0]
+
     for name in (REFLECTION_V1, REFLECTION_V1ALPHA):
-        handlers = {"ServerReflectionInfo": handler}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
-        server.add_registered_method_handlers(name, handlers)
+        server.add_generic_rpc_handlers((LazyService(name, build),))

@@ -236,6 +236,7 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     believed = guard.headers_for(creds.headers, identity)
     believed[REQUEST_ID] = request[REQUEST_ID_KEY]  # the id errors already use, unless the body names one
     request[HEADERS_KEY] = believed
+    del creds  # every header, copied: not for the life of a stream
     return await handler(request)
 
 

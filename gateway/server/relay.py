@@ -94,6 +94,11 @@ class Relay(Generic[T, F]):
         self._send: Callable[[F], Awaitable[None]] | None = None
         self._lock: asyncio.Lock | None = None
         self._last = 0.0
+        # Keep-alives: a timer while the upstream is quiet, a task only while one is written
+        # (a task per open stream, sleeping, cost about 2 KB of memory per stream).
+        self._keepalive: tuple[float, F] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._beat: asyncio.Task[None] | None = None
 
     async def opening(self, within: float | None) -> None:
         """Wait up to ``within`` seconds for the first item, so a stream failing at once raises
@@ -117,7 +122,9 @@ class Relay(Generic[T, F]):
                 if self._first is not None:
                     first, self._first = self._first, None
                     item = await first
-                    if item is not None and (frame := wire.event(item[0])) is not None:
+                    frame = wire.event(item[0]) if item is not None else None
+                    del first, item  # neither needs to live as long as the stream
+                    if frame is not None:
                         yield frame
                 async for each in self._items:
                     if (frame := wire.event(each)) is not None:
@@ -156,7 +163,8 @@ class Relay(Generic[T, F]):
         helpers: list[asyncio.Task[None]] = []
         if keepalive is not None and keepalive[0] is not None:
             self._lock = asyncio.Lock()
-            helpers.append(asyncio.create_task(self._keep_alive(keepalive[0], keepalive[1]), name="agw-keepalive"))
+            self._keepalive = (keepalive[0], keepalive[1])
+            self._arm(keepalive[0])
         if self.cancels and self._gone is not None:
             helpers.append(asyncio.create_task(self._watch(self._gone), name="agw-caller-watch"))
         try:
@@ -171,6 +179,11 @@ class Relay(Generic[T, F]):
             self.caller_left()
             raise
         finally:
+            self._keepalive = None
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._beat is not None:
+                helpers.append(self._beat)
             for helper in helpers:
                 helper.cancel()
             for helper in helpers:
@@ -206,17 +219,28 @@ class Relay(Generic[T, F]):
             await self._send(frame)
             self._last = time.monotonic()
 
-    async def _keep_alive(self, interval: float, frame: F) -> None:
-        while True:
-            wait = self._last + interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            try:
-                await self._write(frame)
-            except (ConnectionError, RuntimeError):  # a keep-alive that cannot be written: the caller left
-                self.caller_left()
-                return
+    def _arm(self, wait: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(wait, self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        self._timer = None
+        if self._keepalive is None:  # the relay ended
+            return
+        wait = self._last + self._keepalive[0] - time.monotonic()
+        if wait > 0:  # a frame went out meanwhile
+            self._arm(wait)
+            return
+        self._beat = asyncio.create_task(self._keep_alive(self._keepalive[1]), name="agw-keepalive")
+
+    async def _keep_alive(self, frame: F) -> None:
+        try:
+            await self._write(frame)
+        except (ConnectionError, RuntimeError):  # a keep-alive that cannot be written: the caller left
+            self.caller_left()
+            return
+        self._beat = None  # written: the next one is the timer's
+        if self._keepalive is not None:
+            self._arm(max(0.0, self._last + self._keepalive[0] - time.monotonic()))
 
     async def _watch(self, gone: Callable[[], bool]) -> None:
         while True:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 
 import pybreaker
@@ -140,3 +142,38 @@ async def test_two_gateways_share_a_breaker_through_redis() -> None:
 
 def test_memory_storage_is_the_default() -> None:
     assert isinstance(breaker().storage, pybreaker.CircuitMemoryStorage)
+
+
+def test_redis_storage_works_after_pybreaker_was_imported_without_redis() -> None:
+    """pybreaker is imported with redis masked (it would load the client for every gateway);
+    a `storage: redis` breaker still trips, and shares its state, in a fresh interpreter."""
+    url = redis_url()
+    namespace = f"agw-test-{uuid.uuid4().hex}"
+    script = f"""
+import asyncio, sys
+from gateway.config.schema import CircuitBreakerSpec
+from gateway.model import UpstreamUnavailable
+from gateway.policies.breaker import CircuitBreakerPolicy
+from tests.helpers.policies import Flaky, invocation
+assert "redis" not in sys.modules, "pybreaker loaded redis"
+spec = CircuitBreakerSpec(consecutive_failures=1, reset_timeout=30.0, storage="redis",
+                          redis_url={url!r}, namespace={namespace!r})
+policy = CircuitBreakerPolicy(spec, "agent/fresh")
+async def fail() -> None:
+    try:
+        await policy.invoke(invocation(), Flaky(UpstreamUnavailable("down", agent="a")))
+    except UpstreamUnavailable:
+        pass
+asyncio.run(fail())
+print(CircuitBreakerPolicy(spec, "agent/fresh").state)
+"""
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["open"]
+    finally:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{namespace}*"):
+            client.delete(key)
