@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from urllib.parse import unquote
@@ -23,7 +24,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from yarl import URL
 
 from gateway.http1 import Http1Client, Http1Response, RequestBodyFailed
-from gateway.model import CallRecord, Context, GatewayError, InvalidRequest, Invocation, NotFound, code_for_http_status
+from gateway.model import (
+    CallRecord,
+    Context,
+    GatewayError,
+    InvalidRequest,
+    Invocation,
+    NotFound,
+    UpstreamTls,
+    code_for_http_status,
+)
 from gateway.pipeline import Gateway
 from gateway.propagation import REQUEST_ID, context_from_headers, inject_headers
 from gateway.routing import RouteRequest
@@ -31,7 +41,7 @@ from gateway.server.inbound import http_span, record_headers, server_span
 from gateway.server.json_body import unreadable_body
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
 from gateway.telemetry import tracing as t
-from gateway.transport import mapped_errors
+from gateway.transport import client_ssl_context, mapped_errors
 
 log = logging.getLogger("agent_gateway.passthrough")
 
@@ -112,6 +122,17 @@ class Passthrough:
         self.tracer = tracer
         # The lean HTTP/1.1 client; None: aiohttp's session sends (``server.upstream_client: aiohttp``).
         self.client = client
+        # Each agent's `tls:` as an SSL context, made once (loading a CA file costs milliseconds).
+        self._contexts: dict[UpstreamTls, ssl.SSLContext] = {}
+
+    def _tls(self, tls: UpstreamTls | None) -> tuple[ssl.SSLContext | bool, str | None]:
+        """How to reach an agent: its CA, client certificate and server name, as its adapter does."""
+        if tls is None:
+            return True, None
+        context = self._contexts.get(tls)
+        if context is None:
+            context = self._contexts[tls] = client_ssl_context(tls)
+        return context, tls.server_name
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["agent"]
@@ -153,7 +174,7 @@ class Passthrough:
         status = 0
         try:
             with server_span(self.tracer, span_name, inbound, context, attributes):
-                response = await self._forward(request, url, decision.agent, context)
+                response = await self._forward(request, url, decision.agent, context, upstream.spec.tls)
                 status = response.status
                 return response
         except GatewayError as exc:
@@ -162,7 +183,9 @@ class Passthrough:
         finally:
             calls.finished(invocation, started, error, streamed=False, answered=code_for_http_status(status))
 
-    async def _forward(self, request: web.Request, url: URL, agent: str, context: Context) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.Request, url: URL, agent: str, context: Context, tls: UpstreamTls | None
+    ) -> web.StreamResponse:
         attributes: dict[str, str | int] = {
             t.ATTR_AGENT: agent,
             "http.request.method": request.method,
@@ -187,7 +210,7 @@ class Passthrough:
         record = request[RECORD_KEY]
         try:
             with mapped_errors(agent):
-                async with await self._request(request, url, headers, context) as upstream:
+                async with await self._request(request, url, headers, context, tls) as upstream:
                     span.set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     trace.get_current_span().set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     response_headers = _forwardable(upstream.headers)
@@ -219,9 +242,10 @@ class Passthrough:
             span.end()
 
     async def _request(
-        self, request: web.Request, url: URL, headers: CIMultiDict[str], context: Context
+        self, request: web.Request, url: URL, headers: CIMultiDict[str], context: Context, tls: UpstreamTls | None
     ) -> AbstractAsyncContextManager[Http1Response | aiohttp.ClientResponse]:
-        """The upstream request, through the lean client (or aiohttp's session)."""
+        """The upstream request, through the lean client (or aiohttp's session), with the agent's TLS settings."""
+        verify, server_hostname = self._tls(tls)
         if self.client is None:
             return self.session.request(
                 request.method,
@@ -232,6 +256,8 @@ class Passthrough:
                 timeout=aiohttp.ClientTimeout(total=context.remaining(), sock_connect=10),
                 # The caller's headers as they were: no Accept-Encoding or User-Agent it never sent.
                 skip_auto_headers=_AUTO_HEADERS,
+                ssl=verify,
+                server_hostname=server_hostname,
             )
         body: bytes | AsyncIterator[bytes] | None = None
         length = request.content_length if "content-encoding" not in request.headers else None
@@ -246,6 +272,8 @@ class Passthrough:
             body,
             content_length=length,
             timeout=context.remaining(),
+            ssl=verify,
+            server_hostname=server_hostname,
             decompress=False,  # bytes through as they came
             encoded=True,
         )

@@ -104,3 +104,28 @@ async def test_grpc_agent_behind_mtls(
         status, _, response = await post(f"http://{gw.addresses.http}/v1/agents/echo/invoke", body("rpc"))
     assert status == 200, response
     assert response["messages"][0]["parts"][0]["text"] == "echo: rpc"
+
+
+@pytest.mark.parametrize("client", ["lean", "aiohttp"])
+async def test_the_passthrough_to_an_agent_behind_mtls_uses_its_tls_settings(
+    gateway_factory: GatewayFactory, https_echo: str, ca: CertificateAuthority, gateway_client: Issued, client: str
+) -> None:
+    # The passthrough reaches the same agent as the typed call: verified with the agent's CA and
+    # presenting the gateway's client certificate (the system CAs know neither), on either client.
+    full = f"{{ca_file: {ca.cert_file}, cert_file: {gateway_client.cert}, key_file: {gateway_client.key}}}"
+    config = agents(https_echo, "http", full) + f"server: {{upstream_client: {client}}}\n"
+    async with gateway_factory(config) as gw:
+        status, _, response = await post(f"http://{gw.addresses.http}/v1/proxy/echo/invoke", body("through"))
+    assert status == 200, response
+    assert response["messages"][0]["parts"][0]["text"] == "echo: through"
+
+
+async def test_the_passthrough_refuses_an_agent_its_ca_does_not_vouch_for(
+    gateway_factory: GatewayFactory, https_echo: str, gateway_client: Issued, tmp_path: Path
+) -> None:
+    other = CertificateAuthority(tmp_path, name="other CA")
+    tls = f"{{ca_file: {other.cert_file}, cert_file: {gateway_client.cert}, key_file: {gateway_client.key}}}"
+    async with gateway_factory(agents(https_echo, "http", tls)) as gw:
+        status, _, response = await post(f"http://{gw.addresses.http}/v1/proxy/echo/invoke", body())
+    assert status == 503, response
+    assert "certificate" in response["error"]["message"].lower()
