@@ -49,7 +49,7 @@ class McpToolAdapter(Adapter):
     def __init__(self, spec: AgentSpec, resources: AdapterResources) -> None:
         super().__init__(spec, resources)
         self.options: McpToolOptions
-        self.client = McpHttpUpstream(spec.name, resources.http, spec.endpoint, self.options.headers)
+        self.client = McpHttpUpstream(spec.name, resources.http, spec.endpoint, self.options.headers, tls=spec.tls)
 
     def _arguments(self, call: Attempt) -> dict[str, Any]:
         message = call.invocation.messages[-1] if call.invocation.messages else None

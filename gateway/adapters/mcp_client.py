@@ -14,17 +14,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
-from gateway.model import Attempt, UpstreamError, UpstreamUnavailable
+from gateway.model import Attempt, UpstreamError, UpstreamTls, UpstreamUnavailable
 from gateway.protocols import mcp
 from gateway.protocols.sse import DEFAULT_MAX_EVENT_BYTES, parse_sse
 from gateway.transport import (
     MAX_ERROR_BODY_BYTES,
     MAX_JSON_BYTES,
+    client_ssl_context,
     client_timeout,
     decode_text,
     mapped_errors,
@@ -59,8 +61,12 @@ class McpHttpUpstream:
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         protocol_version: str | None = None,
+        tls: UpstreamTls | None = None,
     ) -> None:
         self.name = name
+        # The server's `tls:` (its CA, a client certificate, the name to verify), on every request.
+        self.ssl: ssl.SSLContext | bool = client_ssl_context(tls) if tls is not None else True
+        self.server_hostname = tls.server_name if tls is not None else None
         # A pinned revision skips the probe (None: 2026-07-28 when the upstream speaks it).
         self.pinned = protocol_version
         self.session = session
@@ -99,6 +105,8 @@ class McpHttpUpstream:
                 data=json.dumps(message),
                 headers=self._headers(call, message, version),
                 timeout=client_timeout(call, self.name),
+                ssl=self.ssl,
+                server_hostname=self.server_hostname,
             ) as response:
                 if response.status == 202:
                     return
@@ -270,7 +278,13 @@ class McpHttpUpstream:
         if self.session_id:
             headers[mcp.HEADER_SESSION] = self.session_id
         with mapped_errors(self.name):
-            async with self.session.get(self.url, headers=headers, timeout=client_timeout(call, self.name)) as response:
+            async with self.session.get(
+                self.url,
+                headers=headers,
+                timeout=client_timeout(call, self.name),
+                ssl=self.ssl,
+                server_hostname=self.server_hostname,
+            ) as response:
                 if response.status >= 400:
                     raise status_error(self.name, response.status, "", response.headers)
                 async for event in parse_sse(response.content.iter_any(), self.max_event_bytes):
@@ -286,7 +300,13 @@ class McpHttpUpstream:
         if self.version:
             headers[mcp.HEADER_VERSION] = self.version
         try:
-            async with self.session.delete(self.url, headers=headers, timeout=aiohttp.ClientTimeout(total=2)):
+            async with self.session.delete(
+                self.url,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=2),
+                ssl=self.ssl,
+                server_hostname=self.server_hostname,
+            ):
                 pass
         except (aiohttp.ClientError, TimeoutError):
             pass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import ssl
 import subprocess
 import sys
 import time
@@ -25,10 +27,11 @@ TOOL_SERVER = Path(__file__).parents[1] / "mcp" / "tool_server.py"
 class ToolServer:
     process: subprocess.Popen[str]
     port: int
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"{self.scheme}://127.0.0.1:{self.port}/mcp"
 
     def seen(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/seen", timeout=5) as response:
@@ -43,23 +46,27 @@ class ToolServer:
             self.process.stdout.close()
 
 
-def start_tool_server(name: str, script: Path = TOOL_SERVER) -> ToolServer:
+def start_tool_server(name: str, script: Path = TOOL_SERVER, tls: tuple[Path, Path] | None = None) -> ToolServer:
+    """``tls``: (certificate, key) to serve HTTPS with (probed without verification: the test's CA)."""
+    env = {**os.environ, **({"TOOL_SERVER_CERT": str(tls[0]), "TOOL_SERVER_KEY": str(tls[1])} if tls else {})}
     process = subprocess.Popen(
         [sys.executable, str(script), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=env,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("PORT "):
         process.kill()
         raise RuntimeError(f"the tool server did not start: {line!r}")
-    server = ToolServer(process, int(line.split()[1]))
+    server = ToolServer(process, int(line.split()[1]), "https" if tls else "http")
+    probe = ssl._create_unverified_context() if tls else None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).close()
+            urllib.request.urlopen(f"{server.scheme}://127.0.0.1:{server.port}/", timeout=5, context=probe).close()
             return server
         except urllib.error.HTTPError:
             return server  # it answers (a 404 for "/"): up

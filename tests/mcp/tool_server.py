@@ -189,7 +189,9 @@ def main() -> None:
     sock.listen(64)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     app = recording(server.streamable_http_app())
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # Served over TLS when the test gives a certificate (an MCP server behind a private CA).
+    cert, key = os.environ.get("TOOL_SERVER_CERT"), os.environ.get("TOOL_SERVER_KEY")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ssl_certfile=cert, ssl_keyfile=key)
     uvicorn.Server(config).run(sockets=[sock])
 
 
