@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from gateway.model import InvalidRequest
 from gateway.runs.store import RunPage, RunRecord, RunStore, StoredEvent, check_page_size
-from gateway.state.sqlite_db import SqliteDatabase, transaction
+from gateway.state.sqlite_db import SqliteBacked, SqliteDatabase, transaction
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def _parse_cursor(cursor: str) -> tuple[float, str]:
         raise InvalidRequest("the page token is not one this gateway issued") from None
 
 
-class SqliteRunStore(RunStore):
+class SqliteRunStore(SqliteBacked, RunStore):
     """Runs in a SQLite file (``:memory:`` for runs that die with the process)."""
 
     def __init__(self, path: str | Path, retention: float, *, sweep_interval: float = SWEEP_INTERVAL) -> None:
@@ -64,15 +64,6 @@ class SqliteRunStore(RunStore):
         self.path = str(path)
         self.sweep_interval = sweep_interval
         self.db = SqliteDatabase(path, _SCHEMA, "runs")
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.db.run(work)
-
-    async def open(self) -> None:
-        await self.db.open_swept(self.sweep_interval, self.sweep)
-
-    async def close(self) -> None:
-        await self.db.close()
 
     async def sweep(self) -> int:
         """Forget runs finished longer than ``retention`` ago; returns how many."""

@@ -10,11 +10,10 @@ atomic even when several gateway processes share the file.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.state.sqlite_db import SqliteDatabase, transaction
+from gateway.state.sqlite_db import SqliteBacked, SqliteDatabase, transaction
 from gateway.state.store import (
     Page,
     Scope,
@@ -60,7 +59,7 @@ def _record(row: Row) -> StateRecord:
     return StateRecord(key, StateValue(bytes(payload), bool(is_json)), etag, version, updated_at, expires_at)
 
 
-class SqliteStateStore(StateStore):
+class SqliteStateStore(SqliteBacked, StateStore):
     """State in a SQLite file (``:memory:`` for a throwaway store)."""
 
     def __init__(
@@ -77,15 +76,9 @@ class SqliteStateStore(StateStore):
         # One thread owns the connection: sqlite3 objects stay on the thread that made them.
         self.db = SqliteDatabase(path, _SCHEMA, "state")
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.db.run(work)
-
     async def open(self) -> None:
         await self.db.open()
         self.db.sweep_every(self.sweep_interval, self.sweep)
-
-    async def close(self) -> None:
-        await self.db.close()
 
     async def sweep(self) -> int:
         """Delete expired rows now; returns how many."""

@@ -99,3 +99,23 @@ class SqliteDatabase:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
         self._executor.shutdown(wait=True)
+
+
+class SqliteBacked:
+    """What every SQLite-backed store shares: its one database, work run on the database's
+    thread, opened with the store's periodic ``sweep``, closed with it."""
+
+    db: SqliteDatabase
+    sweep_interval: float
+
+    async def sweep(self) -> int:
+        raise NotImplementedError
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.db.run(work)
+
+    async def open(self) -> None:
+        await self.db.open_swept(self.sweep_interval, self.sweep)
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from gateway.model import JSON
-from gateway.state.sqlite_db import SqliteDatabase, transaction
+from gateway.state.sqlite_db import SqliteBacked, SqliteDatabase, transaction
 from gateway.tasks.store import TERMINAL, TaskPage, TaskQuery, TaskRecord, TaskStore, cursor_of, parse_cursor
 
 T = TypeVar("T")
@@ -42,22 +42,13 @@ SWEEP_INTERVAL = 300.0
 _TERMINAL_MARKS = ",".join("?" * len(TERMINAL))
 
 
-class SqliteTaskStore(TaskStore):
+class SqliteTaskStore(SqliteBacked, TaskStore):
     """Tasks in a SQLite file (``:memory:`` for tasks that die with the process)."""
 
     def __init__(self, path: str | Path, retention: float, *, sweep_interval: float = SWEEP_INTERVAL) -> None:
         super().__init__(retention)
         self.sweep_interval = sweep_interval
         self.db = SqliteDatabase(path, _SCHEMA, "a2a-tasks")
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.db.run(work)
-
-    async def open(self) -> None:
-        await self.db.open_swept(self.sweep_interval, self.sweep)
-
-    async def close(self) -> None:
-        await self.db.close()
 
     async def sweep(self) -> int:
         """Forget tasks finished longer than ``retention`` ago; returns how many."""
