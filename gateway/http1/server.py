@@ -545,6 +545,8 @@ class ServerConnection(asyncio.Protocol):
             self._idle_done.set_result(None)
 
     def abandon(self) -> None:
+        if self.closed:
+            return
         self._current = None
         self._queue.clear()
         if self.transport is not None:
@@ -560,8 +562,19 @@ class ServerConnection(asyncio.Protocol):
     def _malformed(self, status: int, reason: str) -> None:
         # Answered once the requests before it are (their answers come first).
         self._error = (status, reason)
-        if self._current is None and not self._queue:
+        current = self._current
+        if current is None and not self._queue:
             self._answer_and_close(status, reason)
+        elif current is not None and current is self._parsing and not current.started:
+            # The error is in the body of the request being served: it is the one answered.
+            self._current = None
+            self._queue.clear()
+            self._answer_and_close(status, reason)
+            if current._waiter is not None and not current._waiter.done():
+                current._waiter.set_exception(ConnectionResetError("the request body is malformed"))
+            if current.fallback and self._fallback is not None:
+                self._fallback.connection_lost(None)
+                self._fallback = None
 
     def _answer_and_close(self, status: int, reason: str) -> None:
         if self.transport is not None and not self.closed:
