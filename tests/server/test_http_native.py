@@ -35,7 +35,10 @@ def config(echo_url: str, server: str, http: str = "") -> str:
 
 @pytest.fixture
 async def both(gateway_factory: GatewayFactory, echo_url: str) -> AsyncIterator[dict[str, GatewayServer]]:
-    async with gateway_factory(config(echo_url, "native")) as native, gateway_factory(config(echo_url, "aiohttp")) as old:
+    async with (
+        gateway_factory(config(echo_url, "native")) as native,
+        gateway_factory(config(echo_url, "aiohttp")) as old,
+    ):
         yield {"native": native, "aiohttp": old}
 
 
@@ -151,11 +154,15 @@ CASES: dict[str, bytes] = {
     "not json": post("/v1/agents/echo/invoke", b"{nope", close=True),
     "deep json": post("/v1/agents/echo/invoke", b"[" * 200 + b"]" * 200, close=True),
     "bad field": post("/v1/agents/echo/invoke", b'{"messages": 3}', close=True),
-    "bad context": post("/v1/invoke", json.dumps({"agent": "echo", "context": {"sessionId": "\n"}}).encode(), close=True),
+    "bad context": post(
+        "/v1/invoke", json.dumps({"agent": "echo", "context": {"sessionId": "\n"}}).encode(), close=True
+    ),
     "bad expect": post("/v1/agents/echo/invoke", INVOKE, "Expect: teapot", close=True),
     "get on invoke": get("/v1/agents/echo/invoke", close=True),
     "trailing slash": post("/v1/agents/echo/invoke/", INVOKE, close=True),
-    "non-utf8 header": post("/v1/agents/echo/invoke", INVOKE, "x-session-id: caf@", close=True).replace(b"caf@", b"caf\xe9"),
+    "non-utf8 header": post("/v1/agents/echo/invoke", INVOKE, "x-session-id: caf@", close=True).replace(
+        b"caf@", b"caf\xe9"
+    ),
     "chunked body": (
         b"POST /v1/agents/echo/invoke HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         + b"".join(b"%x\r\n%s\r\n" % (len(INVOKE[i : i + 7]), INVOKE[i : i + 7]) for i in range(0, len(INVOKE), 7))
@@ -183,7 +190,7 @@ async def test_body_over_the_limit_is_413_on_both(gateway_factory: GatewayFactor
     for server in ("native", "aiohttp"):
         async with gateway_factory(config(echo_url, server, ", max_body_bytes: 4096")) as gw:
             assert gw.addresses.http is not None
-            answers, closed = await exchange(gw.addresses.http, [post("/v1/agents/echo/invoke", big)], 1)
+            answers, _closed = await exchange(gw.addresses.http, [post("/v1/agents/echo/invoke", big)], 1)
             statuses[server] = (answers[0].status, answers[0].json()["error"]["code"])
     assert statuses["native"] == statuses["aiohttp"] == (413, "INVALID_ARGUMENT")
 
@@ -277,7 +284,9 @@ async def test_oversized_head_is_refused_before_it_is_all_read(gateway_factory: 
         assert gw.addresses.http is not None
         long_url, _ = await exchange(gw.addresses.http, [get("/healthz?" + "a" * 4000)], 1)
         many = "".join(f"x-h{i}: {'v' * 1000}\r\n" for i in range(40))
-        many_fields, closed = await exchange(gw.addresses.http, [get("/healthz").replace(b"\r\n\r\n", b"\r\n" + many.encode() + b"\r\n")], 1)
+        many_fields, closed = await exchange(
+            gw.addresses.http, [get("/healthz").replace(b"\r\n\r\n", b"\r\n" + many.encode() + b"\r\n")], 1
+        )
     assert long_url[0].status == 400 and "Got more than 2048 bytes" in long_url[0].json()["error"]["message"]
     assert many_fields[0].status == 400 and "Got more than" in many_fields[0].json()["error"]["message"]
     assert closed
@@ -309,7 +318,7 @@ async def test_a_caller_that_leaves_mid_body_costs_nothing(
     host, port = address.rsplit(":", 1)
     with caplog.at_level(logging.ERROR):
         for cut in (10, 60, len(post("/v1/agents/echo/invoke", INVOKE)) - 3):
-            reader, writer = await asyncio.open_connection(host, int(port))
+            _reader, writer = await asyncio.open_connection(host, int(port))
             # Content-Length says more than is sent, then the caller resets.
             writer.write(post("/v1/agents/echo/invoke", INVOKE)[:cut])
             await writer.drain()
