@@ -332,46 +332,73 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, headers=headers)
 
 
-async def stream(request: web.Request) -> web.StreamResponse:
-    """SSE: ``event: event`` per event, then ``event: result`` (or ``event: error``).
+Send = Callable[[bytes], Awaitable[None]]
+
+
+async def stream_answer(
+    gateway: Gateway,
+    listener: HttpListener,
+    view: StepsView,
+    inbound: Inbound,
+    span: tuple[str, dict[str, str]],
+    gone: Callable[[], bool],
+    begin: Callable[[dict[str, str]], Awaitable[Send]],
+    drain: Drain,
+) -> None:
+    """SSE: ``event: event`` per event, then ``event: result`` (or ``event: error``), for both
+    HTTP servers: ``begin`` starts the answer with its headers and gives the write of its body.
 
     The first upstream event is awaited before the response starts, so a call
     that fails at once still gets a proper error status instead of a stream;
     when it takes longer than ``sse_keepalive``, the response starts anyway and
     keep-alives flow while the agent thinks.
     """
-    gateway = request.app[GATEWAY_KEY]
-    inbound = await _invocation(request)
     invocation = inbound.invocation
-    name, attributes = http_span(request)
+    name, attributes = span
     with server_span(gateway.tracer, name, inbound.parent, invocation.context, attributes):
         agent, events = gateway.open_stream(invocation)
-        listener = request.app[LISTENER_KEY]
-        view = _steps_view(request)
         relay = Relay(
             events,
             _StreamSse(view, invocation, ResultCollector(agent)),
             bounds=Bounds.of(listener, agent),
             cancels=cancels_on_disconnect(listener, gateway.cancels_on_disconnect(invocation.agent)),
-            caller_gone=lambda: caller_gone(request),
+            caller_gone=gone,
         )
         try:
             await relay.opening(listener.sse_keepalive)
         except GatewayError as exc:  # a failure before any event: a proper error status
             raise view.error(exc) from None
-        response = web.StreamResponse(
-            headers={
+        send = await begin(
+            {
                 **SSE_HEADERS,
                 REQUEST_ID: invocation.context.request_id,
                 # Retries and fallbacks happen only before the first event (known by now unless it is slow).
                 **record_headers(invocation.record),
             }
         )
+        await relay.serve(send, keepalive=(listener.sse_keepalive, KEEPALIVE_FRAME), drain=drain)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    inbound = await _invocation(request)
+    response = web.StreamResponse()
+
+    async def begin(headers: dict[str, str]) -> Send:
+        response.headers.update(headers)
         await response.prepare(request)
-        await relay.serve(
-            response.write, keepalive=(listener.sse_keepalive, KEEPALIVE_FRAME), drain=request.app[DRAIN_KEY]
-        )
-        await response.write_eof()
+        return response.write
+
+    await stream_answer(
+        request.app[GATEWAY_KEY],
+        request.app[LISTENER_KEY],
+        _steps_view(request),
+        inbound,
+        http_span(request),
+        lambda: caller_gone(request),
+        begin,
+        request.app[DRAIN_KEY],
+    )
+    await response.write_eof()
     return response
 
 

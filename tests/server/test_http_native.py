@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -133,7 +134,14 @@ INVOKE = json.dumps({"messages": HI}).encode()
 def shape(answer: Answer) -> tuple[int, str | None, str | None, Any]:
     """What must match between the two servers: status, content type, attempts, body less its ids."""
     body: Any = answer.body
-    if answer.headers.get("content-type", "").startswith("application/json"):
+    if answer.headers.get("content-type", "").startswith("text/event-stream"):
+        # Event names and payloads, less the ids and the data parts (the headers the agent saw).
+        frames = [f for f in answer.body.decode().split("\n\n") if f.strip()]
+        body = []
+        for frame in frames:
+            fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+            body.append((fields.get("event"), re.sub("[0-9a-f]{16,32}", "ID", fields.get("data", ""))))
+    elif answer.headers.get("content-type", "").startswith("application/json"):
         body = answer.json()
         if isinstance(body.get("error"), dict):
             body["error"].pop("requestId", None)
@@ -169,6 +177,12 @@ CASES: dict[str, bytes] = {
         + b"0\r\n\r\n"
     ),
     "query": post("/v1/agents/echo/invoke?a=1&a=2&b=", INVOKE, close=True),
+    "stream": post(
+        "/v1/agents/echo/stream", json.dumps({"messages": [{"parts": [{"text": "a b c"}]}]}).encode(), close=True
+    ),
+    "stream by body": post("/v1/stream", json.dumps({"agent": "echo", "messages": HI}).encode(), close=True),
+    "stream unknown agent": post("/v1/agents/nope/stream", INVOKE, close=True),
+    "stream not json": post("/v1/agents/echo/stream", b"[", close=True),
 }
 
 
