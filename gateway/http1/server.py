@@ -333,11 +333,16 @@ class ServerConnection(asyncio.Protocol):
         self._paused_reading = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        # One lazy timer per connection, not one per request: it fires at the earliest deadline
+        # and looks at the times below (a head that arrives in one read never arms it).
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_idle = False
+        self._timer_at = 0.0
+        self._head_since: float | None = None
+        self._idle_since: float | None = None
         self._in_head = False
         self._idle_done: asyncio.Future[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self._extra: dict[str, object] = {}
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -354,7 +359,8 @@ class ServerConnection(asyncio.Protocol):
         self._counted = True
         if self._tracker is not None:
             self._tracker.connection_made(self, transport)
-        self._arm(limits.header_timeout, self._headers_late)
+        self._head_since = self.loop.time()
+        self._watch()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
@@ -396,6 +402,8 @@ class ServerConnection(asyncio.Protocol):
             return  # after a malformed request nothing more is read
         try:
             self.parser.feed_data(data)
+            if self._in_head:
+                self._watch()  # a head spread over reads: its deadline counts
         except httptools.HttpParserUpgrade as upgrade:
             # The rest of the connection is not HTTP/1.1 requests: it is the fallback's, as it comes.
             if self._current is None or not self._current.fallback or self._queue:
@@ -421,9 +429,9 @@ class ServerConnection(asyncio.Protocol):
         self._fields = []
         self._head_bytes = 0
         self._in_head = True
-        if self._timer is None or self._timer_idle:
-            # The idle timer gives way to the header timer: a request is coming.
-            self._arm(self.limits.header_timeout, self._headers_late)
+        self._idle_since = None
+        if self._head_since is None:
+            self._head_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -439,7 +447,7 @@ class ServerConnection(asyncio.Protocol):
             parser.get_method().decode(), self._url, parser.get_http_version(), self._fields, parser.should_keep_alive()
         )
         self._in_head = False
-        self._disarm()
+        self._head_since = None
         exchange = Exchange(self, head)
         # An upgrade (or CONNECT) hands the connection over: the fallback's from here on.
         if not self._raw and not parser.should_upgrade():
@@ -540,7 +548,8 @@ class ServerConnection(asyncio.Protocol):
             return
         self.resume_reading()
         if not self._in_head:
-            self._arm(self.limits.idle_timeout, self._idle, idle=True)
+            self._idle_since = self.loop.time()
+            self._watch()
         if self._idle_done is not None and not self._idle_done.done():
             self._idle_done.set_result(None)
 
@@ -622,7 +631,12 @@ class ServerConnection(asyncio.Protocol):
             await self._drain_waiter
 
     def extra(self, name: str) -> object:
-        return self.transport.get_extra_info(name) if self.transport is not None else None
+        # Asked on every request (the peer's address and certificate); the transport's answer never changes.
+        try:
+            return self._extra[name]
+        except KeyError:
+            value = self._extra[name] = self.transport.get_extra_info(name) if self.transport is not None else None
+            return value
 
     def pause_reading(self) -> None:
         if not self._paused_reading and self.transport is not None and not self.closed:
@@ -636,10 +650,30 @@ class ServerConnection(asyncio.Protocol):
 
     # -- timers and shutdown ---------------------------------------------------------------
 
-    def _arm(self, delay: float, callback: Callable[[], None], idle: bool = False) -> None:
+    def _watch(self) -> None:
+        """Have the timer fire by the earliest deadline: the head's, or the idle connection's."""
+        deadline = None
+        if self._head_since is not None:
+            deadline = self._head_since + self.limits.header_timeout
+        if self._idle_since is not None:
+            idle = self._idle_since + self.limits.idle_timeout
+            deadline = idle if deadline is None else min(deadline, idle)
+        if deadline is None or (self._timer is not None and self._timer_at <= deadline):
+            return
         self._disarm()
-        self._timer = self.loop.call_later(delay, callback)
-        self._timer_idle = idle
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        waiting = self._current is None and not self._queue
+        if self._head_since is not None and now >= self._head_since + self.limits.header_timeout and waiting:
+            self._headers_late()
+        elif self._idle_since is not None and now >= self._idle_since + self.limits.idle_timeout and waiting:
+            self._close()
+        elif not self.closed:
+            self._watch()
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -647,15 +681,9 @@ class ServerConnection(asyncio.Protocol):
             self._timer = None
 
     def _headers_late(self) -> None:
-        self._timer = None
-        if self._current is None and not self._queue and self.transport is not None:
+        if self.transport is not None:
             # Still no complete request head: a client this slow is a slowloris or broken.
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-            self._close()
-
-    def _idle(self) -> None:
-        self._timer = None
-        if self._current is None and not self._queue:
             self._close()
 
     def close(self) -> None:
