@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import email.utils
 import logging
 import time
@@ -368,8 +367,8 @@ class ServerConnection(asyncio.Protocol):
             self.limits.open -= 1
             self._counted = False
         self._disarm()
-        if self._tracker is not None:
-            self._tracker.connection_lost(self, exc)
+        if self._tracker is not None and not self.tasks:
+            self._tracker.connection_lost(self, exc)  # else when its last handler ends: a stop waits for it
         if self._fallback is not None:
             self._fallback.connection_lost(exc)
         for exchange in (self._current, *self._queue):
@@ -495,7 +494,7 @@ class ServerConnection(asyncio.Protocol):
             return
         task = self.loop.create_task(self._serve(handler, exchange))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._served)
 
     async def _serve(self, handler: Handler, exchange: Exchange) -> None:
         try:
@@ -514,6 +513,11 @@ class ServerConnection(asyncio.Protocol):
                 exchange.respond(500, [("content-type", "application/json")], self._refuse(500, "no answer was made"))
             else:
                 self.abandon()  # started and never ended
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.closed and not self.tasks and self._tracker is not None and self.transport is not None:
+            self._tracker.connection_lost(self, None)
 
     def ends_after(self, exchange: Exchange) -> bool:
         """Whether the connection closes after this exchange's answer."""
@@ -693,13 +697,17 @@ class ServerConnection(asyncio.Protocol):
             self._close()
 
     async def shutdown(self, timeout: float | None) -> None:
-        """Close once the answer in progress is written, within ``timeout``."""
+        """Close once the answer in progress is written and its handler has finished (a drained
+        call may still be undoing its steps after its answer), within ``timeout``."""
         self.close()
-        if self.closed:
-            return
-        self._idle_done = self.loop.create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._idle_done), timeout)
+        waits: set[asyncio.Future[None]] = set(self.tasks)
+        if not self.closed:
+            self._idle_done = self.loop.create_future()
+            waits.add(self._idle_done)
+        if waits:
+            await asyncio.wait(waits, timeout=timeout)
+        for task in self.tasks:
+            task.cancel()
         if not self.closed and self.transport is not None:
             self.transport.abort()
             self.closed = True
