@@ -16,7 +16,7 @@ import collections
 import email.utils
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, cast
 
 import httptools
@@ -46,6 +46,8 @@ _STATUS_TEXT = {
 }
 # The whole request head may be this many times the per-field limit.
 HEAD_FIELDS = 8
+# How much of a streamed request body is read ahead of its handler before reading pauses.
+_STREAM_AHEAD = 256 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -172,15 +174,26 @@ def _date() -> bytes:
     return _date_cache[1]
 
 
-def response_head(status: int, headers: list[tuple[str, str]], close: bool, length: int | None) -> bytes:
-    """A status line and header fields; ``length`` None frames the body in chunks."""
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _STATUS_TEXT.get(status, "Unknown").encode())]
+def response_head(
+    status: int,
+    headers: list[tuple[str, str]],
+    close: bool,
+    length: int | None,
+    reason: str | None = None,
+    framed: bool = True,
+) -> bytes:
+    """A status line and header fields; ``length`` None frames the body in chunks; ``framed``
+    False: no framing header at all (a 204 or 304, whose answers have no body)."""
+    text = reason if reason and reason.isprintable() else _STATUS_TEXT.get(status, "Unknown")
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, text.encode("latin-1", "replace"))]
     for name, value in headers:
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise ValueError(f"header {name!r} holds a line break")
         lines.append(f"{name}: {value}\r\n".encode())
     lines.append(b"date: %s\r\n" % _date())
-    if length is None:
+    if not framed:
+        pass
+    elif length is None:
         lines.append(b"transfer-encoding: chunked\r\n")
     else:
         lines.append(b"content-length: %d\r\n" % length)
@@ -196,13 +209,16 @@ class Exchange:
     __slots__ = (
         "_body",
         "_body_size",
+        "_chunked",
         "_continued",
+        "_no_body",
         "_waiter",
         "complete",
         "connection",
         "fallback",
         "handler",
         "head",
+        "limit",
         "started",
         "too_large",
     )
@@ -217,6 +233,10 @@ class Exchange:
         self.too_large = False
         self._body: list[bytes] = []
         self._body_size = 0
+        # The body bound; None: the handler streams the body (and reading pauses while it lags).
+        self.limit: int | None = connection.limits.max_body_bytes
+        self._chunked = True
+        self._no_body = False
         self._continued = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -226,14 +246,21 @@ class Exchange:
         self._body_size += len(data)
         # A request for the fallback is held only while queued (reading is paused then), and its
         # limit is the fallback's to apply.
-        if self.handler is not None and self._body_size > self.connection.limits.max_body_bytes:
+        if self.handler is not None and self.limit is not None and self._body_size > self.limit:
             self.too_large = True
             self._body.clear()
         elif not self.too_large:
             self._body.append(data)
+            if self.limit is None:
+                self._wake()
+                if self._body_size > _STREAM_AHEAD:
+                    self.connection.pause_reading()  # the handler is behind: let TCP hold the rest
 
     def finish_body(self) -> None:
         self.complete = True
+        self._wake()
+
+    def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -248,15 +275,35 @@ class Exchange:
         if self.too_large or (declared is not None and declared.isdigit() and int(declared) > limit):
             raise BodyTooLarge(limit)
         if not self.complete:
-            if self.head.expect is not None and not self._continued:
-                self._continued = True
-                self.connection.write(_CONTINUE)
+            self._expect_continue()
             self._waiter = self.connection.loop.create_future()
             self.connection.resume_reading()
             await self._waiter
             if self.too_large:
                 raise BodyTooLarge(limit)
         return b"".join(self._body)
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, unbounded (a streamed body's bound is the handler's to keep)."""
+        while True:
+            if self._body:
+                pieces, self._body = self._body, []
+                self._body_size = 0
+                self.connection.resume_reading()
+                for piece in pieces:
+                    yield piece
+                continue
+            if self.complete:
+                return
+            self._expect_continue()
+            self._waiter = self.connection.loop.create_future()
+            self.connection.resume_reading()
+            await self._waiter
+
+    def _expect_continue(self) -> None:
+        if self.head.expect is not None and not self._continued:
+            self._continued = True
+            self.connection.write(_CONTINUE)
 
     @property
     def gone(self) -> bool:
@@ -275,20 +322,32 @@ class Exchange:
         self.connection.write(response_head(status, headers, close, len(body)) + body)
         self.connection.answered(self, close)
 
-    def begin(self, status: int, headers: list[tuple[str, str]]) -> None:
-        """Start an answer whose body follows in chunks (:meth:`send`, then :meth:`end`)."""
+    def begin(
+        self, status: int, headers: list[tuple[str, str]], length: int | None = None, reason: str | None = None
+    ) -> None:
+        """Start an answer whose body follows (:meth:`send`, then :meth:`end`): of ``length``
+        bytes, or in chunks. A HEAD's answer, a 204 and a 304 carry none (RFC 9110 section 6.4.1)."""
         self.started = True
-        self.connection.write(response_head(status, headers, self.connection.ends_after(self), None))
+        bodiless = status in (204, 304)
+        self._no_body = bodiless or self.head.method == "HEAD"
+        self._chunked = length is None and not self._no_body
+        close = self.connection.ends_after(self)
+        self.connection.write(response_head(status, headers, close, length, reason, framed=not bodiless))
 
     def send(self, data: bytes) -> None:
-        if data:
+        if not data or self._no_body:
+            return
+        if self._chunked:
             self.connection.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.connection.write(data)
 
     async def drain(self) -> None:
         await self.connection.drain()
 
     def end(self) -> None:
-        self.connection.write(_LAST_CHUNK)
+        if self._chunked:
+            self.connection.write(_LAST_CHUNK)
         self.connection.answered(self, self.connection.ends_after(self))
 
     def cut(self) -> None:
@@ -451,6 +510,8 @@ class ServerConnection(asyncio.Protocol):
         # An upgrade (or CONNECT) hands the connection over: the fallback's from here on.
         if not self._raw and not parser.should_upgrade():
             exchange.handler = self.router(head)
+            if getattr(exchange.handler, "streams_body", False):
+                exchange.limit = None
         self._parsing = exchange
         if self._current is None:
             self._start(exchange)

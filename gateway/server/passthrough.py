@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote
 
 import aiohttp
-from aiohttp import HttpVersion, web
+from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from opentelemetry import propagate, trace
@@ -37,6 +39,8 @@ from gateway.model import (
 from gateway.pipeline import Gateway
 from gateway.propagation import REQUEST_ID, context_from_headers, inject_headers
 from gateway.routing import RouteRequest
+from gateway.security.guard import ListenerGuard
+from gateway.security.identity import Identity
 from gateway.server.inbound import http_span, record_headers, server_span
 from gateway.server.json_body import unreadable_body
 from gateway.server.request_keys import GUARD_KEY, HEADERS_KEY, IDENTITY_KEY, RECORD_KEY, REQUEST_ID_KEY
@@ -111,6 +115,67 @@ def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in src.items() if k.lower() not in _HOP_BY_HOP and k.lower() not in dropped)
 
 
+@dataclass(slots=True)
+class ProxiedRequest:
+    """A request to pass through, as either HTTP server read it; ``request_id`` and ``record``
+    are filled in as soon as they are known (the answer to an error carries them)."""
+
+    agent: str
+    method: str
+    raw_target: str
+    version: tuple[int, int]
+    headers: CIMultiDict[str]
+    query: dict[str, str]
+    # Whether there is a body, and its length when known (and not decoded by the server).
+    has_body: bool
+    length: int | None
+    whole_body: Callable[[], Awaitable[bytes]]
+    body: Callable[[], AsyncIterator[bytes]]
+    # Why the caller's body could not be read, when the server could not decode it.
+    body_error: Callable[[], InvalidRequest | None] = lambda: None
+    request_id: str = ""
+    record: CallRecord | None = None
+
+
+class Sink(Protocol):
+    """Where the agent's answer goes: the caller's response, whichever server holds it."""
+
+    @property
+    def started(self) -> bool: ...
+    async def start(self, status: int, reason: str, headers: CIMultiDict[str], length: int | None) -> None: ...
+    async def write(self, chunk: bytes) -> None: ...
+    async def end(self) -> None: ...
+    def cut(self) -> None: ...
+
+
+class _AiohttpSink:
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response: web.StreamResponse | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.response is not None and self.response.prepared
+
+    async def start(self, status: int, reason: str, headers: CIMultiDict[str], length: int | None) -> None:
+        self.response = web.StreamResponse(status=status, reason=reason, headers=headers)
+        if length is not None:
+            self.response.content_length = length
+        await self.response.prepare(self.request)
+
+    async def write(self, chunk: bytes) -> None:
+        assert self.response is not None
+        await self.response.write(chunk)
+
+    async def end(self) -> None:
+        assert self.response is not None
+        await self.response.write_eof()
+
+    def cut(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.close()
+
+
 class Passthrough:
     """Forwards raw HTTP to the endpoint of a configured agent (routes may send it to another)."""
 
@@ -135,19 +200,49 @@ class Passthrough:
         return context, tls.server_name
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["agent"]
-        request.app[GUARD_KEY].authorize(request[IDENTITY_KEY], name)
-        inbound: dict[str, str] = request[HEADERS_KEY]
-        # The path routes match on: what follows /v1/proxy/<agent>, as sent (upstream_url vets it below).
-        below = "/" + request.raw_path.partition("?")[0].removeprefix(_PREFIX).partition("/")[2]
-        route = RouteRequest(
-            name,
-            inbound,
-            {k: request.query[k] for k in request.query},
+        """The aiohttp server's passthrough route."""
+        length = request.content_length if "content-encoding" not in request.headers else None
+        call = ProxiedRequest(
+            request.match_info["agent"],
             request.method,
-            below,
-            request[IDENTITY_KEY].caller,
+            request.raw_path,
+            (request.version.major, request.version.minor),
+            CIMultiDict(request.headers),
+            {k: request.query[k] for k in request.query},
+            request.body_exists,
+            length,
+            lambda: _whole_body(request),
+            lambda: _body(request),
+            lambda: request.get(BODY_ERROR_KEY),
         )
+        sink = _AiohttpSink(request)
+        try:
+            await self.serve(
+                call, request.app[GUARD_KEY], request[IDENTITY_KEY], request[HEADERS_KEY], sink, http_span(request)
+            )
+        finally:
+            if call.request_id:
+                request[REQUEST_ID_KEY] = call.request_id
+            if call.record is not None:
+                request[RECORD_KEY] = call.record
+        assert sink.response is not None
+        return sink.response
+
+    async def serve(
+        self,
+        call: ProxiedRequest,
+        guard: ListenerGuard,
+        identity: Identity,
+        inbound: dict[str, str],
+        sink: Sink,
+        span: tuple[str, dict[str, str]],
+    ) -> None:
+        """Pass ``call`` through (both HTTP servers): GatewayError before the answer starts."""
+        name = call.agent
+        guard.authorize(identity, name)
+        # The path routes match on: what follows /v1/proxy/<agent>, as sent (upstream_url vets it below).
+        below = "/" + call.raw_target.partition("?")[0].removeprefix(_PREFIX).partition("/")[2]
+        route = RouteRequest(name, inbound, call.query, call.method, below, identity.caller)
         decision = self.gateway.decide(route)
         upstream = self.gateway.upstream(decision.agent)
         if upstream is None:
@@ -157,26 +252,24 @@ class Passthrough:
                 f"agent {decision.agent!r} is not an HTTP agent; passthrough needs an http(s) endpoint", agent=name
             )
         context = context_from_headers(inbound, timeout=upstream.default_timeout)
-        request[REQUEST_ID_KEY] = context.request_id
-        url = upstream_url(upstream.spec.endpoint, request.raw_path, name)
-        span_name, attributes = http_span(request)
-        attributes[t.ATTR_AGENT] = decision.agent
+        call.request_id = context.request_id
+        url = upstream_url(upstream.spec.endpoint, call.raw_target, name)
+        span_name, attributes = span
+        attributes = {**attributes, t.ATTR_AGENT: decision.agent}
         if decision.route:
             attributes[t.ATTR_ROUTE] = decision.route
         # Counted like every call: metrics and the access line, with the status the caller got.
         # One attempt, never retried (the body streams); its error answers say so too.
         invocation = Invocation(name, (), context, headers=inbound, record=CallRecord(attempts=1))
         invocation.record.route = decision.route or ""
-        request[RECORD_KEY] = invocation.record
+        call.record = invocation.record
         calls = self.gateway.observer
         started = calls.started(invocation)
         error: GatewayError | None = None
         status = 0
         try:
             with server_span(self.tracer, span_name, inbound, context, attributes):
-                response = await self._forward(request, url, decision.agent, context, upstream.spec.tls)
-                status = response.status
-                return response
+                status = await self._forward(call, guard, sink, url, decision.agent, context, upstream.spec.tls)
         except GatewayError as exc:
             error = exc
             raise
@@ -184,74 +277,77 @@ class Passthrough:
             calls.finished(invocation, started, error, streamed=False, answered=code_for_http_status(status))
 
     async def _forward(
-        self, request: web.Request, url: URL, agent: str, context: Context, tls: UpstreamTls | None
-    ) -> web.StreamResponse:
+        self,
+        call: ProxiedRequest,
+        guard: ListenerGuard,
+        sink: Sink,
+        url: URL,
+        agent: str,
+        context: Context,
+        tls: UpstreamTls | None,
+    ) -> int:
+        """Relay the request and the answer; the answer's status."""
         attributes: dict[str, str | int] = {
             t.ATTR_AGENT: agent,
-            "http.request.method": request.method,
+            "http.request.method": call.method,
             "server.address": url.host or "",
             "server.port": url.explicit_port or (443 if url.scheme == "https" else 80),
             "url.full": str(url),
         }
         span = self.tracer.start_span(f"proxy {agent}", kind=SpanKind.CLIENT, attributes=attributes)
-        headers = _forwardable(request.headers)
+        headers = _forwardable(call.headers)
         # Believed identity values and the gateway's own trace context and baggage are
         # injected below; the caller's versions never stand (not even when the gateway has
         # nothing to say, such as a token naming no user: then the agent gets no claim at all).
-        for key in (*request.app[GUARD_KEY].dropped_headers, *(_W3C_FIELDS | propagate.get_global_textmap().fields)):
+        for key in (*guard.dropped_headers, *(_W3C_FIELDS | propagate.get_global_textmap().fields)):
             headers.popall(key, None)
         outbound: dict[str, str] = {}
         inject_headers(context, outbound, trace.set_span_in_context(span))
         for key, value in outbound.items():
             headers[key] = value
-        via = _via(request.version)
+        via = f"{call.version[0]}.{call.version[1]} agent-gateway"
         _append_via(headers, via)
-        response: web.StreamResponse | None = None
-        record = request[RECORD_KEY]
+        record = call.record
         try:
             with mapped_errors(agent):
-                async with await self._request(request, url, headers, context, tls) as upstream:
+                async with await self._request(call, url, headers, context, tls) as upstream:
                     span.set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     trace.get_current_span().set_attribute(t.ATTR_HTTP_STATUS, upstream.status)
                     response_headers = _forwardable(upstream.headers)
                     response_headers[REQUEST_ID] = context.request_id
                     response_headers.update(record_headers(record))
                     _append_via(response_headers, via)
-                    response = web.StreamResponse(
-                        status=upstream.status, reason=upstream.reason, headers=response_headers
-                    )
-                    if upstream.headers.get("content-length") is not None:
-                        response.content_length = int(upstream.headers["content-length"])
-                    await response.prepare(request)
+                    declared = upstream.headers.get("content-length")
+                    length = int(declared) if declared is not None else None
+                    await sink.start(upstream.status, upstream.reason or "", response_headers, length)
                     async for chunk in _chunks(upstream):
-                        await response.write(chunk)
-                    await response.write_eof()
-                    return response
+                        await sink.write(chunk)
+                    await sink.end()
+                    return upstream.status
         except GatewayError as exc:
             span.set_status(Status(StatusCode.ERROR, exc.message))
-            if response is not None and response.prepared:
+            if sink.started:
                 # Bytes already reached the client: all we can do is cut the stream.
                 log.warning("passthrough to %s broke mid-response: %s", agent, exc)
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            if (unreadable := request.get(BODY_ERROR_KEY)) is not None:
+                sink.cut()
+                return 0
+            if (unreadable := call.body_error()) is not None:
                 raise unreadable from None  # the caller's body failed, not the agent
             raise
         finally:
             span.end()
 
     async def _request(
-        self, request: web.Request, url: URL, headers: CIMultiDict[str], context: Context, tls: UpstreamTls | None
+        self, call: ProxiedRequest, url: URL, headers: CIMultiDict[str], context: Context, tls: UpstreamTls | None
     ) -> AbstractAsyncContextManager[Http1Response | aiohttp.ClientResponse]:
         """The upstream request, through the lean client (or aiohttp's session), with the agent's TLS settings."""
         verify, server_hostname = self._tls(tls)
         if self.client is None:
             return self.session.request(
-                request.method,
+                call.method,
                 url,
                 headers=headers,
-                data=_body(request) if request.body_exists else None,
+                data=call.body() if call.has_body else None,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=context.remaining(), sock_connect=10),
                 # The caller's headers as they were: no Accept-Encoding or User-Agent it never sent.
@@ -260,13 +356,13 @@ class Passthrough:
                 server_hostname=server_hostname,
             )
         body: bytes | AsyncIterator[bytes] | None = None
-        length = request.content_length if "content-encoding" not in request.headers else None
-        if request.body_exists:
+        length = call.length
+        if call.has_body:
             # A small body of known length is sent in one write with the head; a larger (or
             # unknown, or decoded by the server) one streams, chunked when its length is unknown.
-            body = await _whole_body(request) if length is not None and length <= _CHUNK else _body(request)
+            body = await call.whole_body() if length is not None and length <= _CHUNK else call.body()
         return self.client.request(
-            request.method,
+            call.method,
             str(url),
             headers,
             body,
@@ -288,11 +384,6 @@ def _chunks(upstream: Http1Response | aiohttp.ClientResponse) -> AsyncIterator[b
 
 # aiohttp's client adds these when a request has none; a proxy must not.
 _AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent"})
-
-
-def _via(version: HttpVersion) -> str:
-    """This hop's Via entry (RFC 9110 section 7.6.3): the protocol version received, and a pseudonym."""
-    return f"{version.major}.{version.minor} agent-gateway"
 
 
 def _append_via(headers: CIMultiDict[str], entry: str) -> None:
