@@ -181,6 +181,7 @@ def response_head(
     length: int | None,
     reason: str | None = None,
     framed: bool = True,
+    dated: bool = True,
 ) -> bytes:
     """A status line and header fields; ``length`` None frames the body in chunks; ``framed``
     False: no framing header at all (a 204 or 304, whose answers have no body)."""
@@ -190,7 +191,8 @@ def response_head(
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise ValueError(f"header {name!r} holds a line break")
         lines.append(f"{name}: {value}\r\n".encode())
-    lines.append(b"date: %s\r\n" % _date())
+    if dated:
+        lines.append(b"date: %s\r\n" % _date())
     if not framed:
         pass
     elif length is None:
@@ -323,7 +325,12 @@ class Exchange:
         self.connection.answered(self, close)
 
     def begin(
-        self, status: int, headers: list[tuple[str, str]], length: int | None = None, reason: str | None = None
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        length: int | None = None,
+        reason: str | None = None,
+        dated: bool = True,
     ) -> None:
         """Start an answer whose body follows (:meth:`send`, then :meth:`end`): of ``length``
         bytes, or in chunks. A HEAD's answer, a 204 and a 304 carry none (RFC 9110 section 6.4.1)."""
@@ -332,7 +339,7 @@ class Exchange:
         self._no_body = bodiless or self.head.method == "HEAD"
         self._chunked = length is None and not self._no_body
         close = self.connection.ends_after(self)
-        self.connection.write(response_head(status, headers, close, length, reason, framed=not bodiless))
+        self.connection.write(response_head(status, headers, close, length, reason, not bodiless, dated))
 
     def send(self, data: bytes) -> None:
         if not data or self._no_body:

@@ -290,7 +290,7 @@ class GatewayServer:
         if config.server.http_server == "native":
             cors = CorsRules(http.cors) if http.cors is not None else None
             scheme = "https" if ssl_context is not None else "http"
-            router = NativeFront(gateway, http, guard, self.drain, cors, scheme).route
+            router = NativeFront(gateway, http, guard, self.drain, cors, scheme, passthrough).route
         site = ListenerSite(
             runner,
             host,

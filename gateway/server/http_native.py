@@ -1,5 +1,6 @@
 """The HTTP front's hot routes on the native HTTP/1.1 server (:mod:`gateway.http1.server`):
-``POST /v1/invoke``, ``POST /v1/agents/{agent}/invoke`` and their ``/stream`` twins (SSE).
+``POST /v1/invoke``, ``POST /v1/agents/{agent}/invoke``, their ``/stream`` twins (SSE), and
+the passthrough, ``/v1/proxy/{agent}/...`` (any method, bodies streamed both ways).
 
 The same answers as the aiohttp handlers of :mod:`gateway.server.http` (which serve them with
 ``server.http_server: aiohttp``), through the same functions: the request id, the drain scope,
@@ -12,7 +13,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote
+
+from multidict import CIMultiDict
 
 from gateway import json_input
 from gateway.config.schema import HttpListener
@@ -35,12 +39,14 @@ from gateway.server.http import (
     stream_answer,
 )
 from gateway.server.inbound import record_headers
+from gateway.server.passthrough import Passthrough, ProxiedRequest
 from gateway.server.steps_view import StepsView
 
 log = logging.getLogger("agent_gateway.http")
 
 _JSON = ("content-type", "application/json; charset=utf-8")
 _AGENTS = "/v1/agents/"
+_PROXY = "/v1/proxy/"
 _OPERATIONS = ("/invoke", "/stream")
 
 
@@ -55,7 +61,9 @@ class NativeFront:
         drain: Drain,
         cors: CorsRules | None,
         scheme: str,
+        passthrough: Passthrough | None = None,
     ) -> None:
+        self.passthrough = passthrough
         self.gateway = gateway
         self.listener = listener
         self.guard = guard
@@ -65,12 +73,19 @@ class NativeFront:
         self._any: dict[str, Handler] = {op: functools.partial(self._call, op == "/stream", None) for op in _OPERATIONS}
 
     def route(self, head: RequestHead) -> Handler | None:
-        if head.method != "POST":
-            return None
         encoding = head.header("content-encoding")
         if encoding is not None and encoding.strip().lower() != "identity":
             return None  # a compressed body: aiohttp's decoders (and their errors) serve it
         path = head.path
+        if path.startswith(_PROXY) and self.passthrough is not None:
+            agent, slash, _ = path[len(_PROXY) :].partition("/")
+            if agent and slash and head.method != "OPTIONS":  # OPTIONS: aiohttp answers CORS preflights
+                proxy = functools.partial(self._proxy, unquote(agent))
+                proxy.streams_body = True  # type: ignore[attr-defined]
+                return proxy
+            return None
+        if head.method != "POST":
+            return None
         if path.startswith("/v1/") and (handler := self._any.get(path[3:])) is not None:
             return handler
         if path.startswith(_AGENTS):
@@ -142,8 +157,67 @@ class NativeFront:
             log.debug("the caller closed the connection during POST %s", head.path)
             exchange.cut()
 
+    async def _proxy(self, agent: str, exchange: Exchange) -> None:
+        assert self.passthrough is not None
+        head = exchange.head
+        request_id = request_id_from(head.header(REQUEST_ID) or "")
+        call: ProxiedRequest | None = None
+        try:
+            if head.expect is not None and head.expect.strip().lower() != "100-continue":
+                error = InvalidRequest("the only Expect the gateway answers is 100-continue")
+                self._answer(exchange, 417, {}, error_answer(error)[2])
+                return
+            async with self.drain.scope():
+                creds = credentials_from(head.headers, exchange.extra)
+                identity, believed = authenticated(self.guard, creds, request_id)
+                del creds
+                declared = head.header("content-length")
+                length = int(declared) if declared is not None and declared.isdigit() else None
+                major, _, minor = head.version.partition(".")
+                call = ProxiedRequest(
+                    agent,
+                    head.method,
+                    head.target.decode("utf-8", "surrogateescape"),
+                    (int(major), int(minor or 0)),
+                    CIMultiDict(
+                        (n.decode("latin-1"), v) for (n, _), (_, v) in zip(head.raw, head.headers, strict=True)
+                    ),
+                    _query(head.query) or {},
+                    head.chunked or bool(length),
+                    length,
+                    exchange.read,
+                    exchange.pieces,
+                )
+                route = "/v1/proxy/{agent}/{tail}"
+                attributes = {
+                    "http.request.method": head.method,
+                    "url.path": unquote(head.path),
+                    "url.scheme": self.scheme,
+                    "http.route": route,
+                }
+                sink = _Sink(exchange, self)
+                await self.passthrough.serve(
+                    call, self.guard, identity, believed, sink, (f"{head.method} {route}", attributes)
+                )
+        except GatewayError as exc:
+            if exchange.started:
+                exchange.cut()
+                return
+            if not exc.agent:
+                exc.agent = agent
+            record = call.record if call is not None else None
+            request_id = call.request_id if call is not None and call.request_id else request_id
+            status, headers, body = error_answer(exc, request_id, record)
+            self._answer(exchange, status, headers, body)
+        except BodyTooLarge:
+            body = status_error_body(413, "Request Entity Too Large", request_id)
+            self._answer(exchange, 413, {REQUEST_ID: request_id, **record_headers(None)}, body)
+        except ConnectionError:
+            log.debug("the caller closed the connection during %s %s", head.method, head.path)
+            exchange.cut()
+
     async def _begin(self, exchange: Exchange, headers: dict[str, str]) -> Send:
-        exchange.begin(200, self._fields(exchange, headers))
+        exchange.begin(200, self._fields(exchange, headers.items()))
 
         async def send(frame: bytes) -> None:
             exchange.send(frame)
@@ -154,10 +228,10 @@ class NativeFront:
     def _answer(self, exchange: Exchange, status: int, headers: dict[str, str], body: object) -> None:
         if exchange.gone:
             return
-        exchange.respond(status, [_JSON, *self._fields(exchange, headers)], json.dumps(body).encode())
+        exchange.respond(status, [_JSON, *self._fields(exchange, headers.items())], json.dumps(body).encode())
 
-    def _fields(self, exchange: Exchange, headers: dict[str, str]) -> list[tuple[str, str]]:
-        fields = list(headers.items())
+    def _fields(self, exchange: Exchange, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        fields = list(headers)
         if self.cors is not None and (origin := exchange.head.header("origin")):
             fields.extend(self.cors.answer_headers(origin).items())
         return fields
@@ -171,3 +245,30 @@ def _query(raw: str) -> dict[str, str] | None:
     for key, value in parse_qsl(raw, keep_blank_values=True):
         query.setdefault(key, value)
     return query
+
+
+class _Sink:
+    """The passthrough's answer on the native server."""
+
+    def __init__(self, exchange: Exchange, front: NativeFront) -> None:
+        self.exchange = exchange
+        self.front = front
+
+    @property
+    def started(self) -> bool:
+        return self.exchange.started
+
+    async def start(self, status: int, reason: str, headers: CIMultiDict[str], length: int | None) -> None:
+        # Every field as the agent sent it (repeated ones too: Set-Cookie), then CORS's.
+        fields = self.front._fields(self.exchange, headers.items())
+        self.exchange.begin(status, fields, length, reason, dated="date" not in headers)  # the agent's Date stands
+
+    async def write(self, chunk: bytes) -> None:
+        self.exchange.send(chunk)
+        await self.exchange.drain()
+
+    async def end(self) -> None:
+        self.exchange.end()
+
+    def cut(self) -> None:
+        self.exchange.cut()

@@ -72,6 +72,8 @@ class Answers:
 
     def on_headers_complete(self) -> None:
         self.list[-1].status = self.parser.get_status_code()
+        if self.head_only:  # a HEAD's answer ends with its head (its Content-Length is the GET's)
+            self.list[-1].done = True
 
     def on_body(self, data: bytes) -> None:
         self.list[-1].body += data
@@ -89,7 +91,7 @@ async def exchange(
     """Write ``pieces`` (pausing between them), read until ``expect`` answers or the server closes."""
     host, port = address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
-    answers = Answers()
+    answers = Answers(head_only=pieces[0].startswith(b"HEAD "))
     closed = False
     try:
         for piece in pieces:
@@ -153,6 +155,12 @@ def shape(answer: Answer) -> tuple[int, str | None, str | None, Any]:
     return answer.status, answer.headers.get("content-type"), answer.headers.get("x-agw-attempts"), body
 
 
+CASES_CHUNKED_PROXY = (
+    b"POST /v1/proxy/echo/invoke HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    + b"".join(b"%x\r\n%s\r\n" % (len(INVOKE[i : i + 5]), INVOKE[i : i + 5]) for i in range(0, len(INVOKE), 5))
+    + b"0\r\n\r\n"
+)
+
 CASES: dict[str, bytes] = {
     "invoke": post("/v1/agents/echo/invoke", INVOKE, close=True),
     "invoke by body": post("/v1/invoke", json.dumps({"agent": "echo", "messages": HI}).encode(), close=True),
@@ -183,6 +191,14 @@ CASES: dict[str, bytes] = {
     "stream by body": post("/v1/stream", json.dumps({"agent": "echo", "messages": HI}).encode(), close=True),
     "stream unknown agent": post("/v1/agents/nope/stream", INVOKE, close=True),
     "stream not json": post("/v1/agents/echo/stream", b"[", close=True),
+    "proxy": post("/v1/proxy/echo/invoke", INVOKE, close=True),
+    "proxy query": post("/v1/proxy/echo/invoke?x=1&y=%20", INVOKE, close=True),
+    "proxy climbs": post("/v1/proxy/echo/a/../../invoke", INVOKE, close=True),
+    "proxy climbs encoded": post("/v1/proxy/echo/%2e%2e/invoke", INVOKE, close=True),
+    "proxy unknown agent": post("/v1/proxy/nope/invoke", INVOKE, close=True),
+    "proxy get": get("/v1/proxy/echo/nothing-here", close=True),
+    "proxy head": get("/v1/proxy/echo/invoke", close=True).replace(b"GET", b"HEAD", 1),
+    "proxy chunked": CASES_CHUNKED_PROXY,
 }
 
 
@@ -349,3 +365,31 @@ async def test_an_upgrade_goes_to_aiohttp_and_the_connection_is_its(both: dict[s
     request = b"GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
     answers, _ = await exchange(address, [request], 1, timeout=5)
     assert len(answers) == 1 and answers[0].status < 500
+
+
+async def test_passthrough_keeps_repeated_fields_and_the_agents_date(
+    gateway_factory: GatewayFactory, serve_app: Any
+) -> None:
+    from aiohttp import web
+
+    async def cookies(request: web.Request) -> web.Response:
+        response = web.Response(text="ok", headers={"Date": "Tue, 01 Dec 2026 00:00:00 GMT"})
+        response.headers.add("Set-Cookie", "a=1")
+        response.headers.add("Set-Cookie", "b=2")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/c", cookies)
+    url = await serve_app(app)
+    text = f"agents:\n  c: {{kind: http, endpoint: {url}}}\nserver: {{drain_timeout: 2s}}\n"
+    async with gateway_factory(text) as gw:
+        assert gw.addresses.http is not None
+        host, port = gw.addresses.http.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(get("/v1/proxy/c/c", close=True))
+        raw = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    head = raw.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")
+    assert head[0] == b"http/1.1 200 ok"
+    assert [line for line in head if line.startswith(b"set-cookie")] == [b"set-cookie: a=1", b"set-cookie: b=2"]
+    assert [line for line in head if line.startswith(b"date:")] == [b"date: tue, 01 dec 2026 00:00:00 gmt"]
