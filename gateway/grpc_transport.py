@@ -1,5 +1,6 @@
 """Shared gRPC mechanics for every gRPC-speaking adapter (the gateway's own proto, A2A over gRPC):
-an upstream RPC's status as the model's error (transient or permanent), and TLS channel credentials.
+an upstream RPC's status as the model's error (transient or permanent), TLS channel credentials and
+the options every upstream channel is opened with.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from gateway.model import (
     UpstreamTls,
     UpstreamUnavailable,
 )
+
+# gRPC core's own retries off: the retry policy is the gateway's one retry mechanism, and core's
+# would keep each call's request in a retry buffer (about 6 KB more per open stream).
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.enable_retries", 0),)
 
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
 

@@ -18,7 +18,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from gateway.adapters.base import CANCEL_TIMEOUT
 from gateway.adapters.kit import grpc_metadata
-from gateway.grpc_transport import channel_credentials, rpc_error
+from gateway.grpc_transport import CHANNEL_OPTIONS, channel_credentials, rpc_error
 from gateway.model import Attempt, UpstreamError, UpstreamTls
 
 
@@ -33,9 +33,9 @@ class A2AGrpcUpstream:
         self.tenant = tenant
         self.static_metadata = dict(static_metadata)
         if tls is not None:
-            self.channel = grpc.aio.secure_channel(target, channel_credentials(tls))
+            self.channel = grpc.aio.secure_channel(target, channel_credentials(tls), options=CHANNEL_OPTIONS)
         else:
-            self.channel = grpc.aio.insecure_channel(target)
+            self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self.stub = a2a_grpc.A2AServiceStub(self.channel)  # type: ignore[no-untyped-call]  # generated, untyped
 
     def _metadata(self, call: Attempt) -> tuple[tuple[str, str], ...]:

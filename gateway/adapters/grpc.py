@@ -18,7 +18,7 @@ from agentgateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway import wire
 from gateway.adapters.base import Adapter, AdapterOptions, AdapterResources
 from gateway.adapters.kit import grpc_metadata
-from gateway.grpc_transport import channel_credentials, rpc_error
+from gateway.grpc_transport import CHANNEL_OPTIONS, channel_credentials, rpc_error
 from gateway.model import (
     AgentSpec,
     Attempt,
@@ -46,6 +46,7 @@ class GrpcAgentAdapter(Adapter):
         target = spec.endpoint.removeprefix("grpc://").removeprefix("grpcs://")
         size = self.options.max_message_bytes
         options: list[tuple[str, Any]] = [
+            *CHANNEL_OPTIONS,
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
         ]
