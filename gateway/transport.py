@@ -264,7 +264,9 @@ class HttpTransport:
         """Open an SSE stream and yield its events as they arrive (no buffering)."""
         sse_headers = {"accept": "text/event-stream", **self._headers(call, headers)}
         with mapped_errors(self.agent):
-            async with self.open(call, method, self.url(path), body, sse_headers) as response:
+            opened = self.open(call, method, self.url(path), body, sse_headers)
+            del body, sse_headers  # the request holds them: not this frame, for the stream's life
+            async with opened as response:
                 if response.status >= 400:
                     raw = await read_body(response, MAX_ERROR_BODY_BYTES, self.agent, truncate=True)
                     raise status_error(self.agent, response.status, decode_text(raw), response.headers)

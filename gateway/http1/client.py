@@ -260,6 +260,8 @@ class Exchange(AbstractAsyncContextManager[Http1Response]):
             try:
                 await self._send(connection, response)
                 await response.wait_head()
+                # Sent and answered, so never sent again: a stream held open need not keep them.
+                self.head, self.body = b"", None
                 return response
             except ConnectionLost:
                 self._drop()

@@ -22,6 +22,27 @@ class Http1Connection(asyncio.Protocol):
     """The socket's side of an exchange: bytes in go to the parser, the parser's callbacks to
     the current :class:`Http1Response`."""
 
+    # One per open upstream stream: slots, not a dict per connection.
+    __slots__ = (
+        "_done",
+        "_drain",
+        "_fields",
+        "_head_bytes",
+        "_interim",
+        "_keep_alive",
+        "_reason",
+        "_write_paused",
+        "closed",
+        "exchanges",
+        "idle_since",
+        "live",
+        "loop",
+        "parser",
+        "response",
+        "reusable",
+        "transport",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
@@ -126,7 +147,8 @@ class Http1Connection(asyncio.Protocol):
             return
         # Asked here: once the message completes, the parser has reset for the next one.
         self._keep_alive = self.parser.should_keep_alive()
-        response.head_received(status, self._reason, CIMultiDict(self._fields))
+        fields, self._fields = self._fields, []  # copied into the headers: not kept for the stream's life
+        response.head_received(status, self._reason, CIMultiDict(fields))
         if response.head_only:
             # A HEAD reply has no body whatever its Content-Length says; httptools cannot be
             # told, so the exchange ends here and the connection is not reused.

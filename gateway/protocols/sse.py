@@ -28,6 +28,9 @@ class SseEvent:
 class SseParser:
     """Push bytes in with :meth:`feed`, get complete events out."""
 
+    # One per stream read from an upstream.
+    __slots__ = ("_buffer", "_data", "_event", "_id", "_max", "_pending_cr", "_retry", "_size", "_started")
+
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._max = max_event_bytes
         self._buffer = b""

@@ -84,6 +84,9 @@ class Drain:
 class DrainScope:
     """One call's stretch of work that the drain deadline may end with Unavailable."""
 
+    # One or two per open stream.
+    __slots__ = ("_cancelling", "drain", "fired", "task")
+
     def __init__(self, drain: Drain) -> None:
         self.drain = drain
         self.fired = False

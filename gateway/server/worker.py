@@ -51,6 +51,7 @@ def _watch_lifeline(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Non
 
 async def serve_worker(config: GatewayConfig, path: str, index: int, binding: WorkerBinding) -> None:
     from gateway.server.app import GatewayServer
+    from gateway.server.heap import settle_heap
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,6 +64,7 @@ async def serve_worker(config: GatewayConfig, path: str, index: int, binding: Wo
     except BaseException:
         await server.stop()
         raise
+    settle_heap()
     ready = {"worker": index, "pid": os.getpid(), "http": addresses.http, "grpc": addresses.grpc}
     print(json.dumps(ready), flush=True)
     try:

@@ -311,3 +311,18 @@ async def test_an_exchange_ending_after_the_client_closed_leaves_nothing_open(
     assert body == b"x" * 100
     await asyncio.sleep(0.05)
     assert not client._live and not client._pools
+
+
+async def test_an_open_reply_keeps_neither_the_request_nor_the_raw_header_list(
+    client: Http1Client, agent: tuple[str, list[int], list[str]]
+) -> None:
+    """A stream held open keeps only what reading it needs (the request is never resent
+    once answered): per open stream, memory is the goal."""
+    url, _, _ = agent
+    exchange = client.request("POST", f"{url}/echo", {"x-a": "1"}, b"y" * 4096)
+    assert exchange.head and exchange.body
+    async with exchange as response:
+        assert (exchange.head, exchange.body) == (b"", None)
+        assert exchange.connection is not None and exchange.connection._fields == []
+        assert response.headers["content-length"] == "4096"
+        assert await response.read() == b"y" * 4096
