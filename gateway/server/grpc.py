@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -122,30 +122,47 @@ def _guarded(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandl
     return handler
 
 
-class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Gives the library services (health, reflection) our answer to bytes that do not parse;
-    our own servicers parse leniently already and check the request after authenticating."""
+def _guard(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` guarded (see :func:`_guarded`) unless its requests already parse leniently
+    (our own servicers parse leniently and check the request after authenticating)."""
+    if handler.request_deserializer is None or isinstance(handler.request_deserializer, _Lenient):
+        return handler
+    return _guarded(method, handler)
 
-    def __init__(self) -> None:
+
+class _GuardedService(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no types
+    """A service's generic handler with every method guarded, once per method. Done where the
+    service is registered rather than in a server interceptor: with any interceptor grpc.aio
+    awaits an interceptor chain on every call of every method."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
-        if (
-            handler is None
-            or handler.request_deserializer is None
-            or isinstance(handler.request_deserializer, _Lenient)
-        ):
-            return handler
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method: str = details.method
         guarded = self._guarded.get(method)
         if guarded is None:
-            guarded = self._guarded[method] = _guarded(method, handler)
+            handler = self._inner.service(details)
+            if handler is None:
+                return None
+            guarded = self._guarded[method] = _guard(method, handler)
         return guarded
+
+
+class _GuardingServer:
+    """The server as the library services (health, reflection) register on it: their handlers
+    get our answer to bytes that do not parse."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedService(handler) for handler in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
+        guarded = {method: _guard(f"/{service}/{method}", handler) for method, handler in handlers.items()}
+        self._server.add_registered_method_handlers(service, guarded)
 
 
 def _method_handlers(servicer: AgentGatewayServiceServicer) -> dict[str, grpc.RpcMethodHandler]:
@@ -429,7 +446,6 @@ def build_grpc_server(
     """The server with AgentGatewayService, health, reflection, ``extra_services`` (name -> handlers)
     and ``lazy_services`` (name -> a function building the handlers, called at the service's first call)."""
     server = grpc.aio.server(
-        interceptors=[MalformedRequests()],
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
             ("grpc.max_send_message_length", listener.max_message_bytes),
@@ -444,14 +460,16 @@ def build_grpc_server(
         SERVICE_NAME: _method_handlers(AgentGatewayServiceServicer(gateway, listener, guard)),
         **(extra_services or {}),
     }
+    # Every service's handlers guarded against bytes that do not parse, as they are registered.
+    registrar = _GuardingServer(server)
     for name, methods in services.items():
         handlers = {method: _drained(handler, drain) for method, handler in methods.items()}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
-        server.add_registered_method_handlers(name, handlers)
+        registrar.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+        registrar.add_registered_method_handlers(name, handlers)
     lazy = [LazyService(name, _drained_all(build, drain)) for name, build in (lazy_services or {}).items()]
-    server.add_generic_rpc_handlers(lazy)
-    health_servicer = add_health(server)
-    add_reflection(server, [*services, *(service.name for service in lazy)], lazy)
+    registrar.add_generic_rpc_handlers(lazy)
+    health_servicer = add_health(registrar)
+    add_reflection(registrar, [*services, *(service.name for service in lazy)], lazy)
     return server, health_servicer
 
 
