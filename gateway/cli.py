@@ -50,6 +50,7 @@ def validate(args: argparse.Namespace) -> int:
 
 async def serve(config: GatewayConfig, path: str) -> None:
     from gateway.server.app import GatewayServer  # the servers load only when serving
+    from gateway.server.loop import settle_heap
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,6 +62,7 @@ async def serve(config: GatewayConfig, path: str) -> None:
     except BaseException:
         await server.stop()  # close what did open (sessions, stores), so nothing leaks at exit
         raise
+    settle_heap()
     print(
         f"agent-gateway {__version__} ready: http={addresses.http} grpc={addresses.grpc} admin={addresses.admin}",
         flush=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+from types import MappingProxyType
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -33,6 +34,9 @@ from gateway.server.steps_view import StepsView
 log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
+
+# Invoke's SERVER span name and attributes, made once (server_span copies the attributes).
+_INVOKE_SPAN, _INVOKE_ATTRIBUTES = rpc_span(SERVICE_NAME, "Invoke")
 
 _Reply = TypeVar("_Reply", pb.InvokeResponse, pb.InvokeStreamResponse)
 # No deadline shows up as an enormous remaining time in grpc.aio.
@@ -257,9 +261,16 @@ def hung_up() -> bool:
     return drain is None or not drain.expired
 
 
+_CERTIFIED = frozenset({"x509_common_name", "x509_subject_alternative_name"})
+_NO_CERTIFICATE = MappingProxyType(peer_identities_from_grpc({}))
+
+
 def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     peer = context.peer() or ""
-    return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
+    auth = context.auth_context()
+    # A plaintext peer's auth context holds no certificate: skip reading one out of it.
+    identities = peer_identities_from_grpc(auth) if auth and _CERTIFIED.intersection(auth) else _NO_CERTIFICATE
+    return Credentials(_metadata(context), identities, peer)
 
 
 class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
@@ -288,8 +299,7 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
             invocation = inbound.invocation
             call.request_id = request_id = invocation.context.request_id
             call.record = invocation.record
-            name, attributes = rpc_span(SERVICE_NAME, "Invoke")
-            with server_span(self.gateway.tracer, name, inbound.parent, invocation.context, attributes):
+            with server_span(self.gateway.tracer, _INVOKE_SPAN, inbound.parent, invocation.context, _INVOKE_ATTRIBUTES):
                 try:
                     result = await self.gateway.invoke(invocation)
                 except GatewayError as exc:
