@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from types import MappingProxyType
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import grpc
@@ -231,7 +231,7 @@ class RpcErrors:
     async def __aenter__(self) -> RpcErrors:
         if self._drain is not None:
             try:
-                await self._drain.__aenter__()
+                self._drain.enter()
             except Unavailable as exc:  # a call arriving after the drain deadline
                 await abort_with(self.context, exc, "")
         return self
@@ -239,7 +239,7 @@ class RpcErrors:
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
         if self._drain is not None:
             try:
-                await self._drain.__aexit__(kind, error, None)
+                self._drain.exit(kind)
             except Unavailable as exc:
                 error = exc
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):

@@ -97,7 +97,9 @@ def invoke_request(
     agent: str, messages: tuple[Message, ...], context: Context, params: Mapping[str, JSON], idempotent: bool
 ) -> pb.InvokeRequest:
     """The InvokeRequest of a call: the context's ids and baggage, its remaining time as the timeout."""
-    request = pb.InvokeRequest(agent=agent, messages=[message_to_pb(m) for m in messages], context=context_to_pb(context))
+    request = pb.InvokeRequest(
+        agent=agent, messages=[message_to_pb(m) for m in messages], context=context_to_pb(context)
+    )
     options = request.options
     options.SetInParent()  # present even when empty, as it always was
     if params:
