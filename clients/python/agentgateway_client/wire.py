@@ -83,14 +83,14 @@ def message_to_pb(message: Message) -> pb.Message:
 
 
 def context_to_pb(context: Context) -> pb.Context:
-    ids = {
-        "session_id": context.session_id,
-        "thread_id": context.thread_id,
-        "user_id": context.user_id,
-        "request_id": context.request_id,
-    }
-    # No empty map in the constructor: converting one costs as much as a full one.
-    return pb.Context(**ids, baggage=dict(context.baggage)) if context.baggage else pb.Context(**ids)
+    return pb.Context(
+        session_id=context.session_id,
+        thread_id=context.thread_id,
+        user_id=context.user_id,
+        request_id=context.request_id,
+        # No empty map in the constructor: converting one costs as much as a full one.
+        **({"baggage": dict(context.baggage)} if context.baggage else {}),
+    )
 
 
 def invoke_request(
