@@ -50,7 +50,6 @@ def validate(args: argparse.Namespace) -> int:
 
 async def serve(config: GatewayConfig, path: str) -> None:
     from gateway.server.app import GatewayServer  # the servers load only when serving
-    from gateway.server.loop import settle_heap
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -62,7 +61,6 @@ async def serve(config: GatewayConfig, path: str) -> None:
     except BaseException:
         await server.stop()  # close what did open (sessions, stores), so nothing leaks at exit
         raise
-    settle_heap()
     print(
         f"agent-gateway {__version__} ready: http={addresses.http} grpc={addresses.grpc} admin={addresses.admin}",
         flush=True,

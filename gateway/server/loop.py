@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Callable
 
 
@@ -15,10 +14,3 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
-
-
-def settle_heap() -> None:
-    """Once started: what start-up built (modules, config, descriptors; long-lived) leaves the
-    garbage collector's generations, so its full collections under load scan only what calls made."""
-    gc.collect()
-    gc.freeze()

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.server.loop import event_loop_factory, settle_heap
+from gateway.server.loop import event_loop_factory
 from gateway.server.ports import WorkerBinding
 from gateway.telemetry.logging import configure_logging
 
@@ -63,7 +63,6 @@ async def serve_worker(config: GatewayConfig, path: str, index: int, binding: Wo
     except BaseException:
         await server.stop()
         raise
-    settle_heap()
     ready = {"worker": index, "pid": os.getpid(), "http": addresses.http, "grpc": addresses.grpc}
     print(json.dumps(ready), flush=True)
     try:
