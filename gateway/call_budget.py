@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from gateway.model import Cancelled, Invocation, ResourceExhausted, evolve
-from gateway.propagation import CALLS_BAGGAGE, TREE_BAGGAGE
+from gateway.propagation import CALLS_BAGGAGE, HOPS_BAGGAGE, TREE_BAGGAGE
 
 # How long a cancelled tree's later calls are refused.
 CANCELLED_MEMORY = 120.0
@@ -60,11 +60,14 @@ class CallTrees:
     def __len__(self) -> int:
         return len(self._trees)
 
-    def enter(self, invocation: Invocation, limit: int, *, track_task: bool = True) -> tuple[Invocation, TreeCall]:
+    def enter(
+        self, invocation: Invocation, limit: int, *, track_task: bool = True, hops: int | None = None
+    ) -> tuple[Invocation, TreeCall]:
         """Count one call of the invocation's tree; returns the invocation with its tree
         in the baggage and the ticket to :meth:`leave` with.
 
         ``track_task``: the current task is the call's own, to cancel with a cancelled tree.
+        ``hops``: the hop count to write into the baggage too (one copy of the invocation, not two).
         Raises ResourceExhausted past the budget, Cancelled for a cancelled tree.
         """
         baggage = invocation.context.baggage
@@ -97,7 +100,8 @@ class CallTrees:
         member = None
         if not root and track_task and (member := asyncio.current_task()) is not None:
             tree.members.add(member)
-        baggage = {**baggage, TREE_BAGGAGE: tree_id, CALLS_BAGGAGE: str(tree.used)}
+        hop = {HOPS_BAGGAGE: str(hops)} if hops is not None else {}
+        baggage = {**baggage, **hop, TREE_BAGGAGE: tree_id, CALLS_BAGGAGE: str(tree.used)}
         return evolve(invocation, context=evolve(invocation.context, baggage=baggage)), TreeCall(tree, root, member)
 
     def leave(self, call: TreeCall, *, cancelled: bool = False) -> None:

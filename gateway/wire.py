@@ -210,11 +210,12 @@ def check_request(request: InvokeRequestData) -> None:
 def request_data_from_pb(request: pb.InvokeRequest) -> InvokeRequestData:
     """A protobuf ``InvokeRequest`` (the gRPC front's, or an HTTP body only protobuf could read) in the model."""
     options = request.options
+    has_params = options.params_json or options.HasField("params")
     return InvokeRequestData(
         agent=request.agent,
-        messages=tuple(message_from_pb(m) for m in request.messages),
+        messages=tuple([message_from_pb(m) for m in request.messages]),
         context=context_from_pb(request.context),
-        params=_object(options.params_json, options.params, "InvokeOptions.params_json"),
+        params=_object(options.params_json, options.params, "InvokeOptions.params_json") if has_params else {},
         idempotent=options.idempotent if options.HasField("idempotent") else True,
         timeout=options.timeout.ToTimedelta().total_seconds() if options.HasField("timeout") else None,
     )

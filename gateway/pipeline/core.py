@@ -27,7 +27,6 @@ from gateway.model import (
     ResourceExhausted,
     Result,
     Role,
-    evolve,
     new_request_id,
 )
 from gateway.patterns.durable import DurableWorkflows
@@ -179,10 +178,10 @@ class Gateway:
                 agent=invocation.agent,
                 transient=False,
             )
-        baggage = {**invocation.context.baggage, HOPS_BAGGAGE: str(hops + 1)}
-        invocation = evolve(invocation, context=evolve(invocation.context, baggage=baggage))
         # A unary call's task is cancelled with its tree; a stream ends when its reader goes.
-        invocation, tree = self.trees.enter(invocation, self.plan.config.server.max_calls, track_task=not streamed)
+        invocation, tree = self.trees.enter(
+            invocation, self.plan.config.server.max_calls, track_task=not streamed, hops=hops + 1
+        )
         invocation.record.tree_calls = tree.tree.used
         return _Admitted(invocation, tree)
 

@@ -93,6 +93,16 @@ class DrainScope:
         self._cancelling = 0
 
     async def __aenter__(self) -> DrainScope:
+        return self.enter()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.exit(kind)
+
+    # The same, for a caller that is itself an async context manager (no coroutine per step).
+
+    def enter(self) -> DrainScope:
         task = asyncio.current_task()
         assert task is not None, "a drain scope needs a task"
         self.task: asyncio.Task[object] = task
@@ -102,9 +112,7 @@ class DrainScope:
         self.drain._enter(self)
         return self
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    def exit(self, kind: type[BaseException] | None) -> None:
         outer = self.drain._exit(self)
         if not self.fired:
             return

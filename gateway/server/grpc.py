@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import grpc
@@ -33,6 +34,9 @@ from gateway.server.steps_view import StepsView
 log = logging.getLogger("agent_gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AgentGatewayService"].full_name
+
+# Invoke's SERVER span name and attributes, made once (server_span copies the attributes).
+_INVOKE_SPAN, _INVOKE_ATTRIBUTES = rpc_span(SERVICE_NAME, "Invoke")
 
 _Reply = TypeVar("_Reply", pb.InvokeResponse, pb.InvokeStreamResponse)
 # No deadline shows up as an enormous remaining time in grpc.aio.
@@ -122,30 +126,47 @@ def _guarded(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandl
     return handler
 
 
-class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Gives the library services (health, reflection) our answer to bytes that do not parse;
-    our own servicers parse leniently already and check the request after authenticating."""
+def _guard(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` guarded (see :func:`_guarded`) unless its requests already parse leniently
+    (our own servicers parse leniently and check the request after authenticating)."""
+    if handler.request_deserializer is None or isinstance(handler.request_deserializer, _Lenient):
+        return handler
+    return _guarded(method, handler)
 
-    def __init__(self) -> None:
+
+class _GuardedService(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no types
+    """A service's generic handler with every method guarded, once per method. Done where the
+    service is registered rather than in a server interceptor: with any interceptor grpc.aio
+    awaits an interceptor chain on every call of every method."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
-        if (
-            handler is None
-            or handler.request_deserializer is None
-            or isinstance(handler.request_deserializer, _Lenient)
-        ):
-            return handler
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method: str = details.method
         guarded = self._guarded.get(method)
         if guarded is None:
-            guarded = self._guarded[method] = _guarded(method, handler)
+            handler = self._inner.service(details)
+            if handler is None:
+                return None
+            guarded = self._guarded[method] = _guard(method, handler)
         return guarded
+
+
+class _GuardingServer:
+    """The server as the library services (health, reflection) register on it: their handlers
+    get our answer to bytes that do not parse."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedService(handler) for handler in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
+        guarded = {method: _guard(f"/{service}/{method}", handler) for method, handler in handlers.items()}
+        self._server.add_registered_method_handlers(service, guarded)
 
 
 def _method_handlers(servicer: AgentGatewayServiceServicer) -> dict[str, grpc.RpcMethodHandler]:
@@ -210,7 +231,7 @@ class RpcErrors:
     async def __aenter__(self) -> RpcErrors:
         if self._drain is not None:
             try:
-                await self._drain.__aenter__()
+                self._drain.enter()
             except Unavailable as exc:  # a call arriving after the drain deadline
                 await abort_with(self.context, exc, "")
         return self
@@ -218,7 +239,7 @@ class RpcErrors:
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
         if self._drain is not None:
             try:
-                await self._drain.__aexit__(kind, error, None)
+                self._drain.exit(kind)
             except Unavailable as exc:
                 error = exc
         if not isinstance(error, Exception) or isinstance(error, grpc.aio.AbortError):
@@ -240,9 +261,16 @@ def hung_up() -> bool:
     return drain is None or not drain.expired
 
 
+_CERTIFIED = frozenset({"x509_common_name", "x509_subject_alternative_name"})
+_NO_CERTIFICATE = MappingProxyType(peer_identities_from_grpc({}))
+
+
 def grpc_credentials(context: grpc.aio.ServicerContext) -> Credentials:
     peer = context.peer() or ""
-    return Credentials(_metadata(context), peer_identities_from_grpc(context.auth_context() or {}), peer)
+    auth = context.auth_context()
+    # A plaintext peer's auth context holds no certificate: skip reading one out of it.
+    identities = peer_identities_from_grpc(auth) if auth and _CERTIFIED.intersection(auth) else _NO_CERTIFICATE
+    return Credentials(_metadata(context), identities, peer)
 
 
 class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
@@ -271,8 +299,7 @@ class AgentGatewayServiceServicer(pb_grpc.AgentGatewayServiceServicer):
             invocation = inbound.invocation
             call.request_id = request_id = invocation.context.request_id
             call.record = invocation.record
-            name, attributes = rpc_span(SERVICE_NAME, "Invoke")
-            with server_span(self.gateway.tracer, name, inbound.parent, invocation.context, attributes):
+            with server_span(self.gateway.tracer, _INVOKE_SPAN, inbound.parent, invocation.context, _INVOKE_ATTRIBUTES):
                 try:
                     result = await self.gateway.invoke(invocation)
                 except GatewayError as exc:
@@ -429,7 +456,6 @@ def build_grpc_server(
     """The server with AgentGatewayService, health, reflection, ``extra_services`` (name -> handlers)
     and ``lazy_services`` (name -> a function building the handlers, called at the service's first call)."""
     server = grpc.aio.server(
-        interceptors=[MalformedRequests()],
         options=[
             ("grpc.max_receive_message_length", listener.max_message_bytes),
             ("grpc.max_send_message_length", listener.max_message_bytes),
@@ -444,14 +470,16 @@ def build_grpc_server(
         SERVICE_NAME: _method_handlers(AgentGatewayServiceServicer(gateway, listener, guard)),
         **(extra_services or {}),
     }
+    # Every service's handlers guarded against bytes that do not parse, as they are registered.
+    registrar = _GuardingServer(server)
     for name, methods in services.items():
         handlers = {method: _drained(handler, drain) for method, handler in methods.items()}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
-        server.add_registered_method_handlers(name, handlers)
+        registrar.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+        registrar.add_registered_method_handlers(name, handlers)
     lazy = [LazyService(name, _drained_all(build, drain)) for name, build in (lazy_services or {}).items()]
-    server.add_generic_rpc_handlers(lazy)
-    health_servicer = add_health(server)
-    add_reflection(server, [*services, *(service.name for service in lazy)], lazy)
+    registrar.add_generic_rpc_handlers(lazy)
+    health_servicer = add_health(registrar)
+    add_reflection(registrar, [*services, *(service.name for service in lazy)], lazy)
     return server, health_servicer
 
 

@@ -112,11 +112,16 @@ def inject_headers(
     # ride along under their semantic-convention names, always the call's own values (an inbound
     # entry claiming another user never passes through).
     trace = trace if trace is not None else otel_context.get_current()
+    # Each change copies the context: only entries that differ from what it holds are written.
+    held = otel_baggage.get_all(trace)
     for key, value in context.baggage.items():
-        if key not in ID_BAGGAGE:
+        if key not in ID_BAGGAGE and held.get(key) != value:
             trace = otel_baggage.set_baggage(key, value, trace)
     for key, value in zip(ID_BAGGAGE, (context.session_id, context.thread_id, context.user_id), strict=True):
-        trace = otel_baggage.set_baggage(key, value, trace) if value else otel_baggage.remove_baggage(key, trace)
+        if value and held.get(key) != value:
+            trace = otel_baggage.set_baggage(key, value, trace)
+        elif not value and key in held:
+            trace = otel_baggage.remove_baggage(key, trace)
     propagate.inject(carrier, context=trace)
     for name, value in zip(
         ID_HEADERS, (context.session_id, context.thread_id, context.user_id, context.request_id), strict=True

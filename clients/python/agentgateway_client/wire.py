@@ -62,7 +62,8 @@ def object_text(values: Mapping[str, JSON]) -> str:
 
 
 def part_to_pb(part: Part) -> pb.Part:
-    out = pb.Part(metadata_json=object_text(part.metadata))
+    # Empty fields are left unset (the same bytes): setting one costs as much as a real value.
+    out = pb.Part(metadata_json=object_text(part.metadata)) if part.metadata else pb.Part()
     if isinstance(part, TextPart):
         out.text = part.text
     elif isinstance(part, DataPart):
@@ -73,12 +74,12 @@ def part_to_pb(part: Part) -> pb.Part:
 
 
 def message_to_pb(message: Message) -> pb.Message:
-    return pb.Message(
-        role=_ROLE_TO_PB[message.role],
-        parts=[part_to_pb(p) for p in message.parts],
-        metadata_json=object_text(message.metadata),
-        message_id=message.message_id,
-    )
+    out = pb.Message(role=_ROLE_TO_PB[message.role], parts=[part_to_pb(p) for p in message.parts])
+    if message.metadata:
+        out.metadata_json = object_text(message.metadata)
+    if message.message_id:
+        out.message_id = message.message_id
+    return out
 
 
 def context_to_pb(context: Context) -> pb.Context:
@@ -87,7 +88,8 @@ def context_to_pb(context: Context) -> pb.Context:
         thread_id=context.thread_id,
         user_id=context.user_id,
         request_id=context.request_id,
-        baggage=dict(context.baggage),
+        # No empty map in the constructor: converting one costs as much as a full one.
+        **({"baggage": dict(context.baggage)} if context.baggage else {}),
     )
 
 
@@ -95,18 +97,19 @@ def invoke_request(
     agent: str, messages: tuple[Message, ...], context: Context, params: Mapping[str, JSON], idempotent: bool
 ) -> pb.InvokeRequest:
     """The InvokeRequest of a call: the context's ids and baggage, its remaining time as the timeout."""
-    options = pb.InvokeOptions(params_json=object_text(params))
+    request = pb.InvokeRequest(
+        agent=agent, messages=[message_to_pb(m) for m in messages], context=context_to_pb(context)
+    )
+    options = request.options
+    options.SetInParent()  # present even when empty, as it always was
+    if params:
+        options.params_json = object_text(params)
     if not idempotent:
         options.idempotent = False
     remaining = context.remaining()
     if remaining is not None:
         options.timeout.FromMilliseconds(int(remaining * 1000))
-    return pb.InvokeRequest(
-        agent=agent,
-        messages=[message_to_pb(m) for m in messages],
-        context=context_to_pb(context),
-        options=options,
-    )
+    return request
 
 
 def stream_request(request: pb.InvokeRequest) -> pb.InvokeStreamRequest:
@@ -139,7 +142,9 @@ class Reader:
         return json_format.MessageToDict(legacy) if legacy is not None else None
 
     def part(self, part: pb.Part) -> Part:
-        metadata = self.object(part.metadata_json, part.metadata, "Part.metadata_json")
+        # Checked before reading: a submessage read costs a wrapper, and most parts have no metadata.
+        has_metadata = part.metadata_json or part.HasField("metadata")
+        metadata = self.object(part.metadata_json, part.metadata, "Part.metadata_json") if has_metadata else {}
         kind = part.WhichOneof("kind")
         if kind == "text":
             return TextPart(part.text, metadata)
@@ -152,11 +157,12 @@ class Reader:
         raise self.invalid("every message part needs one of 'text', 'data' or 'file'")
 
     def message(self, message: pb.Message, default_role: Role = Role.USER) -> Message:
+        has_metadata = message.metadata_json or message.HasField("metadata")
         return Message(
-            role=_ROLE_FROM_PB.get(message.role, default_role),
-            parts=tuple(self.part(p) for p in message.parts),
-            metadata=self.object(message.metadata_json, message.metadata, "Message.metadata_json"),
-            message_id=message.message_id,
+            _ROLE_FROM_PB.get(message.role, default_role),
+            tuple([self.part(p) for p in message.parts]),
+            self.object(message.metadata_json, message.metadata, "Message.metadata_json") if has_metadata else {},
+            message.message_id,
         )
 
     def context(self, context: pb.Context) -> Context:
@@ -165,14 +171,19 @@ class Reader:
             thread_id=context.thread_id,
             user_id=context.user_id,
             request_id=context.request_id,
-            baggage=dict(context.baggage),
+            baggage=dict(context.baggage) if len(context.baggage) else {},  # dict() of an empty map is slow
         )
 
     def result(self, response: pb.InvokeResponse) -> Result:
+        has_metadata = response.metadata_json or response.HasField("metadata")
         return Result(
             agent=response.agent,
-            messages=tuple(self.message(m, Role.AGENT) for m in response.messages),
-            metadata=self.object(response.metadata_json, response.metadata, "InvokeResponse.metadata_json"),
+            messages=tuple([self.message(m, Role.AGENT) for m in response.messages]),
+            metadata=(
+                self.object(response.metadata_json, response.metadata, "InvokeResponse.metadata_json")
+                if has_metadata
+                else {}
+            ),
         )
 
     def event(self, event: pb.Event) -> Event:
