@@ -20,9 +20,9 @@ class Tracing(Strict):
     service_name: str = "agent-gateway"
     # When False, spans are still created (ids propagate) but never exported.
     export: bool = True
-    # The share of new traces (calls without a sampled parent) exported, 0 to 1. Parent-based:
-    # a call continuing a trace follows its caller's sampled flag. Unsampled calls still get
-    # span ids and propagate the flag (off) to agents; their spans cost next to nothing.
+    # The share of new traces (calls arriving without a traceparent) sampled and exported, 0 to 1;
+    # a call continuing a trace follows its caller's sampled flag instead. Unsampled calls still
+    # get span ids and pass the flag (off) on to agents; their spans cost next to nothing.
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
