@@ -17,7 +17,7 @@ from gateway.evals.dataset import DatasetError, load_dataset
 from gateway.evals.offline import build_report, run_dataset
 from gateway.evals.report import compare, junit, table
 from gateway.pipeline import Gateway
-from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.telemetry.tracing import build_tracer, build_tracer_provider
 from gateway.transport import AdapterResources
 
 
@@ -27,7 +27,7 @@ async def evaluate(
     """Run the dataset through ``target``; raises DatasetError / LookupError on bad input."""
     provider = build_tracer_provider(config.telemetry.tracing)
     async with aiohttp.ClientSession() as session:
-        gateway = Gateway(config, AdapterResources(http=session), provider.get_tracer(TRACER_NAME))
+        gateway = Gateway(config, AdapterResources(http=session), build_tracer(provider, config.telemetry.tracing))
         try:
             known = gateway.known_names()
             if target not in known:

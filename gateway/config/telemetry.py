@@ -20,6 +20,10 @@ class Tracing(Strict):
     service_name: str = "agent-gateway"
     # When False, spans are still created (ids propagate) but never exported.
     export: bool = True
+    # The share of new traces (calls arriving without a traceparent) sampled and exported, 0 to 1;
+    # a call continuing a trace follows its caller's sampled flag instead. Unsampled calls still
+    # get span ids and pass the flag (off) on to agents; their spans cost next to nothing.
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class LoggingConfig(Strict):

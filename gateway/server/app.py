@@ -58,7 +58,7 @@ from gateway.state.store import StateStore
 from gateway.tasks.build import build_task_store
 from gateway.tasks.service import TaskService
 from gateway.tasks.store import TaskStore
-from gateway.telemetry.tracing import TRACER_NAME, build_tracer_provider
+from gateway.telemetry.tracing import build_tracer, build_tracer_provider
 from gateway.transport import AdapterResources, lean_transports
 from gateway.triggers import EventRuntime
 
@@ -156,7 +156,7 @@ class GatewayServer:
         """Open the stores, then the runtime, the admin listener and the fronts; raises
         ListenError when a listener cannot bind (call :meth:`stop` then, to close what did open)."""
         stack = self._stack
-        tracer = self.tracer_provider.get_tracer(TRACER_NAME)
+        tracer = build_tracer(self.tracer_provider, self.config.telemetry.tracing)
         if self._owns_provider:
             stack.callback(self.tracer_provider.shutdown)
         stack.callback(self.drain.close)

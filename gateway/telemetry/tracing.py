@@ -1,20 +1,24 @@
 """Tracer setup and the span conventions the gateway uses.
 
 The gateway always runs an SDK tracer provider so that every hop gets real
-span ids to propagate, even when nothing is exported. Export goes to OTLP
-when an endpoint is configured (or set through the standard ``OTEL_`` variables).
+span ids to propagate, even when nothing is exported; its tracer (:func:`build_tracer`)
+makes the spans nothing records (none exported, or unsampled) cheap non-recording ones.
+Export goes to OTLP when an endpoint is configured (or set through the standard ``OTEL_`` variables).
 """
 
 from __future__ import annotations
 
 import os
 
+from opentelemetry import trace
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from gateway import __version__
 from gateway.config.schema import Tracing
+from gateway.telemetry.spans import GatewayTracer
 
 TRACER_NAME = "agent-gateway"
 
@@ -60,3 +64,11 @@ def build_tracer_provider(config: Tracing) -> TracerProvider:
     if (exporter := _exporter(config)) is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def build_tracer(provider: trace.TracerProvider, config: Tracing) -> trace.Tracer:
+    """The gateway's tracer on ``provider``: SDK spans for what its processors see (at the
+    configured sampling), cheap non-recording spans with real ids for the rest."""
+    tracer = provider.get_tracer(TRACER_NAME)
+    # Not an SDK tracer (a disabled SDK's no-op one, another implementation): used as it is.
+    return GatewayTracer(tracer, config.sample_ratio) if isinstance(tracer, sdk_trace.Tracer) else tracer
