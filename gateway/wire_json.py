@@ -141,6 +141,8 @@ def _check_keys(data: Any, allowed: frozenset[str]) -> dict[str, Any]:
 
 def _part_in(data: Any) -> Part:
     data = _check_keys(data, _PART_KEYS)
+    if len(data) == 1 and type(text := data.get("text")) is str and text.isascii():
+        return TextPart(text, {})  # the common part (a token's text), checked at once
     metadata = _struct_in(data["metadata"]) if "metadata" in data else {}
     if "text" in data:
         if "data" in data or "file" in data:
@@ -173,7 +175,7 @@ def _message_in(data: Any, default_role: Role) -> Message:
         role or default_role,
         tuple(map(_part_in, parts)),
         _struct_in(data["metadata"]) if "metadata" in data else {},
-        _string(data.get("messageId", "")),
+        _string(data["messageId"]) if "messageId" in data else "",
     )
 
 
@@ -254,9 +256,9 @@ def _event_in(data: Any) -> Event:
     if "sequence" in data and not _sequence_ok(data["sequence"]):
         raise _DEFER  # never used, but protobuf validates it
     return Event(
-        type=_string(data.get("type", "")),
-        message=_message_in(data["message"], Role.AGENT) if "message" in data else None,
-        data=_json_value(data["data"]) if "data" in data else None,
+        _string(data.get("type", "")),
+        _message_in(data["message"], Role.AGENT) if "message" in data else None,
+        _json_value(data["data"]) if "data" in data else None,
     )
 
 
