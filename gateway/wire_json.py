@@ -140,7 +140,8 @@ def _check_keys(data: Any, allowed: frozenset[str]) -> dict[str, Any]:
 
 
 def _part_in(data: Any) -> Part:
-    data = _check_keys(data, _PART_KEYS)
+    if type(data) is not dict or not _PART_KEYS.issuperset(data):  # _check_keys, inline: every event's
+        raise _DEFER
     if len(data) == 1 and type(text := data.get("text")) is str and text.isascii():
         return TextPart(text, {})  # the common part (a token's text), checked at once
     metadata = _struct_in(data["metadata"]) if "metadata" in data else {}
@@ -161,7 +162,8 @@ def _part_in(data: Any) -> Part:
 
 
 def _message_in(data: Any, default_role: Role) -> Message:
-    data = _check_keys(data, _MESSAGE_KEYS)
+    if type(data) is not dict or not _MESSAGE_KEYS.issuperset(data):
+        raise _DEFER
     role: Role | None = default_role
     if "role" in data:
         name = data["role"]
@@ -252,11 +254,13 @@ def _sequence_ok(value: Any) -> bool:
 
 
 def _event_in(data: Any) -> Event:
-    data = _check_keys(data, _EVENT_KEYS)
+    if type(data) is not dict or not _EVENT_KEYS.issuperset(data):
+        raise _DEFER
     if "sequence" in data and not _sequence_ok(data["sequence"]):
         raise _DEFER  # never used, but protobuf validates it
+    kind = data.get("type", "")
     return Event(
-        _string(data.get("type", "")),
+        kind if type(kind) is str and kind.isascii() else _string(kind),
         _message_in(data["message"], Role.AGENT) if "message" in data else None,
         _json_value(data["data"]) if "data" in data else None,
     )
@@ -407,12 +411,14 @@ def stream_event_text(event: Event, sequence: int) -> str:
     of plain text parts, a sequence) written straight to text: a stream's hot path."""
     message = event.message
     if event.data is None and message is not None and sequence > 0 and event.type and message.parts:
-        if not message.metadata and not message.message_id:
+        role = message.role
+        if not message.metadata and not message.message_id and type(role) is Role:
             try:
-                texts = ", ".join([_text_part_text(part) for part in message.parts])
+                parts = message.parts
+                texts = _text_part_text(parts[0]) if len(parts) == 1 else ", ".join(map(_text_part_text, parts))
                 return (
                     f'{{"event": {{"type": {_quote(_string(event.type))}, "message": {{"role": '
-                    f'"{_role_out(message.role)}", "parts": [{texts}]}}, "sequence": "{sequence}"}}}}'
+                    f'"{_ROLE_NAMES_BY_VALUE[role._value_]}", "parts": [{texts}]}}, "sequence": "{sequence}"}}}}'
                 )
             except _Defer:
                 pass
@@ -422,7 +428,8 @@ def stream_event_text(event: Event, sequence: int) -> str:
 def _text_part_text(part: Part) -> str:
     if type(part) is not TextPart or part.metadata:
         raise _DEFER
-    return f'{{"text": {_quote(_string(part.text))}}}'
+    text = part.text
+    return f'{{"text": {_quote(text if type(text) is str and text.isascii() else _string(text))}}}'
 
 
 def stream_result_json(result: Result, context: Context) -> dict[str, Any]:

@@ -103,4 +103,7 @@ async def parse_sse(
 def format_sse(data: str, event: str | None = None, id: str | None = None) -> bytes:
     """One event on the wire (multi-line data split into data: lines)."""
     head = (f"event: {event}\n" if event else "") + (f"id: {id}\n" if id is not None else "")
-    return f"{head}data: {data.replace(chr(10), chr(10) + 'data: ')}\n\n".encode()
+    return f"{head}data: {data.replace(_LF, _NEXT_DATA)}\n\n".encode()
+
+
+_LF, _NEXT_DATA = "\n", "\ndata: "
