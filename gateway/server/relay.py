@@ -215,9 +215,12 @@ class Relay(Generic[T, F]):
         if self._lock is None:
             await self._send(frame)
             return
-        async with self._lock:
+        await self._lock.acquire()  # not `async with`: two coroutines less for every write
+        try:
             await self._send(frame)
             self._last = time.monotonic()
+        finally:
+            self._lock.release()
 
     def _arm(self, wait: float) -> None:
         self._timer = asyncio.get_running_loop().call_later(wait, self._keepalive_due)
