@@ -174,6 +174,10 @@ class Server(Strict):
     # gateway's own HTTP/1.1 client (keep-alive pool, TLS, no proxies, redirects or cookies), or
     # aiohttp, aiohttp's ClientSession (the escape hatch, 100-350 us more CPU per call: bench/README.md). Read at start.
     upstream_client: Literal["lean", "aiohttp"] = "lean"
+    # The server of the HTTP listener: native, the gateway's own HTTP/1.1 server (httptools), which
+    # answers invoke calls itself and hands every other request to aiohttp's handlers; or aiohttp,
+    # aiohttp's server for everything (the escape hatch, ~150 us more CPU per call: bench/README.md). Read at start.
+    http_server: Literal["native", "aiohttp"] = "native"
 
 
 class A2AConfig(Strict):

@@ -36,12 +36,14 @@ from gateway.server.a2a_operations import A2AOperations
 from gateway.server.a2a_rest import A2ARestBinding
 from gateway.server.admin import AdminApi, build_admin_app
 from gateway.server.connections import ListenError, ListenerSite, bind_failure, protocol_log
+from gateway.server.cors import CorsRules
 from gateway.server.drain import Drain
 from gateway.server.events_grpc import EVENTS_SERVICE_NAME, EventsServicer, events_method_handlers
 from gateway.server.events_http import add_event_routes
 from gateway.server.grpc import build_grpc_server, mark_serving
 from gateway.server.grpc_lazy import Handlers
 from gateway.server.http import build_http_app, expectations_checked
+from gateway.server.http_native import NativeFront
 from gateway.server.passthrough import Passthrough
 from gateway.server.ports import WorkerBinding
 from gateway.server.reload import ConfigReloader
@@ -284,7 +286,22 @@ class GatewayServer:
             reloader.start()
             stack.push_async_callback(reloader.stop)
         host, port = _split(self.worker.http if self.worker and self.worker.http else http.address)
-        await ListenerSite(runner, host, port, http, ssl_context, reuse_port=self.worker is not None).start()
+        router = None
+        if config.server.http_server == "native":
+            cors = CorsRules(http.cors) if http.cors is not None else None
+            scheme = "https" if ssl_context is not None else "http"
+            router = NativeFront(gateway, http, guard, self.drain, cors, scheme).route
+        site = ListenerSite(
+            runner,
+            host,
+            port,
+            http,
+            ssl_context,
+            reuse_port=self.worker is not None,
+            router=router,
+            shutdown_timeout=config.server.drain_timeout + ANSWER_TIME,
+        )
+        await site.start()
         return _address(runner.addresses[0])
 
     def _start_mcp(

@@ -25,9 +25,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from agentgateway.v1 import gateway_pb2 as pb
 from gateway import wire
 from gateway.config.schema import HttpListener
-from gateway.model import Unavailable
+from gateway.http1.server import Limits, Router, ServerConnection
+from gateway.model import StatusCode, Unavailable
+from gateway.server.aiohttp_bridge import aiohttp_fallback
 
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
@@ -42,6 +45,28 @@ def _full_answer() -> bytes:
 
 
 _FULL = _full_answer()
+
+
+def _refusal(status: int, reason: str) -> bytes:
+    """The body of an answer the native server makes itself (a malformed request, a bug)."""
+    code = StatusCode.INTERNAL if status >= 500 else StatusCode.INVALID_ARGUMENT
+    detail = pb.ErrorDetail(code=code.value, message=reason)
+    return json.dumps({"error": wire.to_json(detail, with_defaults=True)}).encode()
+
+
+class _NativeConnections:
+    """A listener's native connections, to close them when it stops."""
+
+    def __init__(self) -> None:
+        self.open: set[ServerConnection] = set()
+
+    def connection_made(self, handler: object, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(handler, ServerConnection)
+        self.open.add(handler)
+
+    def connection_lost(self, handler: object, exc: BaseException | None) -> None:
+        assert isinstance(handler, ServerConnection)
+        self.open.discard(handler)
 
 
 class ListenError(Exception):
@@ -165,7 +190,17 @@ class ListenerSite(web.BaseSite):
     listen raises :class:`ListenError`. No SO_REUSEPORT unless ``reuse_port`` (the workers
     of ``server.workers``): otherwise a second process on the port fails."""
 
-    __slots__ = ("_count", "_host", "_listener", "_port", "_reuse_port")
+    __slots__ = (
+        "_count",
+        "_host",
+        "_limits",
+        "_listener",
+        "_native",
+        "_port",
+        "_reuse_port",
+        "_router",
+        "_shutdown_timeout",
+    )
 
     def __init__(
         self,
@@ -175,13 +210,28 @@ class ListenerSite(web.BaseSite):
         listener: HttpListener,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
+        router: Router | None = None,
+        shutdown_timeout: float = 60.0,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context)
+        self._shutdown_timeout = shutdown_timeout
         self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._listener = listener
         self._count = ConnectionCount(listener.max_connections)
+        # With a router, connections are the native server's (gateway.http1.server); aiohttp serves
+        # what the router does not claim, behind each of them.
+        self._router = router
+        self._native = _NativeConnections()
+        self._limits = Limits(
+            header_timeout=listener.header_timeout,
+            idle_timeout=listener.idle_timeout,
+            max_head_bytes=listener.max_header_bytes,
+            max_body_bytes=listener.max_body_bytes,
+            max_connections=listener.max_connections,
+            full=_FULL,
+        )
 
     @property
     def name(self) -> str:
@@ -190,7 +240,7 @@ class ListenerSite(web.BaseSite):
 
     @property
     def open_connections(self) -> int:
-        return self._count.open
+        return self._count.open if self._router is None else self._limits.open
 
     async def start(self) -> None:
         await super().start()
@@ -199,7 +249,19 @@ class ListenerSite(web.BaseSite):
         assert server is not None
         listener = self._listener
 
-        def connection() -> GuardedRequestHandler:
+        router = self._router
+        fallback = aiohttp_fallback(
+            server,
+            keepalive_timeout=listener.idle_timeout,
+            access_log=None,
+            max_field_size=listener.max_header_bytes,
+            max_line_size=listener.max_header_bytes,
+            logger=protocol_log(),
+        )
+
+        def connection() -> asyncio.Protocol:
+            if router is not None:
+                return ServerConnection(loop, self._limits, router, fallback, self._native, _refusal)
             return GuardedRequestHandler(
                 server,
                 loop=loop,
@@ -224,3 +286,10 @@ class ListenerSite(web.BaseSite):
             )
         except OSError as exc:
             raise ListenError.from_os_error(self._listener.address, exc) from None
+
+    async def stop(self) -> None:
+        """Stop listening; the native connections close when their answers in progress are written
+        (aiohttp's handlers behind them close with the runner's other connections)."""
+        await super().stop()
+        connections = list(self._native.open)
+        await asyncio.gather(*(c.shutdown(self._shutdown_timeout) for c in connections), return_exceptions=True)

@@ -58,14 +58,17 @@ class CorsRules:
         headers["vary"] = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
         return web.Response(status=204, headers=headers)
 
-    def mark(self, origin: str, response: web.StreamResponse) -> None:
-        """Let the page read this answer (and the exposed headers) when its origin is allowed."""
+    def answer_headers(self, origin: str) -> dict[str, str]:
+        """The headers that let the page read an answer (and the exposed ones); none for an origin not allowed."""
         if not self.allows(origin):
-            return
-        for key, value in self._origin_headers(origin).items():
-            response.headers[key] = value
+            return {}
+        headers = self._origin_headers(origin)
         if self.expose:
-            response.headers["access-control-expose-headers"] = self.expose
+            headers["access-control-expose-headers"] = self.expose
+        return headers
+
+    def mark(self, origin: str, response: web.StreamResponse) -> None:
+        response.headers.update(self.answer_headers(origin))
 
 
 def is_preflight(request: web.Request) -> bool:

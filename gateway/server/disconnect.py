@@ -9,7 +9,7 @@ and the adapters cancel the upstream run the framework's own way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -27,15 +27,15 @@ def caller_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def unless_caller_leaves(request: web.Request, call: Coroutine[Any, Any, T]) -> T:
-    """Await ``call``; cancel it (and raise Cancelled) once the caller's connection closes."""
+async def unless_caller_leaves(gone: Callable[[], bool], call: Coroutine[Any, Any, T]) -> T:
+    """Await ``call``; cancel it (and raise Cancelled) once ``gone()`` says the caller's connection closed."""
     task = asyncio.ensure_future(call)
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=CHECK_INTERVAL)
             if done:
                 return task.result()
-            if caller_gone(request):
+            if gone():
                 task.cancel()
                 await asyncio.wait({task})
                 raise Cancelled("the caller went away before the answer; the call was cancelled")

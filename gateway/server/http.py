@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -34,7 +36,7 @@ from gateway.propagation import REQUEST_ID
 from gateway.protocols.sse import format_sse
 from gateway.results import ResultCollector
 from gateway.security.guard import ListenerGuard
-from gateway.security.identity import Credentials
+from gateway.security.identity import Credentials, Identity
 from gateway.security.tls import peer_identities_from_cert
 from gateway.server.cors import CorsRules, is_preflight
 from gateway.server.disconnect import caller_gone, unless_caller_leaves
@@ -73,7 +75,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_KEY = web.AppKey("cors", CorsRules)
 
 
-def error_response(error: GatewayError, request_id: str = "", record: CallRecord | None = None) -> web.Response:
+def error_answer(
+    error: GatewayError, request_id: str = "", record: CallRecord | None = None
+) -> tuple[int, dict[str, str], dict[str, object]]:
+    """The status, headers and JSON body that answer ``error`` (both HTTP servers)."""
     body = wire.error_json(error, request_id)
     headers = record_headers(record)
     if request_id:
@@ -82,7 +87,19 @@ def error_response(error: GatewayError, request_id: str = "", record: CallRecord
         headers["retry-after"] = str(max(1, round(error.retry_after)))
     if isinstance(error, Unauthenticated):
         headers["www-authenticate"] = 'Bearer realm="agent-gateway"'
-    return web.json_response(body, status=error.status, headers=headers)
+    return error.status, headers, body
+
+
+def error_response(error: GatewayError, request_id: str = "", record: CallRecord | None = None) -> web.Response:
+    status, headers, body = error_answer(error, request_id, record)
+    return web.json_response(body, status=status, headers=headers)
+
+
+def status_error_body(status: int, reason: str, request_id: str) -> dict[str, object]:
+    """The body of an HTTP-level refusal (404, 413, ...): an ErrorDetail like every other error."""
+    code = _HTTP_EXCEPTION_CODES.get(status, StatusCode.INVALID_ARGUMENT)
+    detail = pb.ErrorDetail(code=code.value, message=reason, request_id=request_id)
+    return {"error": wire.to_json(detail, with_defaults=True)}
 
 
 def _cut(request: web.Request, started: web.StreamResponse) -> web.StreamResponse:
@@ -96,9 +113,9 @@ def _cut(request: web.Request, started: web.StreamResponse) -> web.StreamRespons
 _HTTP_EXCEPTION_CODES = {404: StatusCode.NOT_FOUND, 405: StatusCode.UNIMPLEMENTED, 413: StatusCode.INVALID_ARGUMENT}
 
 
-def _inbound_request_id(request: web.Request) -> str:
+def request_id_from(given: str) -> str:
     """The caller's x-request-id when it is a usable one, else a new id (a bad one is reported later, with this)."""
-    given = request.headers.get(REQUEST_ID, "").strip()
+    given = given.strip()
     if 0 < len(given) <= 256 and given.isascii() and given.isprintable():
         return given
     return new_request_id()
@@ -108,7 +125,7 @@ def _inbound_request_id(request: web.Request) -> str:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a structured error body with the request id and x-agw-attempts (like
     every answer); unexpected ones are logged, not leaked."""
-    request[REQUEST_ID_KEY] = _inbound_request_id(request)
+    request[REQUEST_ID_KEY] = request_id_from(request.headers.get(REQUEST_ID, ""))
     try:
         return await handler(request)
     except GatewayError as exc:
@@ -137,9 +154,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_EXCEPTION_CODES.get(exc.status, StatusCode.INVALID_ARGUMENT)
-        detail = pb.ErrorDetail(code=code.value, message=exc.reason, request_id=request[REQUEST_ID_KEY])
-        body = {"error": wire.to_json(detail, with_defaults=True)}
+        body = status_error_body(exc.status, exc.reason, request[REQUEST_ID_KEY])
         return web.json_response(body, status=exc.status, headers=record_headers(request.get(RECORD_KEY)))
     except Exception as exc:
         if isinstance(exc, ConnectionResetError) and caller_gone(request):
@@ -206,15 +221,31 @@ def expectations_checked(
     return checked
 
 
-def credentials(request: web.Request) -> Credentials:
+def credentials_from(fields: Iterable[tuple[str, str]], extra: Callable[[str], object]) -> Credentials:
+    """The caller's credentials: its headers (the first of each name, lower-cased) and its connection's peer."""
     headers: dict[str, str] = {}
-    for key, value in request.headers.items():
+    for key, value in fields:
         headers.setdefault(key.lower(), _utf8(key, value))
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    ssl_object = cast(ssl.SSLObject | None, extra("ssl_object"))
     peer = ssl_object.getpeercert() if ssl_object is not None else None
-    peername = request.transport.get_extra_info("peername") if request.transport else None
+    peername = extra("peername")
     address = str(peername[0]) if isinstance(peername, tuple) and peername else ""
     return Credentials(headers, peer_identities_from_cert(peer), address)
+
+
+def credentials(request: web.Request) -> Credentials:
+    transport = request.transport
+    return credentials_from(
+        request.headers.items(), transport.get_extra_info if transport is not None else lambda name: None
+    )
+
+
+def authenticated(guard: ListenerGuard, creds: Credentials, request_id: str) -> tuple[Identity, dict[str, str]]:
+    """Who calls, and the headers believed from them (the call's request id among them)."""
+    identity = guard.authenticate(creds)
+    believed = guard.headers_for(creds.headers, identity)
+    believed[REQUEST_ID] = request_id  # the id errors already use, unless the body names one
+    return identity, believed
 
 
 @web.middleware
@@ -229,24 +260,31 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     """Authenticate (and rate-limit) before any body is read; health stays open."""
     if request.path == "/healthz" or request.path.startswith("/.well-known/oauth-protected-resource"):
         return await handler(request)  # RFC 9728 metadata: how to get credentials cannot need them
-    guard = request.app[GUARD_KEY]
-    creds = credentials(request)
-    identity = guard.authenticate(creds)
-    request[IDENTITY_KEY] = identity
-    believed = guard.headers_for(creds.headers, identity)
-    believed[REQUEST_ID] = request[REQUEST_ID_KEY]  # the id errors already use, unless the body names one
-    request[HEADERS_KEY] = believed
-    del creds  # every header, copied: not for the life of a stream
+    request[IDENTITY_KEY], request[HEADERS_KEY] = authenticated(
+        request.app[GUARD_KEY], credentials(request), request[REQUEST_ID_KEY]
+    )
     return await handler(request)
 
 
+def inbound_of(
+    data: Any,
+    agent: str | None,
+    guard: ListenerGuard,
+    identity: Identity,
+    headers: dict[str, str],
+    query: Mapping[str, str] | None,
+) -> Inbound:
+    """The call an invoke or stream body asks for (both HTTP servers); the caller authorizes it
+    once its errors can carry the call's request id."""
+    return inbound_call(invoke_request(data, agent), headers, guard, identity, query=query)
+
+
 async def _invocation(request: web.Request) -> Inbound:
-    body = invoke_request(await read_json(request), request.match_info.get("agent"))
-    guard, identity = request.app[GUARD_KEY], request[IDENTITY_KEY]
+    data = await read_json(request)
     # Routes may match on query parameters (the first value of each).
     query = {k: request.query[k] for k in request.query} if request.query else None
-    headers: dict[str, str] = request[HEADERS_KEY]
-    inbound = inbound_call(body, headers, guard, identity, query=query)
+    guard, identity = request.app[GUARD_KEY], request[IDENTITY_KEY]
+    inbound = inbound_of(data, request.match_info.get("agent"), guard, identity, request[HEADERS_KEY], query)
     invocation = inbound.invocation
     request[REQUEST_ID_KEY] = invocation.context.request_id
     request[RECORD_KEY] = invocation.record
@@ -258,65 +296,109 @@ def _steps_view(request: web.Request) -> StepsView:
     return StepsView(request.app[GATEWAY_KEY], request.app[GUARD_KEY], request[IDENTITY_KEY])
 
 
-async def invoke(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY_KEY]
-    inbound = await _invocation(request)
+async def invoke_answer(
+    gateway: Gateway,
+    listener: HttpListener,
+    view: StepsView,
+    inbound: Inbound,
+    span: tuple[str, dict[str, str]],
+    gone: Callable[[], bool],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Make the call; the JSON body and headers of its answer (both HTTP servers)."""
     invocation = inbound.invocation
-    view = _steps_view(request)
-    name, attributes = http_span(request)
+    name, attributes = span
     with server_span(gateway.tracer, name, inbound.parent, invocation.context, attributes):
         try:
-            if request.app[LISTENER_KEY].cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent):
-                result = await unless_caller_leaves(request, gateway.invoke(invocation))
+            if listener.cancel_on_disconnect or gateway.cancels_on_disconnect(invocation.agent):
+                result = await unless_caller_leaves(gone, gateway.invoke(invocation))
             else:
                 result = await gateway.invoke(invocation)
         except GatewayError as exc:
             raise view.error(exc) from None
     body = wire_json.result_json(view.result(result), invocation.context)
-    answer_headers = {REQUEST_ID: invocation.context.request_id, **record_headers(invocation.record)}
-    return web.json_response(body, headers=answer_headers)
+    return body, {REQUEST_ID: invocation.context.request_id, **record_headers(invocation.record)}
 
 
-async def stream(request: web.Request) -> web.StreamResponse:
-    """SSE: ``event: event`` per event, then ``event: result`` (or ``event: error``).
+async def invoke(request: web.Request) -> web.StreamResponse:
+    inbound = await _invocation(request)
+    body, headers = await invoke_answer(
+        request.app[GATEWAY_KEY],
+        request.app[LISTENER_KEY],
+        _steps_view(request),
+        inbound,
+        http_span(request),
+        lambda: caller_gone(request),
+    )
+    return web.json_response(body, headers=headers)
+
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+async def stream_answer(
+    gateway: Gateway,
+    listener: HttpListener,
+    view: StepsView,
+    inbound: Inbound,
+    span: tuple[str, dict[str, str]],
+    gone: Callable[[], bool],
+    begin: Callable[[dict[str, str]], Awaitable[Send]],
+    drain: Drain,
+) -> None:
+    """SSE: ``event: event`` per event, then ``event: result`` (or ``event: error``), for both
+    HTTP servers: ``begin`` starts the answer with its headers and gives the write of its body.
 
     The first upstream event is awaited before the response starts, so a call
     that fails at once still gets a proper error status instead of a stream;
     when it takes longer than ``sse_keepalive``, the response starts anyway and
     keep-alives flow while the agent thinks.
     """
-    gateway = request.app[GATEWAY_KEY]
-    inbound = await _invocation(request)
     invocation = inbound.invocation
-    name, attributes = http_span(request)
+    name, attributes = span
     with server_span(gateway.tracer, name, inbound.parent, invocation.context, attributes):
         agent, events = gateway.open_stream(invocation)
-        listener = request.app[LISTENER_KEY]
-        view = _steps_view(request)
         relay = Relay(
             events,
             _StreamSse(view, invocation, ResultCollector(agent)),
             bounds=Bounds.of(listener, agent),
             cancels=cancels_on_disconnect(listener, gateway.cancels_on_disconnect(invocation.agent)),
-            caller_gone=lambda: caller_gone(request),
+            caller_gone=gone,
         )
         try:
             await relay.opening(listener.sse_keepalive)
         except GatewayError as exc:  # a failure before any event: a proper error status
             raise view.error(exc) from None
-        response = web.StreamResponse(
-            headers={
+        send = await begin(
+            {
                 **SSE_HEADERS,
                 REQUEST_ID: invocation.context.request_id,
                 # Retries and fallbacks happen only before the first event (known by now unless it is slow).
                 **record_headers(invocation.record),
             }
         )
+        await relay.serve(send, keepalive=(listener.sse_keepalive, KEEPALIVE_FRAME), drain=drain)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    inbound = await _invocation(request)
+    response = web.StreamResponse()
+
+    async def begin(headers: dict[str, str]) -> Send:
+        response.headers.update(headers)
         await response.prepare(request)
-        await relay.serve(
-            response.write, keepalive=(listener.sse_keepalive, KEEPALIVE_FRAME), drain=request.app[DRAIN_KEY]
-        )
-        await response.write_eof()
+        return response.write
+
+    await stream_answer(
+        request.app[GATEWAY_KEY],
+        request.app[LISTENER_KEY],
+        _steps_view(request),
+        inbound,
+        http_span(request),
+        lambda: caller_gone(request),
+        begin,
+        request.app[DRAIN_KEY],
+    )
+    await response.write_eof()
     return response
 
 

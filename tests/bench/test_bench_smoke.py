@@ -68,8 +68,8 @@ def test_quick_cpu_scenarios_report_every_reference_and_the_goals(tmp_path: Path
     expected = {
         *(("http", t) for t in ("direct", "bare-python", "aiohttp-proxy", "gateway-invoke", "gateway-invoke-chain")),
         ("http", "gateway-passthrough"),
-        # The same gateway on aiohttp's client (server.upstream_client: aiohttp), side by side.
-        *(("http", f"{t}-aiohttp-client") for t in ("gateway-invoke", "gateway-passthrough")),
+        # The same gateway on aiohttp's server (server.http_server: aiohttp), side by side.
+        *(("http", f"{t}-aiohttp-server") for t in ("gateway-invoke-chain", "gateway-passthrough")),
     }
     assert expected <= targets <= expected | {("http", "nginx")}  # nginx when installed
     for row in rows:

@@ -13,7 +13,7 @@ from gateway.config.schema import McpStreams
 from gateway.federation import VirtualServer
 from gateway.model import Cancelled
 from gateway.protocols.sse import format_sse
-from gateway.server.disconnect import unless_caller_leaves
+from gateway.server.disconnect import caller_gone, unless_caller_leaves
 from gateway.server.mcp.event_streams import EventStream
 from gateway.server.mcp.sessions import McpSession
 from gateway.server.mcp.subscriptions import StreamSubscriber, Subscribers
@@ -65,7 +65,9 @@ async def serve_stream(
             # The client leaving (a closed connection, seen even while the stream is quiet) ends the
             # connection, not the stream: it waits for a reconnect for the resume window.
             with contextlib.suppress(Cancelled):
-                await unless_caller_leaves(request, _pump(writer, stream, after, hold, settings.retry))
+                await unless_caller_leaves(
+                    lambda: caller_gone(request), _pump(writer, stream, after, hold, settings.retry)
+                )
         await response.write_eof()
     except ConnectionError:
         pass
