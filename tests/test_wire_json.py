@@ -173,9 +173,9 @@ text_events = st.builds(
     st.builds(
         Message,
         st.sampled_from(list(Role)),
-        st.lists(st.builds(TextPart, clean_text | any_text) | parts(any_text, hostile_json), min_size=1, max_size=3).map(
-            tuple
-        ),
+        st.lists(
+            st.builds(TextPart, clean_text | any_text) | parts(any_text, hostile_json), min_size=1, max_size=3
+        ).map(tuple),
     ),
 )
 

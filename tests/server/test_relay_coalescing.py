@@ -26,7 +26,7 @@ class _Wire:
 
 async def test_ready_frames_go_out_in_one_write_before_the_stream_waits() -> None:
     writes: list[bytes] = []
-    more = asyncio.Event()
+    more, written = asyncio.Event(), asyncio.Event()
 
     async def items() -> AsyncIterator[int]:
         for i in range(5):
@@ -36,11 +36,10 @@ async def test_ready_frames_go_out_in_one_write_before_the_stream_waits() -> Non
 
     async def send(frame: bytes) -> None:
         writes.append(frame)
+        written.set()
 
     serving = asyncio.create_task(Relay(items(), _Wire()).serve(send))
-    async with asyncio.timeout(5):
-        while not writes:
-            await asyncio.sleep(0.001)
+    await asyncio.wait_for(written.wait(), 5)
     assert writes == [b"<0><1><2><3><4>"]  # written while the stream waits, not held for <5>
     more.set()
     await asyncio.wait_for(serving, 5)
