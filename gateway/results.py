@@ -16,9 +16,12 @@ class ResultCollector:
         self.usage: TokenUsage | None = None
 
     def add(self, event: Event) -> None:
-        self.usage = add_usage(self.usage, event.usage)
+        if event.usage is not None:
+            self.usage = add_usage(self.usage, event.usage)
         if event.type == "delta" and event.message is not None:
-            self._deltas.append(event.message.text)
+            parts = event.message.parts
+            # One text part (a token's delta) needs no join.
+            self._deltas.append(parts[0].text if len(parts) == 1 and type(parts[0]) is TextPart else event.message.text)
         elif event.type == "message" and event.message is not None:
             self._flush()
             self.messages.append(event.message)

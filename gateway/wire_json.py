@@ -18,6 +18,7 @@ random messages.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +47,8 @@ class _Defer(Exception):
 
 
 _DEFER = _Defer()
+# json.dumps' own string encoder (ensure_ascii), for text written directly.
+_quote = json.encoder.encode_basestring_ascii
 
 _ROLE_NAMES = {
     Role.USER: "ROLE_USER",
@@ -56,6 +59,7 @@ _ROLE_NAMES = {
 # None: ROLE_UNSPECIFIED, which maps to the caller's default role.
 _ROLES_BY_NAME: dict[str, Role | None] = {name: role for role, name in _ROLE_NAMES.items()}
 _ROLES_BY_NAME["ROLE_UNSPECIFIED"] = None
+_ROLE_NAMES_BY_VALUE = {role.value: name for role, name in _ROLE_NAMES.items()}
 
 _MAX_UINT64 = 2**64 - 1
 _NO_PARTS: list[Any] = []
@@ -136,7 +140,10 @@ def _check_keys(data: Any, allowed: frozenset[str]) -> dict[str, Any]:
 
 
 def _part_in(data: Any) -> Part:
-    data = _check_keys(data, _PART_KEYS)
+    if type(data) is not dict or not _PART_KEYS.issuperset(data):  # _check_keys, inline: every event's
+        raise _DEFER
+    if len(data) == 1 and type(text := data.get("text")) is str and text.isascii():
+        return TextPart(text, {})  # the common part (a token's text), checked at once
     metadata = _struct_in(data["metadata"]) if "metadata" in data else {}
     if "text" in data:
         if "data" in data or "file" in data:
@@ -155,7 +162,8 @@ def _part_in(data: Any) -> Part:
 
 
 def _message_in(data: Any, default_role: Role) -> Message:
-    data = _check_keys(data, _MESSAGE_KEYS)
+    if type(data) is not dict or not _MESSAGE_KEYS.issuperset(data):
+        raise _DEFER
     role: Role | None = default_role
     if "role" in data:
         name = data["role"]
@@ -166,10 +174,10 @@ def _message_in(data: Any, default_role: Role) -> Message:
     if type(parts) is not list:
         raise _DEFER
     return Message(
-        role=role or default_role,
-        parts=tuple(_part_in(p) for p in parts),
-        metadata=_struct_in(data["metadata"]) if "metadata" in data else {},
-        message_id=_string(data.get("messageId", "")),
+        role or default_role,
+        tuple(map(_part_in, parts)),
+        _struct_in(data["metadata"]) if "metadata" in data else {},
+        _string(data["messageId"]) if "messageId" in data else "",
     )
 
 
@@ -246,13 +254,15 @@ def _sequence_ok(value: Any) -> bool:
 
 
 def _event_in(data: Any) -> Event:
-    data = _check_keys(data, _EVENT_KEYS)
+    if type(data) is not dict or not _EVENT_KEYS.issuperset(data):
+        raise _DEFER
     if "sequence" in data and not _sequence_ok(data["sequence"]):
         raise _DEFER  # never used, but protobuf validates it
+    kind = data.get("type", "")
     return Event(
-        type=_string(data.get("type", "")),
-        message=_message_in(data["message"], Role.AGENT) if "message" in data else None,
-        data=_json_value(data["data"]) if "data" in data else None,
+        kind if type(kind) is str and kind.isascii() else _string(kind),
+        _message_in(data["message"], Role.AGENT) if "message" in data else None,
+        _json_value(data["data"]) if "data" in data else None,
     )
 
 
@@ -289,11 +299,15 @@ def _part_out(part: Part) -> dict[str, JSON]:
     return out
 
 
-def _message_out(message: Message) -> dict[str, JSON]:
-    role = _ROLE_NAMES.get(message.role)
-    if role is None:
+def _role_out(role: Role) -> str:
+    # By the member's value: hashing an enum member is a Python call (Enum.__hash__).
+    if type(role) is not Role:
         raise _DEFER
-    out: dict[str, JSON] = {"role": role}
+    return _ROLE_NAMES_BY_VALUE[role._value_]
+
+
+def _message_out(message: Message) -> dict[str, JSON]:
+    out: dict[str, JSON] = {"role": _role_out(message.role)}
     if message.parts:
         out["parts"] = [_part_out(p) for p in message.parts]
     if message.metadata:
@@ -390,6 +404,32 @@ def stream_event_json(event: Event, sequence: int) -> dict[str, Any]:
         return {"event": _event_out(event, sequence)}
     except _Defer:
         return wire.to_json(pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence)))
+
+
+def stream_event_text(event: Event, sequence: int) -> str:
+    """``json.dumps(stream_event_json(event, sequence))``, the common event (a type, a message
+    of plain text parts, a sequence) written straight to text: a stream's hot path."""
+    message = event.message
+    if event.data is None and message is not None and sequence > 0 and event.type and message.parts:
+        role = message.role
+        if not message.metadata and not message.message_id and type(role) is Role:
+            try:
+                parts = message.parts
+                texts = _text_part_text(parts[0]) if len(parts) == 1 else ", ".join(map(_text_part_text, parts))
+                return (
+                    f'{{"event": {{"type": {_quote(_string(event.type))}, "message": {{"role": '
+                    f'"{_ROLE_NAMES_BY_VALUE[role._value_]}", "parts": [{texts}]}}, "sequence": "{sequence}"}}}}'
+                )
+            except _Defer:
+                pass
+    return json.dumps(stream_event_json(event, sequence))
+
+
+def _text_part_text(part: Part) -> str:
+    if type(part) is not TextPart or part.metadata:
+        raise _DEFER
+    text = part.text
+    return f'{{"text": {_quote(text if type(text) is str and text.isascii() else _string(text))}}}'
 
 
 def stream_result_json(result: Result, context: Context) -> dict[str, Any]:

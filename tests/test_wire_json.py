@@ -9,6 +9,7 @@ protobuf reads it, never accepted where protobuf refuses it.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -163,6 +164,29 @@ def test_invocation_json_matches_protobuf(invocation: Invocation) -> None:
 def test_stream_event_json_matches_protobuf(event: Event, sequence: int) -> None:
     expected = wire.to_json(pb.InvokeStreamResponse(event=wire.event_to_pb(event, sequence)))
     assert typed({"event": wire_json._event_out(event, sequence)}) == typed(expected)
+
+
+# Events as streams carry them: a type and one message of text parts, mostly plain.
+text_events = st.builds(
+    Event,
+    clean_text | any_text,
+    st.builds(
+        Message,
+        st.sampled_from(list(Role)),
+        st.lists(
+            st.builds(TextPart, clean_text | any_text) | parts(any_text, hostile_json), min_size=1, max_size=3
+        ).map(tuple),
+    ),
+)
+
+
+@PROPERTY
+@given(text_events | events(any_text, hostile_json), st.integers(0, 2**64 - 1))
+def test_stream_event_text_is_the_json_of_stream_event_json(event: Event, sequence: int) -> None:
+    """The text the HTTP stream writes is exactly json.dumps of the mapping (or fails as it does)."""
+    assert outcome(lambda: wire_json.stream_event_text(event, sequence)) == outcome(
+        lambda: json.dumps(wire_json.stream_event_json(event, sequence))
+    )
 
 
 @PROPERTY

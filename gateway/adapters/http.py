@@ -66,11 +66,9 @@ class HttpAgentAdapter(Adapter):
         usage = token_usage(body.get("usage")) if isinstance(body, dict) else None
         return Result(self.spec.name, self._messages(body), usage=usage)
 
-    async def stream(self, call: Attempt) -> AsyncIterator[Event]:
-        async for sse in self.transport.stream_sse(call, "POST", self.options.stream_path, self._body(call)):
-            if sse.event == "error":
-                raise UpstreamError(f"the agent reported an error: {sse.data[:512]}", agent=self.spec.name)
-            yield self._event(sse)
+    def stream(self, call: Attempt) -> AsyncIterator[Event]:
+        # The transport converts each event (no generator of the adapter's own around its stream).
+        return self.transport.stream_sse_as(self._event, call, "POST", self.options.stream_path, self._body(call))
 
     def _messages(self, body: Any) -> tuple[Message, ...]:
         if isinstance(body, dict) and isinstance(body.get("messages"), list):
@@ -90,6 +88,8 @@ class HttpAgentAdapter(Adapter):
         return (Message(Role.AGENT, (DataPart(body),)),)
 
     def _event(self, sse: SseEvent) -> Event:
+        if sse.event == "error":
+            raise UpstreamError(f"the agent reported an error: {sse.data[:512]}", agent=self.spec.name)
         data = json_or_none(sse.data)
         if isinstance(data, dict) and isinstance(data.get("type"), str):
             fast = wire_json.event(data)

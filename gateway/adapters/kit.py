@@ -103,9 +103,21 @@ def sse_json(event: SseEvent, agent: str, stream: str) -> Any:
 def json_or_none(text: str) -> Any:
     """The JSON of ``text``, None when it is not JSON (for agents that may send plain text)."""
     try:
+        # One JSON value filling the text (what every event sends) needs only the scanner;
+        # anything else (surrounding space, plain text, an error) takes json.loads' whole path.
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, json.JSONDecodeError):
+        pass
+    try:
         return json.loads(text)
     except json.JSONDecodeError:
         return None
+
+
+# The stdlib decoder's scanner (undeclared in typeshed): a value from an index, with where it ended.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def without_deadline(call: Attempt) -> Attempt:

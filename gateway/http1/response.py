@@ -199,7 +199,15 @@ class Http1Response:
                     if tail:
                         return tail
                 raise StopAsyncIteration
-            await self._wait()
+            if self._read_timeout is not None:
+                await self._wait()
+                continue
+            # _wait without a read timeout, inline: a stream waits once for every chunk.
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     async def read(self) -> bytes:
         """The whole (remaining) body, unbounded: for tests and small known replies."""

@@ -43,46 +43,42 @@ class SseParser:
         self._started = False
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]  # the LF of a CRLF split across chunks
+        buf = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buf:  # CRLF and CR line ends become LF (a CR ending the chunk may pair with the next's LF)
+            self._pending_cr = buf.endswith(b"\r")
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self._buffer = buf
+            if len(buf) + self._size > self._max:
+                raise SseProtocolError(f"an event exceeded {self._max} bytes")
+            return []
+        self._buffer = buf[end + 1 :]
+        # Whole lines decode as one text: a LF byte never falls inside a UTF-8 sequence.
+        text = buf[:end].decode("utf-8", errors="replace")
+        if not self._started:
+            self._started = True
+            text = text.removeprefix("\ufeff")
         events: list[SseEvent] = []
-        if self._pending_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]  # the LF of a CRLF split across chunks
-        self._pending_cr = False
-        self._buffer += chunk
-        start = 0
-        buf = self._buffer
-        length = len(buf)
-        while start < length:
-            cr = buf.find(b"\r", start)
-            lf = buf.find(b"\n", start)
-            if cr == -1 and lf == -1:
-                break
-            if cr != -1 and (lf == -1 or cr < lf):
-                end, next_start = cr, cr + 1
-                if next_start < length and buf[next_start : next_start + 1] == b"\n":
-                    next_start += 1
-                elif next_start == length:
-                    self._pending_cr = True
-            else:
-                end, next_start = lf, lf + 1
-            if (event := self._line(buf[start:end])) is not None:
-                events.append(event)
-            start = next_start
-        self._buffer = buf[start:]
+        for line in text.split("\n"):
+            if not line:  # a blank line dispatches the event (none without data)
+                if self._data:
+                    events.append(SseEvent(self._event or "message", "\n".join(self._data), self._id, self._retry))
+                    self._data, self._size, self._retry = [], 0, None
+                self._event = ""
+            elif line[0] != ":":  # a comment, used as keep-alive
+                self._field(line)
         if len(self._buffer) + self._size > self._max:
             raise SseProtocolError(f"an event exceeded {self._max} bytes")
         return events
 
-    def _line(self, raw: bytes) -> SseEvent | None:
-        line = raw.decode("utf-8", errors="replace")
-        if not self._started:
-            self._started = True
-            line = line.removeprefix("\ufeff")
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None  # a comment, used as keep-alive
-        name, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
+    def _field(self, line: str) -> None:
+        name, _, value = line.partition(":")
+        if value[:1] == " ":
             value = value[1:]
         if name == "data":
             self._data.append(value)
@@ -93,17 +89,8 @@ class SseParser:
             self._event = value
         elif name == "id" and "\0" not in value:
             self._id = value
-        elif name == "retry" and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
-        return None
-
-    def _dispatch(self) -> SseEvent | None:
-        if not self._data:
-            self._event = ""
-            return None
-        event = SseEvent(self._event or "message", "\n".join(self._data), self._id, self._retry)
-        self._event, self._data, self._size, self._retry = "", [], 0, None
-        return event
 
 
 async def parse_sse(
@@ -118,10 +105,8 @@ async def parse_sse(
 
 def format_sse(data: str, event: str | None = None, id: str | None = None) -> bytes:
     """One event on the wire (multi-line data split into data: lines)."""
-    out = []
-    if event:
-        out.append(f"event: {event}")
-    if id is not None:
-        out.append(f"id: {id}")
-    out.extend(f"data: {line}" for line in data.split("\n"))
-    return ("\n".join(out) + "\n\n").encode()
+    head = (f"event: {event}\n" if event else "") + (f"id: {id}\n" if id is not None else "")
+    return f"{head}data: {data.replace(_LF, _NEXT_DATA)}\n\n".encode()
+
+
+_LF, _NEXT_DATA = "\n", "\ndata: "

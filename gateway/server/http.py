@@ -415,8 +415,8 @@ class _StreamSse:
     def event(self, item: Event) -> bytes:
         self.sequence += 1
         self.collector.add(item)
-        body = wire_json.stream_event_json(self.view.event(item), self.sequence)
-        return format_sse(json.dumps(body), "event", str(self.sequence))
+        text = wire_json.stream_event_text(self.view.event(item), self.sequence)
+        return format_sse(text, "event", str(self.sequence))
 
     def end(self) -> bytes:
         final = wire_json.stream_result_json(self.view.result(self.collector.result()), self.invocation.context)

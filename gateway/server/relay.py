@@ -22,9 +22,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.config.schema import ListenerCommon
 from gateway.model import GatewayError
@@ -91,12 +91,12 @@ class Relay(Generic[T, F]):
         self._first: asyncio.Future[tuple[T] | None] | None = None
         self._left = False
         self._task: asyncio.Task[object] | None = None
-        self._send: Callable[[F], Awaitable[None]] | None = None
+        self._send: Callable[[bytes], Awaitable[None]] | None = None
         self._lock: asyncio.Lock | None = None
         self._last = 0.0
         # Keep-alives: a timer while the upstream is quiet, a task only while one is written
         # (a task per open stream, sleeping, cost about 2 KB of memory per stream).
-        self._keepalive: tuple[float, F] | None = None
+        self._keepalive: tuple[float, bytes] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._beat: asyncio.Task[None] | None = None
 
@@ -148,15 +148,16 @@ class Relay(Generic[T, F]):
                 await close()  # closing the gateway's stream cancels its upstream call
 
     async def serve(
-        self,
-        send: Callable[[F], Awaitable[None]],
+        self: Relay[T, bytes],
+        send: Callable[[bytes], Awaitable[None]],
         *,
-        keepalive: tuple[float | None, F] | None = None,
+        keepalive: tuple[float | None, bytes] | None = None,
         drain: Drain | None = None,
     ) -> None:
         """Write every frame with ``send``: ``keepalive`` (every so many seconds, this frame) while
         the upstream is quiet, the caller watched when leaving cancels, and a stream still
-        running at the ``drain`` deadline ended with the wire's error frame."""
+        running at the ``drain`` deadline ended with the wire's error frame. Frames ready
+        together (a burst read at once) go out in one write; none waits for a later one."""
         self._task = asyncio.current_task()
         self._send = send
         self._last = time.monotonic()
@@ -171,8 +172,7 @@ class Relay(Generic[T, F]):
             try:
                 scope = drain.scope() if drain is not None else contextlib.nullcontext()
                 async with scope, contextlib.aclosing(self.frames()) as frames:
-                    async for frame in frames:
-                        await self._write(frame)
+                    await _coalesced(frames, self._write)
             except GatewayError as exc:  # the drain deadline (the items' errors are frames already)
                 await self._write(self.wire.error(exc))
         except ConnectionError:
@@ -210,14 +210,17 @@ class Relay(Generic[T, F]):
             _CANCELLING.add(task)
             task.add_done_callback(_CANCELLING.discard)
 
-    async def _write(self, frame: F) -> None:
+    async def _write(self, frame: bytes) -> None:
         assert self._send is not None
         if self._lock is None:
             await self._send(frame)
             return
-        async with self._lock:
+        await self._lock.acquire()  # not `async with`: two coroutines less for every write
+        try:
             await self._send(frame)
             self._last = time.monotonic()
+        finally:
+            self._lock.release()
 
     def _arm(self, wait: float) -> None:
         self._timer = asyncio.get_running_loop().call_later(wait, self._keepalive_due)
@@ -232,7 +235,7 @@ class Relay(Generic[T, F]):
             return
         self._beat = asyncio.create_task(self._keep_alive(self._keepalive[1]), name="agw-keepalive")
 
-    async def _keep_alive(self, frame: F) -> None:
+    async def _keep_alive(self, frame: bytes) -> None:
         try:
             await self._write(frame)
         except (ConnectionError, RuntimeError):  # a keep-alive that cannot be written: the caller left
@@ -254,6 +257,96 @@ def cancels_on_disconnect(listener: ListenerCommon, workflow_cancels: bool) -> b
     """Whether a caller leaving a foreground stream cancels it: the listener says so, or the
     workflow called does (``Gateway.cancels_on_disconnect``)."""
     return listener.cancel_on_disconnect or workflow_cancels
+
+
+async def _coalesced(frames: AsyncGenerator[bytes, None], write: Callable[[bytes], Awaitable[None]]) -> None:
+    """Write every frame, those ready at once in one write: each step of ``frames`` is run by
+    hand, and one that completes without waiting adds its frame to the batch; the batch goes
+    out as soon as a step would wait (or it reaches ``_BATCH_BYTES``)."""
+    batch: list[bytes] = []
+    size = 0
+    while True:
+        step = frames.asend(None)
+        try:
+            waiting = step.send(None)
+        except StopIteration as ready:
+            frame: bytes = ready.value
+            batch.append(frame)
+            size += len(frame)
+            if size >= _BATCH_BYTES:
+                await write(b"".join(batch))
+                batch, size = [], 0
+            continue
+        except StopAsyncIteration:
+            break
+        # The next frame is not ready: what is goes out before waiting for it.
+        if batch:
+            try:
+                await write(b"".join(batch) if len(batch) > 1 else batch[0])
+            except BaseException:
+                await _Resumed(step, waiting, abandon=True)
+                raise
+            batch, size = [], 0
+        try:
+            frame = await _Resumed(step, waiting)
+        except StopAsyncIteration:
+            break
+        batch.append(frame)
+        size += len(frame)
+    if batch:
+        await write(b"".join(batch) if len(batch) > 1 else batch[0])
+
+
+# A batch this large is written without waiting for the step that would wait.
+_BATCH_BYTES = 64 * 1024
+
+
+class _Resumed:
+    """Await a step of an async generator started by hand and suspended on ``waiting``: what
+    the loop sends or throws goes on to the step. ``abandon``: end the step as if its task were
+    cancelled (the caller's write failed meanwhile) and drop its outcome, unless the task is
+    cancelled meanwhile (that cancellation is raised)."""
+
+    __slots__ = ("_abandon", "_step", "_waiting")
+
+    def __init__(self, step: Coroutine[Any, Any, Any], waiting: Any, *, abandon: bool = False) -> None:
+        self._step = step
+        self._waiting = waiting
+        self._abandon = abandon
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        step, waiting = self._step, self._waiting
+        thrown: BaseException | None = None
+        cancelled: BaseException | None = None
+        if self._abandon:
+            if isinstance(waiting, asyncio.Future):
+                waiting.cancel()
+            thrown = asyncio.CancelledError()
+        else:
+            try:
+                yield waiting
+            except BaseException as exc:  # the loop's (a cancellation): the step's to handle
+                thrown = exc
+        while True:
+            try:
+                waiting = step.send(None) if thrown is None else step.throw(thrown)
+            except StopIteration as done:
+                if cancelled is not None:
+                    raise cancelled from None
+                return None if self._abandon else done.value
+            except BaseException:
+                if not self._abandon:
+                    raise
+                if cancelled is not None:
+                    raise cancelled from None
+                return None
+            thrown = None
+            try:
+                yield waiting
+            except BaseException as exc:
+                thrown = exc
+                if self._abandon:
+                    cancelled = exc
 
 
 async def _next(items: AsyncIterator[T]) -> tuple[T] | None:

@@ -62,7 +62,7 @@ class StepsView:
 
     def event(self, event: Event) -> Event:
         data = event.data
-        if not isinstance(data, Mapping):
+        if data is None or not isinstance(data, Mapping):  # None first: an ABC check costs every event
             return event
         if event.type == "step" and "output" in data and isinstance(data.get("workflow"), str):
             if self.detail(data["workflow"]) == FULL:
