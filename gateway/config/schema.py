@@ -175,8 +175,9 @@ class Server(Strict):
     # aiohttp, aiohttp's ClientSession (the escape hatch, 100-350 us more CPU per call: bench/README.md). Read at start.
     upstream_client: Literal["lean", "aiohttp"] = "lean"
     # The server of the HTTP listener: native, the gateway's own HTTP/1.1 server (httptools), which
-    # answers invoke calls itself and hands every other request to aiohttp's handlers; or aiohttp,
-    # aiohttp's server for everything (the escape hatch, about a quarter more CPU per invoke: bench/README.md). Read at start.
+    # answers invoke, stream and passthrough calls itself and hands every other request to aiohttp's
+    # handlers; or aiohttp, aiohttp's server for everything (the escape hatch, about a quarter more
+    # CPU per invoke: bench/README.md). Read at start.
     http_server: Literal["native", "aiohttp"] = "native"
 
 
