@@ -584,7 +584,7 @@ class ServerConnection(asyncio.Protocol):
 
     def _served(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if self.closed and not self.tasks and self._tracker is not None and self.transport is not None:
+        if self.closed and not self.tasks and self._tracker is not None:
             self._tracker.connection_lost(self, None)
 
     def ends_after(self, exchange: Exchange) -> bool:

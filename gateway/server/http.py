@@ -204,6 +204,13 @@ async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> N
         rules.mark(origin, response)
 
 
+def expectation_refused(expect: str | None) -> InvalidRequest | None:
+    """The 417's error for an ``Expect`` other than ``100-continue`` (both HTTP servers)."""
+    if expect is None or expect.strip().lower() == "100-continue":
+        return None
+    return InvalidRequest("the only Expect the gateway answers is 100-continue")
+
+
 def expectations_checked(
     handle: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
 ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
@@ -212,10 +219,8 @@ def expectations_checked(
     its 417, and a value that is not UTF-8 made that a 500 with an ERROR traceback."""
 
     async def checked(request: web.BaseRequest) -> web.StreamResponse:
-        expect = request.headers.get("expect")
-        if expect is not None and expect.strip().lower() != "100-continue":
-            error = InvalidRequest("the only Expect the gateway answers is 100-continue")
-            return web.json_response(wire.error_json(error), status=417)
+        if (refused := expectation_refused(request.headers.get("expect"))) is not None:
+            return web.json_response(wire.error_json(refused), status=417)
         return await handle(request)
 
     return checked

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import parse_qsl, unquote
 
 from multidict import CIMultiDict
@@ -21,10 +21,11 @@ from multidict import CIMultiDict
 from gateway import json_input
 from gateway.config.schema import HttpListener
 from gateway.http1.server import BodyTooLarge, Exchange, Handler, RequestHead
-from gateway.model import GatewayError, InvalidRequest
+from gateway.model import CallRecord, GatewayError
 from gateway.pipeline import Gateway
 from gateway.propagation import REQUEST_ID
 from gateway.security.guard import ListenerGuard
+from gateway.security.identity import Identity
 from gateway.server.cors import CorsRules
 from gateway.server.drain import Drain
 from gateway.server.http import (
@@ -32,6 +33,7 @@ from gateway.server.http import (
     authenticated,
     credentials_from,
     error_answer,
+    expectation_refused,
     inbound_of,
     invoke_answer,
     request_id_from,
@@ -45,6 +47,19 @@ from gateway.server.steps_view import StepsView
 log = logging.getLogger("agent_gateway.http")
 
 _JSON = ("content-type", "application/json; charset=utf-8")
+
+
+class _Ids:
+    """What an error answer names, filled in as the call learns it."""
+
+    __slots__ = ("record", "request_id")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.record: CallRecord | None = None
+
+
+Work = Callable[[Exchange, Identity, dict[str, str], _Ids], Awaitable[None]]
 _AGENTS = "/v1/agents/"
 _PROXY = "/v1/proxy/"
 _OPERATIONS = ("/invoke", "/stream")
@@ -96,125 +111,99 @@ class NativeFront:
                         return functools.partial(self._call, operation == "/stream", unquote(segment))
         return None
 
-    async def _call(self, streaming: bool, agent: str | None, exchange: Exchange) -> None:
+    async def _serve(self, exchange: Exchange, agent: str | None, work: Work) -> None:
+        """What every native route does around its work, as aiohttp's middlewares do around a
+        handler: the request id, Expect, the drain scope, authentication, and the error answers."""
         head = exchange.head
-        request_id = request_id_from(head.header(REQUEST_ID) or "")
-        record = None
+        ids = _Ids(request_id_from(head.header(REQUEST_ID) or ""))
         try:
-            if head.expect is not None and head.expect.strip().lower() != "100-continue":
-                error = InvalidRequest("the only Expect the gateway answers is 100-continue")
-                self._answer(exchange, 417, {}, error_answer(error)[2])
+            if (refused := expectation_refused(head.expect)) is not None:
+                self._answer(exchange, 417, {}, error_answer(refused)[2])
                 return
             async with self.drain.scope():
                 creds = credentials_from(head.headers, exchange.extra)
-                identity, believed = authenticated(self.guard, creds, request_id)
+                identity, believed = authenticated(self.guard, creds, ids.request_id)
                 del creds  # every header, copied: not for the life of the call
-                data = json_input.loads(await exchange.read(), self.listener.max_json_depth, "request body")
-                inbound = inbound_of(data, agent, self.guard, identity, believed, _query(head.query))
-                invocation = inbound.invocation
-                request_id, record = invocation.context.request_id, invocation.record
-                self.guard.authorize(identity, invocation.agent)
-                operation = "stream" if streaming else "invoke"
-                route = f"/v1/{operation}" if agent is None else f"/v1/agents/{{agent}}/{operation}"
-                attributes = {
-                    "http.request.method": "POST",
-                    "url.path": unquote(head.path),
-                    "url.scheme": self.scheme,
-                    "http.route": route,
-                }
-                view = StepsView(self.gateway, self.guard, identity)
-                span = (f"POST {route}", attributes)
-                if streaming:
-                    await stream_answer(
-                        self.gateway,
-                        self.listener,
-                        view,
-                        inbound,
-                        span,
-                        lambda: exchange.gone,
-                        functools.partial(self._begin, exchange),
-                        self.drain,
-                    )
-                    exchange.end()
-                    return
-                answer, headers = await invoke_answer(
-                    self.gateway, self.listener, view, inbound, span, lambda: exchange.gone
-                )
-            self._answer(exchange, 200, headers, answer)
+                await work(exchange, identity, believed, ids)
         except GatewayError as exc:
             if exchange.started:
-                log.info("POST %s ended mid-answer: %s", head.path, exc)
+                log.info("%s %s ended mid-answer: %s", head.method, head.path, exc)
                 exchange.cut()
                 return
             if not exc.agent and agent:
                 exc.agent = agent
-            status, headers, body = error_answer(exc, request_id, record)
+            status, headers, body = error_answer(exc, ids.request_id, ids.record)
             self._answer(exchange, status, headers, body)
         except BodyTooLarge:
-            body = status_error_body(413, "Request Entity Too Large", request_id)
-            self._answer(exchange, 413, {REQUEST_ID: request_id, **record_headers(record)}, body)
-        except ConnectionError:
-            log.debug("the caller closed the connection during POST %s", head.path)
-            exchange.cut()
-
-    async def _proxy(self, agent: str, exchange: Exchange) -> None:
-        assert self.passthrough is not None
-        head = exchange.head
-        request_id = request_id_from(head.header(REQUEST_ID) or "")
-        call: ProxiedRequest | None = None
-        try:
-            if head.expect is not None and head.expect.strip().lower() != "100-continue":
-                error = InvalidRequest("the only Expect the gateway answers is 100-continue")
-                self._answer(exchange, 417, {}, error_answer(error)[2])
-                return
-            async with self.drain.scope():
-                creds = credentials_from(head.headers, exchange.extra)
-                identity, believed = authenticated(self.guard, creds, request_id)
-                del creds
-                declared = head.header("content-length")
-                length = int(declared) if declared is not None and declared.isdigit() else None
-                major, _, minor = head.version.partition(".")
-                call = ProxiedRequest(
-                    agent,
-                    head.method,
-                    head.target.decode("utf-8", "surrogateescape"),
-                    (int(major), int(minor or 0)),
-                    CIMultiDict(
-                        (n.decode("latin-1"), v) for (n, _), (_, v) in zip(head.raw, head.headers, strict=True)
-                    ),
-                    _query(head.query) or {},
-                    head.chunked or bool(length),
-                    length,
-                    exchange.read,
-                    exchange.pieces,
-                )
-                route = "/v1/proxy/{agent}/{tail}"
-                attributes = {
-                    "http.request.method": head.method,
-                    "url.path": unquote(head.path),
-                    "url.scheme": self.scheme,
-                    "http.route": route,
-                }
-                sink = _Sink(exchange, self)
-                await self.passthrough.serve(
-                    call, self.guard, identity, believed, sink, (f"{head.method} {route}", attributes)
-                )
-        except GatewayError as exc:
-            if exchange.started:
-                exchange.cut()
-                return
-            if not exc.agent:
-                exc.agent = agent
-            record = call.record if call is not None else None
-            request_id = call.request_id if call is not None and call.request_id else request_id
-            status, headers, body = error_answer(exc, request_id, record)
-            self._answer(exchange, status, headers, body)
-        except BodyTooLarge:
-            body = status_error_body(413, "Request Entity Too Large", request_id)
-            self._answer(exchange, 413, {REQUEST_ID: request_id, **record_headers(None)}, body)
+            body = status_error_body(413, "Request Entity Too Large", ids.request_id)
+            self._answer(exchange, 413, {REQUEST_ID: ids.request_id, **record_headers(ids.record)}, body)
         except ConnectionError:
             log.debug("the caller closed the connection during %s %s", head.method, head.path)
             exchange.cut()
+
+    def _attributes(self, head: RequestHead, route: str) -> dict[str, str]:
+        return {
+            "http.request.method": head.method,
+            "url.path": unquote(head.path),
+            "url.scheme": self.scheme,
+            "http.route": route,
+        }
+
+    async def _call(self, streaming: bool, agent: str | None, exchange: Exchange) -> None:
+        async def work(exchange: Exchange, identity: Identity, believed: dict[str, str], ids: _Ids) -> None:
+            head = exchange.head
+            data = json_input.loads(await exchange.read(), self.listener.max_json_depth, "request body")
+            inbound = inbound_of(data, agent, self.guard, identity, believed, _query(head.query))
+            invocation = inbound.invocation
+            ids.request_id, ids.record = invocation.context.request_id, invocation.record
+            self.guard.authorize(identity, invocation.agent)
+            operation = "stream" if streaming else "invoke"
+            route = f"/v1/{operation}" if agent is None else f"/v1/agents/{{agent}}/{operation}"
+            view = StepsView(self.gateway, self.guard, identity)
+            span = (f"POST {route}", self._attributes(head, route))
+
+            def gone() -> bool:
+                return exchange.gone
+
+            if streaming:
+                begin = functools.partial(self._begin, exchange)
+                await stream_answer(self.gateway, self.listener, view, inbound, span, gone, begin, self.drain)
+                exchange.end()
+                return
+            answer, headers = await invoke_answer(self.gateway, self.listener, view, inbound, span, gone)
+            self._answer(exchange, 200, headers, answer)
+
+        await self._serve(exchange, agent, work)
+
+    async def _proxy(self, agent: str, exchange: Exchange) -> None:
+        async def work(exchange: Exchange, identity: Identity, believed: dict[str, str], ids: _Ids) -> None:
+            assert self.passthrough is not None
+            head = exchange.head
+            declared = head.header("content-length")
+            length = int(declared) if declared is not None and declared.isdigit() else None
+            major, _, minor = head.version.partition(".")
+            call = ProxiedRequest(
+                agent,
+                head.method,
+                head.target.decode("utf-8", "surrogateescape"),
+                (int(major), int(minor or 0)),
+                # The names as the caller spelled them, the values as decoded.
+                CIMultiDict((n.decode("latin-1"), v) for (n, _), (_, v) in zip(head.raw, head.headers, strict=True)),
+                _query(head.query) or {},
+                head.chunked or bool(length),
+                length,
+                exchange.read,
+                exchange.pieces,
+            )
+            route = "/v1/proxy/{agent}/{tail}"
+            span = (f"{head.method} {route}", self._attributes(head, route))
+            try:
+                await self.passthrough.serve(call, self.guard, identity, believed, _Sink(exchange, self), span)
+            finally:
+                ids.request_id = call.request_id or ids.request_id
+                ids.record = call.record
+
+        await self._serve(exchange, agent, work)
 
     async def _begin(self, exchange: Exchange, headers: dict[str, str]) -> Send:
         exchange.begin(200, self._fields(exchange, headers.items()))
